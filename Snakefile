@@ -1,0 +1,19 @@
+# NLP4Neuro (zebrafish tail decoding) + NEDS (IBL encoding/decoding) pipeline.
+# What each rule does, its wildcards and file contracts: docs/architecture.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/synth.smk"
+include: "rules/inventory.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

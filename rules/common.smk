@@ -1,0 +1,122 @@
+# Shared by all rule files -- config validation, recording tables, wildcard constraints,
+# input functions. No rule lives here.
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Jobs (local, SLURM or conda) import the pipeline package from this checkout's src/.
+SRC_DIR = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC_DIR)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC_DIR, os.environ.get("PYTHONPATH")) if p)
+)
+
+from pipeline.config import (
+    ConfigError,
+    plane_paths,
+    read_fish_table,
+    read_session_table,
+    synthetic_root,
+)
+from pipeline.seeding import derive_seed
+
+
+validate(config, schema="../config/schema/config.schema.yaml")
+
+
+def _load_table(reader, path, schema):
+    """Read a recordings table, then validate each row; errors name the table file."""
+    try:
+        table = reader(path)
+        validate(table, schema=schema)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    except WorkflowError as err:
+        raise WorkflowError(f"{path}: invalid recordings table", err) from None
+    return table
+
+
+FISH = _load_table(read_fish_table, config["fish_table"], "../config/schema/fish.schema.yaml")
+SESSIONS = _load_table(
+    read_session_table, config["session_table"], "../config/schema/sessions.schema.yaml"
+)
+
+RESULTS = config["results_dir"].rstrip("/")
+SYNTH = synthetic_root(RESULTS)
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+CONDA_ENV = "../envs/pipeline.yaml"
+
+
+wildcard_constraints:
+    fish=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    session=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    plane=r"\d+",
+
+
+# ---- recording metadata ---------------------------------------------------------------
+
+RECORDING_METADATA = ["volume_rate_hz", "n_planes", "pixel_size_um", "plane_spacing_um", "tail_rate_hz"]
+
+
+def fish_row(fish):
+    """The fish's row of the fish table as a plain dict (NA cells dropped)."""
+    if fish not in FISH.index:
+        raise WorkflowError(f"fish {fish!r} is not in {config['fish_table']}")
+    row = FISH.loc[fish]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
+
+
+def session_row(session):
+    """The session's row of the sessions table as a plain dict."""
+    if session not in SESSIONS.index:
+        raise WorkflowError(f"session {session!r} is not in {config['session_table']}")
+    return {k: v for k, v in SESSIONS.loc[session].items() if not pd.isna(v)}
+
+
+def fish_recording_metadata(wildcards):
+    """Acquisition metadata of a fish, as the synthetic generator takes them."""
+    row = fish_row(wildcards.fish)
+    return {key: row[key] for key in RECORDING_METADATA}
+
+
+def fish_raw_inputs(wildcards):
+    """Every input file of a fish, named, for the inventory rule."""
+    row = fish_row(wildcards.fish)
+    files = {
+        "tail_log": row["tail_log"],
+        "stimulus_log": row["stimulus_log"],
+        "frame_times": row["frame_times"],
+    }
+    if row["input_type"] == "tiff":
+        files["stacks"] = plane_paths(row["tiff"], int(row["n_planes"]))
+    else:
+        files["suite2p_planes"] = [
+            f"{row['suite2p_dir']}/plane{plane}" for plane in range(int(row["n_planes"]))
+        ]
+    if "region_table" in row:
+        files["region_table"] = row["region_table"]
+    return files
+
+
+# ---- seeds ----------------------------------------------------------------------------
+
+
+def unit_seed(*keys):
+    """Seed for one unit of work, derived from config['seed'] (see pipeline.seeding)."""
+    return derive_seed(config["seed"], *keys)
+
+
+# ---- targets --------------------------------------------------------------------------
+
+
+def all_targets():
+    """Targets of the default target: one input inventory per fish and per session.
+    Synthetic recordings (table paths under {results_dir}/synth/) are generated first."""
+    return expand(f"{RESULTS}/inventory/fish/{{fish}}.json", fish=FISH.index) + expand(
+        f"{RESULTS}/inventory/sessions/{{session}}.json", session=SESSIONS.index
+    )

@@ -1,0 +1,69 @@
+# Built-in synthetic ground truth (demo and tests). A recording is synthetic when its
+# table paths point into {results_dir}/synth/; these rules produce those paths. Inputs
+# the pipeline reads and the ground truth (only tests and validation read it) are
+# written to separate folders.
+
+
+rule synth_zebrafish:
+    """Simulate one fish: neurons, calcium, motion, tail and stimulus (all planes)."""
+    output:
+        tail_log=f"{SYNTH}/zebrafish/{{fish}}/tail_log.csv",
+        stimulus_log=f"{SYNTH}/zebrafish/{{fish}}/stimulus_log.csv",
+        frame_times=f"{SYNTH}/zebrafish/{{fish}}/frame_times.csv",
+        truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
+    params:
+        synth=config["synthetic"]["zebrafish"],
+        recording=fish_recording_metadata,
+        seed=lambda wildcards: unit_seed("synth", "zebrafish", wildcards.fish),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        f"{LOGS}/synth_zebrafish/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_zebrafish/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/synth_zebrafish.py"
+
+
+rule synth_zebrafish_plane:
+    """Render one plane's raw two-photon stack (uint16 multipage TIFF) from the simulation."""
+    input:
+        truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
+    output:
+        stack=f"{SYNTH}/zebrafish/{{fish}}/plane{{plane}}.tif",
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"{LOGS}/synth_zebrafish_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_zebrafish_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/synth_zebrafish_plane.py"
+
+
+rule synth_ibl_session:
+    """Simulate one IBL-like Neuropixels session as an ALF folder."""
+    output:
+        session_dir=directory(f"{SYNTH}/ibl/{{session}}"),
+        truth=f"{SYNTH}/ground_truth/ibl/{{session}}.h5",
+    params:
+        synth=config["synthetic"]["ibl"],
+        shared_seed=unit_seed("synth", "ibl", "shared"),
+        session_seed=lambda wildcards: unit_seed("synth", "ibl", wildcards.session),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        f"{LOGS}/synth_ibl_session/{{session}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_ibl_session/{{session}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/synth_ibl_session.py"

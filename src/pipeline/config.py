@@ -1,0 +1,121 @@
+"""Recording tables and the configuration checks a JSON schema cannot express.
+
+The config file itself is validated against ``config/schema/config.schema.yaml`` and each
+table row against ``config/schema/{fish,sessions}.schema.yaml`` (``snakemake.utils.validate``
+in ``rules/common.smk``). This module reads the tables with explicit column types and adds
+cross-field checks. Every error names the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+#: Column -> dtype of config/fish.tsv. Identifiers and paths stay strings ("007" is not 7).
+FISH_COLUMNS: dict[str, str] = {
+    "fish_id": "string",
+    "input_type": "string",
+    "tiff": "string",
+    "suite2p_dir": "string",
+    "tail_log": "string",
+    "stimulus_log": "string",
+    "frame_times": "string",
+    "region_table": "string",
+    "volume_rate_hz": "float64",
+    "n_planes": "int64",
+    "pixel_size_um": "float64",
+    "plane_spacing_um": "float64",
+    "tail_rate_hz": "float64",
+}
+
+#: Column -> dtype of config/sessions.tsv.
+SESSION_COLUMNS: dict[str, str] = {
+    "session_id": "string",
+    "subject": "string",
+    "alf_dir": "string",
+    "probe": "string",
+}
+
+#: Placeholder for the 0-based plane index in the ``tiff`` path template.
+PLANE_PLACEHOLDER = "{plane}"
+
+
+class ConfigError(ValueError):
+    """A configuration value or recordings-table entry is invalid."""
+
+
+def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: recordings table not found")
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    unknown = [c for c in header if c not in columns]
+    if unknown:
+        raise ConfigError(f"{path}: unknown column(s) {unknown}; allowed: {list(columns)}")
+    missing = [c for c in (id_column,) if c not in header]
+    if missing:
+        raise ConfigError(f"{path}: missing column {missing[0]!r}")
+    text_columns = {c: "string" for c in header}
+    table = pd.read_csv(path, sep="\t", dtype=text_columns, keep_default_na=False, comment="#")
+    table = table.apply(lambda col: col.str.strip())
+    if table.empty:
+        raise ConfigError(f"{path}: the table lists no recordings")
+    for column in header:
+        dtype = columns[column]
+        if dtype == "string":
+            table[column] = table[column].replace("", pd.NA)
+            continue
+        for row_id, value in zip(table[id_column], table[column]):
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{path}: row {row_id!r}, column {column!r}: {value!r} is not a number"
+                ) from None
+            if dtype == "int64" and not number.is_integer():
+                raise ConfigError(
+                    f"{path}: row {row_id!r}, column {column!r}: {value!r} is not an integer"
+                )
+        table[column] = pd.to_numeric(table[column]).astype(dtype)
+    duplicated = table[id_column][table[id_column].duplicated()].tolist()
+    if duplicated:
+        raise ConfigError(f"{path}: duplicate {id_column} {sorted(set(duplicated))}")
+    return table.set_index(id_column, drop=False)
+
+
+def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read config/fish.tsv (one row per fish, indexed by ``fish_id``) and check the
+    fields that depend on each other: a ``tiff`` template with ``{plane}`` for raw input,
+    a ``suite2p_dir`` for Suite2P input."""
+    table = _read_table(path, FISH_COLUMNS, "fish_id")
+    for fish_id, row in table.iterrows():
+        where = f"{path}: row {fish_id!r}"
+        if row.get("input_type") == "tiff":
+            template = row.get("tiff")
+            if pd.isna(template):
+                raise ConfigError(f"{where}, column 'tiff': required when input_type is tiff")
+            if PLANE_PLACEHOLDER not in template:
+                raise ConfigError(
+                    f"{where}, column 'tiff': {template!r} must contain {PLANE_PLACEHOLDER} "
+                    "(one stack per plane)"
+                )
+        elif row.get("input_type") == "suite2p" and pd.isna(row.get("suite2p_dir")):
+            raise ConfigError(f"{where}, column 'suite2p_dir': required when input_type is suite2p")
+    return table
+
+
+def read_session_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read config/sessions.tsv (one row per IBL session, indexed by ``session_id``)."""
+    return _read_table(path, SESSION_COLUMNS, "session_id")
+
+
+def plane_paths(template: str, n_planes: int) -> list[str]:
+    """Expand a ``tiff`` template (``.../plane{plane}.tif``) to one path per 0-based plane."""
+    return [template.replace(PLANE_PLACEHOLDER, str(plane)) for plane in range(n_planes)]
+
+
+def synthetic_root(results_dir: str) -> str:
+    """Folder under which the built-in generators write; table paths inside it are synthetic."""
+    return f"{results_dir.rstrip('/')}/synth"

@@ -1,0 +1,233 @@
+"""Input inventory: check that a recording's files exist, are readable and agree with the
+metadata declared in its recordings-table row, and record their checksums.
+
+This is the first stage for real and synthetic recordings alike. Its JSON output (the
+*inventory*) is the provenance later stages copy into their outputs. Only headers and
+small logs are read: TIFF page counts come from the TIFF index, arrays are memory-mapped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from pipeline.config import plane_paths
+from pipeline.io.alf import find_dataset, require_dataset
+from pipeline.io.errors import InputDataError
+from pipeline.provenance import config_hash, describe_file
+
+log = logging.getLogger(__name__)
+
+#: Columns of a tail-tracking log: time (s), camera frame counter, six segment angles (rad).
+TAIL_COLUMNS = ["t", "frame"] + [f"theta_{i:02d}" for i in range(6)]
+FRAME_TIME_COLUMNS = ["volume", "plane", "t"]
+STIMULUS_COLUMNS = ["t_start", "t_end", "epoch", "direction_deg"]
+SUITE2P_FILES = ["F.npy", "Fneu.npy", "spks.npy", "stat.npy", "iscell.npy", "ops.npy"]
+
+#: Largest accepted relative difference between a declared and a measured sampling rate.
+RATE_TOLERANCE = 0.05
+
+
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputDataError(path, "file not found")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise InputDataError(path, f"not a readable CSV file ({err})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputDataError(path, f"missing column(s) {missing}; found {list(table.columns)}")
+    if table.empty:
+        raise InputDataError(path, "no rows")
+    return table
+
+
+def _check_rate(path: Path, times_s: np.ndarray, declared_hz: float, what: str) -> float:
+    """Measured rate = 1 / median interval; must be within RATE_TOLERANCE of declared."""
+    intervals = np.diff(times_s)
+    if len(intervals) == 0 or not np.all(intervals > 0):
+        raise InputDataError(path, f"{what} timestamps are not strictly increasing")
+    measured = 1.0 / float(np.median(intervals))
+    if abs(measured - declared_hz) > RATE_TOLERANCE * declared_hz:
+        raise InputDataError(
+            path, f"{what} rate measured {measured:.4g} Hz but the table declares {declared_hz:.4g} Hz"
+        )
+    return measured
+
+
+def _frame_times(path: Path, n_planes: int, volume_rate_hz: float) -> tuple[dict[int, int], dict[str, Any]]:
+    table = _read_csv(path, FRAME_TIME_COLUMNS)
+    if not np.all(np.isfinite(table["t"].to_numpy(float))):
+        raise InputDataError(path, "column 't' has missing or non-finite values")
+    planes = sorted(int(p) for p in table["plane"].unique())
+    if planes != list(range(n_planes)):
+        raise InputDataError(path, f"planes {planes} but the table declares n_planes={n_planes}")
+    frames_per_plane: dict[int, int] = {}
+    for plane, rows in table.groupby("plane", sort=True):
+        _check_rate(path, rows["t"].to_numpy(float), volume_rate_hz, f"plane {plane} frame")
+        frames_per_plane[int(plane)] = len(rows)
+    summary = {"t_first_s": float(table["t"].min()), "t_last_s": float(table["t"].max())}
+    return frames_per_plane, summary
+
+
+def _tiff_stack(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputDataError(path, "raw stack not found")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            n_pages = len(tif.pages)
+            page = tif.pages.first
+            shape, dtype = tuple(int(s) for s in page.shape), str(page.dtype)
+    except (tifffile.TiffFileError, ValueError, OSError) as err:
+        raise InputDataError(path, f"not a readable TIFF stack ({err})") from None
+    if len(shape) != 2:
+        raise InputDataError(path, f"pages must be 2-D (Ly, Lx), found shape {shape}")
+    return {"n_frames": n_pages, "frame_shape_px": list(shape), "dtype": dtype}
+
+
+def _suite2p_plane(folder: Path) -> dict[str, Any]:
+    missing = [name for name in SUITE2P_FILES if not (folder / name).is_file()]
+    if missing:
+        raise InputDataError(folder, f"Suite2P plane folder lacks {missing}")
+    fluorescence = np.load(folder / "F.npy", mmap_mode="r")
+    if fluorescence.ndim != 2:
+        raise InputDataError(folder / "F.npy", f"expected (n_rois, n_frames), found shape {fluorescence.shape}")
+    return {"n_frames": int(fluorescence.shape[1]), "n_rois": int(fluorescence.shape[0])}
+
+
+def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one fish's inputs against its table row and return the inventory.
+
+    Checks: every plane's stack (or Suite2P plane folder) is readable; frame timestamps
+    exist for every plane, one per frame, at the declared volume rate; the tail log has
+    ``t, frame, theta_00..theta_05`` at the declared tail rate and overlaps the imaging;
+    the stimulus log has its columns and positive-length epochs.
+    Raises InputDataError naming the file and the problem.
+    """
+    n_planes = int(row["n_planes"])
+    frame_times = Path(row["frame_times"])
+    frames_per_plane, imaging_span = _frame_times(frame_times, n_planes, float(row["volume_rate_hz"]))
+
+    planes: list[dict[str, Any]] = []
+    if row["input_type"] == "tiff":
+        for plane, stack in enumerate(plane_paths(row["tiff"], n_planes)):
+            info = {"plane": plane, **describe_file(stack), **_tiff_stack(Path(stack))}
+            planes.append(info)
+    else:
+        root = Path(row["suite2p_dir"])
+        for plane in range(n_planes):
+            folder = root / f"plane{plane}"
+            info = {"plane": plane, "path": str(folder), **_suite2p_plane(folder)}
+            info["files"] = [describe_file(folder / name) for name in SUITE2P_FILES]
+            planes.append(info)
+    for info in planes:
+        expected = frames_per_plane[info["plane"]]
+        if info["n_frames"] != expected:
+            raise InputDataError(
+                info["path"],
+                f"{info['n_frames']} frames but {frame_times} lists {expected} for plane {info['plane']}",
+            )
+
+    tail_path = Path(row["tail_log"])
+    tail = _read_csv(tail_path, TAIL_COLUMNS)
+    tail_t = tail["t"].to_numpy(float)
+    tail_rate = _check_rate(tail_path, tail_t, float(row["tail_rate_hz"]), "tail sample")
+    angles = tail[TAIL_COLUMNS[2:]].to_numpy(float)
+    if tail_t[-1] <= imaging_span["t_first_s"] or tail_t[0] >= imaging_span["t_last_s"]:
+        raise InputDataError(
+            tail_path,
+            f"tail log spans {tail_t[0]:.3f}-{tail_t[-1]:.3f} s, imaging spans "
+            f"{imaging_span['t_first_s']:.3f}-{imaging_span['t_last_s']:.3f} s: no overlap "
+            "(are both on the same clock?)",
+        )
+
+    stim_path = Path(row["stimulus_log"])
+    stimulus = _read_csv(stim_path, STIMULUS_COLUMNS)
+    if not np.all(stimulus["t_end"].to_numpy(float) > stimulus["t_start"].to_numpy(float)):
+        raise InputDataError(stim_path, "every epoch needs t_end > t_start")
+
+    metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
+    return {
+        "kind": "zebrafish",
+        "id": metadata["fish_id"],
+        "metadata": metadata,
+        "metadata_hash": config_hash(metadata),
+        "planes": planes,
+        "frame_times": {**describe_file(frame_times), **imaging_span, "frames_per_plane": frames_per_plane},
+        "tail_log": {
+            **describe_file(tail_path),
+            "n_samples": int(len(tail)),
+            "measured_rate_hz": tail_rate,
+            "t_first_s": float(tail_t[0]),
+            "t_last_s": float(tail_t[-1]),
+            "untracked_fraction": float(np.mean(~np.isfinite(angles).all(axis=1))),
+            "covers_imaging": bool(tail_t[0] <= imaging_span["t_first_s"] and tail_t[-1] >= imaging_span["t_last_s"]),
+        },
+        "stimulus_log": {**describe_file(stim_path), "n_epochs": int(len(stimulus))},
+    }
+
+
+#: ALF datasets every session must have: (collection, object, attribute); "probe" is the
+#: session's probe collection.
+REQUIRED_ALF = [
+    ("probe", "spikes", "times"),
+    ("probe", "spikes", "clusters"),
+    ("probe", "clusters", "brainLocationAcronyms_ccf_2017"),
+    ("session", "trials", "stimOn_times"),
+    ("session", "trials", "choice"),
+    ("session", "trials", "probabilityLeft"),
+    ("session", "wheel", "position"),
+    ("session", "wheel", "timestamps"),
+]
+#: Datasets used when present (whisker motion energy from the left camera).
+OPTIONAL_ALF = [
+    ("session", "leftCamera", "ROIMotionEnergy"),
+    ("session", "leftCamera", "times"),
+]
+
+
+def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one IBL session folder (ALF layout) and return the inventory: every
+    required dataset present, spike arrays of equal length, and checksums of all files.
+    Raises InputDataError naming the folder and the missing dataset."""
+    session_dir = Path(row["alf_dir"])
+    if not session_dir.is_dir():
+        raise InputDataError(session_dir, "ALF session folder not found")
+    probe_dir = session_dir / row["probe"]
+    folders = {"session": session_dir, "probe": probe_dir}
+    datasets = {
+        f"{obj}.{attr}": str(require_dataset(folders[where], obj, attr)) for where, obj, attr in REQUIRED_ALF
+    }
+    for where, obj, attr in OPTIONAL_ALF:
+        found = find_dataset(folders[where], obj, attr)
+        if found is not None:
+            datasets[f"{obj}.{attr}"] = str(found)
+    spike_times = np.load(datasets["spikes.times"], mmap_mode="r")
+    spike_clusters = np.load(datasets["spikes.clusters"], mmap_mode="r")
+    if spike_times.shape != spike_clusters.shape:
+        raise InputDataError(
+            datasets["spikes.clusters"],
+            f"{spike_clusters.shape[0]} entries but spikes.times has {spike_times.shape[0]}",
+        )
+    n_trials = int(np.load(datasets["trials.stimOn_times"], mmap_mode="r").shape[0])
+    files = [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()]
+    metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
+    return {
+        "kind": "ibl_session",
+        "id": metadata["session_id"],
+        "metadata": metadata,
+        "metadata_hash": config_hash(metadata),
+        "datasets": datasets,
+        "n_spikes": int(spike_times.shape[0]),
+        "n_clusters_with_spikes": int(np.unique(spike_clusters).size),
+        "spike_span_s": [float(spike_times[0]), float(spike_times[-1])] if spike_times.size else None,
+        "n_trials": n_trials,
+        "files": files,
+    }

@@ -1,0 +1,129 @@
+"""Config schema and recordings tables: valid configs pass, bad values fail naming the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from pipeline.config import ConfigError, plane_paths, read_fish_table, read_session_table
+
+from conftest import REPO
+
+SCHEMA = REPO / "config" / "schema"
+CONFIGS = [REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml", REPO / ".test" / "config" / "config.yaml"]
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_configs_and_tables_are_valid(path):
+    config = load(path)
+    validate(config, str(SCHEMA / "config.schema.yaml"))
+    root = path.parents[1]  # tables are relative to the working directory holding config/
+    fish = read_fish_table(root / config["fish_table"])
+    sessions = read_session_table(root / config["session_table"])
+    validate(fish, str(SCHEMA / "fish.schema.yaml"))
+    validate(sessions, str(SCHEMA / "sessions.schema.yaml"))
+    assert fish["n_planes"].dtype == "int64" and fish["volume_rate_hz"].dtype == "float64"
+
+
+def _keys(tree, prefix=()):
+    for key, value in tree.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _keys(value, prefix + (key,))
+
+
+def test_paper_config_overrides_every_demo_key():
+    # `--configfile config/paper.yaml` is merged over config/config.yaml, so a key the
+    # demo sets and paper.yaml omits would silently leak demo values into a paper run.
+    demo, paper = load(CONFIGS[0]), load(CONFIGS[1])
+    assert set(_keys(demo)) <= set(_keys(paper))
+
+
+def test_paper_config_is_paper_scale():
+    paper = load(CONFIGS[1])
+    assert paper["nlp4neuro"]["seq_lens"] == [5, 10, 15, 20]
+    assert paper["nlp4neuro"]["n_runs"] == 10
+    fish = read_fish_table(REPO / paper["fish_table"])
+    assert len(fish) == 5 and set(fish["n_planes"]) == {5}
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c.update(seed=-1), "seed"),
+        (lambda c: c.update(sede=1), "sede"),
+        (lambda c: c["nlp4neuro"].update(n_runs=0), "n_runs"),
+        (lambda c: c["nlp4neuro"].update(models=["lstm", "transformerx"]), "models"),
+        (lambda c: c["nlp4neuro"].update(seq_lens=[5, 5]), "seq_lens"),
+        (lambda c: c.pop("fish_table"), "fish_table"),
+    ],
+)
+def test_bad_config_values_are_rejected_naming_the_key(mutate, key):
+    config = copy.deepcopy(load(CONFIGS[0]))
+    mutate(config)
+    with pytest.raises(WorkflowError) as excinfo:
+        validate(config, str(SCHEMA / "config.schema.yaml"))
+    assert key in str(excinfo.value.args) or key in str(excinfo.value)
+
+
+def write_table(tmp_path, rows: list[dict]) -> str:
+    path = tmp_path / "fish.tsv"
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+GOOD_FISH = {
+    "fish_id": "f1", "input_type": "tiff", "tiff": "raw/f1/plane{plane}.tif",
+    "tail_log": "t.csv", "stimulus_log": "s.csv", "frame_times": "ft.csv",
+    "volume_rate_hz": 1.1, "n_planes": 5, "pixel_size_um": 0.6, "plane_spacing_um": 7,
+    "tail_rate_hz": 200,
+}
+
+
+def test_fish_table_types_and_plane_paths(tmp_path):
+    table = read_fish_table(write_table(tmp_path, [GOOD_FISH, {**GOOD_FISH, "fish_id": "007"}]))
+    assert list(table.index) == ["f1", "007"]  # ids stay strings
+    assert plane_paths(table.loc["f1", "tiff"], 2) == ["raw/f1/plane0.tif", "raw/f1/plane1.tif"]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([GOOD_FISH, GOOD_FISH], "duplicate fish_id"),
+        ([{**GOOD_FISH, "tiff": "raw/f1/stack.tif"}], "column 'tiff'"),
+        ([{**GOOD_FISH, "tiff": ""}], "column 'tiff': required"),
+        ([{**GOOD_FISH, "input_type": "suite2p", "tiff": ""}], "column 'suite2p_dir'"),
+        ([{**GOOD_FISH, "n_planes": "five"}], "column 'n_planes'"),
+        ([{**GOOD_FISH, "n_planes": 2.5}], "not an integer"),
+        ([{**GOOD_FISH, "frame_rate": 1.1}], "unknown column"),
+    ],
+)
+def test_bad_fish_tables_fail_naming_file_row_and_column(tmp_path, rows, message):
+    path = write_table(tmp_path, rows)
+    with pytest.raises(ConfigError, match=message) as excinfo:
+        read_fish_table(path)
+    assert path in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("input_type", "nwb"), ("volume_rate_hz", -1.1), ("fish_id", "fish 1"), ("tail_log", "")],
+)
+def test_fish_table_schema_rejects_bad_values(tmp_path, field, value):
+    table = read_fish_table(write_table(tmp_path, [{**GOOD_FISH, field: value}]))
+    with pytest.raises(WorkflowError):
+        validate(table, str(SCHEMA / "fish.schema.yaml"))
+
+
+def test_missing_table_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="sessions.tsv: recordings table not found"):
+        read_session_table(tmp_path / "sessions.tsv")
