@@ -1,0 +1,1018 @@
+"""Synthetic IBL-like Neuropixels sessions in ALF layout (ground truth for the NEDS stages).
+
+One call of :func:`generate_session` writes one session the way the IBL ONE cache lays it
+out (``_ibl_trials.*``, ``_ibl_wheel.*``, ``_ibl_leftCamera.times``,
+``leftCamera.ROIMotionEnergy``, ``probe00/spikes.*``, ``probe00/clusters.*``) and, in a
+separate HDF5 file, everything that generated it (the truth: regions, rates, tuning
+weights, the feature time courses, the true event times).
+
+Task (IBL biasedChoiceWorld)
+    Trials start with a quiescent period (0.4-0.7 s, sometimes prolonged because the mouse
+    moved), then the go cue and the visual stimulus (photodiode-detected ``stimOn_times``
+    lag the cue by 5-40 ms). The stimulus is on the left with probability
+    ``probabilityLeft``: 0.5 for the first ``n_unbiased_trials`` trials, then blocks
+    alternating 0.2/0.8 (first biased block 0.2 or 0.8 at random), block lengths drawn from
+    an exponential (scale 60) truncated to [20, 100] trials by rejection. Contrasts
+    {1, 0.25, 0.125, 0.0625, 0} are equiprobable; the absent side's contrast is NaN (a 0%
+    contrast trial still has a side). The mouse's choice follows a psychometric curve with
+    lapses whose bias follows a *subjective* prior (an exponential average of recent
+    stimulus sides, time constant ``prior_memory_trials``), so the block is partly
+    predictable from choices. Choice +1 is correct for left stimuli, -1 for right ones;
+    ``feedbackType`` is +1/-1. Reaction times (first movement - stimOn) are log-normal
+    (median ~0.2 s, slower at low contrast) with small fractions of anticipatory (< 0.08 s)
+    and very slow (> 2 s) outliers; ``response_times - stimOn_times`` has a median of
+    ~0.33 s like the real trial tables. Small rates of no-go trials (choice 0,
+    firstMovement NaN, response at the 60 s timeout, feedback -1), of NaN stimOn (missed
+    photodiode) and of NaN firstMovement (detection failure) are included; the truth file
+    keeps the true times of all of these.
+
+Wheel sign convention (IBL)
+    ``_ibl_wheel.position`` is in radians, cumulative, **positive = counter-clockwise**;
+    choice +1 means the mouse turned the wheel clockwise (CW), choice -1 counter-clockwise
+    (CCW). Hence after ``firstMovement_times`` the wheel position moves by
+    ``-choice * amplitude``: it **decreases for choice +1** and increases for choice -1.
+    Positions are quantised to the X4 encoder resolution 2*pi/4096 rad and sampled at
+    every encoder change (irregular timestamps, one tick per sample, like the FPGA-extracted
+    ALF wheel). Movements are minimum-jerk (bell-shaped velocity); the response is
+    registered when the displacement reaches ``wheel_threshold_rad`` (35 deg of visual
+    angle = 0.28 rad of wheel). Small spontaneous movements happen outside trials.
+
+Whisker motion energy
+    ``leftCamera.ROIMotionEnergy`` (arbitrary units, hundreds to thousands) is sampled at
+    the ``_ibl_leftCamera.times`` (60 Hz with jitter and rare dropped frames). Whisking is
+    driven by wheel movement, by licking after rewards and by a slow spontaneous (arousal)
+    fluctuation.
+
+Probe
+    Recording in the left hemisphere along the repeated-site trajectory: VISa (shallow)
+    -> CA1 -> DG -> LP -> PO (deepest, probe tip). ``clusters.depths`` are in um **from
+    the probe tip** as in IBL (0 = tip, larger = shallower), so VISa has the largest
+    depths. Region extents and cluster proportions vary per session. Cluster ids are
+    0..n_clusters-1 in random order with respect to depth (as after spike sorting).
+
+Spike model
+    Each cluster is an inhomogeneous Poisson process with an absolute (paralyzable)
+    refractory period, piecewise constant on a ``rate_dt_s`` grid::
+
+        log rate_i(t) = b_i + w_i . f(t) + private_i(t)
+
+    Features f (see :data:`VARIABLES`, truth ``features/data``): wheel speed
+    (3 tanh(|velocity| / 6 rad/s), i.e. ~|velocity| / 2 rad/s saturating at 3, read at
+    t + lead_i; positive lead = the neuron leads the wheel); whisker motion energy (the
+    noise-free ME of the true whisking, standardised with the written ME's mean and SD; the
+    written ME adds slow non-neural ROI artefacts and frame noise); a signed choice transient
+    around the first movement; the signed subjective block prior (sustained over the trial,
+    weak); contra- (right) and ipsilateral (left) stimulus responses (Naka-Rushton of
+    contrast x transient + sustained kernel); a signed feedback transient; two latent
+    population fluctuations (OU, 1 s and 20 s) that no behaviour explains. ``private_i`` is
+    a per-neuron OU fluctuation (overdispersion). Region profiles (mean weight of each
+    region on each variable, wheel lead, rate factor) are drawn from ``shared_seed`` around
+    built-in neuroscience-inspired means, so they are the same across sessions/animals;
+    each session shifts them slightly (animal variability) and draws its neurons around
+    them from ``session_seed``. Target mean rates are log-normal (median ``rate_median_hz``
+    x regional factor, log-sd ``rate_log_sd``; ~60 % of clusters fall below 2 Hz, like the
+    real fixture); ``b_i`` makes the session-average rate equal the target exactly for the
+    realised features and noise, and the dead-time loss is compensated up to 200 Hz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+from scipy.signal import lfilter
+from scipy.special import ndtr
+from tqdm import tqdm
+
+from pipeline.io.atomic import atomic_paths
+from pipeline.seeding import rng_for
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_NAME = "pipeline.synth.ibl"
+GENERATOR_VERSION = "1.0.0"
+
+#: Regions along the repeated-site trajectory, shallow -> deep.
+REGIONS: tuple[str, ...] = ("VISa", "CA1", "DG", "LP", "PO")
+
+#: Named behavioural / task variables the spike model uses (truth weight columns).
+VARIABLES: tuple[str, ...] = (
+    "wheel_speed",  # 3 tanh(|wheel velocity| / 6 rad/s) (~ |v| / 2 rad/s), read at t + lead
+    "whisker_me",  # noise-free whisker motion energy, standardised by the measured ME's mean/SD
+    "choice",  # signed choice (+1 CW / -1 CCW) x transient around first movement
+    "block_prior",  # (subjective P(left) - 0.5) / 0.3, sustained per trial
+    "stim_contra",  # right (contralateral) stimulus: NR(contrast) x kernel
+    "stim_ipsi",  # left (ipsilateral) stimulus: NR(contrast) x kernel
+    "feedback",  # feedbackType x transient after feedback
+    "latent_fast",  # OU, tau 1 s, unit variance, unexplained by behaviour
+    "latent_slow",  # OU, tau 20 s, unit variance, slow drift
+)
+
+WHEEL_SPEED_SCALE = 2.0  # rad/s; wheel_speed feature ~ |velocity| / this at low speed ...
+WHEEL_SPEED_SAT = 3.0  # ... saturating: feature = SAT * tanh(|v| / (SCALE * SAT)) (neural tuning saturates)
+WHEEL_SIGN_CONVENTION = (
+    "wheel.position in rad, cumulative, positive = counter-clockwise (IBL). choice +1 = "
+    "clockwise turn -> position decreases after firstMovement; choice -1 = counter-clockwise "
+    "-> position increases. Displacement sign = -choice."
+)
+DEPTH_CONVENTION = "clusters.depths / spikes.depths in um from the probe tip (0 = tip, larger = shallower)"
+
+# Built-in regional tuning means and neuron-level SDs (rows REGIONS, columns VARIABLES), in
+# log-rate units per unit feature. shared_seed jitters the means (profile_shared_jitter).
+_BASE_PROFILE_MEAN = np.array(
+    [
+        # wheel whisk choice block s_con s_ips fdbk lat_f lat_s
+        [0.20, 0.04, 0.00, 0.00, 0.90, 0.15, 0.10, 0.00, 0.00],  # VISa
+        [0.25, 0.06, 0.00, 0.00, 0.10, 0.05, 0.20, 0.00, 0.00],  # CA1
+        [0.10, 0.04, 0.00, 0.00, 0.05, 0.02, 0.10, 0.00, 0.00],  # DG
+        [0.30, 0.12, 0.00, 0.00, 0.50, 0.10, 0.05, 0.00, 0.00],  # LP
+        [0.40, 0.18, 0.00, 0.00, 0.15, 0.05, 0.05, 0.00, 0.00],  # PO
+    ]
+)
+_BASE_PROFILE_SD = np.array(
+    [
+        [0.20, 0.08, 0.10, 0.040, 0.45, 0.15, 0.15, 0.25, 0.25],  # VISa
+        [0.22, 0.10, 0.08, 0.045, 0.12, 0.08, 0.20, 0.25, 0.25],  # CA1
+        [0.12, 0.08, 0.07, 0.040, 0.08, 0.05, 0.12, 0.25, 0.25],  # DG
+        [0.22, 0.18, 0.14, 0.045, 0.35, 0.12, 0.10, 0.25, 0.25],  # LP
+        [0.25, 0.20, 0.16, 0.045, 0.15, 0.08, 0.10, 0.25, 0.25],  # PO
+    ]
+)
+_BASE_LEAD_S = np.array([0.0, 0.02, 0.0, 0.05, 0.05])  # mean neural lead over wheel speed
+_BASE_RATE_FACTOR = np.array([1.0, 0.7, 0.5, 1.6, 1.6])  # regional firing-rate multiplier
+_BASE_DENSITY = np.array([1.2, 1.3, 0.8, 1.0, 1.0])  # relative unit yield per um
+# CCF 2017 sub-structures used when subregion_acronyms=True (fractions of the region span,
+# listed shallow -> deep).
+_SUBREGIONS = {
+    "VISa": (("VISa1", 0.1), ("VISa2/3", 0.25), ("VISa4", 0.1), ("VISa5", 0.25), ("VISa6a", 0.2), ("VISa6b", 0.1)),
+    "DG": (("DG-mo", 0.35), ("DG-sg", 0.2), ("DG-po", 0.45)),
+}
+
+
+@dataclass(frozen=True)
+class IblSynthParams:
+    """Parameters of one synthetic session (defaults: demo size, ~12 min of task)."""
+
+    # --- size ---
+    n_trials: int = 200  # number of trials
+    n_clusters: int = 80  # clusters on probe00, incl. many < 2 Hz that the rate filter drops
+    # --- task structure ---
+    n_unbiased_trials: int = 90  # initial trials with probabilityLeft 0.5
+    block_len_scale: float = 60.0  # trials; exponential scale of biased block lengths
+    block_len_min: int = 20  # trials; truncation of block lengths (rejection sampling)
+    block_len_max: int = 100  # trials
+    contrasts: tuple[float, ...] = (1.0, 0.25, 0.125, 0.0625, 0.0)  # equiprobable contrast set
+    # --- psychometric behaviour ---
+    psy_sigma: float = 0.15  # contrast units; width of the cumulative-Gaussian psychometric
+    psy_prior_shift: float = 0.12  # contrast units; bias shift at a fully learnt 0.8 prior
+    psy_lapse: float = 0.08  # lapse rate on each side (probability)
+    prior_memory_trials: float = 8.0  # trials; time constant of the subjective prior (0: use true block)
+    p_nogo: float = 0.01  # probability of a no-go trial (choice 0, timeout)
+    response_window_s: float = 60.0  # s; timeout after stimOn for no-go trials
+    # --- timing ---
+    rt_median_s: float = 0.15  # s; median stimOn -> first movement at full contrast
+    rt_contrast_slowing: float = 0.5  # fractional slowing of the RT median at 0% contrast
+    rt_log_sd: float = 0.45  # log-sd of the main reaction-time mode
+    p_fast_rt: float = 0.02  # probability of an anticipatory RT, uniform 0.02-0.08 s
+    p_slow_rt: float = 0.06  # probability of a slow RT, 2 s + log-normal(median 2 s)
+    p_nan_stimon: float = 0.005  # probability that stimOn_times is NaN (photodiode missed)
+    p_nan_first_move: float = 0.01  # probability that firstMovement_times is NaN (detection failure)
+    quiescence_min_s: float = 0.4  # s; minimum quiescent period before the stimulus
+    quiescence_max_s: float = 0.7  # s; maximum nominal quiescent period
+    p_quiescence_reset: float = 0.4  # probability the mouse moved and prolonged the quiescence
+    quiescence_reset_mean_s: float = 1.0  # s; mean extra wait after such a reset (exponential)
+    post_correct_s: float = 2.0  # s; feedback -> trial end after a correct trial
+    post_error_s: float = 3.0  # s; feedback -> trial end after an error / no-go
+    pre_task_s: float = 10.0  # s; recording before the first trial
+    post_task_s: float = 10.0  # s; recording after the last trial
+    # --- wheel ---
+    wheel_ticks_per_rev: int = 4096  # encoder resolution (1024 ppr, X4): step 2*pi/4096 rad
+    wheel_threshold_rad: float = 0.28  # rad; displacement that registers a response
+    wheel_move_dur_median_s: float = 0.25  # s; median duration of a choice movement
+    wheel_spont_rate_hz: float = 0.12  # Hz; rate of candidate spontaneous movements (outside trials)
+    wheel_spont_amp_median_rad: float = 0.06  # rad; median |amplitude| of spontaneous movements
+    wheel_grid_dt_s: float = 0.001  # s; resolution of the continuous wheel trajectory
+    # --- camera / whisking ---
+    camera_fps: float = 60.0  # Hz; nominal left camera frame rate
+    camera_jitter_s: float = 0.0005  # s; SD of frame-time jitter
+    camera_drop_prob: float = 0.001  # probability that a frame is dropped
+    me_baseline: float = 400.0  # a.u.; motion energy with no whisking (sensor/lighting floor)
+    me_gain: float = 700.0  # a.u.; motion energy per unit of (softplus) whisking drive
+    me_noise_sd: float = 0.08  # log-SD of frame-to-frame (multiplicative) motion-energy noise
+    me_artifact_sd: float = 0.5  # SD (drive units) of slow non-neural ROI artefacts in the measured ME
+    whisk_move_gain: float = 1.5  # whisking drive per unit wheel_speed feature (smoothed)
+    whisk_reward_gain: float = 1.5  # whisking/licking drive after a reward (peak)
+    whisk_spont_sd: float = 1.0  # SD of the slow spontaneous (arousal) whisking drive
+    whisk_spont_tau_s: float = 1.5  # s; time constant of the spontaneous whisking drive
+    # --- neurons ---
+    rate_median_hz: float = 1.2  # Hz; median target mean firing rate (before regional factor)
+    rate_log_sd: float = 1.5  # natural-log SD of the target mean rates across clusters
+    rate_min_hz: float = 0.02  # Hz; clip of the target mean rates
+    rate_max_hz: float = 80.0  # Hz
+    region_span_fractions: tuple[float, ...] = (0.24, 0.12, 0.18, 0.26, 0.20)  # probe share VISa,CA1,DG,LP,PO
+    region_span_concentration: float = 30.0  # Dirichlet concentration of per-session spans
+    probe_length_um: float = 3840.0  # um; active length of the Neuropixels 1.0 shank
+    tuning_gain: float = 1.0  # global multiplier on all tuning weights (0: homogeneous Poisson)
+    profile_shared_jitter: float = 0.08  # SD of the shared_seed jitter of regional mean weights
+    session_profile_jitter: float = 0.03  # SD of the per-session (animal) shift of regional means
+    lead_neuron_sd_s: float = 0.04  # s; SD of neuron leads around the regional mean lead
+    max_lead_s: float = 0.15  # s; clip of |lead|
+    refractory_s: float = 0.0015  # s; absolute refractory period (0: none)
+    private_noise_sd: float = 0.35  # SD (ln-rate) of each neuron's private OU fluctuation (overdispersion)
+    private_noise_tau_s: float = 2.0  # s; time constant of the private fluctuation
+    spike_depth_jitter_um: float = 10.0  # um; SD of per-spike depth around the cluster depth
+    amp_median_uv: float = 80.0  # uV; median cluster amplitude (spikes.amps are in V)
+    subregion_acronyms: bool = False  # write CCF sub-structures (VISa2/3, DG-sg, ...) as acronyms
+    # --- numerics ---
+    rate_dt_s: float = 0.01  # s; grid of the piecewise-constant rates (multiple of wheel_grid_dt_s)
+    chunk_s: float = 60.0  # s; time chunk for the spike generation (bounds memory)
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise ValueError(f"IblSynthParams: {msg}")
+
+        if self.n_trials < 1:
+            bad("n_trials must be >= 1")
+        if self.n_clusters < 1:
+            bad("n_clusters must be >= 1")
+        if not 0 <= self.n_unbiased_trials:
+            bad("n_unbiased_trials must be >= 0")
+        if not 1 <= self.block_len_min <= self.block_len_max:
+            bad("need 1 <= block_len_min <= block_len_max")
+        if len(self.contrasts) < 1 or any(not 0 <= c <= 1 for c in self.contrasts):
+            bad("contrasts must be a non-empty tuple of values in [0, 1]")
+        if len(self.region_span_fractions) != len(REGIONS) or any(f <= 0 for f in self.region_span_fractions):
+            bad(f"region_span_fractions must be {len(REGIONS)} positive numbers ({', '.join(REGIONS)})")
+        for name in ("p_nogo", "p_fast_rt", "p_slow_rt", "p_nan_stimon", "p_nan_first_move",
+                     "p_quiescence_reset", "camera_drop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                bad(f"{name} must be a probability")
+        if self.p_fast_rt + self.p_slow_rt > 1:
+            bad("p_fast_rt + p_slow_rt must be <= 1")
+        if not 0 <= self.psy_lapse < 0.5:
+            bad("psy_lapse must be in [0, 0.5)")
+        for name in ("psy_sigma", "rt_median_s", "camera_fps", "rate_dt_s", "wheel_grid_dt_s", "chunk_s",
+                     "rate_median_hz", "wheel_threshold_rad", "wheel_move_dur_median_s", "probe_length_um",
+                     "response_window_s", "region_span_concentration"):
+            if not getattr(self, name) > 0:
+                bad(f"{name} must be > 0")
+        if self.quiescence_min_s <= 0 or self.quiescence_max_s < self.quiescence_min_s:
+            bad("need 0 < quiescence_min_s <= quiescence_max_s")
+        ratio = self.rate_dt_s / self.wheel_grid_dt_s
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            bad("rate_dt_s must be an integer multiple of wheel_grid_dt_s")
+        if self.chunk_s < self.rate_dt_s:
+            bad("chunk_s must be >= rate_dt_s")
+        if not 0 < self.rate_min_hz <= self.rate_max_hz:
+            bad("need 0 < rate_min_hz <= rate_max_hz")
+        if self.refractory_s < 0 or self.refractory_s >= self.rate_dt_s:
+            bad("refractory_s must be in [0, rate_dt_s)")
+        if self.wheel_ticks_per_rev < 1:
+            bad("wheel_ticks_per_rev must be >= 1")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> "IblSynthParams":
+        """Build from a config mapping; ValueError naming any unknown key."""
+        d = dict(d or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown IblSynthParams key(s): {', '.join(unknown)}")
+        defaults = cls()
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            default = getattr(defaults, key)
+            if isinstance(default, tuple):
+                value = tuple(float(v) for v in value)
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"IblSynthParams.{key} must be a boolean, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError(f"IblSynthParams.{key} must be an integer, got {value!r}")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"IblSynthParams.{key} must be a number, got {value!r}")
+                value = float(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _min_jerk_pos(tau: np.ndarray) -> np.ndarray:
+    """Normalised minimum-jerk position profile on tau in [0, 1]."""
+    return tau**3 * (10.0 - 15.0 * tau + 6.0 * tau**2)
+
+
+def _min_jerk_vel(tau: np.ndarray) -> np.ndarray:
+    """d/dtau of :func:`_min_jerk_pos` (bell-shaped, peak 1.875 at tau=0.5)."""
+    return 30.0 * tau**2 * (1.0 - tau) ** 2
+
+
+def _ou(rng: np.random.Generator, n: int, dt: float, tau: float) -> np.ndarray:
+    """Stationary unit-variance Ornstein-Uhlenbeck process sampled every dt."""
+    a = math.exp(-dt / tau)
+    eps = rng.standard_normal(n)
+    zi = np.array([a * rng.standard_normal()])  # stationary initial state
+    y, _ = lfilter([math.sqrt(1.0 - a * a)], [1.0, -a], eps, zi=zi)
+    return y
+
+
+def _dead_time_inverse(x: np.ndarray) -> np.ndarray:
+    """y solving y exp(-y) = x for 0 <= x <= 0.3 (principal branch, = -W0(-x)); Newton."""
+    y = x * (1.0 + x * (1.0 + x * (1.5 + x * (8.0 / 3.0))))  # series, rel. error < 1e-6 for x < 0.02
+    big = np.flatnonzero(x > 0.02)
+    if big.size:
+        xb, yb = x.ravel()[big], y.ravel()[big]
+        for _ in range(4):
+            e = np.exp(-yb)
+            yb = yb - (yb * e - xb) / (e * (1.0 - yb))
+        y.ravel()[big] = yb
+    return y
+
+
+def _naka_rushton(c: np.ndarray) -> np.ndarray:
+    c = np.nan_to_num(np.asarray(c, dtype=float), nan=0.0)
+    return c**1.5 / (c**1.5 + 0.15**1.5)
+
+
+def _block_sequence(p: IblSynthParams, rng: np.random.Generator) -> np.ndarray:
+    n = p.n_trials
+    pl = np.full(n, 0.5)
+    i = min(p.n_unbiased_trials, n)
+    current = 0.2 if rng.random() < 0.5 else 0.8
+    while i < n:
+        while True:  # IBL: exponential block length, truncated by rejection
+            length = int(round(rng.exponential(p.block_len_scale)))
+            if p.block_len_min <= length <= p.block_len_max:
+                break
+        pl[i : i + length] = current
+        i += length
+        current = 1.0 - current
+    return np.round(pl, 10)
+
+
+# ----------------------------------------------------------------------------------------
+# trials
+# ----------------------------------------------------------------------------------------
+
+
+def _simulate_trials(p: IblSynthParams, session_seed: int) -> dict[str, np.ndarray]:
+    """Trial sequence, behaviour and timing. Returns true and reported quantities."""
+    n = p.n_trials
+    pl = _block_sequence(p, rng_for(session_seed, "blocks"))
+
+    rs = rng_for(session_seed, "stimuli")
+    is_left = rs.random(n) < pl
+    contrast = np.asarray(p.contrasts, dtype=float)[rs.integers(0, len(p.contrasts), n)]
+
+    rc = rng_for(session_seed, "choices")
+    subj = np.empty(n)
+    prior = 0.5
+    for k in range(n):
+        subj[k] = prior if p.prior_memory_trials > 0 else pl[k]
+        if p.prior_memory_trials > 0:
+            prior += (float(is_left[k]) - prior) / max(p.prior_memory_trials, 1.0)
+    signed_contrast = np.where(is_left, contrast, -contrast)  # >0: left, choice +1 correct
+    shift = p.psy_prior_shift * (subj - 0.5) / 0.3
+    p_cw = p.psy_lapse + (1.0 - 2.0 * p.psy_lapse) * ndtr((signed_contrast + shift) / p.psy_sigma)
+    choice = np.where(rc.random(n) < p_cw, 1.0, -1.0)
+    nogo = rc.random(n) < p.p_nogo
+
+    rt_rng = rng_for(session_seed, "timing")
+    median = p.rt_median_s * (1.0 + p.rt_contrast_slowing * (1.0 - _naka_rushton(contrast)))
+    rt = median * np.exp(p.rt_log_sd * rt_rng.standard_normal(n))
+    u = rt_rng.random(n)
+    fast = u < p.p_fast_rt
+    slow = (u >= p.p_fast_rt) & (u < p.p_fast_rt + p.p_slow_rt)
+    rt[fast] = rt_rng.uniform(0.02, 0.08, n)[fast]
+    rt[slow] = 2.0 + 2.0 * np.exp(0.8 * rt_rng.standard_normal(n))[slow]
+    # choice movement: amplitude (overshoot past threshold) and duration
+    amp = np.minimum(p.wheel_threshold_rad * (1.05 + rt_rng.gamma(2.0, 0.3, n)), 2.0)
+    # larger movements last longer (peak velocities of a few rad/s)
+    dur = np.clip(p.wheel_move_dur_median_s * np.sqrt(amp / 0.45) * np.exp(0.3 * rt_rng.standard_normal(n)),
+                  0.1, 1.5)
+    # time to reach the threshold on the min-jerk profile (bisection)
+    target = p.wheel_threshold_rad / amp
+    lo, hi = np.zeros(n), np.ones(n)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        above = _min_jerk_pos(mid) >= target
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    t_thresh = hi * dur
+    timeout = rt + t_thresh > p.response_window_s
+    nogo |= timeout
+    quiescence = rt_rng.uniform(p.quiescence_min_s, p.quiescence_max_s, n)
+    quiescence += np.where(rt_rng.random(n) < p.p_quiescence_reset,
+                           rt_rng.exponential(p.quiescence_reset_mean_s, n), 0.0)
+    cue_lag = rt_rng.uniform(0.005, 0.04, n)  # photodiode stimOn after the go cue
+    fb_lag = rt_rng.uniform(0.0002, 0.003, n)
+    end_jit = rt_rng.uniform(0.0, 0.05, n)
+    gap = rt_rng.uniform(0.02, 0.1, n)
+
+    choice[nogo] = 0.0
+    correct = ((choice == 1) & is_left) | ((choice == -1) & ~is_left)
+    feedback_type = np.where(correct, 1.0, -1.0)
+
+    start = np.empty(n)
+    stim_on = np.empty(n)
+    go_cue = np.empty(n)
+    first_move = np.full(n, np.nan)
+    response = np.empty(n)
+    feedback = np.empty(n)
+    end = np.empty(n)
+    t = p.pre_task_s
+    for k in range(n):
+        start[k] = t
+        go_cue[k] = t + quiescence[k]
+        stim_on[k] = go_cue[k] + cue_lag[k]
+        if nogo[k]:
+            response[k] = stim_on[k] + p.response_window_s
+        else:
+            first_move[k] = stim_on[k] + rt[k]
+            response[k] = first_move[k] + t_thresh[k]
+        feedback[k] = response[k] + fb_lag[k]
+        end[k] = feedback[k] + (p.post_correct_s if correct[k] else p.post_error_s) + end_jit[k]
+        t = end[k] + gap[k]
+
+    ri = rng_for(session_seed, "imperfections")
+    nan_stim = ri.random(n) < p.p_nan_stimon
+    nan_move = (ri.random(n) < p.p_nan_first_move) & ~nogo
+    stim_on_rep = np.where(nan_stim, np.nan, stim_on)
+    first_move_rep = np.where(nan_move, np.nan, first_move)
+
+    return {
+        "probabilityLeft": pl,
+        "subjective_prior": subj,
+        "is_left": is_left,
+        "contrast": contrast,
+        "contrastLeft": np.where(is_left, contrast, np.nan),
+        "contrastRight": np.where(is_left, np.nan, contrast),
+        "signed_contrast": signed_contrast,
+        "p_choice_cw": p_cw,
+        "choice": choice,
+        "nogo": nogo,
+        "feedbackType": feedback_type,
+        "intervals": np.column_stack([start, end]),
+        "goCue_times": go_cue,
+        "stimOn_true": stim_on,
+        "stimOn_times": stim_on_rep,
+        "firstMovement_true": first_move,
+        "firstMovement_times": first_move_rep,
+        "response_times": response,
+        "feedback_times": feedback,
+        "rt_true": np.where(nogo, np.nan, rt),
+        "move_amp": np.where(nogo, 0.0, amp),
+        "move_dur": np.where(nogo, 0.0, dur),
+        "nan_stimOn": nan_stim,
+        "nan_firstMovement": nan_move,
+        "session_end": np.array(end[-1] + p.post_task_s),
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# wheel
+# ----------------------------------------------------------------------------------------
+
+
+def _simulate_wheel(p: IblSynthParams, tr: dict, session_seed: int, n_grid: int) -> dict[str, np.ndarray]:
+    """Continuous wheel trajectory on the fine grid + encoder events."""
+    rng = rng_for(session_seed, "wheel")
+    dt = p.wheel_grid_dt_s
+    t_end = n_grid * dt
+    moving = ~tr["nogo"]
+    onsets = [tr["firstMovement_true"][moving]]
+    durs = [tr["move_dur"][moving]]
+    amps = [-tr["choice"][moving] * tr["move_amp"][moving]]  # CW (+1) -> position decreases
+
+    # spontaneous movements outside [trial start, end of the choice movement + 0.2 s]
+    starts = tr["intervals"][:, 0]
+    busy_end = np.where(tr["nogo"], tr["response_times"],
+                        tr["firstMovement_true"] + tr["move_dur"] + 0.2)
+    busy_end = np.nan_to_num(busy_end, nan=0.0)
+    n_cand = rng.poisson(p.wheel_spont_rate_hz * t_end)
+    cand = np.sort(rng.uniform(0.5, max(t_end - 2.0, 0.6), n_cand))
+    camp = (rng.choice([-1.0, 1.0], n_cand)
+            * np.minimum(p.wheel_spont_amp_median_rad * np.exp(0.9 * rng.standard_normal(n_cand)), 1.0))
+    cdur = np.clip(0.25 * (np.abs(camp) / 0.06) ** 0.3 * np.exp(0.3 * rng.standard_normal(n_cand)), 0.08, 1.0)
+    sp_on, sp_dur, sp_amp = [], [], []
+    last_end = -np.inf
+    for t0, d, a in zip(cand, cdur, camp):
+        t1 = t0 + d
+        if t0 < last_end + 0.05:
+            continue
+        k = np.searchsorted(starts, t1, side="right") - 1  # last trial starting before t1
+        if k >= 0 and t0 < busy_end[k] + 0.0:
+            continue
+        if k + 1 < len(starts) and t1 > starts[k + 1] - 0.0:
+            continue
+        sp_on.append(t0)
+        sp_dur.append(d)
+        sp_amp.append(a)
+        last_end = t1
+    onsets.append(np.asarray(sp_on))
+    durs.append(np.asarray(sp_dur))
+    amps.append(np.asarray(sp_amp))
+    kind = np.concatenate([np.zeros(moving.sum(), np.int8), np.ones(len(sp_on), np.int8)])
+    onsets = np.concatenate(onsets)
+    durs = np.concatenate(durs)
+    amps = np.concatenate(amps)
+
+    pos_partial = np.zeros(n_grid)
+    vel = np.zeros(n_grid)
+    steps = np.zeros(n_grid + 1)
+    t_grid_0 = 0.0
+    for t0, d, a in zip(onsets, durs, amps):
+        i0 = int(math.ceil((t0 - t_grid_0) / dt))
+        i1 = int(math.floor((t0 + d - t_grid_0) / dt))
+        i1 = min(i1, n_grid - 1)
+        if i1 < i0:
+            continue
+        tau = (np.arange(i0, i1 + 1) * dt - t0) / d
+        pos_partial[i0 : i1 + 1] += a * _min_jerk_pos(tau)
+        vel[i0 : i1 + 1] += a / d * _min_jerk_vel(tau)
+        steps[i1 + 1] += a
+    position = np.cumsum(steps[:-1]) + pos_partial
+
+    # encoder: one sample per tick change, ticks spread evenly within the grid step
+    res = 2.0 * np.pi / p.wheel_ticks_per_rev
+    ticks = np.round(position / res).astype(np.int64)
+    d_ticks = np.diff(ticks)
+    idx = np.flatnonzero(d_ticks)
+    k = np.abs(d_ticks[idx])
+    tot = int(k.sum())
+    rep_idx = np.repeat(idx, k)
+    within = np.arange(tot) - np.repeat(np.cumsum(k) - k, k)
+    rep_k = np.repeat(k, k)
+    sgn = np.repeat(np.sign(d_ticks[idx]), k)
+    ev_t = (rep_idx + (within + 0.5) / rep_k) * dt
+    ev_ticks = ticks[rep_idx] + sgn * (within + 1)
+    t_first = float(rng.uniform(0.05, 0.2))
+    wheel_t = np.concatenate([[t_first], ev_t[ev_t > t_first]])
+    wheel_ticks = np.concatenate([[ticks[int(t_first / dt)]], ev_ticks[ev_t > t_first]])
+    return {
+        "timestamps": wheel_t.astype(np.float64),
+        "position": wheel_ticks.astype(np.float64) * res,
+        "velocity_grid": vel,
+        "move_onset": onsets,
+        "move_duration": durs,
+        "move_amplitude": amps,
+        "move_kind": kind,
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# features
+# ----------------------------------------------------------------------------------------
+
+
+def _window(tc: np.ndarray, dt: float, t0: float, t1: float) -> slice:
+    n = len(tc)
+    i0 = max(0, int(math.floor(t0 / dt)))
+    i1 = min(n, int(math.ceil(t1 / dt)) + 1)
+    return slice(i0, max(i0, i1))
+
+
+def _task_features(p: IblSynthParams, tr: dict, tc: np.ndarray, dt: float) -> dict[str, np.ndarray]:
+    n = len(tc)
+    choice_f = np.zeros(n)
+    block_f = np.zeros(n)
+    contra = np.zeros(n)
+    ipsi = np.zeros(n)
+    fb_f = np.zeros(n)
+    reward = np.zeros(n)
+    starts = tr["intervals"][:, 0]
+    ends = tr["intervals"][:, 1]
+    next_start = np.r_[starts[1:], tc[-1] + dt]
+    nr = _naka_rushton(tr["contrast"])
+    for k in range(len(starts)):
+        # sustained (subjective) block prior from this trial's start to the next one
+        sl = _window(tc, dt, starts[k], next_start[k])
+        m = (tc[sl] >= starts[k]) & (tc[sl] < next_start[k])
+        block_f[sl][m] = (tr["subjective_prior"][k] - 0.5) / 0.3
+        limit = next_start[k]
+        # choice transient: rises 150 ms before the movement, decays after (tau 0.35 s)
+        if tr["choice"][k] != 0:
+            mv = tr["firstMovement_true"][k]
+            sl = _window(tc, dt, mv - 0.15, min(mv + 2.0, limit))
+            x = tc[sl]
+            g = np.where(x < mv + 0.05, 0.5 * (1 - np.cos(np.pi * np.clip((x - (mv - 0.15)) / 0.2, 0, 1))),
+                         np.exp(-(x - (mv + 0.05)) / 0.35))
+            g[(x < mv - 0.15) | (x >= limit)] = 0.0
+            choice_f[sl] += tr["choice"][k] * g
+        # stimulus: transient (alpha, latency 40 ms, tau 50 ms) + 0.3 sustained until off
+        s = tr["stimOn_true"][k]
+        off = min(tr["feedback_times"][k] + (1.0 if tr["feedbackType"][k] > 0 else 2.0), ends[k])
+        if nr[k] > 0:
+            sl = _window(tc, dt, s, min(max(off, s + 1.0), limit))
+            x = tc[sl] - s - 0.04
+            xp = np.clip(x, 0, None) / 0.05
+            g = np.where(x > 0, xp * np.exp(1 - xp), 0.0) + np.where((x > 0) & (tc[sl] < off), 0.3, 0.0)
+            g[tc[sl] >= limit] = 0.0
+            (ipsi if tr["is_left"][k] else contra)[sl] += nr[k] * g
+        # feedback transient (latency 20 ms, tau 0.4 s), signed by feedbackType
+        f = tr["feedback_times"][k]
+        sl = _window(tc, dt, f, min(f + 2.0, limit))
+        x = tc[sl] - f - 0.02
+        g = np.where((x > 0) & (tc[sl] < limit), np.exp(-np.clip(x, 0, None) / 0.4), 0.0)
+        fb_f[sl] += tr["feedbackType"][k] * g
+        if tr["feedbackType"][k] > 0:  # licking bout after reward (drives motion energy)
+            sl = _window(tc, dt, f, min(f + 2.5, limit))
+            x = tc[sl] - f
+            g = np.where((x > 0.1) & (x < 2.5), np.sin(np.pi * np.clip((x - 0.1) / 2.4, 0, 1)) ** 2, 0.0)
+            reward[sl] += g
+    return {"choice": choice_f, "block_prior": block_f, "stim_contra": contra, "stim_ipsi": ipsi,
+            "feedback": fb_f, "reward_lick": reward}
+
+
+def _simulate_camera(p: IblSynthParams, session_seed: int, t_end: float, tc: np.ndarray, dt: float,
+                     speed_f: np.ndarray, reward: np.ndarray) -> dict[str, np.ndarray]:
+    rng = rng_for(session_seed, "camera")
+    fps = p.camera_fps * (1.0 + 1e-4 * rng.standard_normal())
+    t0 = rng.uniform(0.1, 0.5)
+    n_frames = int((t_end - 0.1 - t0) * fps)
+    times = t0 + np.arange(n_frames) / fps + p.camera_jitter_s * rng.standard_normal(n_frames)
+    times = np.sort(times)
+    keep = rng.random(n_frames) >= p.camera_drop_prob
+    times = times[keep]
+    rw = rng_for(session_seed, "whisking")
+    k = max(1, int(round(0.1 / dt)))
+    smooth_speed = np.convolve(speed_f, np.ones(k) / k, mode="same")
+    drive = (p.whisk_move_gain * smooth_speed
+             + p.whisk_reward_gain * reward
+             + p.whisk_spont_sd * _ou(rw, len(tc), dt, p.whisk_spont_tau_s)
+             + 0.7 * _ou(rw, len(tc), dt, 0.15) - 0.5)
+    gain = p.me_gain * math.exp(0.3 * rw.standard_normal())  # per-session lighting / ROI size
+    # noise-free motion energy of the true whisking (what neurons see), on the model grid
+    me_clean = p.me_baseline + gain * np.logaddexp(0.0, drive)
+    # measured ME: plus non-neural ROI artefacts (grooming, paw, lighting; slow) and frame noise
+    artefact = p.me_artifact_sd * _ou(rw, len(tc), dt, 5.0)
+    d_cam = np.interp(times, tc, drive + artefact)
+    me = p.me_baseline + gain * np.logaddexp(0.0, d_cam)
+    me *= np.exp(p.me_noise_sd * rw.standard_normal(len(times)))
+    return {"times": times, "me": me, "drive": drive, "me_clean": me_clean}
+
+
+# ----------------------------------------------------------------------------------------
+# neurons
+# ----------------------------------------------------------------------------------------
+
+
+def _region_profiles(p: IblSynthParams, shared_seed: int) -> dict[str, np.ndarray]:
+    """Structure shared by all sessions: regional mean weights, SDs, leads, rate factors."""
+    rng = rng_for(shared_seed, "ibl", "region_profiles")
+    mean = _BASE_PROFILE_MEAN + p.profile_shared_jitter * rng.standard_normal(_BASE_PROFILE_MEAN.shape)
+    mean[:, [VARIABLES.index("latent_fast"), VARIABLES.index("latent_slow")]] = 0.0
+    sd = _BASE_PROFILE_SD * np.exp(0.1 * rng.standard_normal(_BASE_PROFILE_SD.shape))
+    lead = _BASE_LEAD_S + 0.02 * rng.standard_normal(len(REGIONS))
+    rate_factor = _BASE_RATE_FACTOR * np.exp(0.15 * rng.standard_normal(len(REGIONS)))
+    return {"mean": mean * p.tuning_gain, "sd": sd * p.tuning_gain, "lead_s": lead, "rate_factor": rate_factor}
+
+
+def _draw_clusters(p: IblSynthParams, prof: dict, session_seed: int) -> dict[str, np.ndarray]:
+    rng = rng_for(session_seed, "clusters")
+    nr = len(REGIONS)
+    n = p.n_clusters
+    spans = rng.dirichlet(p.region_span_concentration * np.asarray(p.region_span_fractions)
+                          / np.sum(p.region_span_fractions))
+    # region boundaries in um from the tip: PO at the tip, VISa at the top
+    lengths = spans * p.probe_length_um
+    lower = np.empty(nr)
+    acc = 0.0
+    for r in range(nr - 1, -1, -1):
+        lower[r] = acc
+        acc += lengths[r]
+    w = spans * _BASE_DENSITY
+    counts = rng.multinomial(n, w / w.sum())
+    if n >= nr:  # every region represented
+        for r in range(nr):
+            while counts[r] == 0:
+                counts[np.argmax(counts)] -= 1
+                counts[r] += 1
+    region = np.repeat(np.arange(nr), counts)
+    depth = lower[region] + lengths[region] * rng.uniform(0.03, 0.97, n)
+    perm = rng.permutation(n)  # cluster ids unrelated to depth
+    region, depth = region[perm], depth[perm]
+
+    acronym = np.array([REGIONS[r] for r in region], dtype=object)
+    if p.subregion_acronyms:
+        for r_name, subs in _SUBREGIONS.items():
+            r = REGIONS.index(r_name)
+            m = region == r
+            # fraction from the top of the region
+            frac_top = (lower[r] + lengths[r] - depth[m]) / lengths[r]
+            edges = np.cumsum([f for _, f in subs])
+            which = np.minimum(np.searchsorted(edges, frac_top, side="right"), len(subs) - 1)
+            acronym[m] = [subs[i][0] for i in which]
+    acronym = acronym.astype("U")
+
+    channel_row = np.clip(np.round(depth / 20.0).astype(int), 0, 191)
+    channels = (2 * channel_row + rng.integers(0, 2, n)).astype(np.int64)
+
+    # session (animal) shift of the regional means, then neuron-level variation
+    sess_mean = prof["mean"] + p.session_profile_jitter * p.tuning_gain * rng.standard_normal(prof["mean"].shape)
+    weights = sess_mean[region] + prof["sd"][region] * rng.standard_normal((n, len(VARIABLES)))
+    lead = np.clip(prof["lead_s"][region] + p.lead_neuron_sd_s * rng.standard_normal(n), -p.max_lead_s, p.max_lead_s)
+    lead = np.round(lead / p.rate_dt_s) * p.rate_dt_s
+    rate = p.rate_median_hz * prof["rate_factor"][region] * np.exp(p.rate_log_sd * rng.standard_normal(n))
+    rate = np.clip(rate, p.rate_min_hz, p.rate_max_hz)
+    amp_v = p.amp_median_uv * 1e-6 * np.exp(0.45 * rng.standard_normal(n))
+    return {"region": region, "acronym": acronym, "depth": depth, "channels": channels,
+            "weights": weights, "lead_s": lead, "rate": rate, "amp_v": amp_v,
+            "session_profile_mean": sess_mean, "region_lower_um": lower, "region_length_um": lengths,
+            "region_counts": counts}
+
+
+# ----------------------------------------------------------------------------------------
+# spikes
+# ----------------------------------------------------------------------------------------
+
+
+class _Design:
+    """Builds the design matrix of any bin range: lagged wheel-speed columns + the rest."""
+
+    def __init__(self, feats: np.ndarray, leads_bins: np.ndarray, weights: np.ndarray):
+        # feats: (n_bins, n_variables) in VARIABLES order; wheel speed is column 0
+        self.feats = feats
+        self.n = feats.shape[0]
+        self.lags = np.unique(leads_bins)
+        pad = int(np.max(np.abs(self.lags))) if len(self.lags) else 0
+        self.pad = pad
+        self.speed_pad = np.pad(feats[:, 0], (pad, pad), mode="edge")
+        n_cl = weights.shape[0]
+        self.W = np.zeros((n_cl, len(self.lags) + feats.shape[1] - 1))
+        col = np.searchsorted(self.lags, leads_bins)
+        self.W[np.arange(n_cl), col] = weights[:, 0]
+        self.W[:, len(self.lags):] = weights[:, 1:]
+
+    def eta(self, i0: int, i1: int) -> np.ndarray:
+        idx = np.arange(i0, i1)
+        wheel_cols = [self.speed_pad[idx + self.pad + lag] for lag in self.lags]
+        X = np.column_stack(wheel_cols + [self.feats[i0:i1, 1:]])
+        return X @ self.W.T
+
+
+def _simulate_spikes(p: IblSynthParams, design: _Design, log_rate_target: np.ndarray, session_seed: int,
+                     progress: bool) -> dict[str, np.ndarray]:
+    dt = p.rate_dt_s
+    n_bins = design.n
+    n_cl = log_rate_target.shape[0]
+    hold = max(1, int(round(0.05 / dt)))  # private noise sampled every ~50 ms and held
+    chunk = hold * max(1, int(round(p.chunk_s / dt / hold)))
+    bounds = [(i, min(i + chunk, n_bins)) for i in range(0, n_bins, chunk)]
+    a = math.exp(-dt * hold / p.private_noise_tau_s)
+
+    def private_noise():
+        """Per-neuron OU log-rate fluctuations, chunk by chunk (same stream in both passes)."""
+        rng_p = rng_for(session_seed, "private_noise")
+        zi = a * rng_p.standard_normal(n_cl)
+        for i0, i1 in bounds:
+            if p.private_noise_sd <= 0:
+                yield 0.0
+                continue
+            n_coarse = -(-(i1 - i0) // hold)
+            y, zf = lfilter([math.sqrt(1 - a * a)], [1.0, -a], rng_p.standard_normal((n_coarse, n_cl)),
+                            axis=0, zi=zi[None, :])
+            zi = zf[0]
+            yield p.private_noise_sd * np.repeat(y, hold, axis=0)[: i1 - i0]
+
+    # pass 1: session-average of exp(w.f + noise) -> baselines giving the target mean rates exactly
+    acc = np.zeros(n_cl)
+    for (i0, i1), noise in zip(bounds, private_noise()):
+        acc += np.exp(design.eta(i0, i1) + noise).sum(axis=0)
+    baseline = log_rate_target - np.log(acc / n_bins)
+    # pass 2: Poisson counts per bin, uniform times inside bins, refractory deletion
+    rng = rng_for(session_seed, "spikes")
+    tau = p.refractory_s
+    last = np.full(n_cl, -np.inf)
+    out_t, out_c = [], []
+    max_rate = 1.0 / dt * 20.0
+    it = tqdm(zip(bounds, private_noise()), total=len(bounds),
+              desc="ibl synth: spikes", unit="chunk", disable=not progress, leave=False)
+    for (i0, i1), noise in it:
+        lam = np.minimum(np.exp(baseline + design.eta(i0, i1) + noise), max_rate)
+        if tau > 0:  # compensate the (paralyzable) dead time: observed = lam' exp(-lam' tau) = lam
+            lam = _dead_time_inverse(np.minimum(lam * tau, 0.3)) / tau
+        counts = rng.poisson(lam * dt)
+        bi, ci = np.nonzero(counts)
+        k = counts[bi, ci]
+        bi = np.repeat(bi, k)
+        ci = np.repeat(ci, k).astype(np.int64)
+        t = (i0 + bi + rng.random(len(bi))) * dt
+        if tau > 0 and len(t):
+            order = np.lexsort((t, ci))
+            t, ci = t[order], ci[order]
+            prev = np.empty_like(t)
+            prev[1:] = t[:-1]
+            first = np.ones(len(t), bool)
+            first[1:] = ci[1:] != ci[:-1]
+            prev[first] = last[ci[first]]
+            keep = (t - prev) >= tau
+            is_last = np.ones(len(t), bool)
+            is_last[:-1] = ci[:-1] != ci[1:]
+            last[ci[is_last]] = t[is_last]  # last raw spike (paralyzable dead time)
+            t, ci = t[keep], ci[keep]
+        order = np.argsort(t, kind="stable")
+        out_t.append(t[order])
+        out_c.append(ci[order].astype(np.uint32))
+    times = np.concatenate(out_t) if out_t else np.zeros(0)
+    clusters = np.concatenate(out_c) if out_c else np.zeros(0, np.uint32)
+    return {"times": times, "clusters": clusters, "baseline": baseline}
+
+
+# ----------------------------------------------------------------------------------------
+# main entry point
+# ----------------------------------------------------------------------------------------
+
+
+def generate_session(session_dir, truth_path, params: IblSynthParams, *, shared_seed: int,
+                     session_seed: int, progress: bool = True) -> None:
+    """Write one synthetic IBL session (ALF folder ``session_dir``) and its truth HDF5."""
+    p = params
+    logger.info("ibl synth: %d trials, %d clusters (shared_seed=%d, session_seed=%d) -> %s",
+                p.n_trials, p.n_clusters, shared_seed, session_seed, session_dir)
+    tr = _simulate_trials(p, session_seed)
+    dt = p.rate_dt_s
+    r = int(round(dt / p.wheel_grid_dt_s))
+    n_bins = int(math.ceil(float(tr["session_end"]) / dt))
+    t_end = n_bins * dt
+    tc = (np.arange(n_bins) + 0.5) * dt
+
+    wheel = _simulate_wheel(p, tr, session_seed, n_bins * r)
+    velocity = wheel["velocity_grid"].reshape(n_bins, r).mean(axis=1)
+    speed = np.abs(wheel["velocity_grid"]).reshape(n_bins, r).mean(axis=1)
+    speed_f = WHEEL_SPEED_SAT * np.tanh(speed / (WHEEL_SPEED_SCALE * WHEEL_SPEED_SAT))
+    task = _task_features(p, tr, tc, dt)
+    cam = _simulate_camera(p, session_seed, t_end, tc, dt, speed_f, task["reward_lick"])
+    me = cam["me"]
+    me_z = (cam["me_clean"] - me.mean()) / me.std()  # true whisking, in units of the measured ME
+    rl = rng_for(session_seed, "latents")
+    feats = np.column_stack([
+        speed_f, me_z, task["choice"], task["block_prior"], task["stim_contra"], task["stim_ipsi"],
+        task["feedback"], _ou(rl, n_bins, dt, 1.0), _ou(rl, n_bins, dt, 20.0),
+    ])
+
+    prof = _region_profiles(p, shared_seed)
+    cl = _draw_clusters(p, prof, session_seed)
+    leads_bins = np.round(cl["lead_s"] / dt).astype(int)
+    design = _Design(feats, leads_bins, cl["weights"])
+    sp = _simulate_spikes(p, design, np.log(cl["rate"]), session_seed, progress)
+    rs = rng_for(session_seed, "spike_features")
+    n_sp = len(sp["times"])
+    amps = cl["amp_v"][sp["clusters"]] * np.exp(0.12 * rs.standard_normal(n_sp))
+    sdepths = (cl["depth"][sp["clusters"]] + p.spike_depth_jitter_um * rs.standard_normal(n_sp)).astype(np.float32)
+    logger.info("ibl synth: %.1f s, %d spikes, %d wheel samples, %d camera frames, %d/%d clusters >= 2 Hz",
+                t_end, n_sp, len(wheel["timestamps"]), len(cam["times"]), int(np.sum(cl["rate"] >= 2.0)),
+                p.n_clusters)
+
+    with atomic_paths(session_dir, truth_path) as (tmp_dir, tmp_truth):
+        tmp_dir.mkdir(parents=True)
+        probe = tmp_dir / "probe00"
+        probe.mkdir()
+        f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+        trials_out = {
+            "intervals": tr["intervals"], "goCue_times": tr["goCue_times"], "stimOn_times": tr["stimOn_times"],
+            "firstMovement_times": tr["firstMovement_times"], "response_times": tr["response_times"],
+            "feedback_times": tr["feedback_times"], "choice": tr["choice"], "feedbackType": tr["feedbackType"],
+            "contrastLeft": tr["contrastLeft"], "contrastRight": tr["contrastRight"],
+            "probabilityLeft": tr["probabilityLeft"],
+        }
+        for name, arr in trials_out.items():
+            np.save(tmp_dir / f"_ibl_trials.{name}.npy", f64(arr))
+        np.save(tmp_dir / "_ibl_wheel.position.npy", f64(wheel["position"]))
+        np.save(tmp_dir / "_ibl_wheel.timestamps.npy", f64(wheel["timestamps"]))
+        np.save(tmp_dir / "_ibl_leftCamera.times.npy", f64(cam["times"]))
+        np.save(tmp_dir / "leftCamera.ROIMotionEnergy.npy", f64(me))
+        np.save(probe / "spikes.times.npy", f64(sp["times"]))
+        np.save(probe / "spikes.clusters.npy", sp["clusters"].astype(np.uint32))
+        np.save(probe / "spikes.amps.npy", f64(amps))
+        np.save(probe / "spikes.depths.npy", sdepths)
+        np.save(probe / "clusters.brainLocationAcronyms_ccf_2017.npy", cl["acronym"])
+        np.save(probe / "clusters.depths.npy", f64(cl["depth"]))
+        np.save(probe / "clusters.channels.npy", cl["channels"])
+        _write_truth(tmp_truth, p, shared_seed, session_seed, tr, wheel, cam, feats, velocity, prof, cl, sp, t_end)
+    logger.info("ibl synth: wrote %s and %s", session_dir, truth_path)
+
+
+def _write_truth(path: Path, p: IblSynthParams, shared_seed: int, session_seed: int, tr: dict, wheel: dict,
+                 cam: dict, feats: np.ndarray, velocity: np.ndarray, prof: dict, cl: dict, sp: dict,
+                 t_end: float) -> None:
+    gz = {"compression": "gzip", "compression_opts": 4}
+    str_dt = h5py.string_dtype()
+    with h5py.File(path, "w") as h:
+        h.attrs["generator"] = GENERATOR_NAME
+        h.attrs["generator_version"] = GENERATOR_VERSION
+        h.attrs["shared_seed"] = int(shared_seed)
+        h.attrs["session_seed"] = int(session_seed)
+        h.attrs["params_json"] = p.to_json()
+        h.attrs["wheel_sign_convention"] = WHEEL_SIGN_CONVENTION
+        h.attrs["depth_convention"] = DEPTH_CONVENTION
+        h.attrs["session_duration_s"] = float(t_end)
+        h.attrs["hemisphere"] = "left (stim_contra = right-side stimulus)"
+        h.attrs["units"] = json.dumps({
+            "time": "s", "rate": "Hz", "baseline_log_rate": "ln(Hz)", "weights": "ln-rate per feature unit",
+            "depth": "um from probe tip", "wheel": "rad", "wheel_velocity": "rad/s",
+            "wheel_speed_feature":
+                f"{WHEEL_SPEED_SAT} * tanh(|velocity| / {WHEEL_SPEED_SCALE * WHEEL_SPEED_SAT} rad/s)",
+            "amplitude": "V",
+            "lead": "s (positive: neuron leads the wheel)"})
+
+        g = h.create_group("clusters")
+        g.create_dataset("region", data=np.array([REGIONS[r] for r in cl["region"]], dtype=object), dtype=str_dt)
+        g.create_dataset("region_index", data=cl["region"].astype(np.int64))
+        g.create_dataset("acronym", data=cl["acronym"].astype(object), dtype=str_dt)
+        g.create_dataset("rate_hz", data=cl["rate"])
+        g.create_dataset("baseline_log_rate", data=sp["baseline"])
+        d = g.create_dataset("weights", data=cl["weights"])
+        d.attrs["feature_names"] = list(VARIABLES)
+        g.create_dataset("wheel_lead_s", data=cl["lead_s"])
+        g.create_dataset("depth_um", data=cl["depth"])
+        g.create_dataset("channel", data=cl["channels"])
+        g.create_dataset("amp_v", data=cl["amp_v"])
+        g.attrs["feature_names"] = list(VARIABLES)
+
+        g = h.create_group("regions")
+        g.create_dataset("names", data=np.array(REGIONS, dtype=object), dtype=str_dt)
+        d = g.create_dataset("profile_mean", data=prof["mean"])
+        d.attrs["feature_names"] = list(VARIABLES)
+        d.attrs["description"] = "shared (shared_seed) regional mean weights, rows = names"
+        d = g.create_dataset("profile_sd", data=prof["sd"])
+        d.attrs["feature_names"] = list(VARIABLES)
+        g.create_dataset("lead_s", data=prof["lead_s"])
+        g.create_dataset("rate_factor", data=prof["rate_factor"])
+        d = g.create_dataset("session_profile_mean", data=cl["session_profile_mean"])
+        d.attrs["feature_names"] = list(VARIABLES)
+        g.create_dataset("lower_um", data=cl["region_lower_um"])
+        g.create_dataset("length_um", data=cl["region_length_um"])
+        g.create_dataset("n_clusters", data=cl["region_counts"])
+
+        g = h.create_group("trials")
+        for name in ("probabilityLeft", "subjective_prior", "choice", "contrastLeft", "contrastRight", "contrast",
+                     "signed_contrast", "p_choice_cw", "feedbackType", "goCue_times", "stimOn_true",
+                     "firstMovement_true", "response_times", "feedback_times", "rt_true", "move_amp", "move_dur"):
+            g.create_dataset(name, data=np.asarray(tr[name], dtype=np.float64))
+        g.create_dataset("intervals", data=tr["intervals"])
+        for name in ("is_left", "nogo", "nan_stimOn", "nan_firstMovement"):
+            g.create_dataset(name, data=np.asarray(tr[name], dtype=bool))
+        g["block"] = h["trials/probabilityLeft"]  # alias: true block
+
+        g = h.create_group("features")
+        d = g.create_dataset("data", data=feats.astype(np.float32), chunks=True, **gz)
+        d.attrs["feature_names"] = list(VARIABLES)
+        d.attrs["t0"] = 0.0
+        d.attrs["dt"] = p.rate_dt_s
+        d.attrs["description"] = ("row k covers [k*dt, (k+1)*dt); wheel_speed unlagged (each cluster reads it "
+                                  "at t + wheel_lead_s); whisker_me = noise-free ME of the true whisking, "
+                                  "(ME_clean - mean(ME)) / SD(ME) of the written ROIMotionEnergy")
+        d = g.create_dataset("wheel_velocity", data=velocity.astype(np.float32), chunks=True, **gz)
+        d.attrs["units"] = "rad/s (positive = CCW)"
+        d = g.create_dataset("whisking_drive", data=cam["drive"].astype(np.float32), chunks=True, **gz)
+        d.attrs["description"] = "latent whisking drive (ME = baseline + gain*softplus(drive) * noise)"
+        g.attrs["dt"] = p.rate_dt_s
+
+        g = h.create_group("wheel_moves")
+        g.create_dataset("onset", data=wheel["move_onset"])
+        g.create_dataset("duration", data=wheel["move_duration"])
+        g.create_dataset("amplitude", data=wheel["move_amplitude"])
+        g.create_dataset("is_spontaneous", data=wheel["move_kind"].astype(bool))
+
+
+# ----------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("session_dir")
+    ap.add_argument("truth_path")
+    ap.add_argument("--shared-seed", type=int, required=True)
+    ap.add_argument("--session-seed", type=int, required=True)
+    ap.add_argument("--params-json", default="{}", help="JSON object of IblSynthParams overrides")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    generate_session(a.session_dir, a.truth_path, IblSynthParams.from_mapping(json.loads(a.params_json)),
+                     shared_seed=a.shared_seed, session_seed=a.session_seed, progress=not a.no_progress)
+
+
+if __name__ == "__main__":
+    main()
