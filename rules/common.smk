@@ -20,12 +20,17 @@ from pipeline.config import (
     plane_paths,
     read_fish_table,
     read_session_table,
+    synthetic_params,
     synthetic_root,
 )
 from pipeline.seeding import derive_seed
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
+try:
+    SYNTHETIC_PARAMS = synthetic_params(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 def _load_table(reader, path, schema):

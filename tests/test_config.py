@@ -10,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pipeline.config import ConfigError, plane_paths, read_fish_table, read_session_table
+from pipeline.config import ConfigError, plane_paths, read_fish_table, read_session_table, synthetic_params
 
 from conftest import REPO
 
@@ -127,3 +127,41 @@ def test_fish_table_schema_rejects_bad_values(tmp_path, field, value):
 def test_missing_table_is_named(tmp_path):
     with pytest.raises(ConfigError, match="sessions.tsv: recordings table not found"):
         read_session_table(tmp_path / "sessions.tsv")
+
+
+def test_schema_lists_exactly_the_generator_fields():
+    from dataclasses import fields
+
+    from pipeline.synth.ibl import IblSynthParams
+    from pipeline.synth.zebrafish import ZebrafishSynthParams
+
+    schema = load(SCHEMA / "config.schema.yaml")["$defs"]
+    json_type = {"int": "integer", "float": "number", "bool": "boolean"}
+    for name, params_class in [("zebrafish_synth", ZebrafishSynthParams), ("ibl_synth", IblSynthParams)]:
+        properties = schema[name]["properties"]
+        assert list(properties) == [f.name for f in fields(params_class)], name
+        for f in fields(params_class):
+            expected = "array" if str(f.type).startswith("tuple") else json_type[str(f.type)]
+            assert properties[f.name]["type"] == expected, f.name
+
+
+def test_synthetic_params_are_completed_with_defaults():
+    resolved = synthetic_params(load(CONFIGS[0]))
+    assert resolved["zebrafish"]["n_volumes"] == 300
+    assert resolved["zebrafish"]["calcium_decay_tau_s"] > 0  # a default, not in the file
+    assert resolved["ibl"]["n_clusters"] == 120
+    assert synthetic_params({})["ibl"]["n_trials"] > 0
+
+
+@pytest.mark.parametrize(
+    "section, values, message",
+    [
+        ("zebrafish", {"calcium_rise_tau_s": 2.0, "calcium_decay_tau_s": 1.0}, "calcium_rise_tau_s"),
+        ("zebrafish", {"n_volumes": 0}, "n_volumes"),
+        ("ibl", {"n_trials": -3}, "n_trials"),
+        ("ibl", {"n_trails": 3}, "n_trails"),
+    ],
+)
+def test_bad_synthetic_values_name_the_key(section, values, message):
+    with pytest.raises(ConfigError, match=f"config key synthetic.{section}: .*{message}"):
+        synthetic_params({"synthetic": {section: values}})

@@ -119,3 +119,25 @@ def plane_paths(template: str, n_planes: int) -> list[str]:
 def synthetic_root(results_dir: str) -> str:
     """Folder under which the built-in generators write; table paths inside it are synthetic."""
     return f"{results_dir.rstrip('/')}/synth"
+
+
+def synthetic_params(config: dict) -> dict[str, dict]:
+    """The ``synthetic`` section of the config, checked by the generators' dataclasses
+    (unknown keys, ranges, consistency) and completed with their defaults, so that a bad
+    value fails before any job runs and the rules' params hold every value used.
+
+    Returns ``{"zebrafish": {...}, "ibl": {...}}`` of plain values.
+    """
+    from dataclasses import asdict
+
+    from pipeline.synth.ibl import IblSynthParams
+    from pipeline.synth.zebrafish import ZebrafishSynthParams
+
+    section = config.get("synthetic") or {}
+    resolved = {}
+    for name, params_class in [("zebrafish", ZebrafishSynthParams), ("ibl", IblSynthParams)]:
+        try:
+            resolved[name] = asdict(params_class.from_mapping(section.get(name) or {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"config key synthetic.{name}: {err}") from None
+    return resolved

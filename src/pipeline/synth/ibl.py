@@ -77,7 +77,6 @@ Spike model
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -998,21 +997,3 @@ def _write_truth(path: Path, p: IblSynthParams, shared_seed: int, session_seed: 
 # ----------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("session_dir")
-    ap.add_argument("truth_path")
-    ap.add_argument("--shared-seed", type=int, required=True)
-    ap.add_argument("--session-seed", type=int, required=True)
-    ap.add_argument("--params-json", default="{}", help="JSON object of IblSynthParams overrides")
-    ap.add_argument("--no-progress", action="store_true")
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    generate_session(a.session_dir, a.truth_path, IblSynthParams.from_mapping(json.loads(a.params_json)),
-                     shared_seed=a.shared_seed, session_seed=a.session_seed, progress=not a.no_progress)
-
-
-if __name__ == "__main__":
-    main()

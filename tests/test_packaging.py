@@ -1,0 +1,53 @@
+"""The environment definitions agree with each other and with the README commands."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+
+from conftest import REPO
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_lock_pins_torch_for_every_platform():
+    # The CPU wheel here is 2.13.0+cpu; the plain pin also selects the CUDA build on a cluster.
+    assert lock_pins()["torch"] == "2.13.0"
+    assert re.match(r"^9\.", lock_pins()["snakemake"])
+
+
+def test_conda_env_pins_match_the_lock():
+    env = yaml.safe_load((REPO / "envs" / "pipeline.yaml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = lock_pins()
+    for requirement in pip_section:
+        name, version = requirement.split("==")
+        assert pins[name.lower().replace("_", "-")] == version, requirement
+
+
+def test_every_direct_dependency_is_locked():
+    text = (REPO / "pyproject.toml").read_text()
+    block = text.split("dependencies = [")[1].split("]")[0]
+    names = [re.match(r'\s*"([A-Za-z0-9_.-]+)', line).group(1) for line in block.splitlines() if '"' in line]
+    pins = lock_pins()
+    assert names and all(n.lower().replace("_", "-") in pins for n in names)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    quickstart = readme.split("## Quickstart")[1].split("```bash")[1].split("```")[0]
+    commands = [line.split("#")[0].strip() for line in quickstart.strip().splitlines()]
+    assert commands == ["bin/demo", "bin/test"]
+    ci = [l for l in (REPO / ".ci" / "run").read_text().splitlines() if l and not l.startswith("#")]
+    assert ci[-1] == "exec bin/test"
+    for script in ["bin/setup", "bin/demo", "bin/test", ".ci/run"]:
+        assert os.access(REPO / script, os.X_OK), script

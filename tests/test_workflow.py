@@ -1,0 +1,126 @@
+"""The Snakemake DAG: it builds, lints clean, rejects bad configs before running any job,
+and (slow) runs end to end on the small CI configuration in .test/."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import h5py
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def test_lint_is_clean():
+    result = run_snakemake("--lint")
+    assert result.returncode == 0, result.stdout
+    assert "Congratulations, your workflow is in a good condition" in result.stdout
+
+
+def test_dry_run_of_the_demo_config():
+    result = run_snakemake("-n", "--forceall", "--profile", "profiles/local")
+    assert result.returncode == 0, result.stdout
+    jobs = planned_jobs(result.stdout)
+    assert jobs["synth_zebrafish"] == 2 and jobs["synth_zebrafish_plane"] == 2 * 3
+    assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
+
+
+def test_dry_run_of_the_paper_config():
+    result = run_snakemake("-n", "--forceall", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stdout
+    jobs = planned_jobs(result.stdout)
+    assert jobs["synth_zebrafish_plane"] == 5 * 5 and jobs["inventory_fish"] == 5
+    assert "results/paper/inventory/fish/fish05.json" in result.stdout
+
+
+def _write_config(workdir, **changes):
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"nlp4neuro.n_runs": -2}, "['nlp4neuro']['n_runs']"),
+        ({"synthetic.zebrafish.frame_height_px": "big"}, "frame_height_px"),
+        ({"synthetic.ibl.n_trails": 10}, "n_trails"),
+    ],
+)
+def test_bad_config_fails_before_any_job(test_workdir, changes, expected):
+    _write_config(test_workdir, **changes)
+    result = run_snakemake("--cores", "1", workdir=test_workdir)
+    assert result.returncode != 0
+    assert expected in result.stdout
+    assert not (test_workdir / "results").exists()
+
+
+def test_bad_recordings_table_fails_naming_the_file(test_workdir):
+    table = test_workdir / "config" / "fish.tsv"
+    table.write_text(table.read_text().replace("\t1.1\t", "\t-1.1\t"))
+    result = run_snakemake("-n", workdir=test_workdir)
+    assert result.returncode != 0
+    assert "config/fish.tsv: invalid recordings table" in result.stdout
+    assert "volume_rate_hz" in result.stdout
+
+
+def test_missing_real_recording_is_reported(test_workdir):
+    table = test_workdir / "config" / "fish.tsv"
+    rows = table.read_text().splitlines()
+    rows.append(rows[1].replace("fishA", "fishReal").replace("results/synth/zebrafish/fishReal", "/data/fishReal"))
+    table.write_text("\n".join(rows) + "\n")
+    result = run_snakemake("-n", workdir=test_workdir)
+    assert result.returncode != 0
+    assert "/data/fishReal/tail_log.csv" in result.stdout
+
+
+@pytest.mark.slow
+def test_ci_config_runs_end_to_end(test_workdir):
+    result = run_snakemake("--cores", "2", workdir=test_workdir)
+    assert result.returncode == 0, result.stdout[-5000:]
+    results = test_workdir / "results"
+
+    # Inputs and ground truth are separate folders.
+    fish_dir = results / "synth" / "zebrafish" / "fishA"
+    assert sorted(p.name for p in fish_dir.iterdir()) == [
+        "frame_times.csv", "plane0.tif", "plane1.tif", "stimulus_log.csv", "tail_log.csv",
+    ]
+    with h5py.File(results / "synth/ground_truth/zebrafish/fishA.h5") as truth:
+        assert truth["calcium/dff"].shape[1] == 60
+    with h5py.File(results / "synth/ground_truth/ibl/sesA.h5") as truth:
+        assert truth["clusters/region"].shape == (20,)
+    inventory = json.loads((results / "inventory/fish/fishA.json").read_text())
+    assert [p["n_frames"] for p in inventory["planes"]] == [60, 60]
+    assert inventory["tail_log"]["covers_imaging"]
+    session = json.loads((results / "inventory/sessions/sesB.json").read_text())
+    assert session["n_trials"] == 40 and session["n_spikes"] > 0
+    for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish", "inventory_session"]:
+        assert any((results / "logs" / rule).rglob("*.log")), rule
+        assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
+
+    # A second run has nothing to do.
+    again = run_snakemake("-n", workdir=test_workdir)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout
+
+    # Adding a fish plans exactly that fish's jobs (plus the default target).
+    table = test_workdir / "config" / "fish.tsv"
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join(rows + [rows[1].replace("fishA", "fishB")]) + "\n")
+    added = run_snakemake("-n", workdir=test_workdir)
+    assert planned_jobs(added.stdout) == {
+        "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "all": 1,
+    }
