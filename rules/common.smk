@@ -4,7 +4,6 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -17,6 +16,7 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
+    plain_row,
     plane_paths,
     read_fish_table,
     read_session_table,
@@ -72,15 +72,14 @@ def fish_row(fish):
     """The fish's row of the fish table as a plain dict (NA cells dropped)."""
     if fish not in FISH.index:
         raise WorkflowError(f"fish {fish!r} is not in {config['fish_table']}")
-    row = FISH.loc[fish]
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
+    return plain_row(FISH.loc[fish])
 
 
 def session_row(session):
     """The session's row of the sessions table as a plain dict."""
     if session not in SESSIONS.index:
         raise WorkflowError(f"session {session!r} is not in {config['session_table']}")
-    return {k: v for k, v in SESSIONS.loc[session].items() if not pd.isna(v)}
+    return plain_row(SESSIONS.loc[session])
 
 
 def fish_recording_metadata(wildcards):

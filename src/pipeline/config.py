@@ -141,3 +141,9 @@ def synthetic_params(config: dict) -> dict[str, dict]:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"config key synthetic.{name}: {err}") from None
     return resolved
+
+
+def plain_row(row) -> dict:
+    """A table row (pandas Series or mapping) as a dict of plain Python values, empty
+    cells dropped: what rules pass as params and inventories record as metadata."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(row).items() if not pd.isna(v)}

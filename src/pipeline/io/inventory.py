@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from pipeline.config import plane_paths
+from pipeline.config import plain_row, plane_paths
 from pipeline.io.alf import find_dataset, require_dataset
 from pipeline.io.errors import InputDataError
 from pipeline.provenance import config_hash, describe_file
@@ -47,6 +47,12 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     if table.empty:
         raise InputDataError(path, "no rows")
     return table
+
+
+def _header(kind: str, id_column: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Inventory fields shared by every kind: the table row and its hash."""
+    metadata = plain_row(row)
+    return {"kind": kind, "id": metadata[id_column], "metadata": metadata, "metadata_hash": config_hash(metadata)}
 
 
 def _check_rate(path: Path, times_s: np.ndarray, declared_hz: float, what: str) -> float:
@@ -153,12 +159,8 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     if not np.all(stimulus["t_end"].to_numpy(float) > stimulus["t_start"].to_numpy(float)):
         raise InputDataError(stim_path, "every epoch needs t_end > t_start")
 
-    metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
     return {
-        "kind": "zebrafish",
-        "id": metadata["fish_id"],
-        "metadata": metadata,
-        "metadata_hash": config_hash(metadata),
+        **_header("zebrafish", "fish_id", row),
         "planes": planes,
         "frame_times": {**describe_file(frame_times), **imaging_span, "frames_per_plane": frames_per_plane},
         "tail_log": {
@@ -218,12 +220,8 @@ def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
         )
     n_trials = int(np.load(datasets["trials.stimOn_times"], mmap_mode="r").shape[0])
     files = [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()]
-    metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not pd.isna(v)}
     return {
-        "kind": "ibl_session",
-        "id": metadata["session_id"],
-        "metadata": metadata,
-        "metadata_hash": config_hash(metadata),
+        **_header("ibl_session", "session_id", row),
         "datasets": datasets,
         "n_spikes": int(spike_times.shape[0]),
         "n_clusters_with_spikes": int(np.unique(spike_clusters).size),
