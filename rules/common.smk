@@ -16,6 +16,7 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
+    ibl_binning_params,
     plain_row,
     plane_paths,
     read_fish_table,
@@ -29,6 +30,7 @@ from pipeline.seeding import derive_seed
 validate(config, schema="../config/schema/config.schema.yaml")
 try:
     SYNTHETIC_PARAMS = synthetic_params(config)
+    IBL_BINNING = ibl_binning_params(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -119,8 +121,9 @@ def unit_seed(*keys):
 
 
 def all_targets():
-    """Targets of the default target: one input inventory per fish and per session.
-    Synthetic recordings (table paths under {results_dir}/synth/) are generated first."""
+    """Targets of the default target: one input inventory per fish, one binned file per
+    IBL session. Synthetic recordings (table paths under {results_dir}/synth/) are
+    generated first."""
     return expand(f"{RESULTS}/inventory/fish/{{fish}}.json", fish=FISH.index) + expand(
-        f"{RESULTS}/inventory/sessions/{{session}}.json", session=SESSIONS.index
+        f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index
     )

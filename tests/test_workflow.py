@@ -10,7 +10,7 @@ import h5py
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from helpers import REPO, run_snakemake
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -31,6 +31,7 @@ def test_dry_run_of_the_demo_config():
     jobs = planned_jobs(result.stdout)
     assert jobs["synth_zebrafish"] == 2 and jobs["synth_zebrafish_plane"] == 2 * 3
     assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
+    assert jobs["bin_ibl_session"] == 3
 
 
 def test_dry_run_of_the_paper_config():
@@ -108,7 +109,12 @@ def test_ci_config_runs_end_to_end(test_workdir):
     assert inventory["tail_log"]["covers_imaging"]
     session = json.loads((results / "inventory/sessions/sesB.json").read_text())
     assert session["n_trials"] == 40 and session["n_spikes"] > 0
-    for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish", "inventory_session"]:
+    with h5py.File(results / "ibl/binned/sesB.h5") as binned:
+        n_trials, n_bins, n_neurons = binned["spikes/counts"].shape
+        assert n_bins == 100 and 0 < n_trials <= 40 and n_neurons > 0
+        assert all(len(digest) == 64 for digest in json.loads(binned.attrs["source_files_json"]).values())
+    for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
+                 "inventory_session", "bin_ibl_session"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -123,4 +129,14 @@ def test_ci_config_runs_end_to_end(test_workdir):
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
         "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "all": 1,
+    }
+
+    # Adding a session plans exactly that session's jobs.
+    table.write_text("\n".join(rows) + "\n")
+    sessions = test_workdir / "config" / "sessions.tsv"
+    session_rows = sessions.read_text().splitlines()
+    sessions.write_text("\n".join(session_rows + [session_rows[1].replace("sesA", "sesC")]) + "\n")
+    added = run_snakemake("-n", workdir=test_workdir)
+    assert planned_jobs(added.stdout) == {
+        "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
     }

@@ -36,6 +36,8 @@ SESSION_COLUMNS: dict[str, str] = {
     "subject": "string",
     "alf_dir": "string",
     "probe": "string",
+    "wheel_units": "string",
+    "wheel_ticks_per_rev": "int64",
 }
 
 #: Placeholder for the 0-based plane index in the ``tiff`` path template.
@@ -68,6 +70,8 @@ def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str
             table[column] = table[column].replace("", pd.NA)
             continue
         for row_id, value in zip(table[id_column], table[column]):
+            if value == "":
+                continue  # an empty cell; the schema says whether the column is required
             try:
                 number = float(value)
             except ValueError:
@@ -78,7 +82,8 @@ def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str
                 raise ConfigError(
                     f"{path}: row {row_id!r}, column {column!r}: {value!r} is not an integer"
                 )
-        table[column] = pd.to_numeric(table[column]).astype(dtype)
+        nullable = {"int64": "Int64", "float64": "Float64"}[dtype]
+        table[column] = pd.to_numeric(table[column].replace("", pd.NA)).astype(nullable)
     duplicated = table[id_column][table[id_column].duplicated()].tolist()
     if duplicated:
         raise ConfigError(f"{path}: duplicate {id_column} {sorted(set(duplicated))}")
@@ -147,3 +152,16 @@ def plain_row(row) -> dict:
     """A table row (pandas Series or mapping) as a dict of plain Python values, empty
     cells dropped: what rules pass as params and inventories record as metadata."""
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(row).items() if not pd.isna(v)}
+
+
+def ibl_binning_params(config: dict) -> dict:
+    """The ``ibl_binning`` config section checked by
+    :class:`pipeline.ibl.binning.BinningConfig` and completed with its defaults."""
+    from dataclasses import asdict
+
+    from pipeline.ibl.binning import BinningConfig
+
+    try:
+        return asdict(BinningConfig.from_mapping(config.get("ibl_binning")))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key ibl_binning: {err}") from None

@@ -14,7 +14,7 @@ from pipeline.io.errors import InputDataError
 from pipeline.io.inventory import TAIL_COLUMNS, inventory_fish, inventory_session
 from pipeline.provenance import sha256_file
 
-from conftest import REAL_DATA
+from helpers import require_real_ibl_fixtures
 
 N_PLANES, N_VOLUMES, RATE_HZ, TAIL_HZ = 2, 12, 1.1, 200.0
 
@@ -150,9 +150,7 @@ def test_suite2p_input(fish_row, tmp_path):
 def real_session(tmp_path):
     """An ALF folder assembled from the REAL IBL fixtures (spikes, one trial table, the
     radians wheel). They come from different sessions: fine for an inventory."""
-    fixtures = REAL_DATA / "ibl_fixtures"
-    if not fixtures.is_dir():
-        pytest.skip(f"real IBL fixtures not found at {fixtures}")
+    fixtures = require_real_ibl_fixtures()
     session = tmp_path / "session"
     shutil.copytree(fixtures / "spikes", session / "probe00")
     for path in (fixtures / "trials" / "2020-08-26").iterdir():

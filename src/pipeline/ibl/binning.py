@@ -1,0 +1,265 @@
+"""Bin an IBL session into trial-aligned tensors (NEDS, seed 002, Sec. 4).
+
+Spikes are counted in ``bin_size_s`` bins over a window around each trial's alignment
+event (default stimOn, -0.5 s to +1.5 s, 20 ms: 100 bins); wheel speed and whisker motion
+energy are resampled onto the same bins; choice and block are per-trial labels.
+
+Output: one HDF5 file per session (:func:`bin_session`), layout
+
+- ``/spikes/counts`` (n_trials, n_bins, n_neurons) uint16: spikes per bin;
+- ``/behavior/wheel_speed`` (n_trials, n_bins) float32 rad/s: |mean wheel velocity| per bin;
+- ``/behavior/whisker_motion_energy`` (n_trials, n_bins) float32 a.u.: mean motion
+  energy of the left camera's whisker ROI per bin;
+  both carry attrs ``train_mean``, ``train_std``, ``train_min``, ``train_max`` computed on
+  the training trials only (normalise with these; never with statistics of all trials);
+- ``/behavior/choice`` (n_trials,) int8: 0 = choice -1 (CCW), 1 = choice +1 (CW);
+- ``/behavior/block`` (n_trials,) int8: probabilityLeft 0.2/0.5/0.8 -> 0/1/2;
+- ``/neurons/{cluster_id, region, firing_rate_hz, depth_um}`` (n_neurons,): kept clusters,
+  their acronym, session-wide firing rate (spikes / spike-recording span) and depth;
+- ``/trials/{trial_index, align_time_s, reaction_time_s}`` (n_trials,): original trial
+  index in the ALF trial table, alignment time (s), reaction time (s);
+- ``/splits/{train, val, test}``: positions along the trial axis;
+- ``/time/bin_edges_s`` (n_bins + 1,): edges relative to the alignment event (s);
+- root attrs: session id, units, bin size, window, alignment event, the filter settings
+  and per-reason excluded-trial counts (``filters_json``), neuron-filter counts, source
+  files with SHA-256, ``config_hash``, ``code_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.ibl.alf_session import AlfSession, load_alf_session
+from pipeline.ibl.signals import bin_mean_velocity, bin_means
+from pipeline.ibl.trials import (
+    BLOCK_CLASSES,
+    TrialFilter,
+    encode_block,
+    encode_choice,
+    needed_events,
+    select_trials,
+    split_trials,
+)
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.errors import InputDataError
+from pipeline.provenance import code_version, config_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BinningConfig:
+    """How a session is binned (config key ``ibl_binning``)."""
+
+    align_event: str = "stimOn_times"  # trial event at time 0 of every window
+    window_start_s: float = -0.5  # window start relative to the event (s)
+    window_end_s: float = 1.5  # window end relative to the event (s); NEDS: 2 s windows
+    bin_size_s: float = 0.02  # NEDS: 20 ms bins -> 100 bins per trial
+    min_firing_rate_hz: float = 2.0  # NEDS: neurons below 2 Hz are excluded
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train/val/test by trial
+    trial_filter: TrialFilter = field(default_factory=TrialFilter)
+
+    def __post_init__(self) -> None:
+        n_bins = (self.window_end_s - self.window_start_s) / self.bin_size_s
+        if self.bin_size_s <= 0 or self.window_end_s <= self.window_start_s:
+            raise ValueError("bin_size_s must be > 0 and window_end_s > window_start_s")
+        if abs(n_bins - round(n_bins)) > 1e-6:
+            raise ValueError(f"the window ({self.window_end_s - self.window_start_s} s) is not a whole number of bins")
+        if self.min_firing_rate_hz < 0:
+            raise ValueError("min_firing_rate_hz must be >= 0")
+
+    @property
+    def n_bins(self) -> int:
+        return int(round((self.window_end_s - self.window_start_s) / self.bin_size_s))
+
+    @property
+    def relative_edges_s(self) -> np.ndarray:
+        return self.window_start_s + self.bin_size_s * np.arange(self.n_bins + 1)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "BinningConfig":
+        """From the (YAML) config section; unknown keys raise ValueError naming them."""
+        values = dict(mapping or {})
+        trial_filter = dict(values.pop("trial_filter", None) or {})
+        for name, known in [("ibl_binning", {f.name for f in fields(cls)}),
+                            ("ibl_binning.trial_filter", {f.name for f in fields(TrialFilter)})]:
+            source = values if name == "ibl_binning" else trial_filter
+            unknown = sorted(set(source) - known)
+            if unknown:
+                raise ValueError(f"unknown {name} key(s): {unknown}")
+        if "required_events" in trial_filter:
+            trial_filter["required_events"] = tuple(trial_filter["required_events"])
+        if "split_fractions" in values:
+            values["split_fractions"] = tuple(values["split_fractions"])
+        return cls(**values, trial_filter=TrialFilter(**trial_filter))
+
+
+def bin_spikes(
+    spike_times: np.ndarray,
+    spike_rows: np.ndarray,
+    n_neurons: int,
+    align_times: np.ndarray,
+    relative_edges: np.ndarray,
+    progress: bool = False,
+) -> np.ndarray:
+    """Spike counts (n_trials, n_bins, n_neurons) uint16.
+
+    ``spike_times`` (s, sorted; a memory map is fine: only each window's slice is read),
+    ``spike_rows`` (n_spikes,) output column of each spike or -1 to drop it,
+    ``align_times`` (n_trials,) s, ``relative_edges`` (n_bins + 1,) s. A spike at time t
+    falls in bin k when edge_k <= t < edge_{k+1}.
+    """
+    n_bins = relative_edges.shape[0] - 1
+    counts = np.zeros((align_times.shape[0], n_bins, n_neurons), np.uint16)
+    for trial, t0 in enumerate(tqdm(align_times, desc="binning trials", unit="trial", disable=not progress)):
+        edges = t0 + relative_edges
+        lo, hi = np.searchsorted(spike_times, [edges[0], edges[-1]], side="left")
+        rows = np.asarray(spike_rows[lo:hi])
+        keep = rows >= 0
+        bins = np.searchsorted(edges, np.asarray(spike_times[lo:hi])[keep], side="right") - 1
+        flat = np.bincount(bins * n_neurons + rows[keep], minlength=n_bins * n_neurons)
+        counts[trial] = flat.reshape(n_bins, n_neurons)
+    return counts
+
+
+def cluster_spike_counts(spike_clusters: np.ndarray, n_clusters: int, chunk: int = 1 << 22) -> np.ndarray:
+    """Spikes per cluster id (n_clusters,), streaming a memory-mapped array in chunks."""
+    total = np.zeros(n_clusters, np.int64)
+    for start in range(0, spike_clusters.shape[0], chunk):
+        total += np.bincount(np.asarray(spike_clusters[start:start + chunk]), minlength=n_clusters)
+    return total
+
+
+def _train_stats(values: np.ndarray, train: np.ndarray) -> dict[str, float]:
+    x = values[train]
+    return {"train_mean": float(x.mean()), "train_std": float(x.std()),
+            "train_min": float(x.min()), "train_max": float(x.max())}
+
+
+def bin_session(
+    session_row: Mapping[str, Any],
+    out_path: str | Path,
+    config: BinningConfig,
+    *,
+    split_seed: int,
+    source_checksums: Mapping[str, str] | None = None,
+    progress: bool = True,
+) -> None:
+    """Read the session of ``session_row`` (a sessions-table row), bin it, write ``out_path``.
+
+    ``source_checksums``: path -> SHA-256 of input files (from the inventory), recorded in
+    the output. Raises InputDataError for bad input and when nothing is left after filtering;
+    no output is written then.
+    """
+    rule = config.trial_filter
+    session = load_alf_session(
+        session_row["alf_dir"], session_row["probe"], required_trial_events=needed_events(rule, config.align_event),
+        wheel_units=session_row.get("wheel_units", "rad"),
+        wheel_ticks_per_rev=int(session_row.get("wheel_ticks_per_rev", 4096)),
+    )
+    align = session.trials[config.align_event]
+    with np.errstate(invalid="ignore"):
+        starts, ends = align + config.window_start_s, align + config.window_end_s
+        covered = ((starts >= session.wheel_times[0]) & (ends <= session.wheel_times[-1])
+                   & (starts >= session.camera_times[0]) & (ends <= session.camera_times[-1]))
+    keep, excluded = select_trials(session.trials, rule, config.align_event, covered)
+    trial_index = np.flatnonzero(keep)
+    log.info("session %s: %d of %d trials kept; excluded %s", session_row["session_id"],
+             trial_index.size, session.n_trials, excluded)
+    if trial_index.size == 0:
+        raise InputDataError(session_row["alf_dir"], f"no trial left after filtering (excluded: {excluded})")
+
+    spikes_per_cluster = cluster_spike_counts(session.spike_clusters, session.n_clusters)
+    span_s = float(session.spike_times[-1] - session.spike_times[0])
+    firing_rate = spikes_per_cluster / span_s if span_s > 0 else np.zeros(session.n_clusters)
+    kept_clusters = np.flatnonzero(firing_rate >= config.min_firing_rate_hz)
+    log.info("session %s: %d of %d clusters at >= %.3g Hz", session_row["session_id"],
+             kept_clusters.size, session.n_clusters, config.min_firing_rate_hz)
+    if kept_clusters.size == 0:
+        raise InputDataError(session_row["alf_dir"], f"no cluster fires at >= {config.min_firing_rate_hz} Hz")
+    cluster_to_row = np.full(session.n_clusters, -1, np.int64)
+    cluster_to_row[kept_clusters] = np.arange(kept_clusters.size)
+
+    align_kept = align[trial_index]
+    edges = align_kept[:, None] + config.relative_edges_s[None, :]
+    counts = bin_spikes(session.spike_times, _LazyRows(session.spike_clusters, cluster_to_row),
+                        kept_clusters.size, align_kept, config.relative_edges_s, progress)
+    wheel_speed = np.abs(bin_mean_velocity(session.wheel_times, session.wheel_position_rad, edges))
+    motion_energy = bin_means(session.camera_times, session.motion_energy, edges)
+    splits = split_trials(trial_index.size, config.split_fractions, split_seed)
+
+    settings = {"binning": asdict(config), "session": dict(session_row)}
+    with atomic_paths(out_path) as (tmp,):
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "session_id": str(session_row["session_id"]),
+                "description": "trial-aligned spike counts and behaviour of one IBL session (NEDS input)",
+                "align_event": config.align_event,
+                "bin_size_s": config.bin_size_s,
+                "window_s": [config.window_start_s, config.window_end_s],
+                "filters_json": json.dumps({"trial_filter": asdict(rule),
+                                            "excluded_trials": excluded,
+                                            "n_trials_in_session": session.n_trials}),
+                "neuron_filter_json": json.dumps({"min_firing_rate_hz": config.min_firing_rate_hz,
+                                                  "n_clusters_in_session": session.n_clusters,
+                                                  "n_clusters_kept": int(kept_clusters.size),
+                                                  "firing_rate_definition": "spikes / (last - first spike time)"}),
+                "source_files_json": json.dumps({p: (source_checksums or {}).get(p, "") for p in session.source_files}),
+                "config_hash": config_hash(settings),
+                "code_version": code_version(),
+            })
+            _dataset(f, "time/bin_edges_s", config.relative_edges_s, "s", f"bin edges relative to {config.align_event}")
+            _dataset(f, "spikes/counts", counts, "spikes/bin", "spike counts (trials, bins, neurons)")
+            for name, values, units, text in [
+                ("wheel_speed", wheel_speed, "rad/s", "|mean wheel velocity| over each bin"),
+                ("whisker_motion_energy", motion_energy, "a.u.", "mean left-camera whisker ROI motion energy over each bin"),
+            ]:
+                ds = _dataset(f, f"behavior/{name}", values.astype(np.float32), units, text)
+                ds.attrs.update(_train_stats(values, splits["train"]))
+            _dataset(f, "behavior/choice", encode_choice(session.trials["choice"][trial_index]), "class",
+                     "0 = choice -1 (counter-clockwise), 1 = choice +1 (clockwise)")
+            _dataset(f, "behavior/block", encode_block(session.trials["probabilityLeft"][trial_index]), "class",
+                     f"block prior probabilityLeft -> class: {json.dumps(BLOCK_CLASSES)}")
+            _dataset(f, "neurons/cluster_id", kept_clusters, "id", "ALF cluster id")
+            _dataset(f, "neurons/region", session.cluster_acronyms[kept_clusters].astype(object), "acronym",
+                     "Allen CCF 2017 brain-region acronym")
+            _dataset(f, "neurons/firing_rate_hz", firing_rate[kept_clusters], "Hz", "session-wide firing rate")
+            if session.cluster_depths_um is not None:
+                _dataset(f, "neurons/depth_um", session.cluster_depths_um[kept_clusters], "um", "depth from the probe tip")
+            _dataset(f, "trials/trial_index", trial_index, "index", "row of the trial in the ALF trials table")
+            _dataset(f, "trials/align_time_s", align_kept, "s", f"{config.align_event} on the session clock")
+            _dataset(f, "trials/reaction_time_s",
+                     (session.trials[rule.reaction_time_event] - session.trials["stimOn_times"])[trial_index],
+                     "s", f"{rule.reaction_time_event} - stimOn_times")
+            for name, positions in splits.items():
+                _dataset(f, f"splits/{name}", positions, "index", f"{name} trials: positions along the trial axis")
+
+
+class _LazyRows:
+    """``cluster_to_row[spike_clusters[i:j]]`` evaluated per slice, so the per-spike row
+    array of a long session is never materialised."""
+
+    def __init__(self, spike_clusters: np.ndarray, cluster_to_row: np.ndarray):
+        self.spike_clusters, self.cluster_to_row = spike_clusters, cluster_to_row
+
+    def __getitem__(self, window: slice) -> np.ndarray:
+        return self.cluster_to_row[np.asarray(self.spike_clusters[window])]
+
+
+def _dataset(f: h5py.File, name: str, data, units: str, description: str) -> h5py.Dataset:
+    if isinstance(data, np.ndarray) and data.dtype == object:
+        ds = f.create_dataset(name, data=data.astype(str).astype(object), dtype=h5py.string_dtype())
+    else:
+        ds = f.create_dataset(name, data=data, compression="gzip" if np.ndim(data) > 1 else None)
+    ds.attrs["units"] = units
+    ds.attrs["description"] = description
+    return ds
+
