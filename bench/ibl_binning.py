@@ -1,0 +1,117 @@
+"""Benchmark: binning a synthetic IBL session of 1,000 clusters x ~1 h of spikes.
+
+Measures, each in a fresh subprocess (wall time and peak RSS):
+
+1. ``stage``: the whole stage, ``pipeline.ibl.binning.bin_session`` (load + validate,
+   filters, spike counts, wheel and whisker resampling, HDF5 output);
+2. ``ours``: the spike-count kernel ``bin_spikes`` on the kept trials and neurons;
+3. ``peer``: the same counts with ``numpy.histogram2d`` per trial over that trial's spikes
+   (the straightforward implementation), checked equal to ``ours``.
+
+Reports ratios peer / ours. Reproduce (from the repository root, ~2 min):
+
+    .venv/bin/python bench/ibl_binning.py [--workdir /tmp/ibl_bench] [--clusters 1000] [--trials 800] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_session(workdir: Path, n_clusters: int, n_trials: int) -> dict:
+    from pipeline.synth.ibl import IblSynthParams, generate_session
+
+    session_dir = workdir / "session"
+    if not session_dir.exists():
+        generate_session(session_dir, workdir / "truth.h5", IblSynthParams(n_trials=n_trials, n_clusters=n_clusters),
+                         shared_seed=1, session_seed=2, progress=False)
+    return {"session_id": "bench", "subject": "bench", "alf_dir": str(session_dir), "probe": "probe00"}
+
+
+def run_method(method: str, workdir: Path, session: dict) -> dict:
+    from pipeline.ibl.binning import BinningConfig, _LazyRows, bin_session, bin_spikes
+
+    config = BinningConfig()
+    start = time.perf_counter()
+    if method == "stage":
+        bin_session(session, workdir / "binned.h5", config, split_seed=0, progress=False)
+        result = {}
+    else:
+        import h5py
+
+        with h5py.File(workdir / "binned.h5") as f:  # kept trials and neurons of the stage run
+            align, clusters = f["trials/align_time_s"][()], f["neurons/cluster_id"][()]
+        probe = Path(session["alf_dir"]) / "probe00"
+        times = np.load(probe / "spikes.times.npy", mmap_mode="r")
+        spike_clusters = np.load(probe / "spikes.clusters.npy", mmap_mode="r")
+        rows = np.full(int(spike_clusters.max()) + 1, -1)
+        rows[clusters] = np.arange(clusters.size)
+        edges = config.relative_edges_s
+        start = time.perf_counter()  # the counting only
+        if method == "ours":
+            counts = bin_spikes(times, _LazyRows(spike_clusters, rows), clusters.size, align, edges)
+        else:
+            counts = np.zeros((align.size, edges.size - 1, clusters.size), np.uint16)
+            neuron_edges = np.arange(clusters.size + 1) - 0.5
+            for i, t0 in enumerate(align):
+                lo, hi = np.searchsorted(times, [t0 + edges[0], t0 + edges[-1]])
+                r = rows[np.asarray(spike_clusters[lo:hi])]
+                keep = r >= 0
+                counts[i] = np.histogram2d(np.asarray(times[lo:hi])[keep], r[keep], bins=[t0 + edges, neuron_edges])[0]
+    seconds, peak = time.perf_counter() - start, peak_rss_mb()
+    if method != "stage":
+        result = {"spikes": int(counts.sum(dtype=np.int64)), "sha256": hashlib.sha256(counts.data).hexdigest()}
+    return {**result, "seconds": seconds, "peak_rss_mb": peak}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
+    from the parent across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ibl_bench"))
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=800)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--method", choices=["stage", "ours", "peer"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    session = make_session(args.workdir, args.clusters, args.trials)
+    if args.method:
+        print(json.dumps(run_method(args.method, args.workdir, session)))
+        return
+
+    probe = Path(session["alf_dir"]) / "probe00"
+    times = np.load(probe / "spikes.times.npy", mmap_mode="r")
+    print(f"session: {args.clusters} clusters, {times.size:,} spikes over {(times[-1] - times[0]) / 3600:.2f} h")
+    results = {}
+    for method in ["stage", "ours", "peer"]:
+        runs = []
+        for _ in range(args.repeats):  # fresh process each time; keep the fastest
+            output = subprocess.run([sys.executable, __file__, "--workdir", str(args.workdir), "--clusters",
+                                     str(args.clusters), "--trials", str(args.trials), "--method", method],
+                                    check=True, capture_output=True, text=True).stdout
+            runs.append(json.loads(output.strip().splitlines()[-1]))
+        results[method] = min(runs, key=lambda r: r["seconds"])
+        print(f"{method:>5}: {results[method]['seconds']:7.2f} s (best of {args.repeats}), "
+              f"peak RSS {results[method]['peak_rss_mb']:7.0f} MB")
+    assert results["ours"]["sha256"] == results["peer"]["sha256"], "peer and ours disagree"
+    print(f"spike counting: peer (histogram2d per trial) / ours = {results['peer']['seconds'] / results['ours']['seconds']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
