@@ -159,3 +159,22 @@ def test_encoder_counts_declared_as_radians_are_caught(synthetic_session, tmp_pa
                     Path(session["alf_dir"]) / f"_ibl_wheel.{name}.npy")
     with pytest.raises(InputDataError, match="encoder counts"):
         bin_session(session, tmp_path / "x.h5", CONFIG, split_seed=1, progress=False)
+
+
+def test_trials_table_parquet_gives_the_same_file(binned, synthetic_session, tmp_path):
+    import pandas as pd
+
+    session = copy_session(synthetic_session, tmp_path / "ses")
+    alf = Path(session["alf_dir"])
+    columns = {}
+    for path in sorted(alf.glob("_ibl_trials.*.npy")):
+        attribute = path.name.split(".")[1]
+        if attribute != "intervals":
+            columns[attribute] = np.load(path)
+        path.unlink()
+    pd.DataFrame(columns).to_parquet(alf / "_ibl_trials.table.pqt")
+    out = tmp_path / "from_table.h5"
+    bin_session(session, out, CONFIG, split_seed=11, progress=False)
+    with h5py.File(binned) as a, h5py.File(out) as b:
+        for name in ["spikes/counts", "trials/trial_index", "behavior/block", "splits/train"]:
+            np.testing.assert_array_equal(a[name][()], b[name][()])

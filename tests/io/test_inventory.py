@@ -149,7 +149,8 @@ def test_suite2p_input(fish_row, tmp_path):
 @pytest.fixture
 def real_session(tmp_path):
     """An ALF folder assembled from the REAL IBL fixtures (spikes, one trial table, the
-    radians wheel). They come from different sessions: fine for an inventory."""
+    radians wheel) plus a made-up 60 Hz camera trace. They come from different sessions:
+    fine for an inventory."""
     fixtures = require_real_ibl_fixtures()
     session = tmp_path / "session"
     shutil.copytree(fixtures / "spikes", session / "probe00")
@@ -157,6 +158,9 @@ def real_session(tmp_path):
         shutil.copy(path, session / f"_ibl_{path.name}")
     for name in ["wheel.position.npy", "wheel.timestamps.npy"]:
         shutil.copy(fixtures / "wheel_radians_irregular" / name, session / f"_ibl_{name}")
+    camera_times = np.arange(0.0, 200.0, 1 / 60)
+    np.save(session / "_ibl_leftCamera.times.npy", camera_times)
+    np.save(session / "leftCamera.ROIMotionEnergy.npy", np.random.default_rng(0).gamma(2.0, 300.0, camera_times.size))
     return {"session_id": "real", "subject": "ibl", "alf_dir": str(session), "probe": "probe00"}
 
 
@@ -168,17 +172,18 @@ def test_real_ibl_session_inventory(real_session):
     np.save(f"{session}/probe00/clusters.brainLocationAcronyms_ccf_2017.npy", np.full(clusters.max() + 1, "CA1"))
     inventory = inventory_session(real_session)
     assert inventory["n_spikes"] == 124_905  # fixture README
-    assert inventory["n_clusters_with_spikes"] == 289
+    assert inventory["n_clusters"] == 500
     assert inventory["n_trials"] == 752
     assert 0 <= inventory["spike_span_s"][0] < inventory["spike_span_s"][1] <= 120
-    assert inventory["datasets"]["trials.choice"].endswith("_ibl_trials.choice.npy")
+    assert any(p.endswith("_ibl_trials.choice.npy") for p in inventory["datasets_read"])
+    assert "firstMovement_times" not in inventory["trial_attributes"]  # not in this real table
 
 
 def test_session_spike_arrays_must_agree(real_session):
     session = real_session["alf_dir"]
     np.save(f"{session}/probe00/clusters.brainLocationAcronyms_ccf_2017.npy", np.array(["CA1"] * 500))
     np.save(f"{session}/probe00/spikes.clusters.npy", np.zeros(10, np.uint32))
-    with pytest.raises(InputDataError, match="spikes.times has 124905") as excinfo:
+    with pytest.raises(InputDataError, match="spikes.times.npy has 124905") as excinfo:
         inventory_session(real_session)
     assert excinfo.value.path.endswith("spikes.clusters.npy")
 

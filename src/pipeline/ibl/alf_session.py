@@ -6,7 +6,9 @@ Conventions (IBL ALF):
   live in the probe collection; per-cluster arrays ``clusters.*`` are indexed by cluster id
   (``clusters.brainLocationAcronyms_ccf_2017[k]`` is the region of cluster ``k``).
 - ``trials.*`` are per-trial arrays of equal length (times in s, NaN where an event did
-  not happen); ``choice`` in {-1, 0, 1} (0 = no-go); ``probabilityLeft`` is the block prior.
+  not happen), or the columns of ``trials.table.pqt`` (newer caches; per-attribute arrays
+  win where both exist); ``choice`` in {-1, 0, 1} (0 = no-go); ``probabilityLeft`` is the
+  block prior.
 - ``wheel.position`` is in radians (some exports hold raw encoder counts: declare
   ``wheel_units: counts`` in the sessions table) at ``wheel.timestamps`` (s).
 - ``leftCamera.ROIMotionEnergy`` (a.u.) at ``leftCamera.times`` (s): whisker motion energy.
@@ -64,6 +66,17 @@ def _load(path: Path, *, mmap: bool = False) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise InputDataError(path, f"not a readable .npy array ({err})") from None
+
+
+def _read_trials_table(path: Path) -> dict[str, np.ndarray]:
+    """Columns of ``_ibl_trials.table.pqt`` (one row per trial) named in TRIAL_ATTRIBUTES."""
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise InputDataError(path, f"not a readable Parquet trials table ({err})") from None
+    return {attr: table[attr].to_numpy(dtype=float) for attr in TRIAL_ATTRIBUTES if attr in table.columns}
 
 
 def _is_sorted(values: np.ndarray, chunk: int = 1 << 22) -> bool:
@@ -141,7 +154,7 @@ def load_alf_session(
         if depths.shape != acronyms.shape:
             raise InputDataError(depths_path, f"{depths.shape[0]} clusters but {acronym_path.name} has {acronyms.shape[0]}")
 
-    # -- trials
+    # -- trials: per-attribute arrays, else columns of the trials table (newer ONE caches)
     trials: dict[str, np.ndarray] = {}
     for attr in TRIAL_ATTRIBUTES:
         path = find_dataset(alf_dir, "trials", attr)
@@ -149,6 +162,11 @@ def load_alf_session(
             continue
         read.append(path)
         trials[attr] = _vector(path, _load(path)).astype(float)
+    table_path = find_dataset(alf_dir, "trials", "table", ext="pqt")
+    if table_path is not None and any(attr not in trials for attr in TRIAL_ATTRIBUTES):
+        read.append(table_path)
+        for attr, column in _read_trials_table(table_path).items():
+            trials.setdefault(attr, column)
     for attr in required_trial_events:
         if attr not in trials:
             raise InputDataError(alf_dir, f"missing ALF dataset trials.{attr}.npy (needed by the binning config)")

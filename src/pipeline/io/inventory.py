@@ -18,7 +18,6 @@ import pandas as pd
 import tifffile
 
 from pipeline.config import plain_row, plane_paths
-from pipeline.io.alf import find_dataset, require_dataset
 from pipeline.io.errors import InputDataError
 from pipeline.provenance import config_hash, describe_file
 
@@ -176,56 +175,25 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: ALF datasets every session must have: (collection, object, attribute); "probe" is the
-#: session's probe collection.
-REQUIRED_ALF = [
-    ("probe", "spikes", "times"),
-    ("probe", "spikes", "clusters"),
-    ("probe", "clusters", "brainLocationAcronyms_ccf_2017"),
-    ("session", "trials", "stimOn_times"),
-    ("session", "trials", "choice"),
-    ("session", "trials", "probabilityLeft"),
-    ("session", "wheel", "position"),
-    ("session", "wheel", "timestamps"),
-]
-#: Datasets used when present (whisker motion energy from the left camera).
-OPTIONAL_ALF = [
-    ("session", "leftCamera", "ROIMotionEnergy"),
-    ("session", "leftCamera", "times"),
-]
-
-
 def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Check one IBL session folder (ALF layout) and return the inventory: every
-    required dataset present, spike arrays of equal length, and checksums of all files.
-    Raises InputDataError naming the folder and the missing dataset."""
+    """Check one IBL session folder (ALF layout) with
+    :func:`pipeline.ibl.alf_session.load_alf_session` (required datasets present, spikes
+    sorted, cluster ids in range, consistent trial/wheel/camera arrays, plausible wheel
+    units) and return the inventory with checksums of every file in the folder."""
+    from pipeline.ibl.alf_session import load_alf_session
+
+    session = load_alf_session(
+        row["alf_dir"], row["probe"], wheel_units=row.get("wheel_units", "rad"),
+        wheel_ticks_per_rev=int(row.get("wheel_ticks_per_rev", 4096)),
+    )
     session_dir = Path(row["alf_dir"])
-    if not session_dir.is_dir():
-        raise InputDataError(session_dir, "ALF session folder not found")
-    probe_dir = session_dir / row["probe"]
-    folders = {"session": session_dir, "probe": probe_dir}
-    datasets = {
-        f"{obj}.{attr}": str(require_dataset(folders[where], obj, attr)) for where, obj, attr in REQUIRED_ALF
-    }
-    for where, obj, attr in OPTIONAL_ALF:
-        found = find_dataset(folders[where], obj, attr)
-        if found is not None:
-            datasets[f"{obj}.{attr}"] = str(found)
-    spike_times = np.load(datasets["spikes.times"], mmap_mode="r")
-    spike_clusters = np.load(datasets["spikes.clusters"], mmap_mode="r")
-    if spike_times.shape != spike_clusters.shape:
-        raise InputDataError(
-            datasets["spikes.clusters"],
-            f"{spike_clusters.shape[0]} entries but spikes.times has {spike_times.shape[0]}",
-        )
-    n_trials = int(np.load(datasets["trials.stimOn_times"], mmap_mode="r").shape[0])
-    files = [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()]
     return {
         **_header("ibl_session", "session_id", row),
-        "datasets": datasets,
-        "n_spikes": int(spike_times.shape[0]),
-        "n_clusters_with_spikes": int(np.unique(spike_clusters).size),
-        "spike_span_s": [float(spike_times[0]), float(spike_times[-1])] if spike_times.size else None,
-        "n_trials": n_trials,
-        "files": files,
+        "datasets_read": list(session.source_files),
+        "n_spikes": int(session.spike_times.shape[0]),
+        "n_clusters": session.n_clusters,
+        "spike_span_s": [float(session.spike_times[0]), float(session.spike_times[-1])],
+        "n_trials": session.n_trials,
+        "trial_attributes": sorted(session.trials),
+        "files": [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()],
     }
