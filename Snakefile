@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/synth.smk"
 include: "rules/inventory.smk"
+include: "rules/imaging.smk"
 include: "rules/ibl.smk"
 
 

@@ -16,12 +16,11 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
-    ibl_binning_params,
     plain_row,
     plane_paths,
     read_fish_table,
     read_session_table,
-    synthetic_params,
+    resolved_config,
     synthetic_root,
 )
 from pipeline.seeding import derive_seed
@@ -29,8 +28,7 @@ from pipeline.seeding import derive_seed
 
 validate(config, schema="../config/schema/config.schema.yaml")
 try:
-    SYNTHETIC_PARAMS = synthetic_params(config)
-    IBL_BINNING = ibl_binning_params(config)
+    PARAMS = resolved_config(config)  # section -> dict with every value (defaults filled in)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -120,10 +118,21 @@ def unit_seed(*keys):
 # ---- targets --------------------------------------------------------------------------
 
 
+def fish_behavior_inputs(wildcards):
+    """The logs the behaviour alignment reads, plus the fish's inventory (provenance)."""
+    row = fish_row(wildcards.fish)
+    return {
+        "tail_log": row["tail_log"],
+        "stimulus_log": row["stimulus_log"],
+        "frame_times": row["frame_times"],
+        "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
+    }
+
+
 def all_targets():
-    """Targets of the default target: one input inventory per fish, one binned file per
+    """Targets of the default target: one behaviour file per fish, one binned file per
     IBL session. Synthetic recordings (table paths under {results_dir}/synth/) are
-    generated first."""
-    return expand(f"{RESULTS}/inventory/fish/{{fish}}.json", fish=FISH.index) + expand(
+    generated first; every recording is inventoried first."""
+    return expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index) + expand(
         f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index
     )

@@ -11,7 +11,7 @@ rule bin_ibl_session:
         f"{RESULTS}/ibl/binned/{{session}}.h5",
     params:
         row=lambda wildcards: session_row(wildcards.session),
-        binning=IBL_BINNING,
+        binning=PARAMS["ibl_binning"],
         split_seed=lambda wildcards: unit_seed("ibl_split", wildcards.session),
     resources:
         mem_mb=4000,

@@ -12,7 +12,7 @@ rule synth_zebrafish:
         frame_times=f"{SYNTH}/zebrafish/{{fish}}/frame_times.csv",
         truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
     params:
-        synth=SYNTHETIC_PARAMS["zebrafish"],
+        synth=PARAMS["synthetic.zebrafish"],
         recording=fish_recording_metadata,
         seed=lambda wildcards: unit_seed("synth", "zebrafish", wildcards.fish),
     resources:
@@ -53,7 +53,7 @@ rule synth_ibl_session:
         session_dir=directory(f"{SYNTH}/ibl/{{session}}"),
         truth=f"{SYNTH}/ground_truth/ibl/{{session}}.h5",
     params:
-        synth=SYNTHETIC_PARAMS["ibl"],
+        synth=PARAMS["synthetic.ibl"],
         shared_seed=unit_seed("synth", "ibl", "shared"),
         session_seed=lambda wildcards: unit_seed("synth", "ibl", wildcards.session),
     resources:

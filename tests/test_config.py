@@ -10,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pipeline.config import ConfigError, plane_paths, read_fish_table, read_session_table, synthetic_params
+from pipeline.config import ConfigError, plane_paths, read_fish_table, read_session_table, resolved_config
 
 from helpers import REPO
 
@@ -146,23 +146,35 @@ def test_schema_lists_exactly_the_generator_fields():
             assert properties[f.name]["type"] == expected, f.name
 
 
-def test_synthetic_params_are_completed_with_defaults():
-    resolved = synthetic_params(load(CONFIGS[0]))
-    assert resolved["zebrafish"]["n_volumes"] == 300
-    assert resolved["zebrafish"]["calcium_decay_tau_s"] > 0  # a default, not in the file
-    assert resolved["ibl"]["n_clusters"] == 120
-    assert synthetic_params({})["ibl"]["n_trials"] > 0
+def test_parameter_sections_are_completed_with_defaults():
+    resolved = resolved_config(load(CONFIGS[0]))
+    assert resolved["synthetic.zebrafish"]["n_volumes"] == 300
+    assert resolved["synthetic.zebrafish"]["calcium_decay_tau_s"] > 0  # a default, not in the file
+    assert resolved["synthetic.ibl"]["n_clusters"] == 120
+    assert resolved["ibl_binning"]["trial_filter"]["max_reaction_time_s"] == 2.0
+    assert resolved["tail_alignment"]["frame_times_mark"] == "middle"
+    assert resolved_config({})["synthetic.ibl"]["n_trials"] > 0
 
 
 @pytest.mark.parametrize(
     "section, values, message",
     [
-        ("zebrafish", {"calcium_rise_tau_s": 2.0, "calcium_decay_tau_s": 1.0}, "calcium_rise_tau_s"),
-        ("zebrafish", {"n_volumes": 0}, "n_volumes"),
-        ("ibl", {"n_trials": -3}, "n_trials"),
-        ("ibl", {"n_trails": 3}, "n_trails"),
+        ("synthetic.zebrafish", {"calcium_rise_tau_s": 2.0, "calcium_decay_tau_s": 1.0}, "calcium_rise_tau_s"),
+        ("synthetic.zebrafish", {"n_volumes": 0}, "n_volumes"),
+        ("synthetic.ibl", {"n_trials": -3}, "n_trials"),
+        ("synthetic.ibl", {"n_trails": 3}, "n_trails"),
+        ("ibl_binning", {"bin_size_s": 0.03}, "whole number of bins"),
+        ("ibl_binning", {"trial_filter": {"max_rt": 2}}, "max_rt"),
+        ("tail_alignment", {"frame_times_mark": "end"}, "frame_times_mark"),
+        ("tail_alignment", {"max_gap": 1}, "max_gap"),
     ],
 )
-def test_bad_synthetic_values_name_the_key(section, values, message):
-    with pytest.raises(ConfigError, match=f"config key synthetic.{section}: .*{message}"):
-        synthetic_params({"synthetic": {section: values}})
+def test_bad_parameter_values_name_the_key(section, values, message):
+    config = {}
+    node = config
+    *parents, leaf = section.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = values
+    with pytest.raises(ConfigError, match=f"config key {section}: .*{message}"):
+        resolved_config(config)

@@ -31,7 +31,7 @@ def test_dry_run_of_the_demo_config():
     jobs = planned_jobs(result.stdout)
     assert jobs["synth_zebrafish"] == 2 and jobs["synth_zebrafish_plane"] == 2 * 3
     assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
-    assert jobs["bin_ibl_session"] == 3
+    assert jobs["bin_ibl_session"] == 3 and jobs["align_behavior"] == 2
 
 
 def test_dry_run_of_the_paper_config():
@@ -113,8 +113,13 @@ def test_ci_config_runs_end_to_end(test_workdir):
         n_trials, n_bins, n_neurons = binned["spikes/counts"].shape
         assert n_bins == 100 and 0 < n_trials <= 40 and n_neurons > 0
         assert all(len(digest) == 64 for digest in json.loads(binned.attrs["source_files_json"]).values())
+    with h5py.File(results / "behavior/fishA.h5") as behavior:
+        assert behavior["tail/theta"].shape == (60, 6)
+        assert set(json.loads(behavior.attrs["source_files_json"])) == {
+            f"results/synth/zebrafish/fishA/{name}" for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]
+        }
     for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
-                 "inventory_session", "bin_ibl_session"]:
+                 "inventory_session", "bin_ibl_session", "align_behavior"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -128,7 +133,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     table.write_text("\n".join(rows + [rows[1].replace("fishA", "fishB")]) + "\n")
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
-        "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "all": 1,
+        "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "align_behavior": 1, "all": 1,
     }
 
     # Adding a session plans exactly that session's jobs.

@@ -9,7 +9,9 @@ cross-field checks. Every error names the file, the row and the column.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -126,42 +128,44 @@ def synthetic_root(results_dir: str) -> str:
     return f"{results_dir.rstrip('/')}/synth"
 
 
-def synthetic_params(config: dict) -> dict[str, dict]:
-    """The ``synthetic`` section of the config, checked by the generators' dataclasses
-    (unknown keys, ranges, consistency) and completed with their defaults, so that a bad
-    value fails before any job runs and the rules' params hold every value used.
-
-    Returns ``{"zebrafish": {...}, "ibl": {...}}`` of plain values.
-    """
-    from dataclasses import asdict
-
-    from pipeline.synth.ibl import IblSynthParams
-    from pipeline.synth.zebrafish import ZebrafishSynthParams
-
-    section = config.get("synthetic") or {}
-    resolved = {}
-    for name, params_class in [("zebrafish", ZebrafishSynthParams), ("ibl", IblSynthParams)]:
-        try:
-            resolved[name] = asdict(params_class.from_mapping(section.get(name) or {}))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"config key synthetic.{name}: {err}") from None
-    return resolved
-
-
 def plain_row(row) -> dict:
     """A table row (pandas Series or mapping) as a dict of plain Python values, empty
     cells dropped: what rules pass as params and inventories record as metadata."""
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(row).items() if not pd.isna(v)}
 
 
-def ibl_binning_params(config: dict) -> dict:
-    """The ``ibl_binning`` config section checked by
-    :class:`pipeline.ibl.binning.BinningConfig` and completed with its defaults."""
-    from dataclasses import asdict
+def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: type) -> dict:
+    """A config section checked by its parameter dataclass (unknown keys, types, ranges)
+    and completed with the dataclass defaults, as a plain dict. Errors name ``key``.
 
-    from pipeline.ibl.binning import BinningConfig
-
+    Used at parse time (rules/common.smk), so a bad value fails before any job runs, and
+    the resolved dict is the rules' param: changing a default reruns what it affects."""
+    mapping = dict(section or {})
     try:
-        return asdict(BinningConfig.from_mapping(config.get("ibl_binning")))
+        if hasattr(params_class, "from_mapping"):
+            params = params_class.from_mapping(mapping)
+        else:
+            unknown = sorted(set(mapping) - {f.name for f in fields(params_class)})
+            if unknown:
+                raise ValueError(f"unknown key(s) {unknown}")
+            params = params_class(**mapping)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"config key ibl_binning: {err}") from None
+        raise ConfigError(f"config key {key}: {err}") from None
+    return asdict(params)
+
+
+def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
+    """Every parameter section of the config, resolved (see :func:`resolved_section`):
+    ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``."""
+    from pipeline.behavior.tail import TailAlignmentConfig
+    from pipeline.ibl.binning import BinningConfig
+    from pipeline.synth.ibl import IblSynthParams
+    from pipeline.synth.zebrafish import ZebrafishSynthParams
+
+    synthetic = config.get("synthetic") or {}
+    return {
+        "synthetic.zebrafish": resolved_section(synthetic.get("zebrafish"), "synthetic.zebrafish", ZebrafishSynthParams),
+        "synthetic.ibl": resolved_section(synthetic.get("ibl"), "synthetic.ibl", IblSynthParams),
+        "ibl_binning": resolved_section(config.get("ibl_binning"), "ibl_binning", BinningConfig),
+        "tail_alignment": resolved_section(config.get("tail_alignment"), "tail_alignment", TailAlignmentConfig),
+    }

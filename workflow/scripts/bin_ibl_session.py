@@ -3,14 +3,14 @@
 import json
 
 from pipeline.ibl.binning import BinningConfig, bin_session
+from pipeline.io.inventory import checksums
 from pipeline.logs import rule_log
 
 with rule_log(snakemake.log[0]):
-    inventory = json.loads(open(snakemake.input.inventory).read())
     bin_session(
         snakemake.params.row,
         snakemake.output[0],
         BinningConfig.from_mapping(snakemake.params.binning),
         split_seed=snakemake.params.split_seed,
-        source_checksums={entry["path"]: entry["sha256"] for entry in inventory["files"]},
+        source_checksums=checksums(json.loads(open(snakemake.input.inventory).read())),
     )

@@ -50,6 +50,7 @@ from pipeline.ibl.trials import (
 )
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
+from pipeline.io.h5 import write_dataset
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
@@ -216,31 +217,31 @@ def bin_session(
                 "config_hash": config_hash(settings),
                 "code_version": code_version(),
             })
-            _dataset(f, "time/bin_edges_s", config.relative_edges_s, "s", f"bin edges relative to {config.align_event}")
-            _dataset(f, "spikes/counts", counts, "spikes/bin", "spike counts (trials, bins, neurons)")
+            write_dataset(f, "time/bin_edges_s", config.relative_edges_s, "s", f"bin edges relative to {config.align_event}")
+            write_dataset(f, "spikes/counts", counts, "spikes/bin", "spike counts (trials, bins, neurons)")
             for name, values, units, text in [
                 ("wheel_speed", wheel_speed, "rad/s", "|mean wheel velocity| over each bin"),
                 ("whisker_motion_energy", motion_energy, "a.u.", "mean left-camera whisker ROI motion energy over each bin"),
             ]:
-                ds = _dataset(f, f"behavior/{name}", values.astype(np.float32), units, text)
+                ds = write_dataset(f, f"behavior/{name}", values.astype(np.float32), units, text)
                 ds.attrs.update(_train_stats(values, splits["train"]))
-            _dataset(f, "behavior/choice", encode_choice(session.trials["choice"][trial_index]), "class",
+            write_dataset(f, "behavior/choice", encode_choice(session.trials["choice"][trial_index]), "class",
                      "0 = choice -1 (counter-clockwise), 1 = choice +1 (clockwise)")
-            _dataset(f, "behavior/block", encode_block(session.trials["probabilityLeft"][trial_index]), "class",
+            write_dataset(f, "behavior/block", encode_block(session.trials["probabilityLeft"][trial_index]), "class",
                      f"block prior probabilityLeft -> class: {json.dumps(BLOCK_CLASSES)}")
-            _dataset(f, "neurons/cluster_id", kept_clusters, "id", "ALF cluster id")
-            _dataset(f, "neurons/region", session.cluster_acronyms[kept_clusters].astype(object), "acronym",
+            write_dataset(f, "neurons/cluster_id", kept_clusters, "id", "ALF cluster id")
+            write_dataset(f, "neurons/region", session.cluster_acronyms[kept_clusters], "acronym",
                      "Allen CCF 2017 brain-region acronym")
-            _dataset(f, "neurons/firing_rate_hz", firing_rate[kept_clusters], "Hz", "session-wide firing rate")
+            write_dataset(f, "neurons/firing_rate_hz", firing_rate[kept_clusters], "Hz", "session-wide firing rate")
             if session.cluster_depths_um is not None:
-                _dataset(f, "neurons/depth_um", session.cluster_depths_um[kept_clusters], "um", "depth from the probe tip")
-            _dataset(f, "trials/trial_index", trial_index, "index", "row of the trial in the ALF trials table")
-            _dataset(f, "trials/align_time_s", align_kept, "s", f"{config.align_event} on the session clock")
-            _dataset(f, "trials/reaction_time_s",
+                write_dataset(f, "neurons/depth_um", session.cluster_depths_um[kept_clusters], "um", "depth from the probe tip")
+            write_dataset(f, "trials/trial_index", trial_index, "index", "row of the trial in the ALF trials table")
+            write_dataset(f, "trials/align_time_s", align_kept, "s", f"{config.align_event} on the session clock")
+            write_dataset(f, "trials/reaction_time_s",
                      (session.trials[rule.reaction_time_event] - session.trials["stimOn_times"])[trial_index],
                      "s", f"{rule.reaction_time_event} - stimOn_times")
             for name, positions in splits.items():
-                _dataset(f, f"splits/{name}", positions, "index", f"{name} trials: positions along the trial axis")
+                write_dataset(f, f"splits/{name}", positions, "index", f"{name} trials: positions along the trial axis")
 
 
 class _LazyRows:
@@ -252,14 +253,3 @@ class _LazyRows:
 
     def __getitem__(self, window: slice) -> np.ndarray:
         return self.cluster_to_row[np.asarray(self.spike_clusters[window])]
-
-
-def _dataset(f: h5py.File, name: str, data, units: str, description: str) -> h5py.Dataset:
-    if isinstance(data, np.ndarray) and data.dtype == object:
-        ds = f.create_dataset(name, data=data.astype(str).astype(object), dtype=h5py.string_dtype())
-    else:
-        ds = f.create_dataset(name, data=data, compression="gzip" if np.ndim(data) > 1 else None)
-    ds.attrs["units"] = units
-    ds.attrs["description"] = description
-    return ds
-

@@ -197,3 +197,21 @@ def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
         "trial_attributes": sorted(session.trials),
         "files": [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()],
     }
+
+
+def checksums(inventory: Mapping[str, Any]) -> dict[str, str]:
+    """path -> SHA-256 of every file an inventory describes (for stage provenance)."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if "path" in node and "sha256" in node:
+                found[node["path"]] = node["sha256"]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(inventory)
+    return found

@@ -1,0 +1,202 @@
+"""Tail kinematics and stimulus state per imaging frame (NLP4Neuro, seed 000, Sec. 3.1).
+
+The paper compresses the 200 Hz tail log to the ~1.1 Hz imaging rate "by simply averaging
+across all output time steps in a given frame". Here a frame's samples are chosen by
+TIMESTAMP, not by counting samples, so any tail rate (200, 250, 700 Hz...), jitter and
+dropped camera frames are handled the same way:
+
+- plane frame (v, p) covers [t(v, p) - d/2, t(v, p) + d/2), with t the frame time from
+  ``frame_times.csv`` (mid-frame; use ``frame_times_mark="start"`` for start-of-frame
+  logs) and d = 1 / (volume_rate * n_planes) the plane period;
+- volume v covers the union of its plane frames, [t(v, 0) - d/2, t(v, P-1) + d/2): the
+  time step the decoders see, whose neural vector holds every plane's neurons.
+
+Each average is the mean of the finite tail samples in the interval. Untracked (NaN)
+samples and dropped camera frames are skipped, but a gap without any finite sample longer
+than ``max_gap_s`` inside the imaging span is an error, as is a log that does not cover
+the imaging or whose timestamps do not increase.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.errors import InputDataError
+from pipeline.io.h5 import write_dataset
+from pipeline.io.inventory import FRAME_TIME_COLUMNS, STIMULUS_COLUMNS, TAIL_COLUMNS
+from pipeline.provenance import code_version, config_hash
+
+log = logging.getLogger(__name__)
+
+THETA_COLUMNS = TAIL_COLUMNS[2:]
+#: stimulus epoch codes stored per volume
+EPOCH_CODES = {"none": 0, "static": 1, "moving": 2}
+
+
+@dataclass(frozen=True)
+class TailAlignmentConfig:
+    """How the tail log is aligned to imaging frames (config key ``tail_alignment``)."""
+
+    frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
+    max_gap_s: float = 0.1  # longest stretch without a tracked sample tolerated in the imaging span (s)
+
+    def __post_init__(self) -> None:
+        if self.frame_times_mark not in ("middle", "start"):
+            raise ValueError(f"frame_times_mark must be 'middle' or 'start', got {self.frame_times_mark!r}")
+        if not self.max_gap_s > 0:
+            raise ValueError("max_gap_s must be > 0")
+
+
+def read_frame_times(path: str | Path, n_planes: int) -> np.ndarray:
+    """``frame_times.csv`` as an array (n_planes, n_volumes) of seconds."""
+    path = Path(path)
+    table = pd.read_csv(path)
+    missing = [c for c in FRAME_TIME_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputDataError(path, f"missing column(s) {missing}")
+    table = table.sort_values(["plane", "volume"])
+    counts = table.groupby("plane").size()
+    if sorted(counts.index) != list(range(n_planes)) or counts.nunique() != 1:
+        raise InputDataError(path, f"expected the same number of frames for planes 0..{n_planes - 1}, found {counts.to_dict()}")
+    times = table["t"].to_numpy(float).reshape(n_planes, -1)
+    if not np.all(np.isfinite(times)) or np.any(np.diff(times, axis=1) <= 0):
+        raise InputDataError(path, "frame times must be finite and increase within each plane")
+    return times
+
+
+def read_tail_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``tail_log.csv`` -> (t (n,) s, theta (n, 6) rad). Timestamps must increase."""
+    path = Path(path)
+    table = pd.read_csv(path)
+    missing = [c for c in TAIL_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputDataError(path, f"missing column(s) {missing}")
+    t = table["t"].to_numpy(float)
+    if not np.all(np.isfinite(t)):
+        raise InputDataError(path, f"{int(np.sum(~np.isfinite(t)))} timestamps are missing (NaN)")
+    backwards = np.flatnonzero(np.diff(t) <= 0)
+    if backwards.size:
+        raise InputDataError(path, f"timestamps do not increase at row {backwards[0] + 1} (t = {t[backwards[0] + 1]:.6f} s)")
+    return t, table[THETA_COLUMNS].to_numpy(float)
+
+
+def interval_means(t: np.ndarray, values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the finite rows of ``values`` (n, k) whose time ``t`` lies in [start, end),
+    per interval. Returns (means (m, k) with NaN where an interval has no finite sample,
+    number of finite samples (m,))."""
+    finite = np.all(np.isfinite(values), axis=1)
+    cumulative = np.vstack([np.zeros(values.shape[1]), np.cumsum(np.where(finite[:, None], values, 0.0), axis=0)])
+    cumulative_n = np.concatenate([[0], np.cumsum(finite)])
+    lo = np.searchsorted(t, starts, side="left")
+    hi = np.searchsorted(t, ends, side="left")
+    n = cumulative_n[hi] - cumulative_n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (cumulative[hi] - cumulative[lo]) / n[:, None]
+    return means, n
+
+
+def _check_coverage(path: Path, t: np.ndarray, theta: np.ndarray, span: tuple[float, float], max_gap_s: float) -> None:
+    if t[0] > span[0] or t[-1] < span[1]:
+        raise InputDataError(
+            path, f"tail log spans {t[0]:.3f}-{t[-1]:.3f} s but imaging spans {span[0]:.3f}-{span[1]:.3f} s "
+            "(it must cover the whole imaging)"
+        )
+    tracked = t[np.all(np.isfinite(theta), axis=1)]
+    tracked = np.concatenate([[span[0]], tracked[(tracked > span[0]) & (tracked < span[1])], [span[1]]])
+    gaps = np.diff(tracked)
+    worst = int(np.argmax(gaps))
+    if gaps[worst] > max_gap_s:
+        raise InputDataError(
+            path, f"no tracked tail sample for {gaps[worst]:.3f} s from t = {tracked[worst]:.3f} s "
+            f"(NaNs or missing rows; at most {max_gap_s} s tolerated)"
+        )
+
+
+def stimulus_per_interval(stimulus: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Stimulus state of each interval: epoch code and direction at its centre, and the
+    fraction of it spent in moving epochs."""
+    centre = 0.5 * (starts + ends)
+    epoch = np.zeros(centre.size, np.int8)
+    direction = np.full(centre.size, np.nan)
+    moving_time = np.zeros(centre.size)
+    for row in stimulus.itertuples(index=False):
+        inside = (centre >= row.t_start) & (centre < row.t_end)
+        epoch[inside] = EPOCH_CODES[row.epoch]
+        direction[inside] = row.direction_deg
+        if row.epoch == "moving":
+            moving_time += np.clip(np.minimum(ends, row.t_end) - np.maximum(starts, row.t_start), 0, None)
+    return {"epoch": epoch, "direction_deg": direction, "moving_fraction": moving_time / (ends - starts)}
+
+
+def align_behavior(
+    fish_row: Mapping[str, Any],
+    out_path: str | Path,
+    config: TailAlignmentConfig,
+    *,
+    source_checksums: Mapping[str, str] | None = None,
+) -> None:
+    """Write the behaviour file of one fish (layout in docs/architecture.md):
+    ``/tail/theta`` (volumes, 6) rad, ``/tail/tail_sum`` (volumes,) rad,
+    ``/tail/theta_per_plane_frame`` (planes, volumes, 6) rad, ``/tail/n_samples``,
+    ``/time/{volume_start_s, volume_end_s, frame_times_s}``,
+    ``/stimulus/{epoch, direction_deg, moving_fraction}`` (volumes,)."""
+    n_planes = int(fish_row["n_planes"])
+    plane_period = 1.0 / (float(fish_row["volume_rate_hz"]) * n_planes)
+    frame_times = read_frame_times(fish_row["frame_times"], n_planes)
+    centres = frame_times + (plane_period / 2 if config.frame_times_mark == "start" else 0.0)
+    frame_starts, frame_ends = centres - plane_period / 2, centres + plane_period / 2
+    volume_starts, volume_ends = frame_starts[0], frame_ends[-1]
+
+    tail_path = Path(fish_row["tail_log"])
+    t, theta = read_tail_log(tail_path)
+    _check_coverage(tail_path, t, theta, (float(volume_starts[0]), float(volume_ends[-1])), config.max_gap_s)
+    theta_volume, n_volume = interval_means(t, theta, volume_starts, volume_ends)
+    theta_frames, n_frames = interval_means(t, theta, frame_starts.ravel(), frame_ends.ravel())
+    stimulus_path = Path(fish_row["stimulus_log"])
+    stimulus = pd.read_csv(stimulus_path)
+    if [c for c in STIMULUS_COLUMNS if c not in stimulus.columns]:
+        raise InputDataError(stimulus_path, f"missing column(s) of {STIMULUS_COLUMNS}")
+    unknown = set(stimulus["epoch"]) - set(EPOCH_CODES)
+    if unknown:
+        raise InputDataError(stimulus_path, f"unknown epoch name(s) {sorted(unknown)}; expected static/moving")
+    state = stimulus_per_interval(stimulus, volume_starts, volume_ends)
+    measured_rate = 1.0 / float(np.median(np.diff(t)))
+    log.info("fish %s: %d volumes, tail at %.1f Hz, %.1f samples per volume", fish_row["fish_id"],
+             volume_starts.size, measured_rate, float(n_volume.mean()))
+
+    sources = [str(p) for p in (fish_row["tail_log"], fish_row["stimulus_log"], fish_row["frame_times"])]
+    with atomic_paths(out_path) as (tmp,):
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "fish_id": str(fish_row["fish_id"]),
+                "description": "tail angles and stimulus state per imaging volume (NLP4Neuro decoding target)",
+                "tail_rate_hz_measured": measured_rate,
+                "volume_rate_hz": float(fish_row["volume_rate_hz"]),
+                "n_planes": n_planes,
+                "frame_times_mark": config.frame_times_mark,
+                "source_files_json": json.dumps({p: (source_checksums or {}).get(p, "") for p in sources}),
+                "config_hash": config_hash({"tail_alignment": vars(config), "fish": dict(fish_row)}),
+                "code_version": code_version(),
+            })
+            write_dataset(f, "tail/theta", theta_volume, "rad", "mean segment angle per volume (theta_00..05, rostral->caudal)")
+            write_dataset(f, "tail/tail_sum", theta_volume.sum(axis=1), "rad", "sum of the six segment angles per volume")
+            write_dataset(f, "tail/theta_per_plane_frame", theta_frames.reshape(n_planes, -1, theta.shape[1]), "rad",
+                     "mean segment angle over each plane frame (planes, volumes, 6)")
+            write_dataset(f, "tail/n_samples", n_volume, "count", "tracked tail samples averaged per volume")
+            write_dataset(f, "tail/n_samples_per_plane_frame", n_frames.reshape(n_planes, -1), "count",
+                     "tracked tail samples averaged per plane frame")
+            write_dataset(f, "time/volume_start_s", volume_starts, "s", "start of each volume's interval")
+            write_dataset(f, "time/volume_end_s", volume_ends, "s", "end of each volume's interval")
+            write_dataset(f, "time/frame_times_s", frame_times, "s", f"frame times as logged ({config.frame_times_mark})")
+            write_dataset(f, "stimulus/epoch", state["epoch"], "code", f"epoch at the volume centre: {EPOCH_CODES}")
+            write_dataset(f, "stimulus/direction_deg", state["direction_deg"], "deg", "grating direction at the volume centre")
+            write_dataset(f, "stimulus/moving_fraction", state["moving_fraction"], "1", "fraction of the volume in moving epochs")

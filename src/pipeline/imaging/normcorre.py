@@ -1,0 +1,611 @@
+"""NoRMCorre motion correction (Pnevmatikakis & Giovannucci 2017) in PyTorch, streaming.
+
+The paper this pipeline reproduces registered its two-photon planes with CaImAn's NoRMCorre;
+this module re-implements that algorithm so that it runs batched on CPU or CUDA and streams
+the movie from disk to disk (memory is bounded by ``batch_frames``, not by the movie length).
+
+Algorithm (per frame, against a template T)
+-------------------------------------------
+1. **Rigid.** Phase correlation of the whole frame with T: the cross-power spectrum
+   ``F conj(T)`` is whitened, low-pass filtered (Gaussian, ``smooth_sigma_px``) and inverse
+   transformed; the integer peak within ``+-max_rigid_shift_px`` is refined to 1/``upsample_factor``
+   px with the upsampled (matrix-multiply) DFT of Guizar-Sicairos et al. (2008), then a parabolic
+   fit on the upsampled grid. Frames and template are tapered at their borders before the FFT
+   so that the non-periodic edges do not pull the peak towards zero.
+2. **Piecewise rigid** (``nonrigid=True``). The frame is shifted by the integer part of the
+   rigid shift (exact, no interpolation), cut into overlapping patches (``patch_size_px``,
+   ``patch_overlap_px``; the last patch of a row/column is aligned with the frame edge) and each
+   patch is phase-correlated with the same patch of T, the integer peak searched within
+   ``+-max_deviation_px`` of the rigid shift and refined to subpixel as above. Patch shifts are
+   clipped to rigid +- ``max_deviation_px``.
+3. **Apply.** The shift field at the patch centres is interpolated smoothly (separable cubic
+   convolution, C1) to every pixel and the frame is resampled with
+   :func:`torch.nn.functional.grid_sample` (bicubic, border replication):
+   ``registered(y, x) = frame(y + dy(y, x), x + dx(y, x))``. Without ``nonrigid`` the field is the
+   constant rigid shift.
+
+Template: the mean of ``template_frames`` frames spread evenly over the movie, refined
+``template_iterations`` times by registering those frames to it (rigid in the first iteration,
+piecewise rigid afterwards when ``nonrigid``) and averaging the registered frames; then the whole
+movie is registered to this final template in one streaming pass of ``batch_frames`` frames.
+
+Sign convention (same as :mod:`pipeline.synth.zebrafish`): a shift d = (dy, dx) in px is the
+estimated displacement of the content relative to the template, i.e. content observed at (y, x)
+came from template position (y - dy, x - dx); the registration applies -d. Shifts are relative to
+the template, which is itself offset from any unmoved reference by a constant.
+
+Output (HDF5, written atomically): see :func:`motion_correct`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+import tifffile
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "pipeline.imaging.normcorre"
+ALGORITHM_VERSION = "1.0.0"
+SIGN_CONVENTION = (
+    "shift (dy, dx) px = displacement of the content relative to the template: content observed at "
+    "(y, x) came from template position (y - dy, x - dx); registration applied -shift"
+)
+
+
+@dataclass(frozen=True)
+class NormcorreParams:
+    """Motion-correction parameters. Units in the comments; every field has a default."""
+
+    max_rigid_shift_px: float = 15.0  # max |rigid shift| per axis (px)
+    nonrigid: bool = True  # piecewise-rigid pass after the rigid one (bool)
+    patch_size_px: int = 128  # side of a square patch (px); clipped to the frame size
+    patch_overlap_px: int = 32  # overlap of neighbouring patches (px); stride = size - overlap
+    max_deviation_px: float = 3.0  # max |patch shift - rigid shift| per axis (px)
+    upsample_factor: int = 10  # subpixel precision of the DFT refinement = 1/upsample_factor (px)
+    smooth_sigma_px: float = 1.0  # Gaussian low-pass of the phase correlation (px, spatial sd)
+    taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
+    template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
+    template_iterations: int = 2  # register-and-average refinements of the template (count)
+    batch_frames: int = 100  # frames per chunk streamed through memory (count)
+    interpolation: str = "bicubic"  # resampling of the registered movie: "bicubic" or "bilinear"
+    output_dtype: str = "float32"  # dtype of the registered movie: "float32" or "uint16" (rounded, clipped)
+    metrics_margin_px: int = -1  # border excluded from metrics (px); -1 = ceil(max_rigid + max_deviation), <= L/4
+    device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise ValueError(f"NormcorreParams.{f.name} must be an int, got {v!r}")
+                object.__setattr__(self, f.name, int(v))
+            elif f.type in ("float", float):
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v):
+                    raise ValueError(f"NormcorreParams.{f.name} must be a finite number, got {v!r}")
+                object.__setattr__(self, f.name, float(v))
+            elif f.type in ("bool", bool) and not isinstance(v, bool):
+                raise ValueError(f"NormcorreParams.{f.name} must be a bool, got {v!r}")
+        for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NormcorreParams.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_rigid_shift_px", "max_deviation_px", "smooth_sigma_px", "patch_overlap_px",
+                     "taper_px", "template_iterations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"NormcorreParams.{name} must be >= 0, got {getattr(self, name)}")
+        if self.patch_overlap_px >= self.patch_size_px:
+            raise ValueError("NormcorreParams.patch_overlap_px must be < patch_size_px")
+        if self.interpolation not in ("bicubic", "bilinear"):
+            raise ValueError(f"NormcorreParams.interpolation must be bicubic or bilinear, got {self.interpolation!r}")
+        if self.output_dtype not in ("float32", "uint16"):
+            raise ValueError(f"NormcorreParams.output_dtype must be float32 or uint16, got {self.output_dtype!r}")
+        if self.metrics_margin_px < -1:
+            raise ValueError("NormcorreParams.metrics_margin_px must be >= -1")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"NormcorreParams.device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> "NormcorreParams":
+        """Build from a (YAML) mapping; unknown keys raise ``ValueError`` naming them."""
+        d = dict(d or {})
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown NormcorreParams key(s): {', '.join(map(repr, unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------
+# geometry helpers (numpy, computed once per movie)
+# --------------------------------------------------------------------------------------
+
+
+def patch_starts(length: int, size: int, overlap: int) -> np.ndarray:
+    """Start indices of patches of ``size`` px along an axis of ``length`` px with stride
+    ``size - overlap``; the last patch ends at the frame edge. One patch when size >= length."""
+    size = min(size, length)
+    stride = size - min(overlap, size - 1)
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _taper(n: int, width: int) -> np.ndarray:
+    """1-D window: raised-cosine ramps of ``width`` px at both ends, 1 in between."""
+    w = np.ones(n)
+    width = min(width, n // 2)
+    if width > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
+        w[:width] = ramp
+        w[n - width:] = ramp[::-1]
+    return w
+
+
+def _cubic_weights(centres: np.ndarray, n_px: int) -> np.ndarray:
+    """(n_px, n_nodes) matrix interpolating node values at pixel ``centres`` to every pixel
+    (cubic convolution, Keys a = -0.5, on the fractional node index; constant outside)."""
+    n = len(centres)
+    if n == 1:
+        return np.ones((n_px, 1))
+    u = np.interp(np.arange(n_px, dtype=float), centres, np.arange(n, dtype=float))
+    w = np.zeros((n_px, n))
+
+    def keys(t):
+        t = np.abs(t)
+        return np.where(t <= 1, 1.5 * t**3 - 2.5 * t**2 + 1,
+                        np.where(t < 2, -0.5 * t**3 + 2.5 * t**2 - 4 * t + 2, 0.0))
+
+    base = np.floor(u).astype(int)
+    for k in range(-1, 3):
+        tap = base + k
+        wk = keys(u - tap)
+        np.add.at(w, (np.arange(n_px), np.clip(tap, 0, n - 1)), wk)
+    return w
+
+
+def _metrics_margin(p: NormcorreParams, ly: int, lx: int) -> int:
+    m = p.metrics_margin_px
+    if m < 0:
+        m = math.ceil(p.max_rigid_shift_px + (p.max_deviation_px if p.nonrigid else 0))
+    return int(min(m, ly // 4, lx // 4))
+
+
+def crispness(image: np.ndarray, margin: int = 0) -> float:
+    """NoRMCorre crispness: Frobenius norm of the gradient of a (mean) image, optionally
+    without a ``margin`` px border. Units: image units per px."""
+    img = np.asarray(image, dtype=np.float64)
+    if margin > 0:
+        img = img[margin:-margin, margin:-margin]
+    gy, gx = np.gradient(img)
+    return float(np.sqrt(np.sum(gy**2 + gx**2)))
+
+
+# --------------------------------------------------------------------------------------
+# the registration engine (torch, batched)
+# --------------------------------------------------------------------------------------
+
+
+class _Correlator:
+    """Phase correlation of batches of (…, N, M) images against a fixed reference, with
+    integer peak search within a bound and upsampled-DFT subpixel refinement."""
+
+    def __init__(self, ref: torch.Tensor, p: NormcorreParams, bound: float, device):
+        # ref: (..., N, M) float32 reference image(s) on device
+        self.n, self.m = ref.shape[-2:]
+        self.p = p
+        self.device = device
+        n, m = self.n, self.m
+        self.bound_y = int(min(math.floor(bound), n // 2 - 1))
+        self.bound_x = int(min(math.floor(bound), m // 2 - 1))
+        self.bound = float(bound)
+        win = np.outer(_taper(n, p.taper_px), _taper(m, p.taper_px))
+        self.win = torch.as_tensor(win, dtype=torch.float32, device=device)
+        ky = torch.fft.fftfreq(n, device=device, dtype=torch.float64)  # cycles / px
+        kx = torch.fft.rfftfreq(m, device=device, dtype=torch.float64)
+        s = p.smooth_sigma_px
+        gauss = torch.exp(-2 * math.pi**2 * s**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
+        self.lowpass = gauss.to(torch.float32)
+        self.cref = torch.conj(torch.fft.rfft2(self._prep(ref)))
+        # upsampled-DFT kernels: signed integer frequencies, half-spectrum weights for x
+        self.fy = (torch.fft.fftfreq(n, device=device, dtype=torch.float64) * n)  # (N,)
+        self.fx = (torch.fft.rfftfreq(m, device=device, dtype=torch.float64) * m)  # (M//2+1,)
+        wx = torch.full((m // 2 + 1,), 2.0, dtype=torch.float64, device=device)
+        wx[0] = 1.0
+        if m % 2 == 0:
+            wx[-1] = 1.0
+        self.wx = wx
+        # search masks for the integer peak
+        iy = torch.arange(n, device=device)
+        ix = torch.arange(m, device=device)
+        sy = torch.where(iy > n // 2, iy - n, iy)
+        sx = torch.where(ix > m // 2, ix - m, ix)
+        self.sy, self.sx = sy, sx
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(dim=(-2, -1), keepdim=True)
+        return x * self.win
+
+    def cross_power(self, x: torch.Tensor) -> torch.Tensor:
+        r = torch.fft.rfft2(self._prep(x)) * self.cref
+        r = r / (r.abs() + 1e-6 * r.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
+        return r * self.lowpass
+
+    def shifts(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N, M) images -> (..., 2) shifts d (px) with x(y) ~ ref(y - d), |d| <= bound per axis."""
+        lead = x.shape[:-2]
+        r = self.cross_power(x).reshape(-1, self.n, self.m // 2 + 1)
+        cc = torch.fft.irfft2(r, s=(self.n, self.m))
+        ok = (self.sy.abs() <= self.bound_y)[:, None] & (self.sx.abs() <= self.bound_x)[None, :]
+        cc = cc.masked_fill(~ok, -torch.inf)
+        idx = cc.reshape(cc.shape[0], -1).argmax(dim=1)
+        py = self.sy[idx // self.m].to(torch.float64)
+        px = self.sx[idx % self.m].to(torch.float64)
+        d = self._refine(r, py, px)
+        d = d.clamp(-self.bound, self.bound)
+        return d.reshape(*lead, 2)
+
+    def _refine(self, r: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+        """Guizar-Sicairos upsampled DFT of the (filtered) cross-power around the integer peak
+        (+-0.75 px at 1/U px), then a parabolic fit on that grid."""
+        u = self.p.upsample_factor
+        if u <= 1:
+            return torch.stack([py, px], dim=-1)
+        half = math.ceil(0.75 * u)
+        off = torch.arange(-half, half + 1, device=self.device, dtype=torch.float64) / u  # (K,)
+        yy = py[:, None] + off[None, :]  # (B, K)
+        xx = px[:, None] + off[None, :]
+        ey = torch.exp(2j * math.pi * yy[:, :, None] * self.fy[None, None, :] / self.n)  # (B, K, N)
+        ex = torch.exp(2j * math.pi * self.fx[None, :, None] * xx[:, None, :] / self.m)  # (B, Mh, K)
+        ex = ex * self.wx[None, :, None]
+        up = (ey.to(torch.complex64) @ r) @ ex.to(torch.complex64)  # (B, K, K)
+        up = up.real
+        b, k, _ = up.shape
+        flat = up.reshape(b, -1).argmax(dim=1)
+        iy, ix = flat // k, flat % k
+        iyc, ixc = iy.clamp(1, k - 2), ix.clamp(1, k - 2)
+        ar = torch.arange(b, device=self.device)
+
+        def parab(c0, cm, cp):
+            den = cm - 2 * c0 + cp
+            frac = torch.where(den < 0, 0.5 * (cm - cp) / den.where(den < 0, torch.ones_like(den)), 0.0)
+            return frac.clamp(-0.5, 0.5).to(torch.float64)
+
+        fy = parab(up[ar, iyc, ix], up[ar, iyc - 1, ix], up[ar, iyc + 1, ix])
+        fx = parab(up[ar, iy, ixc], up[ar, iy, ixc - 1], up[ar, iy, ixc + 1])
+        fy = torch.where(iy == iyc, fy, 0.0)
+        fx = torch.where(ix == ixc, fx, 0.0)
+        dy = py + off[iy] + fy / u
+        dx = px + off[ix] + fx / u
+        return torch.stack([dy, dx], dim=-1)
+
+
+class _Registrar:
+    """Registers batches of frames (B, Ly, Lx) to one template; geometry precomputed."""
+
+    def __init__(self, template: np.ndarray, p: NormcorreParams, device: torch.device):
+        self.p = p
+        self.device = device
+        self.ly, self.lx = template.shape
+        ly, lx = self.ly, self.lx
+        t = torch.as_tensor(template, dtype=torch.float32, device=device)
+        self.template = t
+        self.rigid = _Correlator(t, p, p.max_rigid_shift_px, device)
+        ps_y, ps_x = min(p.patch_size_px, ly), min(p.patch_size_px, lx)
+        self.y0 = patch_starts(ly, p.patch_size_px, p.patch_overlap_px)
+        self.x0 = patch_starts(lx, p.patch_size_px, p.patch_overlap_px)
+        self.ps = (ps_y, ps_x)
+        self.iy = torch.as_tensor(self.y0[:, None] + np.arange(ps_y)[None, :], device=device)  # (npy, ps)
+        self.ix = torch.as_tensor(self.x0[:, None] + np.arange(ps_x)[None, :], device=device)  # (npx, ps)
+        if p.nonrigid:
+            tp = self._patches(t[None])[0]  # (npy, npx, ps, ps)
+            self.patch = _Correlator(tp, p, p.max_deviation_px + 1.0, device)
+        cy = self.y0 + (ps_y - 1) / 2.0
+        cx = self.x0 + (ps_x - 1) / 2.0
+        self.centres = (cy, cx)
+        self.wy = torch.as_tensor(_cubic_weights(cy, ly), dtype=torch.float32, device=device)  # (Ly, npy)
+        self.wx = torch.as_tensor(_cubic_weights(cx, lx), dtype=torch.float32, device=device)  # (Lx, npx)
+        gy, gx = torch.meshgrid(torch.arange(ly, device=device, dtype=torch.float32),
+                                torch.arange(lx, device=device, dtype=torch.float32), indexing="ij")
+        self.gy, self.gx = gy, gx
+
+    @property
+    def n_patches(self) -> tuple[int, int]:
+        return len(self.y0), len(self.x0)
+
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Ly, Lx) -> (B, npy, npx, ps_y, ps_x)."""
+        return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
+
+    def _int_shift(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """registered(y) = x(y + d) for integer d per frame, border replication."""
+        b = x.shape[0]
+        yy = (torch.arange(self.ly, device=self.device)[None, :] + d[:, 0:1]).clamp(0, self.ly - 1)  # (B, Ly)
+        xx = (torch.arange(self.lx, device=self.device)[None, :] + d[:, 1:2]).clamp(0, self.lx - 1)
+        ar = torch.arange(b, device=self.device)[:, None, None]
+        return x[ar, yy[:, :, None], xx[:, None, :]]
+
+    def estimate(self, x: torch.Tensor, nonrigid: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, Ly, Lx) float32 -> rigid (B, 2) float64, patch shifts (B, npy, npx, 2) or None."""
+        rigid = self.rigid.shifts(x)
+        if not nonrigid:
+            return rigid, None
+        ri = torch.round(rigid).to(torch.long)
+        xs = self._int_shift(x, ri)
+        resid = self.patch.shifts(self._patches(xs))  # (B, npy, npx, 2)
+        total = ri[:, None, None, :].to(torch.float64) + resid
+        dev = self.p.max_deviation_px
+        total = torch.maximum(torch.minimum(total, rigid[:, None, None, :] + dev), rigid[:, None, None, :] - dev)
+        return rigid, total
+
+    def apply(self, x: torch.Tensor, rigid: torch.Tensor, patch: torch.Tensor | None) -> torch.Tensor:
+        """Resample x (B, Ly, Lx) so that registered(y, x) = frame(y + dy, x + dx)."""
+        b = x.shape[0]
+        if patch is None:
+            dy = rigid[:, 0].to(torch.float32)[:, None, None].expand(b, self.ly, self.lx)
+            dx = rigid[:, 1].to(torch.float32)[:, None, None].expand(b, self.ly, self.lx)
+        else:
+            pf = patch.to(torch.float32)
+            dy = self.wy @ pf[..., 0] @ self.wx.T  # (B, Ly, Lx)
+            dx = self.wy @ pf[..., 1] @ self.wx.T
+        sy = (self.gy[None] + dy) * (2.0 / max(self.ly - 1, 1)) - 1.0
+        sx = (self.gx[None] + dx) * (2.0 / max(self.lx - 1, 1)) - 1.0
+        grid = torch.stack([sx, sy], dim=-1)
+        out = F.grid_sample(x[:, None], grid, mode=self.p.interpolation, padding_mode="border", align_corners=True)
+        return out[:, 0]
+
+    def field(self, patch: torch.Tensor) -> torch.Tensor:
+        """Full-resolution shift field (B, Ly, Lx, 2) from patch shifts (B, npy, npx, 2)."""
+        pf = patch.to(torch.float32)
+        return torch.stack([self.wy @ pf[..., 0] @ self.wx.T, self.wy @ pf[..., 1] @ self.wx.T], dim=-1)
+
+
+def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
+    """Pearson correlation of each frame (B, Ly, Lx) with t (Ly, Lx) inside the margin."""
+    if margin > 0:
+        x = x[:, margin:-margin, margin:-margin]
+        t = t[margin:-margin, margin:-margin]
+    x = x.reshape(x.shape[0], -1).to(torch.float64)
+    t = t.reshape(-1).to(torch.float64)
+    x = x - x.mean(dim=1, keepdim=True)
+    t = t - t.mean()
+    return (x @ t) / (x.norm(dim=1) * t.norm() + 1e-30)
+
+
+# --------------------------------------------------------------------------------------
+# input
+# --------------------------------------------------------------------------------------
+
+
+class _Stack:
+    """Chunked reader of a multipage 2-D TIFF (one page per frame), with input checks."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.tf = tifffile.TiffFile(path)
+            pages = self.tf.pages
+            self.n = len(pages)
+            if self.n == 0:
+                raise InputDataError(path, "TIFF has no pages")
+            first = pages[0]
+            shape, dtype = tuple(first.shape), first.dtype
+        except InputDataError:
+            self.close()
+            raise
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ...
+            self.close()
+            raise InputDataError(path, f"cannot read TIFF ({type(exc).__name__}: {exc})") from exc
+        if len(shape) != 2:
+            self.close()
+            raise InputDataError(path, f"pages must be 2-D frames, page 0 has shape {shape}")
+        if shape[0] < 8 or shape[1] < 8:
+            self.close()
+            raise InputDataError(path, f"frames of {shape} px are too small (need >= 8 x 8)")
+        self.shape, self.dtype = shape, dtype
+
+    def read(self, idx) -> np.ndarray:
+        """Frames at indices ``idx`` (sorted ints) as float32 (k, Ly, Lx)."""
+        idx = [int(i) for i in idx]
+        try:
+            out = np.empty((len(idx), *self.shape), dtype=np.float32)
+            for j, i in enumerate(idx):
+                a = self.tf.pages[i].asarray()
+                if a.shape != self.shape:
+                    raise InputDataError(self.path, f"page {i} has shape {a.shape}, page 0 has {self.shape}")
+                out[j] = a
+            return out
+        except InputDataError:
+            raise
+        except Exception as exc:
+            raise InputDataError(self.path, f"cannot read TIFF page ({type(exc).__name__}: {exc})") from exc
+
+    def close(self) -> None:
+        tf = getattr(self, "tf", None)
+        if tf is not None:
+            tf.close()
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def _batches(n: int, size: int):
+    for a in range(0, n, size):
+        yield a, min(a + size, n)
+
+
+def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> np.ndarray:
+    """Template (Ly, Lx) float32 from ``template_frames`` evenly spaced frames, refined by
+    ``template_iterations`` register-and-average passes (see module docstring)."""
+    k = min(p.template_frames, stack.n)
+    idx = np.unique(np.round(np.linspace(0, stack.n - 1, k)).astype(int))
+    sample = torch.as_tensor(stack.read(idx), device=device)  # at most template_frames frames
+    template = sample.mean(0)
+    for it in range(p.template_iterations):
+        reg = _Registrar(template.cpu().numpy(), p, device)
+        nonrigid = p.nonrigid and it > 0
+        acc = torch.zeros_like(template, dtype=torch.float64)
+        for a, b in _batches(len(idx), p.batch_frames):
+            rigid, patch = reg.estimate(sample[a:b], nonrigid)
+            acc += reg.apply(sample[a:b], rigid, patch).sum(0, dtype=torch.float64)
+        template = (acc / len(idx)).to(torch.float32)
+    return template.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------
+# the stage
+# --------------------------------------------------------------------------------------
+
+
+def _ds(f, name, data, units, description, **kw):
+    d = f.create_dataset(name, data=data, **kw)
+    d.attrs["units"] = units
+    d.attrs["description"] = description
+    return d
+
+
+def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, *,
+                   progress: bool = True) -> dict[str, Any]:
+    """Register a multipage uint16 TIFF (one page per frame) and write an HDF5 file.
+
+    Streams ``params.batch_frames`` frames at a time from ``stack_path`` to ``out_path``
+    (written atomically: nothing is left at ``out_path`` on failure). Bad input (unreadable
+    or corrupt TIFF, pages that are not 2-D frames of one shape) raises
+    :class:`~pipeline.io.errors.InputDataError` naming the file.
+
+    HDF5 datasets (all with ``units`` and ``description`` attrs; T frames, Ly x Lx px, P = npy x npx
+    patches):
+
+    * ``registered`` (T, Ly, Lx) float32 (or uint16), chunked one frame per chunk;
+    * ``rigid_shift_px`` (T, 2) (dy, dx) px, displacement of the content relative to the template
+      (sign convention of :mod:`pipeline.synth.zebrafish`; the registration applied -shift);
+    * ``patch_shift_px`` (T, npy, npx, 2) (dy, dx) px per patch, rigid included (same convention;
+      equals rigid broadcast when ``nonrigid`` is off);
+    * ``patch_bounds_px`` (npy, npx, 4) int (y0, y1, x0, x1) half-open patch bounds;
+      ``patch_center_px`` (npy, npx, 2) (y, x) patch centres;
+    * ``template`` (Ly, Lx) float32; ``mean_raw`` and ``mean_registered`` (Ly, Lx) float32;
+    * ``corr_to_template_before`` / ``corr_to_template_after`` (T,) Pearson r of raw / registered
+      frames with the template, ``metrics_margin_px`` border excluded.
+
+    File attrs: ``params_json``, ``source_path``, ``device``, ``algorithm``, ``sign_convention``,
+    ``crispness_before`` / ``crispness_after`` (Frobenius norm of the gradient of the mean raw /
+    registered image, same border excluded), ``metrics_margin_px``, ``n_frames``.
+
+    Returns a dict of summary metrics (also the file attrs above) and timings.
+    """
+    p = params or NormcorreParams()
+    stack_path, out_path = Path(stack_path), Path(out_path)
+    device = _resolve_device(p.device)
+    t_start = time.perf_counter()
+    stack = _Stack(stack_path)
+    try:
+        n, (ly, lx) = stack.n, stack.shape
+        template = build_template(stack, p, device)
+        t_template = time.perf_counter() - t_start
+        reg = _Registrar(template, p, device)
+        npy, npx = reg.n_patches
+        margin = _metrics_margin(p, ly, lx)
+        tmpl_t = reg.template
+        sum_raw = torch.zeros((ly, lx), dtype=torch.float64, device=device)
+        sum_reg = torch.zeros_like(sum_raw)
+        out_dtype = np.float32 if p.output_dtype == "float32" else np.uint16
+        with atomic_paths(out_path) as (tmp,):
+            with h5py.File(tmp, "w") as f:
+                d_reg = _ds(f, "registered", None, "ADU" if out_dtype == np.uint16 else "ADU (float)",
+                            "registered movie: registered(y, x) = raw(y + dy(y, x), x + dx(y, x))",
+                            shape=(n, ly, lx), dtype=out_dtype, chunks=(1, ly, lx))
+                d_rig = _ds(f, "rigid_shift_px", None, "px",
+                            "rigid (dy, dx) per frame: displacement of the content relative to the template; "
+                            "registration applied -shift", shape=(n, 2), dtype=np.float64)
+                d_pat = _ds(f, "patch_shift_px", None, "px",
+                            "piecewise-rigid (dy, dx) per frame and patch, rigid included; same convention",
+                            shape=(n, npy, npx, 2), dtype=np.float64)
+                d_cb = _ds(f, "corr_to_template_before", None, "1",
+                           "Pearson r of each raw frame with the template (metrics_margin_px border excluded)",
+                           shape=(n,), dtype=np.float64)
+                d_ca = _ds(f, "corr_to_template_after", None, "1",
+                           "Pearson r of each registered frame with the template (same border excluded)",
+                           shape=(n,), dtype=np.float64)
+                for a, b in tqdm(list(_batches(n, p.batch_frames)), desc=f"normcorre {stack_path.name}",
+                                 unit="batch", disable=not progress):
+                    x = torch.as_tensor(stack.read(range(a, b)), device=device)
+                    rigid, patch = reg.estimate(x, p.nonrigid)
+                    y = reg.apply(x, rigid, patch)
+                    if patch is None:
+                        patch = rigid[:, None, None, :].expand(b - a, npy, npx, 2)
+                    sum_raw += x.sum(0, dtype=torch.float64)
+                    sum_reg += y.sum(0, dtype=torch.float64)
+                    d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()
+                    d_ca[a:b] = _corr(y, tmpl_t, margin).cpu().numpy()
+                    d_rig[a:b] = rigid.cpu().numpy()
+                    d_pat[a:b] = patch.cpu().numpy()
+                    y = y.cpu().numpy()
+                    if out_dtype == np.uint16:
+                        y = np.clip(np.rint(y), 0, 65535).astype(np.uint16)
+                    d_reg[a:b] = y
+                mean_raw = (sum_raw / n).to(torch.float32).cpu().numpy()
+                mean_reg = (sum_reg / n).to(torch.float32).cpu().numpy()
+                _ds(f, "template", template.astype(np.float32), "ADU", "template the frames were registered to")
+                _ds(f, "mean_raw", mean_raw, "ADU", "mean of the raw frames")
+                _ds(f, "mean_registered", mean_reg, "ADU", "mean of the registered frames")
+                y0, x0 = reg.y0, reg.x0
+                ps_y, ps_x = reg.ps
+                bounds = np.zeros((npy, npx, 4), dtype=np.int64)
+                bounds[..., 0] = y0[:, None]
+                bounds[..., 1] = y0[:, None] + ps_y
+                bounds[..., 2] = x0[None, :]
+                bounds[..., 3] = x0[None, :] + ps_x
+                _ds(f, "patch_bounds_px", bounds, "px", "(y0, y1, x0, x1) half-open bounds of each patch")
+                cy, cx = reg.centres
+                centre = np.stack(np.broadcast_arrays(cy[:, None], cx[None, :]), axis=-1)
+                _ds(f, "patch_center_px", centre, "px", "(y, x) centre of each patch")
+                cr_before, cr_after = crispness(mean_raw, margin), crispness(mean_reg, margin)
+                cb, ca = d_cb[()], d_ca[()]
+                summary = {
+                    "n_frames": int(n),
+                    "frame_shape": [int(ly), int(lx)],
+                    "n_patches": [int(npy), int(npx)],
+                    "device": str(device),
+                    "metrics_margin_px": int(margin),
+                    "crispness_before": cr_before,
+                    "crispness_after": cr_after,
+                    "mean_corr_to_template_before": float(cb.mean()),
+                    "mean_corr_to_template_after": float(ca.mean()),
+                    "max_abs_rigid_shift_px": float(np.abs(d_rig[()]).max()),
+                }
+                for k, v in summary.items():
+                    f.attrs[k] = v if not isinstance(v, list) else np.asarray(v)
+                f.attrs["params_json"] = json.dumps(p.to_dict(), sort_keys=True)
+                f.attrs["source_path"] = os.fspath(stack_path)
+                f.attrs["algorithm"] = ALGORITHM
+                f.attrs["algorithm_version"] = ALGORITHM_VERSION
+                f.attrs["sign_convention"] = SIGN_CONVENTION
+    finally:
+        stack.close()
+    elapsed = time.perf_counter() - t_start
+    summary.update(seconds_total=elapsed, seconds_template=t_template, frames_per_s=n / elapsed)
+    log.info("normcorre: %s -> %s, %d frames in %.1f s on %s", stack_path, out_path, n, elapsed, device)
+    return summary

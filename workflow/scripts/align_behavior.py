@@ -1,0 +1,15 @@
+"""Snakemake entry point of rule align_behavior (logic: pipeline.behavior.tail)."""
+
+import json
+
+from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.io.inventory import checksums
+from pipeline.logs import rule_log
+
+with rule_log(snakemake.log[0]):
+    align_behavior(
+        snakemake.params.row,
+        snakemake.output[0],
+        TailAlignmentConfig(**snakemake.params.alignment),
+        source_checksums=checksums(json.loads(open(snakemake.input.inventory).read())),
+    )
