@@ -5,11 +5,12 @@
 
 
 rule synth_zebrafish:
-    """Simulate one fish: neurons, calcium, motion, tail and stimulus (all planes)."""
+    """Simulate one fish: neurons, calcium, motion, tail, stimulus and region mask (all planes)."""
     output:
         tail_log=f"{SYNTH}/zebrafish/{{fish}}/tail_log.csv",
         stimulus_log=f"{SYNTH}/zebrafish/{{fish}}/stimulus_log.csv",
         frame_times=f"{SYNTH}/zebrafish/{{fish}}/frame_times.csv",
+        region_mask=f"{SYNTH}/zebrafish/{{fish}}/region_mask.tif",
         truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
     params:
         synth=PARAMS["synthetic.zebrafish"],

@@ -71,7 +71,8 @@ def test_deterministic_same_seed_and_differs_with_seed(fish, tmp_path):
     out2, _, _ = _make(tmp_path / "same")
     out3, _, _ = _make(tmp_path / "other", seed=8)
     a, b, c = _files(out), _files(out2), _files(out3)
-    assert sorted(a) == ["frame_times.csv", "plane0.tif", "plane1.tif", "stimulus_log.csv", "tail_log.csv"]
+    assert sorted(a) == ["frame_times.csv", "plane0.tif", "plane1.tif", "region_mask.tif", "stimulus_log.csv",
+                         "tail_log.csv"]
     assert a == b
     for name in ("plane0.tif", "plane1.tif", "tail_log.csv", "frame_times.csv"):
         assert a[name] != c[name], name
@@ -413,14 +414,15 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
 
 def test_simulate_then_render_each_plane_equals_generate_fish(fish, tmp_path):
     out, _, params = fish
-    logs = {name: tmp_path / name for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]}
+    logs = {name: tmp_path / name for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv", "region_mask.tif"]}
     truth = tmp_path / "truth.h5"
-    zf.simulate_fish(logs["tail_log.csv"], logs["stimulus_log.csv"], logs["frame_times.csv"], truth,
-                     params, seed=7, **META)
+    zf.simulate_fish(logs["tail_log.csv"], logs["stimulus_log.csv"], logs["frame_times.csv"], logs["region_mask.tif"],
+                     truth, params, seed=7, **META)
     for plane in reversed(range(META["n_planes"])):  # order of plane jobs must not matter
         zf.render_plane(truth, plane, tmp_path / f"plane{plane}.tif", progress=False)
     expected = _files(out)
-    assert sorted(expected) == ["frame_times.csv", "plane0.tif", "plane1.tif", "stimulus_log.csv", "tail_log.csv"]
+    assert sorted(expected) == ["frame_times.csv", "plane0.tif", "plane1.tif", "region_mask.tif", "stimulus_log.csv",
+                                "tail_log.csv"]
     for name, content in expected.items():
         assert (tmp_path / name).read_bytes() == content, name
 
@@ -430,3 +432,17 @@ def test_render_plane_rejects_a_plane_the_fish_does_not_have(fish, tmp_path):
     with pytest.raises(ValueError, match="plane 2 out of range"):
         zf.render_plane(truth, 2, tmp_path / "plane2.tif", progress=False)
     assert not (tmp_path / "plane2.tif").exists()
+
+
+def test_region_mask_agrees_with_the_neuron_labels(fish):
+    from pipeline.io.region_mask import read_region_mask, region_at
+
+    out, truth, _ = fish
+    labels, names = read_region_mask(out / "region_mask.tif")
+    assert labels.shape == (META["n_planes"], TINY["frame_height_px"], TINY["frame_width_px"])
+    assert set(names.values()) == set(zf.REGIONS)
+    with h5py.File(truth) as f:
+        plane = f["neurons/plane"][()]
+        centroids = f["neurons/centroid_px"][()]
+        regions = f["neurons/region"].asstr()[()]
+    assert (region_at(labels, names, plane, centroids) == regions).mean() > 0.95  # centroids near borders may round across

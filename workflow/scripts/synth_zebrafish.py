@@ -8,6 +8,7 @@ with rule_log(snakemake.log[0]):
         tail_log_path=snakemake.output.tail_log,
         stimulus_log_path=snakemake.output.stimulus_log,
         frame_times_path=snakemake.output.frame_times,
+        region_mask_path=snakemake.output.region_mask,
         truth_path=snakemake.output.truth,
         params=ZebrafishSynthParams.from_mapping(snakemake.params.synth),
         seed=snakemake.params.seed,

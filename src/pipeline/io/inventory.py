@@ -19,6 +19,7 @@ import tifffile
 
 from pipeline.config import plain_row, plane_paths
 from pipeline.io.errors import InputDataError
+from pipeline.io.region_mask import read_region_mask
 from pipeline.provenance import config_hash, describe_file
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,19 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     if not np.all(stimulus["t_end"].to_numpy(float) > stimulus["t_start"].to_numpy(float)):
         raise InputDataError(stim_path, "every epoch needs t_end > t_start")
 
+    region_mask = None
+    if row.get("region_table"):
+        labels, names = read_region_mask(row["region_table"])
+        first_plane = planes[0].get("frame_shape_px") if planes and "frame_shape_px" in planes[0] else None
+        if labels.shape[0] != n_planes or (first_plane and list(labels.shape[1:]) != first_plane):
+            raise InputDataError(
+                row["region_table"], f"mask shape {labels.shape} does not match {n_planes} planes of {first_plane} px"
+            )
+        region_mask = {**describe_file(row["region_table"]), "regions": sorted(names.values())}
+
     return {
         **_header("zebrafish", "fish_id", row),
+        "region_mask": region_mask,
         "planes": planes,
         "frame_times": {**describe_file(frame_times), **imaging_span, "frames_per_plane": frames_per_plane},
         "tail_log": {

@@ -77,6 +77,7 @@ from scipy import ndimage, signal, sparse
 from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
+from pipeline.io.region_mask import write_region_mask
 from pipeline.seeding import rng_for  # rng_for(seed, *keys) = default_rng(derive_seed(seed, *keys))
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ class ZebrafishSynthParams:
     min_separation: float = 0.95  # min centre distance / mean diameter within a plane (1)
     midline_jitter_frac: float = 0.03  # sd of midline offset from centre column (fraction of Lx)
     # ---- brightness (expected detected photons per pixel per frame) ----
-    neuron_f0_photons: float = 8.0  # mean baseline brightness at nucleus centre (photons)
+    neuron_f0_photons: float = 30.0  # mean baseline brightness at nucleus centre (photons); at 8 even a perfect
+    # trace is shot-noise limited (corr 0.74 with the true dF/F, tests/imaging/test_extraction.py)
     neuron_f0_cv: float = 0.4  # coefficient of variation of baseline brightness across neurons (1)
     background_photons: float = 2.0  # mean diffuse background inside the brain (photons)
     background_smoothness_um: float = 25.0  # spatial correlation length of background/neuropil (um)
@@ -552,12 +554,13 @@ def _ds(group, name, data, units, description, **kw):
     return d
 
 
-def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, truth_path,
+def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mask_path, truth_path,
                   params: ZebrafishSynthParams, *, volume_rate_hz: float, n_planes: int,
                   pixel_size_um: float, plane_spacing_um: float, tail_rate_hz: float,
                   seed: int) -> None:
     """Simulate one synthetic fish and write the logs the pipeline reads
-    (``tail_log.csv``, ``stimulus_log.csv``, ``frame_times.csv``) and the ground truth
+    (``tail_log.csv``, ``stimulus_log.csv``, ``frame_times.csv``), the anatomical region
+    mask (``region_mask.tif``, format in :mod:`pipeline.io.region_mask`), and the ground truth
     HDF5 ``truth_path``, which also holds everything :func:`render_plane` needs to write
     each plane's raw stack (so planes render as independent jobs).
 
@@ -889,9 +892,15 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, truth_path
     bleach = 1.0 - p.bleach_fraction * (1.0 - np.exp(-np.maximum(frame_times - img_t0, 0) / p.bleach_tau_s))
 
     # ---------------- write ----------------
+    yy_img, xx_img = np.mgrid[0:Ly, 0:Lx].astype(float)
+    pixel_region = _region_of(yy_img / Ly, (xx_img - midline) / Lx)
+    region_labels = {label: name for label, name in enumerate(REGIONS, start=1)}
+    label_of = {name: label for label, name in region_labels.items()}
+    mask = np.vectorize(label_of.get, otypes=[np.uint8])(pixel_region)
     with atomic_paths(tail_log_path, stimulus_log_path, frame_times_path, truth_path) as (
         tmp_tail, tmp_stim, tmp_frame_times, tmp_truth
     ):
+        write_region_mask(region_mask_path, np.repeat(mask[None], P, axis=0), region_labels)
         vv, pp = np.meshgrid(np.arange(V), np.arange(P), indexing="ij")
         pd.DataFrame({"volume": vv.ravel(), "plane": pp.ravel(), "t": frame_times.T.ravel()}).to_csv(
             tmp_frame_times, index=False, float_format="%.6f")
@@ -1052,12 +1061,13 @@ def generate_fish(out_dir, truth_path, params: ZebrafishSynthParams, *, volume_r
                   n_planes: int, pixel_size_um: float, plane_spacing_um: float,
                   tail_rate_hz: float, seed: int, progress: bool = True) -> None:
     """:func:`simulate_fish` then :func:`render_plane` for every plane, into ``out_dir``
-    (``plane{p}.tif``, ``tail_log.csv``, ``stimulus_log.csv``, ``frame_times.csv``).
+    (``plane{p}.tif``, ``tail_log.csv``, ``stimulus_log.csv``, ``frame_times.csv``,
+    ``region_mask.tif``).
     The Snakemake rules run the two steps as separate jobs; this is the same in one call."""
     with atomic_paths(out_dir, truth_path) as (tmp_dir, tmp_truth):
         tmp_dir.mkdir(parents=True)
         simulate_fish(tmp_dir / "tail_log.csv", tmp_dir / "stimulus_log.csv", tmp_dir / "frame_times.csv",
-                      tmp_truth, params, volume_rate_hz=volume_rate_hz, n_planes=n_planes,
+                      tmp_dir / "region_mask.tif", tmp_truth, params, volume_rate_hz=volume_rate_hz, n_planes=n_planes,
                       pixel_size_um=pixel_size_um, plane_spacing_um=plane_spacing_um,
                       tail_rate_hz=tail_rate_hz, seed=seed)
         for plane in range(int(n_planes)):

@@ -1,0 +1,652 @@
+"""Suite2P cell detection, trace extraction, deconvolution and classification of one
+registered imaging plane, and a reader of Suite2P plane folders.
+
+Two ways into the rest of the pipeline, both ending in a Suite2P *plane folder*
+(``F.npy``, ``Fneu.npy``, ``spks.npy``, ``stat.npy``, ``iscell.npy``, ``ops.npy``):
+
+* :func:`extract_plane` runs suite2p 1.1 on a motion-corrected single-plane movie (HDF5
+  dataset or multipage TIFF, frames x Ly x Lx). Suite2P's own registration is off (the
+  movie is already registered); detection (``sparsery`` by default), extraction of the ROI
+  and neuropil traces, OASIS deconvolution and the built-in ROI classifier run on the CPU
+  unless ``ExtractionParams.device`` says otherwise.
+* :func:`read_suite2p_plane` reads such a folder, whether written by :func:`extract_plane`
+  or by a lab's own Suite2P run (0.x flat ``ops`` or 1.x nested settings), validates it
+  and returns a :class:`Suite2pPlane`.
+
+Every problem with an input file raises :class:`~pipeline.io.errors.InputDataError`
+naming the file; a plane where Suite2P finds no cells is such a problem. Outputs are
+written atomically (a failed run leaves no plane folder behind).
+
+Units: ``F``/``Fneu`` are in the movie's intensity units times ``ops["movie_scale"]``
+(the factor used to fit the movie into Suite2P's int16 binary; 1.0 whenever the movie
+already fits, e.g. raw ADU up to 32766), *including* any detector offset; frames are at
+the plane's frame rate ``ops["fs"]`` (Hz); ``stat[i]["med"]`` and ``centroid_px`` are
+(y, x) pixel indices of the registered frame.
+
+Performance note: suite2p and torch allocate and free many large buffers; on glibc,
+starting the Python process with ::
+
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
+
+avoids returning memory to the OS after every batch and made Suite2P processing about
+2x faster here. It must be in the environment *before* the process starts (set it in the
+Snakemake rule's shell command or the job's environment; setting ``os.environ`` from
+Python is too late).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+#: Files that make up a Suite2P plane folder (the ones this pipeline reads and writes).
+PLANE_FILES = ("F.npy", "Fneu.npy", "spks.npy", "stat.npy", "iscell.npy", "ops.npy")
+#: Fewest frames accepted for extraction (Suite2P itself refuses < 10 and warns < 200).
+MIN_FRAMES = 50
+#: Largest value written to Suite2P's int16 binary (suite2p clips at 2**15 - 2).
+_INT16_MAX = 32766.0
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_DETECTION_ALGORITHMS = ("sparsery", "sourcery")
+
+
+# --------------------------------------------------------------------------- suite2p import
+
+
+def _register_missing_torchvision_ops() -> None:
+    """Define the operator schemas ``torchvision::nms`` and ``torchvision::qnms`` when
+    torchvision's compiled extension could not be loaded.
+
+    Why: ``import suite2p`` imports cellpose, which imports torchvision. The installed
+    torchvision wheel's ``_C.so`` is linked against a CUDA build of torch and fails to
+    load with the CPU-only torch (``libc10.so: cannot open shared object file``);
+    torchvision tolerates that for most ops, but ``torchvision/_meta_registrations.py``
+    unconditionally calls ``torch.library.register_fake("torchvision::nms")`` (and
+    ``"torchvision::qnms"``), which raises ``RuntimeError: operator torchvision::nms does
+    not exist`` and aborts the whole import. Defining the two schemas (no kernels: Suite2P
+    and the Suite2P parts of cellpose never call them) lets the import succeed. Where the
+    extension did load (matching torch/torchvision, e.g. a CUDA install) the ops already
+    exist and nothing is done. Idempotent; call it before every suite2p import.
+    """
+    import torch
+
+    for name in ("nms", "qnms"):
+        try:
+            getattr(torch.ops.torchvision, name)
+        except (AttributeError, RuntimeError):
+            torch.library.define(
+                f"torchvision::{name}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
+            )
+
+
+def _import_suite2p():
+    """Import and return the ``suite2p`` package (after :func:`_register_missing_torchvision_ops`)."""
+    _register_missing_torchvision_ops()
+    import suite2p
+
+    return suite2p
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class ExtractionParams:
+    """Suite2P detection / extraction parameters. Units in the comments."""
+
+    cell_diameter_um: float = 6.0  # expected soma (H2B nucleus) diameter (um); -> suite2p `diameter` in px
+    tau_s: float = 1.5  # indicator decay time constant for deconvolution and detection binning (s; GCaMP6s)
+    neucoeff: float = 0.7  # neuropil coefficient r in F - r * Fneu (1)
+    detection_algorithm: str = "sparsery"  # functional detection: "sparsery" (suite2p default) or "sourcery"
+    threshold_scaling: float = 1.0  # multiplies suite2p's detection threshold; smaller finds more ROIs (1)
+    spatial_scale: int = 0  # sparsery scale: 0 = auto, 1 = 6 px, 2 = 12 px, 3 = 24 px, 4 = 48 px
+    highpass_time: int = 100  # running-mean high-pass window over binned frames before detection (bins)
+    max_overlap: float = 0.75  # ROIs overlapping others by more than this fraction are dropped (1)
+    snr_threshold: float = 0.0  # drop ROIs with suite2p's trace SNR below this; 0 keeps all (1)
+    inner_neuropil_radius: int = 2  # pixels around an ROI excluded from its neuropil mask (px)
+    min_neuropil_pixels: int = 350  # minimum pixels in each neuropil mask (px)
+    iscell_threshold: float = 0.5  # classifier probability above which an ROI is a cell (iscell[:, 0]) (1)
+    classifier_path: str | None = None  # suite2p classifier .npy; None = suite2p's built-in classifier
+    min_cells: int = 1  # fewer cells than this after classification -> InputDataError "no cells" (count)
+    batch_frames: int = 500  # frames per batch when copying the movie and extracting traces (count)
+    device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", float):
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)):
+                    raise ValueError(f"ExtractionParams.{f.name} must be a finite number, got {v!r}")
+                object.__setattr__(self, f.name, float(v))
+            elif f.type in ("int", int):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise ValueError(f"ExtractionParams.{f.name} must be an int, got {v!r}")
+                object.__setattr__(self, f.name, int(v))
+        positive = ("cell_diameter_um", "tau_s", "highpass_time", "min_neuropil_pixels", "batch_frames")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ExtractionParams.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("neucoeff", "threshold_scaling", "inner_neuropil_radius", "min_cells"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ExtractionParams.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_overlap", "iscell_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ExtractionParams.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.snr_threshold > 1.0:
+            raise ValueError(f"ExtractionParams.snr_threshold must be <= 1, got {self.snr_threshold!r}")
+        if not 0 <= self.spatial_scale <= 4:
+            raise ValueError(f"ExtractionParams.spatial_scale must be 0..4, got {self.spatial_scale!r}")
+        if self.detection_algorithm not in _DETECTION_ALGORITHMS:
+            raise ValueError(
+                f"ExtractionParams.detection_algorithm must be one of {_DETECTION_ALGORITHMS}, "
+                f"got {self.detection_algorithm!r}"
+            )
+        if self.classifier_path is not None and not isinstance(self.classifier_path, (str, os.PathLike)):
+            raise ValueError(f"ExtractionParams.classifier_path must be a path or None, got {self.classifier_path!r}")
+        if self.classifier_path is not None:
+            object.__setattr__(self, "classifier_path", os.fspath(self.classifier_path))
+        dev = str(self.device)
+        if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ValueError(f"ExtractionParams.device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> "ExtractionParams":
+        """Build from a config mapping; unknown keys raise ValueError naming them."""
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ExtractionParams key(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(known))})")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- movie input
+
+
+class _Movie:
+    """Read-only, batch-wise access to a (frames, Ly, Lx) movie in HDF5 or multipage TIFF."""
+
+    def __init__(self, path: Path, dataset: str):
+        self.path = path
+        self._stack = None
+        suffix = path.suffix.lower()
+        if not path.is_file():
+            raise InputDataError(path, "movie file not found")
+        try:
+            if suffix in _HDF5_SUFFIXES:
+                self._open_hdf5(dataset)
+            elif suffix in _TIFF_SUFFIXES:
+                self._open_tiff()
+            else:
+                raise InputDataError(
+                    path, f"unsupported movie format {path.suffix!r} (expected one of "
+                          f"{', '.join(_HDF5_SUFFIXES + _TIFF_SUFFIXES)})")
+        except InputDataError:
+            self.close()
+            raise
+        except Exception as e:  # unreadable / corrupt container
+            self.close()
+            raise InputDataError(path, f"cannot read movie: {type(e).__name__}: {e}") from e
+        n, ly, lx = self.shape
+        if n < MIN_FRAMES:
+            self.close()
+            raise InputDataError(path, f"movie has {n} frames; Suite2P extraction needs at least {MIN_FRAMES}")
+        if ly < 8 or lx < 8:
+            self.close()
+            raise InputDataError(path, f"frames of {ly}x{lx} px are too small for cell detection")
+        if not (np.issubdtype(self.dtype, np.integer) or np.issubdtype(self.dtype, np.floating)):
+            self.close()
+            raise InputDataError(path, f"movie dtype {self.dtype} is not numeric")
+
+    def _open_hdf5(self, dataset: str) -> None:
+        import h5py
+
+        self._h5 = h5py.File(self.path, "r")
+        if dataset not in self._h5:
+            raise InputDataError(self.path, f"no dataset {dataset!r} (has: {', '.join(self._h5.keys()) or 'nothing'})")
+        ds = self._h5[dataset]
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 3:
+            raise InputDataError(self.path, f"dataset {dataset!r} must be 3-D (frames, Ly, Lx), got "
+                                            f"shape {getattr(ds, 'shape', None)}")
+        self._ds = ds
+        self.shape = tuple(int(s) for s in ds.shape)
+        self.dtype = ds.dtype
+        self._read = lambda a, b: ds[a:b]
+
+    def _open_tiff(self) -> None:
+        import tifffile
+
+        self._tif = tifffile.TiffFile(self.path)
+        series = self._tif.series[0]
+        shape = tuple(int(s) for s in series.shape)
+        if len(shape) != 3:
+            raise InputDataError(self.path, f"TIFF must hold a (frames, Ly, Lx) stack, got shape {shape}")
+        self.shape, self.dtype = shape, np.dtype(series.dtype)
+        pages = series.pages
+        if len(pages) == shape[0] and all(p is not None for p in (pages[0], pages[-1])) \
+                and tuple(pages[0].shape) == shape[1:]:
+            # one page per frame (ScanImage, the synthetic generator): read pages lazily
+            self._read = lambda a, b: np.stack([pages[i].asarray() for i in range(a, b)])
+        else:
+            # other layouts (e.g. ImageJ hyperstacks): tifffile reads the series at once
+            self._stack = series.asarray()
+            self._read = lambda a, b: self._stack[a:b]
+
+    def batches(self, batch: int) -> Iterator[tuple[int, np.ndarray]]:
+        n = self.shape[0]
+        for a in range(0, n, batch):
+            b = min(a + batch, n)
+            try:
+                block = np.asarray(self._read(a, b))
+            except Exception as e:
+                raise InputDataError(self.path, f"cannot read frames {a}-{b - 1}: {type(e).__name__}: {e}") from e
+            if block.shape != (b - a, *self.shape[1:]):
+                raise InputDataError(self.path, f"frames {a}-{b - 1} have shape {block.shape[1:]}, "
+                                                f"expected {self.shape[1:]}")
+            yield a, block
+
+    def close(self) -> None:
+        for name in ("_h5", "_tif"):
+            handle = getattr(self, name, None)
+            if handle is not None:
+                handle.close()
+                setattr(self, name, None)
+        self._stack = None
+
+    def __enter__(self) -> "_Movie":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _movie_scale(movie: _Movie, batch: int) -> tuple[float, np.ndarray]:
+    """First pass over the movie: check values are finite; return the factor ``scale``
+    that maps it into Suite2P's int16 binary (binary = round(movie * scale)) and the mean
+    image (movie units).
+
+    ``scale`` is 1 whenever the movie fits (|values| <= 32766) and rounding to integers
+    is harmless: always for integer movies; for float movies when the temporal noise sd
+    (estimated from frame-to-frame differences) is >= 4 units, so rounding adds < 0.5 %
+    noise variance. Otherwise it is a power of two (exact in floating point): < 1 shrinks
+    too large ranges (uint16 above 32766 -> 0.5, like suite2p's own TIFF conversion), > 1
+    keeps the precision of small-valued float movies (e.g. normalised to [0, 1]).
+    """
+    lo, hi = np.inf, -np.inf
+    total = np.zeros(movie.shape[1:], np.float64)
+    sq_diff, n_diff = 0.0, 0
+    integer = np.issubdtype(movie.dtype, np.integer)
+    for a, block in movie.batches(batch):
+        if not integer and not np.all(np.isfinite(block)):
+            bad = a + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0])
+            raise InputDataError(movie.path, f"frame {bad} contains NaN or infinite values")
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+        total += block.sum(0, dtype=np.float64)
+        if not integer and len(block) > 1:
+            d = np.diff(block.astype(np.float32), axis=0)
+            sq_diff += float(np.square(d, dtype=np.float64).sum())
+            n_diff += d.size
+    mean_img = (total / movie.shape[0]).astype(np.float32)
+    maxabs = max(abs(lo), abs(hi))
+    if maxabs == 0.0:
+        return 1.0, mean_img
+    fit = 2.0 ** math.floor(math.log2(_INT16_MAX / maxabs))  # largest power of two that fits
+    if integer:
+        return (1.0 if maxabs <= _INT16_MAX else fit), mean_img
+    noise_sd = math.sqrt(sq_diff / max(n_diff, 1) / 2.0)
+    wanted = 1.0 if noise_sd >= 4.0 or noise_sd == 0.0 else 2.0 ** math.ceil(math.log2(4.0 / noise_sd))
+    return float(min(fit, max(1.0, wanted))), mean_img
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _torch_device(name: str):
+    import torch
+
+    if name == "cpu":
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+        torch.zeros(1).to(dev)
+        return dev
+    except Exception:  # noqa: BLE001 - any failure means the device is unusable
+        log.warning("torch device %r not available; running Suite2P on the CPU", name)
+        return torch.device("cpu")
+
+
+def _suite2p_settings(suite2p, params: ExtractionParams, frame_rate_hz: float, diameter_px: float) -> dict:
+    s = suite2p.default_settings()
+    s["torch_device"] = params.device
+    s["fs"] = float(frame_rate_hz)
+    s["tau"] = params.tau_s
+    s["diameter"] = [diameter_px, diameter_px]
+    s["run"]["do_registration"] = 0
+    s["run"]["do_regmetrics"] = False
+    s["run"]["do_detection"] = True
+    s["run"]["do_deconvolution"] = True
+    s["io"]["save_mat"] = s["io"]["save_NWB"] = s["io"]["combined"] = False
+    det = s["detection"]
+    det["algorithm"] = params.detection_algorithm
+    det["threshold_scaling"] = params.threshold_scaling
+    det["highpass_time"] = params.highpass_time
+    det["max_overlap"] = params.max_overlap
+    det["sparsery_settings"]["spatial_scale"] = params.spatial_scale
+    ext = s["extraction"]
+    ext["neuropil_coefficient"] = params.neucoeff
+    ext["snr_threshold"] = params.snr_threshold
+    ext["inner_neuropil_radius"] = params.inner_neuropil_radius
+    ext["min_neuropil_pixels"] = params.min_neuropil_pixels
+    ext["batch_size"] = params.batch_frames
+    cls = s["classification"]
+    cls["use_builtin_classifier"] = params.classifier_path is None  # never the user's ~/.suite2p classifier
+    cls["classifier_path"] = params.classifier_path
+    return s
+
+
+def extract_plane(movie_path, out_dir, params: ExtractionParams | None = None, *, frame_rate_hz: float,
+                  pixel_size_um: float, dataset: str = "registered", scratch_dir=None) -> None:
+    """Run Suite2P detection, extraction, deconvolution and classification on one
+    registered plane and write a Suite2P plane folder ``out_dir`` atomically.
+
+    Parameters
+    ----------
+    movie_path
+        Registered movie, (frames, Ly, Lx): an HDF5 file (``.h5``/``.hdf5``) with dataset
+        ``dataset``, or a multipage TIFF (``.tif``/``.tiff``, one page per frame). Any
+        integer or float dtype; it is streamed in ``params.batch_frames`` batches into
+        Suite2P's int16 binary (scaled by ``ops["movie_scale"]`` if it does not fit).
+    out_dir
+        Plane folder to create, e.g. ``.../suite2p/plane0``; receives ``F.npy``,
+        ``Fneu.npy``, ``spks.npy`` (rois x frames, float32), ``stat.npy`` (ROI dicts with
+        ``ypix``, ``xpix``, ``lam``, ``med`` ...), ``iscell.npy`` (rois x 2: is-cell flag
+        with ``params.iscell_threshold``, classifier probability) and ``ops.npy``
+        (suite2p settings + detection outputs + ``meanImg``, ``movie_path``,
+        ``movie_scale``, ``pixel_size_um``, ``extraction_params``). Replaced if present.
+    frame_rate_hz
+        Frame rate of this plane (Hz) = the volume rate for volumetric recordings.
+    pixel_size_um
+        Pixel size (um/px); converts ``params.cell_diameter_um`` to pixels.
+    scratch_dir
+        Where Suite2P's temporary binary goes (frames x Ly x Lx x 2 bytes; deleted at the
+        end); default: next to ``out_dir``.
+
+    Raises
+    ------
+    InputDataError
+        The movie is missing, unreadable, of the wrong shape, has too few frames or
+        non-finite values, or Suite2P finds no cells (no ROIs, or fewer than
+        ``params.min_cells`` classified as cells). Nothing is written then.
+    """
+    params = params if params is not None else ExtractionParams()
+    if not isinstance(params, ExtractionParams):
+        raise TypeError("params must be an ExtractionParams")
+    for name, v in (("frame_rate_hz", frame_rate_hz), ("pixel_size_um", pixel_size_um)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    movie_path, out_dir = Path(movie_path), Path(out_dir)
+    if params.classifier_path is not None and not Path(params.classifier_path).is_file():
+        raise InputDataError(params.classifier_path, "Suite2P classifier file not found")
+    diameter_px = params.cell_diameter_um / float(pixel_size_um)
+    t_start = time.time()
+
+    with _Movie(movie_path, dataset) as movie:
+        n_frames, ly, lx = movie.shape
+        scale, mean_img = _movie_scale(movie, params.batch_frames)
+        suite2p = _import_suite2p()
+        settings = _suite2p_settings(suite2p, params, frame_rate_hz, diameter_px)
+        device = _torch_device(params.device)
+        with atomic_paths(out_dir) as (tmp_out,):
+            tmp_out.mkdir()
+            scratch_parent = Path(scratch_dir) if scratch_dir is not None else out_dir.parent
+            scratch_parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.s2p-scratch-", dir=scratch_parent) as scratch:
+                reg_file = os.path.join(scratch, "data.bin")
+                with suite2p.io.BinaryFile(Ly=ly, Lx=lx, filename=reg_file, n_frames=n_frames, write=True) as fb:
+                    for a, block in movie.batches(params.batch_frames):
+                        fb[a:a + len(block)] = _to_int16(block, scale)
+                t_copy = time.time() - t_start
+                log.info("extraction: copied %s (%d frames of %dx%d, scale %g) into the Suite2P binary in %.1f s",
+                         movie_path, n_frames, ly, lx, scale, t_copy)
+                outputs = _run_pipeline(suite2p, movie_path, scratch, reg_file, ly, lx, n_frames,
+                                        copy.deepcopy(settings), device)
+            reg_outputs, detect_outputs, stat, F, Fneu, spks, iscell, plane_times = outputs
+            iscell = np.asarray(iscell, dtype=np.float64).reshape(len(stat), 2)
+            iscell[:, 0] = (iscell[:, 1] > params.iscell_threshold).astype(np.float64)
+            n_cells = int(iscell[:, 0].sum())
+            if n_cells < max(params.min_cells, 1):
+                raise InputDataError(
+                    movie_path, f"no cells: Suite2P detected {len(stat)} ROI(s) but only {n_cells} passed the "
+                                f"classifier (probability > {params.iscell_threshold}); need at least "
+                                f"{max(params.min_cells, 1)}")
+            plane_times["copy_to_binary"] = t_copy
+            ops = {
+                # Suite2P 1.x layout: db-like keys + settings + registration/detection outputs
+                "data_path": [str(movie_path.parent)], "save_path": str(out_dir), "nplanes": 1, "nchannels": 1,
+                "nframes": n_frames, "Ly": ly, "Lx": lx, "reg_file": None,
+                **settings, **(reg_outputs or {}), **(detect_outputs or {}),
+                "plane_times": plane_times,
+                # flat aliases read by Suite2P-0.x-style consumers
+                "neucoeff": params.neucoeff, "meanImg": mean_img * scale,
+                # provenance of this pipeline
+                "movie_path": str(movie_path), "movie_dataset": dataset if movie_path.suffix.lower()
+                in _HDF5_SUFFIXES else None, "movie_scale": scale, "pixel_size_um": float(pixel_size_um),
+                "extraction_params": params.to_dict(), "suite2p_version": str(suite2p.version),
+            }
+            np.save(tmp_out / "F.npy", np.asarray(F, np.float32))
+            np.save(tmp_out / "Fneu.npy", np.asarray(Fneu, np.float32))
+            np.save(tmp_out / "spks.npy", np.asarray(spks, np.float32))
+            np.save(tmp_out / "stat.npy", np.asarray(stat, dtype=object), allow_pickle=True)
+            np.save(tmp_out / "iscell.npy", iscell)
+            np.save(tmp_out / "ops.npy", np.array(ops, dtype=object), allow_pickle=True)
+    log.info("extraction: %s -> %s: %d ROIs, %d cells, %.1f s", movie_path, out_dir, len(stat), n_cells,
+             time.time() - t_start)
+
+
+def _to_int16(block: np.ndarray, scale: float) -> np.ndarray:
+    x = block.astype(np.float32) if scale != 1.0 or not np.issubdtype(block.dtype, np.integer) else block
+    if scale != 1.0:
+        x = x * np.float32(scale)
+    if np.issubdtype(x.dtype, np.floating):
+        x = np.rint(x)
+    return np.clip(x, -_INT16_MAX, _INT16_MAX).astype(np.int16)
+
+
+def _run_pipeline(suite2p, movie_path: Path, save_path: str, reg_file: str, ly: int, lx: int, n_frames: int,
+                  settings: dict, device):
+    """suite2p.pipeline without registration; returns the pieces we keep."""
+    with warnings.catch_warnings():
+        # torch's beta-feature notices from suite2p's sparse neuropil masks
+        warnings.filterwarnings("ignore", message="Sparse (invariant checks|CSR tensor support)", category=UserWarning)
+        with suite2p.io.BinaryFile(Ly=ly, Lx=lx, filename=reg_file, n_frames=n_frames, write=True) as f_reg:
+            try:
+                out = suite2p.pipeline(save_path, f_reg, run_registration=False, settings=settings,
+                                       badframes=np.zeros(n_frames, bool), device=device)
+            except ValueError as e:
+                if "no ROIs" in str(e):
+                    raise InputDataError(movie_path, f"no cells: Suite2P detected no ROIs in this plane ({e})") from e
+                raise
+    reg_outputs, detect_outputs, stat, F, Fneu, _, _, spks, iscell, _, _, plane_times = out
+    if stat is None or len(stat) == 0 or F is None:
+        raise InputDataError(movie_path, "no cells: no Suite2P ROI survived the overlap / size criteria")
+    return reg_outputs, detect_outputs, stat, F, Fneu, spks, iscell, plane_times
+
+
+# --------------------------------------------------------------------------- reading plane folders
+
+
+@dataclass(frozen=True)
+class Suite2pPlane:
+    """One Suite2P plane folder, validated. ROI order is Suite2P's (all ROIs, cells or not)."""
+
+    folder: Path
+    F: np.ndarray  # ROI fluorescence (rois, frames), float32, movie units (x ops movie_scale)
+    Fneu: np.ndarray  # neuropil fluorescence (rois, frames), float32
+    spks: np.ndarray  # deconvolved activity (rois, frames), float32, arbitrary units
+    iscell: np.ndarray  # (rois, 2): [is-cell flag 0/1, classifier probability]
+    centroid_px: np.ndarray  # (rois, 2) ROI centre (y, x) in px, from stat "med"
+    footprint_indptr: np.ndarray  # (rois + 1,) CSR row pointer into the two arrays below
+    footprint_pixel_index: np.ndarray  # flat pixel index y * Lx + x of each ROI pixel
+    footprint_weight: np.ndarray  # Suite2P "lam" weight of each ROI pixel
+    Ly: int  # frame height (px)
+    Lx: int  # frame width (px)
+    frame_rate_hz: float | None  # ops "fs" (Hz); Suite2P's default 10 if the lab never set it
+    neucoeff: float  # neuropil coefficient recorded in ops (0.7 if absent)
+    ops: dict = field(repr=False)  # subset of ops: fs, tau, neucoeff, nframes, Ly, Lx, diameter, meanImg, ...
+
+    @property
+    def n_rois(self) -> int:
+        return int(self.F.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.F.shape[1])
+
+    @property
+    def is_cell(self) -> np.ndarray:
+        """Boolean (rois,) mask of ROIs classified as cells."""
+        return self.iscell[:, 0] > 0.5
+
+    def neuropil_corrected(self, neucoeff: float | None = None) -> np.ndarray:
+        """F - r * Fneu (rois, frames), r = ``neucoeff`` or the folder's coefficient."""
+        r = self.neucoeff if neucoeff is None else float(neucoeff)
+        return self.F - np.float32(r) * self.Fneu
+
+
+_OPS_SUBSET = ("fs", "tau", "nframes", "Ly", "Lx", "diameter", "meanImg", "movie_scale", "pixel_size_um",
+               "movie_path", "suite2p_version", "version", "neucoeff")
+
+
+def _load_npy(path: Path, *, pickle: bool) -> Any:
+    if not path.is_file():
+        raise InputDataError(path, "missing Suite2P file")
+    try:
+        return np.load(path, allow_pickle=pickle)
+    except Exception as e:
+        raise InputDataError(path, f"cannot read Suite2P file: {type(e).__name__}: {e}") from e
+
+
+def _float_matrix(path: Path, arr: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputDataError(path, f"expected a 2-D numeric array, got "
+                                   f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
+    if shape is not None and arr.shape != shape:
+        raise InputDataError(path, f"shape {arr.shape} does not match F.npy {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InputDataError(path, "contains NaN or infinite values")
+    return arr
+
+
+def read_suite2p_plane(folder) -> Suite2pPlane:
+    """Read and validate a Suite2P plane folder (``{F,Fneu,spks,stat,iscell,ops}.npy``).
+
+    Accepts folders written by :func:`extract_plane` and by Suite2P 0.x / 1.x itself
+    (``stat.npy`` and ``ops.npy`` are pickled object arrays, so only read folders you
+    trust). Raises :class:`InputDataError` naming the file for a missing, unreadable or
+    inconsistent file, and naming the folder when it holds no cells (no ROIs, or no ROI
+    with ``iscell`` set).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputDataError(folder, "Suite2P plane folder not found")
+    paths = {name: folder / name for name in PLANE_FILES}
+    for p in paths.values():  # report a missing file before reading large ones
+        if not p.is_file():
+            raise InputDataError(p, "missing Suite2P file")
+
+    ops_raw = _load_npy(paths["ops.npy"], pickle=True)
+    try:
+        ops = ops_raw.item() if isinstance(ops_raw, np.ndarray) and ops_raw.dtype == object else None
+    except ValueError:
+        ops = None
+    if not isinstance(ops, dict):
+        raise InputDataError(paths["ops.npy"], "expected a pickled dict (Suite2P ops)")
+    try:
+        ly, lx = int(ops["Ly"]), int(ops["Lx"])
+    except (KeyError, TypeError, ValueError):
+        raise InputDataError(paths["ops.npy"], "ops has no valid frame size 'Ly' / 'Lx'") from None
+    if ly <= 0 or lx <= 0:
+        raise InputDataError(paths["ops.npy"], f"invalid frame size Ly={ly}, Lx={lx}")
+
+    F = _float_matrix(paths["F.npy"], _load_npy(paths["F.npy"], pickle=False))
+    n_rois, n_frames = F.shape
+    nframes_ops = ops.get("nframes")
+    if nframes_ops is not None and int(nframes_ops) != n_frames:
+        raise InputDataError(paths["F.npy"], f"has {n_frames} frames but ops.npy says nframes={int(nframes_ops)}")
+    Fneu = _float_matrix(paths["Fneu.npy"], _load_npy(paths["Fneu.npy"], pickle=False), F.shape)
+    spks = _float_matrix(paths["spks.npy"], _load_npy(paths["spks.npy"], pickle=False), F.shape)
+
+    iscell = _load_npy(paths["iscell.npy"], pickle=False)
+    if not isinstance(iscell, np.ndarray) or iscell.ndim != 2 or iscell.shape[1] != 2 or iscell.shape[0] != n_rois:
+        raise InputDataError(paths["iscell.npy"], f"expected shape ({n_rois}, 2) to match F.npy, "
+                                                  f"got {getattr(iscell, 'shape', None)}")
+    iscell = iscell.astype(np.float64)
+    if not np.all(np.isfinite(iscell)) or np.any(iscell < 0) or np.any(iscell > 1):
+        raise InputDataError(paths["iscell.npy"], "values must be in [0, 1] (flag, probability)")
+
+    stat = _load_npy(paths["stat.npy"], pickle=True)
+    if not isinstance(stat, np.ndarray) or stat.ndim != 1 or len(stat) != n_rois:
+        raise InputDataError(paths["stat.npy"], f"expected {n_rois} ROI dicts to match F.npy, got "
+                                                f"{getattr(stat, 'shape', type(stat).__name__)}")
+    centroid = np.zeros((n_rois, 2), np.float64)
+    indptr = np.zeros(n_rois + 1, np.int64)
+    pix_parts, w_parts = [], []
+    for i, s in enumerate(stat):
+        if not isinstance(s, dict) or "ypix" not in s or "xpix" not in s:
+            raise InputDataError(paths["stat.npy"], f"ROI {i} is not a dict with 'ypix' and 'xpix'")
+        yp = np.asarray(s["ypix"]).astype(np.int64).ravel()
+        xp = np.asarray(s["xpix"]).astype(np.int64).ravel()
+        lam = np.asarray(s.get("lam", np.ones(len(yp))), np.float64).ravel()
+        if len(yp) == 0 or len(yp) != len(xp) or len(lam) != len(yp):
+            raise InputDataError(paths["stat.npy"], f"ROI {i} has empty or inconsistent ypix/xpix/lam")
+        if yp.min() < 0 or xp.min() < 0 or yp.max() >= ly or xp.max() >= lx:
+            raise InputDataError(paths["stat.npy"], f"ROI {i} has pixels outside the {ly}x{lx} frame of ops.npy")
+        if "med" in s:
+            med = np.asarray(s["med"], np.float64).ravel()
+            if med.shape != (2,) or not np.all(np.isfinite(med)):
+                raise InputDataError(paths["stat.npy"], f"ROI {i} has an invalid 'med' {s['med']!r}")
+        else:  # as suite2p.detection.stats.median_pix
+            med = np.array([np.median(yp), np.median(xp)], np.float64)
+        centroid[i] = med
+        indptr[i + 1] = indptr[i] + len(yp)
+        pix_parts.append(yp * lx + xp)
+        w_parts.append(lam)
+
+    if n_rois == 0 or not np.any(iscell[:, 0] > 0.5):
+        raise InputDataError(folder, f"no cells: {n_rois} ROI(s), none classified as a cell in iscell.npy")
+
+    neucoeff = ops.get("neucoeff")
+    if neucoeff is None:
+        neucoeff = (ops.get("extraction") or {}).get("neuropil_coefficient", 0.7)
+    fs = ops.get("fs")
+    subset = {k: ops[k] for k in _OPS_SUBSET if k in ops}
+    subset["neucoeff"] = float(neucoeff)
+    return Suite2pPlane(
+        folder=folder,
+        F=F.astype(np.float32, copy=False), Fneu=Fneu.astype(np.float32, copy=False),
+        spks=spks.astype(np.float32, copy=False), iscell=iscell, centroid_px=centroid,
+        footprint_indptr=indptr,
+        footprint_pixel_index=np.concatenate(pix_parts) if pix_parts else np.zeros(0, np.int64),
+        footprint_weight=np.concatenate(w_parts) if w_parts else np.zeros(0, np.float64),
+        Ly=ly, Lx=lx, frame_rate_hz=float(fs) if fs is not None else None, neucoeff=float(neucoeff), ops=subset,
+    )

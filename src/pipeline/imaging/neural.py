@@ -1,0 +1,131 @@
+"""Merge a fish's per-plane Suite2P outputs into one neural file (the decoders' input).
+
+Each plane folder (ours, from :func:`pipeline.imaging.extraction.extract_plane`, or a
+lab's existing ``suite2p/planeN``) contributes its ROIs classified as cells. Per neuron:
+
+- ``F``, ``Fneu``, ``spks`` as Suite2P wrote them (neurons, volumes);
+- ``dff`` = (Fc - F0) / max(F0, 0.05 * median(F)) with Fc = F - neucoeff * Fneu and F0 a
+  running ``baseline_percentile`` percentile of Fc over ``baseline_window_s`` (a slow
+  baseline that follows bleaching; the floor keeps neurons with Fc near 0 finite);
+- classifier probability, plane, centroid (px), position (x, y, z) in um, and the region
+  from the fish's region mask (``unassigned`` without one).
+
+Planes are acquired at different times within a volume: ``/time/frame_times_s`` keeps
+each plane's frame times (planes, volumes) and ``/neurons/plane`` says which row applies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+from scipy import ndimage
+
+from pipeline.behavior.tail import read_frame_times
+from pipeline.imaging.extraction import read_suite2p_plane
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.errors import InputDataError
+from pipeline.io.h5 import write_dataset
+from pipeline.io.region_mask import UNASSIGNED, read_region_mask, region_at
+from pipeline.provenance import code_version, config_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NeuralFileConfig:
+    """How per-plane traces become the neural file (config key ``neural_file``)."""
+
+    neucoeff: float = 0.7  # neuropil coefficient r in Fc = F - r * Fneu
+    baseline_window_s: float = 60.0  # running-percentile window of the dF/F baseline (s)
+    baseline_percentile: float = 8.0  # percentile of Fc taken as the baseline F0
+    cells_only: bool = True  # keep only ROIs Suite2P's classifier calls cells
+
+    def __post_init__(self) -> None:
+        if not (self.baseline_window_s > 0 and 0 <= self.baseline_percentile <= 100 and self.neucoeff >= 0):
+            raise ValueError("need baseline_window_s > 0, 0 <= baseline_percentile <= 100, neucoeff >= 0")
+
+
+def delta_f_over_f(F: np.ndarray, Fneu: np.ndarray, config: NeuralFileConfig, frame_rate_hz: float) -> np.ndarray:
+    """dF/F (rois, frames) float32 as described in the module docstring."""
+    corrected = F.astype(np.float64) - config.neucoeff * Fneu
+    window = max(3, int(round(config.baseline_window_s * frame_rate_hz)) | 1)
+    baseline = ndimage.percentile_filter(corrected, config.baseline_percentile, size=(1, window), mode="nearest")
+    floor = 0.05 * np.median(F, axis=1, keepdims=True)
+    return ((corrected - baseline) / np.maximum(baseline, np.maximum(floor, 1e-6))).astype(np.float32)
+
+
+def write_neural_file(
+    fish_row: Mapping[str, Any],
+    plane_folders: Sequence[str | Path],
+    out_path: str | Path,
+    config: NeuralFileConfig,
+    *,
+    source_checksums: Mapping[str, str] | None = None,
+) -> None:
+    """Merge ``plane_folders`` (one Suite2P plane folder per plane, in plane order)."""
+    n_planes = int(fish_row["n_planes"])
+    if len(plane_folders) != n_planes:
+        raise ValueError(f"{len(plane_folders)} plane folders for {n_planes} planes")
+    frame_times = read_frame_times(fish_row["frame_times"], n_planes)
+    pixel_um, spacing_um = float(fish_row["pixel_size_um"]), float(fish_row["plane_spacing_um"])
+    mask = read_region_mask(fish_row["region_table"]) if fish_row.get("region_table") else None
+
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in
+                                            ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid"]}
+    for plane, folder in enumerate(plane_folders):
+        s2p = read_suite2p_plane(folder)
+        if s2p.n_frames != frame_times.shape[1]:
+            raise InputDataError(folder, f"{s2p.n_frames} frames but {fish_row['frame_times']} lists "
+                                         f"{frame_times.shape[1]} for plane {plane}")
+        keep = s2p.is_cell if config.cells_only else np.ones(s2p.n_rois, bool)
+        if not keep.any():
+            raise InputDataError(folder, "no ROI classified as a cell in this plane")
+        columns["F"].append(s2p.F[keep])
+        columns["Fneu"].append(s2p.Fneu[keep])
+        columns["spks"].append(s2p.spks[keep])
+        columns["dff"].append(delta_f_over_f(s2p.F[keep], s2p.Fneu[keep], config, float(fish_row["volume_rate_hz"])))
+        columns["prob"].append(s2p.iscell[keep, 1])
+        columns["plane"].append(np.full(int(keep.sum()), plane))
+        columns["roi"].append(np.flatnonzero(keep))
+        columns["centroid"].append(s2p.centroid_px[keep])
+    merged = {k: np.concatenate(v) for k, v in columns.items()}
+    plane = merged["plane"]
+    centroid = merged["centroid"]
+    position = np.column_stack([centroid[:, 1] * pixel_um, centroid[:, 0] * pixel_um, plane * spacing_um])
+    regions = region_at(*mask, plane, centroid) if mask else np.full(plane.size, UNASSIGNED, dtype=object)
+    log.info("fish %s: %d neurons over %d planes; regions %s", fish_row["fish_id"], plane.size, n_planes,
+             {r: int(n) for r, n in zip(*np.unique(regions.astype(str), return_counts=True))})
+
+    sources = [fish_row["frame_times"]] + ([fish_row["region_table"]] if mask else [])
+    with atomic_paths(out_path) as (tmp,):
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "fish_id": str(fish_row["fish_id"]),
+                "description": "per-neuron calcium traces of one fish, all planes (NLP4Neuro decoder input)",
+                "volume_rate_hz": float(fish_row["volume_rate_hz"]),
+                "n_planes": n_planes,
+                "dff_method": (f"(Fc - F0) / max(F0, 0.05 median F), Fc = F - {config.neucoeff} Fneu, F0 = running "
+                               f"{config.baseline_percentile}th percentile over {config.baseline_window_s} s"),
+                "neural_file_config_json": json.dumps(asdict(config)),
+                "source_files_json": json.dumps({str(p): (source_checksums or {}).get(str(p), "") for p in sources}),
+                "plane_folders_json": json.dumps([str(p) for p in plane_folders]),
+                "config_hash": config_hash({"neural_file": asdict(config), "fish": dict(fish_row)}),
+                "code_version": code_version(),
+            })
+            write_dataset(f, "neurons/F", merged["F"], "a.u.", "Suite2P ROI fluorescence (neurons, volumes)")
+            write_dataset(f, "neurons/Fneu", merged["Fneu"], "a.u.", "Suite2P neuropil fluorescence (neurons, volumes)")
+            write_dataset(f, "neurons/dff", merged["dff"], "1", "dF/F (neurons, volumes); method in attr dff_method")
+            write_dataset(f, "neurons/spks", merged["spks"], "a.u.", "Suite2P deconvolved activity (neurons, volumes)")
+            write_dataset(f, "neurons/iscell_prob", merged["prob"], "1", "Suite2P classifier probability")
+            write_dataset(f, "neurons/plane", plane, "index", "imaging plane; its frame times are time/frame_times_s[plane]")
+            write_dataset(f, "neurons/roi", merged["roi"], "index", "ROI index in the plane's Suite2P output")
+            write_dataset(f, "neurons/centroid_px", centroid, "px", "ROI centre (y, x) in its plane")
+            write_dataset(f, "neurons/position_um", position, "um", "(x, y, z): x = col * pixel, y = row * pixel, z = plane * spacing")
+            write_dataset(f, "neurons/region", regions, "label", "anatomical region from the region mask")
+            write_dataset(f, "time/frame_times_s", frame_times, "s", "acquisition time of each plane's frames (planes, volumes)")
