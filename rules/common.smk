@@ -129,10 +129,39 @@ def fish_behavior_inputs(wildcards):
     }
 
 
+def raw_stack(wildcards):
+    """The raw TIFF stack of one plane of a fish with input_type tiff."""
+    row = fish_row(wildcards.fish)
+    if row["input_type"] != "tiff":
+        raise WorkflowError(f"fish {wildcards.fish!r} has no raw stacks (input_type {row['input_type']})")
+    return plane_paths(row["tiff"], int(row["n_planes"]))[int(wildcards.plane)]
+
+
+def neural_file_inputs(wildcards):
+    """Suite2P plane folders of a fish: extracted by the pipeline from raw stacks, or the
+    lab's existing folders (input_type suite2p); plus frame times, region mask, inventory."""
+    row = fish_row(wildcards.fish)
+    n_planes = int(row["n_planes"])
+    if row["input_type"] == "tiff":
+        planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
+    else:
+        planes = [f"{row['suite2p_dir']}/plane{p}" for p in range(n_planes)]
+    inputs = {
+        "planes": planes,
+        "frame_times": row["frame_times"],
+        "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
+    }
+    if "region_table" in row:
+        inputs["region_table"] = row["region_table"]
+    return inputs
+
+
 def all_targets():
-    """Targets of the default target: one behaviour file per fish, one binned file per
-    IBL session. Synthetic recordings (table paths under {results_dir}/synth/) are
-    generated first; every recording is inventoried first."""
-    return expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index) + expand(
-        f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index
+    """Targets of the default target: one neural and one behaviour file per fish, one
+    binned file per IBL session. Synthetic recordings (table paths under
+    {results_dir}/synth/) are generated first; every recording is inventoried first."""
+    return (
+        expand(f"{RESULTS}/neural/{{fish}}.h5", fish=FISH.index)
+        + expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index)
+        + expand(f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index)
     )

@@ -23,3 +23,71 @@ rule align_behavior:
         CONDA_ENV
     script:
         "../workflow/scripts/align_behavior.py"
+
+
+rule motion_correct:
+    """NoRMCorre (rigid + piecewise-rigid) registration of one plane's raw stack,
+    streamed chunk by chunk; writes the registered movie, shifts, template, metrics."""
+    input:
+        stack=raw_stack,
+    output:
+        f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/registered.h5",
+    params:
+        normcorre=PARAMS["normcorre"],
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/motion_correct/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/motion_correct/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/motion_correct.py"
+
+
+rule extract_plane:
+    """Suite2P detection, extraction, deconvolution and classification on one registered
+    plane (Suite2P's own registration off); writes a Suite2P plane folder."""
+    input:
+        movie=f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/registered.h5",
+    output:
+        directory(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/suite2p"),
+    params:
+        extraction=PARAMS["extraction"],
+        recording=fish_recording_metadata,
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        f"{LOGS}/extract_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/extract_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/extract_plane.py"
+
+
+rule neural_file:
+    """Merge the fish's plane folders (ours, or the lab's Suite2P output) into one neural
+    file: traces, dF/F, positions in um, regions, per-plane frame times."""
+    input:
+        unpack(neural_file_inputs),
+    output:
+        f"{RESULTS}/neural/{{fish}}.h5",
+    params:
+        row=lambda wildcards: fish_row(wildcards.fish),
+        neural=PARAMS["neural_file"],
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        f"{LOGS}/neural_file/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/neural_file/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neural_file.py"

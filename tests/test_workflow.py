@@ -32,6 +32,7 @@ def test_dry_run_of_the_demo_config():
     assert jobs["synth_zebrafish"] == 2 and jobs["synth_zebrafish_plane"] == 2 * 3
     assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
     assert jobs["bin_ibl_session"] == 3 and jobs["align_behavior"] == 2
+    assert jobs["motion_correct"] == jobs["extract_plane"] == 2 * 3 and jobs["neural_file"] == 2
 
 
 def test_dry_run_of_the_paper_config():
@@ -86,7 +87,7 @@ def test_missing_real_recording_is_reported(test_workdir):
     table.write_text("\n".join(rows) + "\n")
     result = run_snakemake("-n", workdir=test_workdir)
     assert result.returncode != 0
-    assert "/data/fishReal/tail_log.csv" in result.stdout
+    assert "Missing input files" in result.stdout and "/data/fishReal/" in result.stdout
 
 
 @pytest.mark.slow
@@ -98,7 +99,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     # Inputs and ground truth are separate folders.
     fish_dir = results / "synth" / "zebrafish" / "fishA"
     assert sorted(p.name for p in fish_dir.iterdir()) == [
-        "frame_times.csv", "plane0.tif", "plane1.tif", "stimulus_log.csv", "tail_log.csv",
+        "frame_times.csv", "plane0.tif", "plane1.tif", "region_mask.tif", "stimulus_log.csv", "tail_log.csv",
     ]
     with h5py.File(results / "synth/ground_truth/zebrafish/fishA.h5") as truth:
         assert truth["calcium/dff"].shape[1] == 60
@@ -113,13 +114,21 @@ def test_ci_config_runs_end_to_end(test_workdir):
         n_trials, n_bins, n_neurons = binned["spikes/counts"].shape
         assert n_bins == 100 and 0 < n_trials <= 40 and n_neurons > 0
         assert all(len(digest) == 64 for digest in json.loads(binned.attrs["source_files_json"]).values())
+    with h5py.File(results / "neural/fishA.h5") as neural:
+        n_neurons, n_volumes = neural["neurons/dff"].shape
+        assert n_volumes == 60 and n_neurons > 0
+        assert set(neural["neurons/plane"][()]) <= {0, 1}
+        assert set(neural["neurons/region"].asstr()[()]) <= {"Pt", "nMLF", "Hb", "other"}
+    with h5py.File(results / "imaging/fishA/plane1/registered.h5") as registered:
+        assert registered["registered"].shape == (60, 48, 48)
     with h5py.File(results / "behavior/fishA.h5") as behavior:
         assert behavior["tail/theta"].shape == (60, 6)
         assert set(json.loads(behavior.attrs["source_files_json"])) == {
             f"results/synth/zebrafish/fishA/{name}" for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]
         }
     for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
-                 "inventory_session", "bin_ibl_session", "align_behavior"]:
+                 "inventory_session", "bin_ibl_session", "align_behavior", "motion_correct", "extract_plane",
+                 "neural_file"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -133,7 +142,8 @@ def test_ci_config_runs_end_to_end(test_workdir):
     table.write_text("\n".join(rows + [rows[1].replace("fishA", "fishB")]) + "\n")
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
-        "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "align_behavior": 1, "all": 1,
+        "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "align_behavior": 1,
+        "motion_correct": 2, "extract_plane": 2, "neural_file": 1, "all": 1,
     }
 
     # Adding a session plans exactly that session's jobs.

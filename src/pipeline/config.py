@@ -156,8 +156,12 @@ def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: 
 
 def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     """Every parameter section of the config, resolved (see :func:`resolved_section`):
-    ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``."""
+    ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
+    ``normcorre``, ``extraction``, ``neural_file``."""
     from pipeline.behavior.tail import TailAlignmentConfig
+    from pipeline.imaging.extraction import ExtractionParams
+    from pipeline.imaging.neural import NeuralFileConfig
+    from pipeline.imaging.normcorre import NormcorreParams
     from pipeline.ibl.binning import BinningConfig
     from pipeline.synth.ibl import IblSynthParams
     from pipeline.synth.zebrafish import ZebrafishSynthParams
@@ -168,4 +172,7 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
         "synthetic.ibl": resolved_section(synthetic.get("ibl"), "synthetic.ibl", IblSynthParams),
         "ibl_binning": resolved_section(config.get("ibl_binning"), "ibl_binning", BinningConfig),
         "tail_alignment": resolved_section(config.get("tail_alignment"), "tail_alignment", TailAlignmentConfig),
+        "normcorre": resolved_section(config.get("normcorre"), "normcorre", NormcorreParams),
+        "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
+        "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
     }

@@ -78,7 +78,7 @@ class NormcorreParams:
     patch_overlap_px: int = 32  # overlap of neighbouring patches (px); stride = size - overlap
     max_deviation_px: float = 3.0  # max |patch shift - rigid shift| per axis (px)
     upsample_factor: int = 10  # subpixel precision of the DFT refinement = 1/upsample_factor (px)
-    smooth_sigma_px: float = 1.0  # Gaussian low-pass of the phase correlation (px, spatial sd)
+    smooth_sigma_px: float = 1.5  # Gaussian low-pass of the phase correlation (px, spatial sd)
     taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
     template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
     template_iterations: int = 2  # register-and-average refinements of the template (count)
@@ -204,96 +204,112 @@ def crispness(image: np.ndarray, margin: int = 0) -> float:
 
 
 class _Correlator:
-    """Phase correlation of batches of (…, N, M) images against a fixed reference, with
-    integer peak search within a bound and upsampled-DFT subpixel refinement."""
+    """Phase correlation of batches of (..., N, M) images against fixed reference(s), with an
+    integer peak search within a bound and upsampled-DFT subpixel refinement.
 
-    def __init__(self, ref: torch.Tensor, p: NormcorreParams, bound: float, device):
-        # ref: (..., N, M) float32 reference image(s) on device
-        self.n, self.m = ref.shape[-2:]
+    Only the correlation values inside the search window are ever computed: the whitened,
+    low-pass filtered cross-power spectrum R (rfft half-plane) is evaluated at the window's
+    integer shifts, and then on a 1/``upsample_factor`` px grid of +-0.75 px around the
+    integer peak, by matrix-multiplied inverse DFTs (Guizar-Sicairos et al. 2008):
+    ``c(y, x) = Re(sum_k sum_l w_l R[k, l] exp(2 pi i (k y / N + l x / M)))`` with signed
+    frequencies k, l and half-plane weights w_l (1 for the DC/Nyquist column, else 2).
+    """
+
+    def __init__(self, ref: torch.Tensor, p: NormcorreParams, bound: float, device, *, window_ref: bool):
+        # ref: (..., N, M) float32 reference image(s) on device. The images are always tapered;
+        # tapering the reference too (window_ref) biases large shifts towards 0 (the product of
+        # the two windows peaks at zero shift), so the whole-frame (rigid) correlator leaves the
+        # reference untapered; patches are correlated after the integer rigid shift, where the
+        # residual is small and tapering both avoids the edge artifacts of small patches.
+        self.n, self.m = n, m = ref.shape[-2:]
+        self.mh = m // 2 + 1
         self.p = p
         self.device = device
-        n, m = self.n, self.m
-        self.bound_y = int(min(math.floor(bound), n // 2 - 1))
-        self.bound_x = int(min(math.floor(bound), m // 2 - 1))
         self.bound = float(bound)
-        win = np.outer(_taper(n, p.taper_px), _taper(m, p.taper_px))
-        self.win = torch.as_tensor(win, dtype=torch.float32, device=device)
+        by = int(min(math.floor(bound), (n - 1) // 2))
+        bx = int(min(math.floor(bound), (m - 1) // 2))
+        self.win = torch.as_tensor(np.outer(_taper(n, p.taper_px), _taper(m, p.taper_px)),
+                                   dtype=torch.float32, device=device)
         ky = torch.fft.fftfreq(n, device=device, dtype=torch.float64)  # cycles / px
         kx = torch.fft.rfftfreq(m, device=device, dtype=torch.float64)
-        s = p.smooth_sigma_px
-        gauss = torch.exp(-2 * math.pi**2 * s**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
-        self.lowpass = gauss.to(torch.float32)
-        self.cref = torch.conj(torch.fft.rfft2(self._prep(ref)))
-        # upsampled-DFT kernels: signed integer frequencies, half-spectrum weights for x
-        self.fy = (torch.fft.fftfreq(n, device=device, dtype=torch.float64) * n)  # (N,)
-        self.fx = (torch.fft.rfftfreq(m, device=device, dtype=torch.float64) * m)  # (M//2+1,)
-        wx = torch.full((m // 2 + 1,), 2.0, dtype=torch.float64, device=device)
+        lowpass = torch.exp(-2 * math.pi**2 * p.smooth_sigma_px**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
+        centred = ref - ref.mean(dim=(-2, -1), keepdim=True)
+        t = torch.fft.rfft2(centred * self.win if window_ref else centred).to(torch.complex128)
+        t = torch.conj(t) / (t.abs() + 1e-6 * t.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
+        wx = torch.full((self.mh,), 2.0, dtype=torch.float64, device=device)
         wx[0] = 1.0
         if m % 2 == 0:
             wx[-1] = 1.0
-        self.wx = wx
-        # search masks for the integer peak
-        iy = torch.arange(n, device=device)
-        ix = torch.arange(m, device=device)
-        sy = torch.where(iy > n // 2, iy - n, iy)
-        sx = torch.where(ix > m // 2, ix - m, ix)
-        self.sy, self.sx = sy, sx
+        # whitened reference spectrum x low-pass x half-plane weights, / (N M) for a unit peak
+        self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
+        self.fy = ky * n  # signed integer frequencies (N,)
+        self.fx = kx * m  # (Mh,)
+        self.sy = torch.arange(-by, by + 1, device=device, dtype=torch.float64)  # integer search window
+        self.sx = torch.arange(-bx, bx + 1, device=device, dtype=torch.float64)
+        self.ey_win = self._ey(self.sy)  # (Wy, N)
+        self.ex_win = self._ex(self.sx)  # (Mh, Wx)
+        u = max(p.upsample_factor, 1)
+        half = math.ceil(0.75 * u)
+        self.off = torch.arange(-half, half + 1, device=device, dtype=torch.float64) / u  # (K,)
+        self.ey_off = self._ey(self.off)  # (K, N)
+        self.ex_off = self._ex(self.off)  # (Mh, K)
 
-    def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        x = x - x.mean(dim=(-2, -1), keepdim=True)
-        return x * self.win
+    def _ey(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.exp(2j * math.pi * y[:, None] * self.fy[None, :] / self.n).to(torch.complex64)
+
+    def _ex(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(2j * math.pi * self.fx[:, None] * x[None, :] / self.m).to(torch.complex64)
 
     def cross_power(self, x: torch.Tensor) -> torch.Tensor:
-        r = torch.fft.rfft2(self._prep(x)) * self.cref
-        r = r / (r.abs() + 1e-6 * r.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
-        return r * self.lowpass
+        """(..., N, M) images -> whitened, filtered cross-power (B, N, Mh) complex64."""
+        x = (x - x.mean(dim=(-2, -1), keepdim=True)) * self.win
+        f = torch.fft.rfft2(x)
+        a = f.abs()
+        a += 1e-6 * a.amax(dim=(-2, -1), keepdim=True) + 1e-30
+        r = f * self.cref
+        r /= a
+        return r.reshape(-1, self.n, self.mh)
 
     def shifts(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., N, M) images -> (..., 2) shifts d (px) with x(y) ~ ref(y - d), |d| <= bound per axis."""
+        """(..., N, M) images -> (..., 2) float64 shifts d (px) with x(y) ~ ref(y - d),
+        |d| <= bound per axis."""
         lead = x.shape[:-2]
-        r = self.cross_power(x).reshape(-1, self.n, self.m // 2 + 1)
-        cc = torch.fft.irfft2(r, s=(self.n, self.m))
-        ok = (self.sy.abs() <= self.bound_y)[:, None] & (self.sx.abs() <= self.bound_x)[None, :]
-        cc = cc.masked_fill(~ok, -torch.inf)
-        idx = cc.reshape(cc.shape[0], -1).argmax(dim=1)
-        py = self.sy[idx // self.m].to(torch.float64)
-        px = self.sx[idx % self.m].to(torch.float64)
-        d = self._refine(r, py, px)
-        d = d.clamp(-self.bound, self.bound)
-        return d.reshape(*lead, 2)
+        r = self.cross_power(x)
+        b = r.shape[0]
+        # correlation at the integer shifts of the search window: (B, Wy, Wx)
+        cc = torch.matmul(self.ey_win, torch.matmul(r, self.ex_win)).real
+        wy, wx = cc.shape[-2:]
+        flat = cc.reshape(b, -1).argmax(dim=1)
+        iy, ix = flat // wx, flat % wx
+        if self.p.upsample_factor <= 1:
+            d = torch.stack([self.sy[iy], self.sx[ix]], dim=-1)
+        else:
+            d = self._refine(r, iy, ix)
+        return d.clamp(-self.bound, self.bound).reshape(*lead, 2)
 
-    def _refine(self, r: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
-        """Guizar-Sicairos upsampled DFT of the (filtered) cross-power around the integer peak
-        (+-0.75 px at 1/U px), then a parabolic fit on that grid."""
+    def _refine(self, r: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
+        """Upsampled DFT on a (K, K) grid of 1/U px spacing around the integer peak, then a
+        parabolic fit through the grid maximum and its neighbours."""
         u = self.p.upsample_factor
-        if u <= 1:
-            return torch.stack([py, px], dim=-1)
-        half = math.ceil(0.75 * u)
-        off = torch.arange(-half, half + 1, device=self.device, dtype=torch.float64) / u  # (K,)
-        yy = py[:, None] + off[None, :]  # (B, K)
-        xx = px[:, None] + off[None, :]
-        ey = torch.exp(2j * math.pi * yy[:, :, None] * self.fy[None, None, :] / self.n)  # (B, K, N)
-        ex = torch.exp(2j * math.pi * self.fx[None, :, None] * xx[:, None, :] / self.m)  # (B, Mh, K)
-        ex = ex * self.wx[None, :, None]
-        up = (ey.to(torch.complex64) @ r) @ ex.to(torch.complex64)  # (B, K, K)
-        up = up.real
+        ey = self.ey_win[iy][:, None, :] * self.ey_off[None]  # (B, K, N): exp(2 pi i k (p + o) / N)
+        ex = self.ex_win[:, ix].T[:, :, None] * self.ex_off[None]  # (B, Mh, K)
+        up = torch.matmul(torch.matmul(ey, r), ex).real  # (B, K, K)
         b, k, _ = up.shape
         flat = up.reshape(b, -1).argmax(dim=1)
-        iy, ix = flat // k, flat % k
-        iyc, ixc = iy.clamp(1, k - 2), ix.clamp(1, k - 2)
+        jy, jx = flat // k, flat % k
+        jyc, jxc = jy.clamp(1, k - 2), jx.clamp(1, k - 2)
         ar = torch.arange(b, device=self.device)
 
-        def parab(c0, cm, cp):
+        def parab(c0, cm, cp, inside):
             den = cm - 2 * c0 + cp
-            frac = torch.where(den < 0, 0.5 * (cm - cp) / den.where(den < 0, torch.ones_like(den)), 0.0)
-            return frac.clamp(-0.5, 0.5).to(torch.float64)
+            ok = inside & (den < 0)
+            frac = 0.5 * (cm - cp) / torch.where(ok, den, torch.ones_like(den))
+            return torch.where(ok, frac, torch.zeros_like(frac)).clamp(-0.5, 0.5).to(torch.float64)
 
-        fy = parab(up[ar, iyc, ix], up[ar, iyc - 1, ix], up[ar, iyc + 1, ix])
-        fx = parab(up[ar, iy, ixc], up[ar, iy, ixc - 1], up[ar, iy, ixc + 1])
-        fy = torch.where(iy == iyc, fy, 0.0)
-        fx = torch.where(ix == ixc, fx, 0.0)
-        dy = py + off[iy] + fy / u
-        dx = px + off[ix] + fx / u
+        fy = parab(up[ar, jyc, jx], up[ar, jyc - 1, jx], up[ar, jyc + 1, jx], jy == jyc)
+        fx = parab(up[ar, jy, jxc], up[ar, jy, jxc - 1], up[ar, jy, jxc + 1], jx == jxc)
+        dy = self.sy[iy] + self.off[jy] + fy / u
+        dx = self.sx[ix] + self.off[jx] + fx / u
         return torch.stack([dy, dx], dim=-1)
 
 
@@ -307,7 +323,7 @@ class _Registrar:
         ly, lx = self.ly, self.lx
         t = torch.as_tensor(template, dtype=torch.float32, device=device)
         self.template = t
-        self.rigid = _Correlator(t, p, p.max_rigid_shift_px, device)
+        self.rigid = _Correlator(t, p, p.max_rigid_shift_px, device, window_ref=False)
         ps_y, ps_x = min(p.patch_size_px, ly), min(p.patch_size_px, lx)
         self.y0 = patch_starts(ly, p.patch_size_px, p.patch_overlap_px)
         self.x0 = patch_starts(lx, p.patch_size_px, p.patch_overlap_px)
@@ -316,7 +332,7 @@ class _Registrar:
         self.ix = torch.as_tensor(self.x0[:, None] + np.arange(ps_x)[None, :], device=device)  # (npx, ps)
         if p.nonrigid:
             tp = self._patches(t[None])[0]  # (npy, npx, ps, ps)
-            self.patch = _Correlator(tp, p, p.max_deviation_px + 1.0, device)
+            self.patch = _Correlator(tp, p, p.max_deviation_px + 1.0, device, window_ref=True)
         cy = self.y0 + (ps_y - 1) / 2.0
         cx = self.x0 + (ps_x - 1) / 2.0
         self.centres = (cy, cx)
@@ -330,17 +346,17 @@ class _Registrar:
     def n_patches(self) -> tuple[int, int]:
         return len(self.y0), len(self.x0)
 
-    def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, Ly, Lx) -> (B, npy, npx, ps_y, ps_x)."""
-        return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
-
-    def _int_shift(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        """registered(y) = x(y + d) for integer d per frame, border replication."""
+    def _patches(self, x: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, Ly, Lx) -> (B, npy, npx, ps_y, ps_x) patches of the frames shifted by the integer
+        shifts ``d`` (B, 2) (patch pixel (y, x) taken from frame (y + dy, x + dx), clamped to the
+        frame: border replication), or unshifted when ``d`` is None."""
+        if d is None:
+            return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
         b = x.shape[0]
-        yy = (torch.arange(self.ly, device=self.device)[None, :] + d[:, 0:1]).clamp(0, self.ly - 1)  # (B, Ly)
-        xx = (torch.arange(self.lx, device=self.device)[None, :] + d[:, 1:2]).clamp(0, self.lx - 1)
-        ar = torch.arange(b, device=self.device)[:, None, None]
-        return x[ar, yy[:, :, None], xx[:, None, :]]
+        iy = (self.iy[None] + d[:, 0, None, None]).clamp(0, self.ly - 1)  # (B, npy, ps)
+        ix = (self.ix[None] + d[:, 1, None, None]).clamp(0, self.lx - 1)  # (B, npx, ps)
+        ar = torch.arange(b, device=self.device)[:, None, None, None, None]
+        return x[ar, iy[:, :, None, :, None], ix[:, None, :, None, :]]
 
     def estimate(self, x: torch.Tensor, nonrigid: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, Ly, Lx) float32 -> rigid (B, 2) float64, patch shifts (B, npy, npx, 2) or None."""
@@ -348,8 +364,7 @@ class _Registrar:
         if not nonrigid:
             return rigid, None
         ri = torch.round(rigid).to(torch.long)
-        xs = self._int_shift(x, ri)
-        resid = self.patch.shifts(self._patches(xs))  # (B, npy, npx, 2)
+        resid = self.patch.shifts(self._patches(x, ri))  # (B, npy, npx, 2), relative to ri
         total = ri[:, None, None, :].to(torch.float64) + resid
         dev = self.p.max_deviation_px
         total = torch.maximum(torch.minimum(total, rigid[:, None, None, :] + dev), rigid[:, None, None, :] - dev)
@@ -382,11 +397,10 @@ def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
     if margin > 0:
         x = x[:, margin:-margin, margin:-margin]
         t = t[margin:-margin, margin:-margin]
-    x = x.reshape(x.shape[0], -1).to(torch.float64)
-    t = t.reshape(-1).to(torch.float64)
+    x = x.reshape(x.shape[0], -1)
     x = x - x.mean(dim=1, keepdim=True)
-    t = t - t.mean()
-    return (x @ t) / (x.norm(dim=1) * t.norm() + 1e-30)
+    t = t.reshape(-1) - t.mean()
+    return ((x @ t) / (x.norm(dim=1) * t.norm() + 1e-30)).to(torch.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -394,15 +408,31 @@ def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 
 
+class _TiffErrors(logging.Handler):
+    """Collects ERROR records that tifffile logs instead of raising."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 class _Stack:
     """Chunked reader of a multipage 2-D TIFF (one page per frame), with input checks."""
 
     def __init__(self, path: Path):
         self.path = path
+        errors = _TiffErrors()
+        tlog = logging.getLogger("tifffile")
+        tlog.addHandler(errors)
         try:
             self.tf = tifffile.TiffFile(path)
             pages = self.tf.pages
-            self.n = len(pages)
+            self.n = len(pages)  # walks the IFD chain (offsets only, no pixel data)
+            if errors.messages:  # tifffile logs (does not raise) a broken chain, e.g. a truncated file
+                raise InputDataError(path, f"corrupt TIFF: {errors.messages[0]}")
             if self.n == 0:
                 raise InputDataError(path, "TIFF has no pages")
             first = pages[0]
@@ -413,6 +443,8 @@ class _Stack:
         except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ...
             self.close()
             raise InputDataError(path, f"cannot read TIFF ({type(exc).__name__}: {exc})") from exc
+        finally:
+            tlog.removeHandler(errors)
         if len(shape) != 2:
             self.close()
             raise InputDataError(path, f"pages must be 2-D frames, page 0 has shape {shape}")

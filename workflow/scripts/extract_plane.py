@@ -1,0 +1,13 @@
+"""Snakemake entry point of rule extract_plane (logic: pipeline.imaging.extraction)."""
+
+from pipeline.imaging.extraction import ExtractionParams, extract_plane
+from pipeline.logs import rule_log
+
+with rule_log(snakemake.log[0]):
+    extract_plane(
+        snakemake.input.movie,
+        snakemake.output[0],
+        ExtractionParams.from_mapping(snakemake.params.extraction),
+        frame_rate_hz=snakemake.params.recording["volume_rate_hz"],
+        pixel_size_um=snakemake.params.recording["pixel_size_um"],
+    )
