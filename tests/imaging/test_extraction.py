@@ -252,7 +252,7 @@ def test_params_from_mapping_and_validation():
 def test_torchvision_op_registration_is_idempotent():
     ex._register_missing_torchvision_ops()
     ex._register_missing_torchvision_ops()
-    assert ex._import_suite2p().version
+    assert ex.import_suite2p().version
 
 
 # ---------------------------------------------------------------- bad input: Suite2P folders

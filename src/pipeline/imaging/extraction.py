@@ -94,7 +94,7 @@ def _register_missing_torchvision_ops() -> None:
             )
 
 
-def _import_suite2p():
+def import_suite2p():
     """Import and return the ``suite2p`` package (after :func:`_register_missing_torchvision_ops`)."""
     _register_missing_torchvision_ops()
     import suite2p
@@ -412,7 +412,7 @@ def extract_plane(movie_path, out_dir, params: ExtractionParams | None = None, *
     with _Movie(movie_path, dataset) as movie:
         n_frames, ly, lx = movie.shape
         scale, mean_img = _movie_scale(movie, params.batch_frames)
-        suite2p = _import_suite2p()
+        suite2p = import_suite2p()
         settings = _suite2p_settings(suite2p, params, frame_rate_hz, diameter_px)
         device = _torch_device(params.device)
         with atomic_paths(out_dir) as (tmp_out,):

@@ -82,7 +82,7 @@ class NormcorreParams:
     taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
     template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
     template_iterations: int = 2  # register-and-average refinements of the template (count)
-    batch_frames: int = 100  # frames per chunk streamed through memory (count)
+    batch_frames: int = 100  # frames per chunk read/written (count); computed in sub-batches of <= 24 MB tensors
     interpolation: str = "bicubic"  # resampling of the registered movie: "bicubic" or "bilinear"
     output_dtype: str = "float32"  # dtype of the registered movie: "float32" or "uint16" (rounded, clipped)
     metrics_margin_px: int = -1  # border excluded from metrics (px); -1 = ceil(max_rigid + max_deviation), <= L/4
@@ -386,11 +386,6 @@ class _Registrar:
         out = F.grid_sample(x[:, None], grid, mode=self.p.interpolation, padding_mode="border", align_corners=True)
         return out[:, 0]
 
-    def field(self, patch: torch.Tensor) -> torch.Tensor:
-        """Full-resolution shift field (B, Ly, Lx, 2) from patch shifts (B, npy, npx, 2)."""
-        pf = patch.to(torch.float32)
-        return torch.stack([self.wy @ pf[..., 0] @ self.wx.T, self.wy @ pf[..., 1] @ self.wx.T], dim=-1)
-
 
 def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
     """Pearson correlation of each frame (B, Ly, Lx) with t (Ly, Lx) inside the margin."""
@@ -489,6 +484,38 @@ def _batches(n: int, size: int):
         yield a, min(a + size, n)
 
 
+#: Largest per-step working tensor (bytes): frames are processed in sub-batches so that every
+#: large temporary stays below glibc's mmap threshold (see :func:`_tune_malloc`).
+_STEP_BYTES = 24 * 2**20
+
+
+def _compute_step(reg: "_Registrar", p: NormcorreParams) -> int:
+    """Frames per compute step: batch_frames, capped so one step's frame or patch stack
+    (float32) is at most ``_STEP_BYTES``."""
+    npy, npx = reg.n_patches
+    per_frame = 4 * max(reg.ly * reg.lx, npy * npx * reg.ps[0] * reg.ps[1] if p.nonrigid else 0)
+    return int(max(1, min(p.batch_frames, _STEP_BYTES // per_frame)))
+
+
+def _tune_malloc() -> None:
+    """Keep large temporaries on the glibc heap instead of fresh mmaps.
+
+    Every step allocates and frees tens of MB of tensors; with glibc's default dynamic mmap
+    threshold each one is a new mmap whose pages are faulted in and zeroed again, which
+    halves throughput on CPU. Raising the threshold to its maximum (32 MiB) and the trim
+    threshold to 256 MiB lets freed memory be reused (peak RSS stays bounded by the step
+    size). No-op where mallopt is unavailable (non-glibc platforms).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> np.ndarray:
     """Template (Ly, Lx) float32 from ``template_frames`` evenly spaced frames, refined by
     ``template_iterations`` register-and-average passes (see module docstring)."""
@@ -500,7 +527,7 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> n
         reg = _Registrar(template.cpu().numpy(), p, device)
         nonrigid = p.nonrigid and it > 0
         acc = torch.zeros_like(template, dtype=torch.float64)
-        for a, b in _batches(len(idx), p.batch_frames):
+        for a, b in _batches(len(idx), _compute_step(reg, p)):
             rigid, patch = reg.estimate(sample[a:b], nonrigid)
             acc += reg.apply(sample[a:b], rigid, patch).sum(0, dtype=torch.float64)
         template = (acc / len(idx)).to(torch.float32)
@@ -551,6 +578,8 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
     p = params or NormcorreParams()
     stack_path, out_path = Path(stack_path), Path(out_path)
     device = _resolve_device(p.device)
+    if device.type == "cpu":
+        _tune_malloc()
     t_start = time.perf_counter()
     stack = _Stack(stack_path)
     try:
@@ -559,6 +588,7 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
         t_template = time.perf_counter() - t_start
         reg = _Registrar(template, p, device)
         npy, npx = reg.n_patches
+        step = _compute_step(reg, p)
         margin = _metrics_margin(p, ly, lx)
         tmpl_t = reg.template
         sum_raw = torch.zeros((ly, lx), dtype=torch.float64, device=device)
@@ -584,10 +614,14 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                 for a, b in tqdm(list(_batches(n, p.batch_frames)), desc=f"normcorre {stack_path.name}",
                                  unit="batch", disable=not progress):
                     x = torch.as_tensor(stack.read(range(a, b)), device=device)
-                    rigid, patch = reg.estimate(x, p.nonrigid)
-                    y = reg.apply(x, rigid, patch)
-                    if patch is None:
-                        patch = rigid[:, None, None, :].expand(b - a, npy, npx, 2)
+                    y = torch.empty_like(x)
+                    rigid = torch.empty((b - a, 2), dtype=torch.float64, device=device)
+                    patch = torch.empty((b - a, npy, npx, 2), dtype=torch.float64, device=device)
+                    for c0, c1 in _batches(b - a, step):  # compute in sub-batches (bounded tensors)
+                        r, pt = reg.estimate(x[c0:c1], p.nonrigid)
+                        y[c0:c1] = reg.apply(x[c0:c1], r, pt)
+                        rigid[c0:c1] = r
+                        patch[c0:c1] = r[:, None, None, :] if pt is None else pt
                     sum_raw += x.sum(0, dtype=torch.float64)
                     sum_reg += y.sum(0, dtype=torch.float64)
                     d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()

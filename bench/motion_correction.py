@@ -1,0 +1,259 @@
+"""Benchmark: NoRMCorre motion correction (ours, ``pipeline.imaging.normcorre``) vs suite2p's
+registration on the same synthetic zebrafish movie, in the same run, each in a fresh process.
+
+For every frame size (default 256² and 512², 400 frames, one plane) it generates a movie with
+:mod:`pipeline.synth.zebrafish` (drift of a few px, jumps, a 0.4 px sd non-rigid field), then
+runs in separate subprocesses:
+
+* ``ours``: ``motion_correct`` end to end (TIFF read in chunks, template, rigid + piecewise
+  rigid, HDF5 write), default :class:`NormcorreParams`;
+* ``suite2p``: suite2p 1.1.0 ``registration.registration_wrapper`` (reference image from
+  ``nimg_init`` frames, rigid + non-rigid block registration, default settings) on the movie
+  read with ``tifffile.imread`` into an int16 array, registered into an in-memory array (this
+  favours suite2p: no disk I/O during registration, the TIFF read is included in its time).
+
+Reported per method: wall time and frames/s, peak RSS, and shift RMSE vs the ground truth
+(after removing the constant offset of the template): frame level (our rigid shift; suite2p's
+integer rigid shift, and the mean of its block shifts) against the frame-mean displacement,
+and per patch/block against the mean displacement over that patch's bounds (offset removed
+per patch). Finally the peak RSS of ours on a long 512² movie (the 400 frames repeated, default
+5,000 frames) and on a 1,000-frame one, to show it is flat in movie length.
+
+Reproduce (from the repository root; ~5 min on 2 cores, needs suite2p, see bench/README.md):
+
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296 \\
+        .venv/bin/python bench/motion_correction.py [--workdir /tmp/mc_bench] [--sizes 256 512] \\
+        [--frames 400] [--long-frames 5000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GLIBC = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
+META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.0, plane_spacing_um=7.0, tail_rate_hz=200.0)
+
+
+def fish_params(size: int, frames: int):
+    from pipeline.synth.zebrafish import ZebrafishSynthParams
+
+    return ZebrafishSynthParams(
+        n_volumes=frames, frame_height_px=size, frame_width_px=size,
+        neurons_per_plane=int(60 * (size / 128) ** 2), neuron_f0_photons=20.0, background_photons=6.0,
+        static_duration_s=3.0, moving_duration_s=5.0,
+        rigid_drift_sd_px=3.0, rigid_drift_tau_s=20.0, rigid_jump_rate_hz=0.05, rigid_jump_px=2.0,
+        nonrigid_sd_px=0.4, nonrigid_tau_s=10.0,
+    )
+
+
+def make_movie(workdir: Path, size: int, frames: int) -> Path:
+    from pipeline.synth.zebrafish import generate_fish
+
+    root = workdir / f"fish_{size}_{frames}"
+    if not (root / "raw" / "plane0.tif").exists():
+        generate_fish(root / "raw", root / "truth.h5", fish_params(size, frames), seed=11, progress=False, **META)
+    return root
+
+
+def make_long_movie(src: Path, dst: Path, frames: int) -> Path:
+    """Repeat the frames of ``src`` cyclically into a ``frames``-page TIFF (written page by page)."""
+    import tifffile
+
+    if dst.exists():
+        return dst
+    tmp = dst.with_suffix(".tmp.tif")
+    with tifffile.TiffFile(src) as tf, tifffile.TiffWriter(tmp, bigtiff=True) as w:
+        n = len(tf.pages)
+        for i in range(frames):
+            w.write(tf.pages[i % n].asarray(), photometric="minisblack", contiguous=True)
+    os.replace(tmp, dst)
+    return dst
+
+
+# --------------------------------------------------------------------------------------
+# workers (fresh processes)
+# --------------------------------------------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process (VmHWM; unlike ru_maxrss it is reset by exec,
+    so the parent's memory does not leak into a worker's figure)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_ours(stack: Path, out: Path, shifts: Path) -> dict:
+    import h5py
+
+    from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+
+    rss0 = _peak_rss_mb()
+    start = time.perf_counter()
+    m = motion_correct(stack, out, NormcorreParams(device="cpu"), progress=False)
+    elapsed = time.perf_counter() - start
+    with h5py.File(out) as f:
+        np.savez(shifts, rigid=f["rigid_shift_px"][()], patch=f["patch_shift_px"][()],
+                 bounds=f["patch_bounds_px"][()])
+    out.unlink()
+    return {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": rss0,
+            "crispness_before": m["crispness_before"], "crispness_after": m["crispness_after"]}
+
+
+def _import_suite2p():
+    import torch
+
+    from pipeline.imaging.extraction import import_suite2p  # defines the missing torchvision ops first
+
+    suite2p = import_suite2p()
+    from suite2p import registration
+
+    return suite2p, registration, torch
+
+
+def worker_suite2p(stack: Path, shifts: Path) -> dict:
+    import tifffile
+
+    suite2p, registration, torch = _import_suite2p()
+    from suite2p.registration import nonrigid
+
+    rss0 = _peak_rss_mb()
+    settings = suite2p.default_settings()["registration"]
+    start = time.perf_counter()
+    raw = tifffile.imread(stack).astype(np.int16)  # suite2p's binaries are int16
+    # f_raw=None: registers in place (suite2p tests `not f_raw`, meant for its BinaryFile)
+    out = registration.registration_wrapper(raw, settings=settings, device=torch.device("cpu"))
+    elapsed = time.perf_counter() - start
+    n, ly, lx = raw.shape
+    yblock, xblock, nblocks = nonrigid.make_blocks(ly, lx, settings["block_size"])[:3]
+    bounds = np.array([[y[0], y[1], x[0], x[1]] for y, x in zip(yblock, xblock)]).reshape(*nblocks, 4)
+    rigid = np.stack([out["yoff"], out["xoff"]], axis=1).astype(float)  # integer px
+    # block shift = rigid + residual block shift; suite2p registers with frame(y + shift),
+    # i.e. its offsets are the content displacement, the sign convention of our truth
+    patch = rigid[:, None, None, :] + np.stack([out["yoff1"], out["xoff1"]], axis=-1).reshape(n, *nblocks, 2)
+    np.savez(shifts, rigid=rigid, patch=patch, bounds=bounds)
+    return {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": rss0}
+
+
+# --------------------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------------------
+
+
+def run_worker(args: list[str]) -> dict:
+    env = {**os.environ, "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", GLIBC)}
+    proc = subprocess.run([sys.executable, __file__, "--worker", *args], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args[0]} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def truth_fields(truth: Path, n: int) -> np.ndarray:
+    from pipeline.synth.zebrafish import displacement_field
+
+    return np.stack([displacement_field(truth, 0, v) for v in range(n)]).astype(np.float32)
+
+
+def errors(shifts: Path, fields: np.ndarray) -> dict:
+    s = np.load(shifts)
+    rigid, patch, bounds = s["rigid"], s["patch"], s["bounds"]
+    frame_true = fields.mean(axis=(1, 2))
+
+    def rmse(err, axis):
+        err = err - err.mean(axis=axis, keepdims=True)
+        return float(np.sqrt(np.mean(np.sum(err**2, axis=-1))))
+
+    true_patch = np.zeros_like(patch)
+    for i in range(bounds.shape[0]):
+        for j in range(bounds.shape[1]):
+            y0, y1, x0, x1 = bounds[i, j]
+            true_patch[:, i, j] = fields[:, y0:y1, x0:x1].mean(axis=(1, 2))
+    return {
+        "rigid_rmse_px": rmse(rigid - frame_true, 0),
+        "patch_mean_rmse_px": rmse(patch.mean(axis=(1, 2)) - frame_true, 0),
+        "patch_rmse_px": rmse(patch - true_patch, 0),
+        "n_patches": list(bounds.shape[:2]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/mc_bench"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--frames", type=int, default=400)
+    ap.add_argument("--long-frames", type=int, default=5000, help="0 to skip the long-movie RSS run")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per method and size, alternating; best wall time kept")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        kind, *rest = a.worker
+        res = worker_ours(*map(Path, rest)) if kind == "ours" else worker_suite2p(*map(Path, rest))
+        print(json.dumps(res))
+        return
+
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    rows = []
+    for size in a.sizes:
+        root = make_movie(a.workdir, size, a.frames)
+        stack = root / "raw" / "plane0.tif"
+        fields = truth_fields(root / "truth.h5", a.frames)
+        best: dict[str, dict] = {}
+        for _ in range(a.repeats):
+            for method in ("ours", "suite2p"):
+                shifts = a.workdir / f"shifts_{method}_{size}.npz"
+                args = [method, str(stack), str(a.workdir / f"ours_{size}.h5"), str(shifts)] if method == "ours" \
+                    else [method, str(stack), str(shifts)]
+                r = run_worker(args)
+                r.update(errors(shifts, fields), method=method, size=size, frames=a.frames,
+                         frames_per_s=a.frames / r["seconds"])
+                print(json.dumps(r), flush=True)
+                if method not in best or r["seconds"] < best[method]["seconds"]:
+                    best[method] = r
+        rows += [best["ours"], best["suite2p"]]
+
+    long_rows = []
+    if a.long_frames and 512 in a.sizes:
+        src = a.workdir / f"fish_512_{a.frames}" / "raw" / "plane0.tif"
+        for n in sorted({min(1000, a.long_frames), a.long_frames}):
+            stack = make_long_movie(src, a.workdir / f"long_512_{n}.tif", n)
+            r = run_worker(["ours", str(stack), str(a.workdir / "long.h5"), str(a.workdir / "long.npz")])
+            r.update(frames=n, frames_per_s=n / r["seconds"])
+            long_rows.append(r)
+            print(json.dumps(r), flush=True)
+
+    print()
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), CPU only")
+    print("| size | method | frames | wall s | frames/s | peak RSS MB | rigid RMSE px | "
+          "mean-of-patches RMSE px | patch RMSE px | patches |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']}² | {r['method']} | {r['frames']} | {r['seconds']:.1f} | {r['frames_per_s']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} | {r['rigid_rmse_px']:.3f} | {r['patch_mean_rmse_px']:.3f} | "
+              f"{r['patch_rmse_px']:.3f} | {r['n_patches'][0]}x{r['n_patches'][1]} |")
+    for size in a.sizes:
+        o = next(r for r in rows if r["size"] == size and r["method"] == "ours")
+        s = next(r for r in rows if r["size"] == size and r["method"] == "suite2p")
+        print(f"{size}²: throughput ours / suite2p = {o['frames_per_s'] / s['frames_per_s']:.2f}x")
+    for r in long_rows:
+        print(f"ours, 512² x {r['frames']} frames: {r['seconds']:.1f} s, {r['frames_per_s']:.1f} frames/s, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB (after imports {r['rss_after_import_mb']:.0f} MB)")
+    print("\nreproduce: GLIBC_TUNABLES=" + GLIBC + " .venv/bin/python bench/motion_correction.py "
+          f"--workdir {a.workdir} --sizes {' '.join(map(str, a.sizes))} --frames {a.frames} "
+          f"--long-frames {a.long_frames} --repeats {a.repeats}")
+
+
+if __name__ == "__main__":
+    main()
