@@ -10,7 +10,7 @@ import h5py
 import pytest
 import yaml
 
-from helpers import REPO, run_snakemake
+from helpers import run_snakemake
 
 
 def planned_jobs(output: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ cross-field checks. Every error names the file, the row and the column.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -142,13 +142,7 @@ def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: 
     the resolved dict is the rules' param: changing a default reruns what it affects."""
     mapping = dict(section or {})
     try:
-        if hasattr(params_class, "from_mapping"):
-            params = params_class.from_mapping(mapping)
-        else:
-            unknown = sorted(set(mapping) - {f.name for f in fields(params_class)})
-            if unknown:
-                raise ValueError(f"unknown key(s) {unknown}")
-            params = params_class(**mapping)
+        params = params_class.from_mapping(mapping)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config key {key}: {err}") from None
     return asdict(params)
@@ -159,10 +153,10 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
     ``normcorre``, ``extraction``, ``neural_file``."""
     from pipeline.behavior.tail import TailAlignmentConfig
+    from pipeline.ibl.binning import BinningConfig
     from pipeline.imaging.extraction import ExtractionParams
     from pipeline.imaging.neural import NeuralFileConfig
     from pipeline.imaging.normcorre import NormcorreParams
-    from pipeline.ibl.binning import BinningConfig
     from pipeline.synth.ibl import IblSynthParams
     from pipeline.synth.zebrafish import ZebrafishSynthParams
 

@@ -23,7 +23,6 @@ built-in (mouse cortex) classifier reject an ROI that sits on them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py

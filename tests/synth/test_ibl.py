@@ -120,7 +120,6 @@ def test_deterministic_and_seed_roles(sessions):
         # neurons really are drawn around their region's profile
         w = ha["clusters/weights"][()]
         reg = ha["clusters/region_index"][()]
-        prof = ha["regions/profile_mean"][()]
         j = VARIABLES.index("stim_contra")
         assert np.mean(w[reg == 0, j]) > np.mean(w[reg == 2, j])  # VISa more visual than DG
 

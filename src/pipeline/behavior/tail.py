@@ -33,6 +33,7 @@ from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
 from pipeline.io.inventory import FRAME_TIME_COLUMNS, STIMULUS_COLUMNS, TAIL_COLUMNS
+from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,14 @@ EPOCH_CODES = {"none": 0, "static": 1, "moving": 2}
 
 
 @dataclass(frozen=True)
-class TailAlignmentConfig:
+class TailAlignmentConfig(Params):
     """How the tail log is aligned to imaging frames (config key ``tail_alignment``)."""
 
     frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
     max_gap_s: float = 0.1  # longest stretch without a tracked sample tolerated in the imaging span (s)
 
     def __post_init__(self) -> None:
+        self._coerce_field_types()
         if self.frame_times_mark not in ("middle", "start"):
             raise ValueError(f"frame_times_mark must be 'middle' or 'start', got {self.frame_times_mark!r}")
         if not self.max_gap_s > 0:

@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.ibl.alf_session import AlfSession, load_alf_session
+from pipeline.ibl.alf_session import load_alf_session
 from pipeline.ibl.signals import bin_mean_velocity, bin_means
 from pipeline.ibl.trials import (
     BLOCK_CLASSES,
@@ -51,13 +51,14 @@ from pipeline.ibl.trials import (
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
+from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BinningConfig:
+class BinningConfig(Params):
     """How a session is binned (config key ``ibl_binning``)."""
 
     align_event: str = "stimOn_times"  # trial event at time 0 of every window
@@ -69,6 +70,7 @@ class BinningConfig:
     trial_filter: TrialFilter = field(default_factory=TrialFilter)
 
     def __post_init__(self) -> None:
+        self._coerce_field_types()
         n_bins = (self.window_end_s - self.window_start_s) / self.bin_size_s
         if self.bin_size_s <= 0 or self.window_end_s <= self.window_start_s:
             raise ValueError("bin_size_s must be > 0 and window_end_s > window_start_s")
@@ -98,8 +100,6 @@ class BinningConfig:
                 raise ValueError(f"unknown {name} key(s): {unknown}")
         if "required_events" in trial_filter:
             trial_filter["required_events"] = tuple(trial_filter["required_events"])
-        if "split_fractions" in values:
-            values["split_fractions"] = tuple(values["split_fractions"])
         return cls(**values, trial_filter=TrialFilter(**trial_filter))
 
 

@@ -43,14 +43,15 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
+from pipeline.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def import_suite2p():
 
 
 @dataclass(frozen=True)
-class ExtractionParams:
+class ExtractionParams(Params):
     """Suite2P detection / extraction parameters. Units in the comments."""
 
     cell_diameter_um: float = 6.0  # expected soma (H2B nucleus) diameter (um); -> suite2p `diameter` in px
@@ -127,16 +128,7 @@ class ExtractionParams:
     device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("float", float):
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)):
-                    raise ValueError(f"ExtractionParams.{f.name} must be a finite number, got {v!r}")
-                object.__setattr__(self, f.name, float(v))
-            elif f.type in ("int", int):
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                    raise ValueError(f"ExtractionParams.{f.name} must be an int, got {v!r}")
-                object.__setattr__(self, f.name, int(v))
+        self._coerce_field_types()
         positive = ("cell_diameter_um", "tau_s", "highpass_time", "min_neuropil_pixels", "batch_frames")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -163,20 +155,6 @@ class ExtractionParams:
         dev = str(self.device)
         if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"ExtractionParams.device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> "ExtractionParams":
-        """Build from a config mapping; unknown keys raise ValueError naming them."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown ExtractionParams key(s): {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(known))})")
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- movie input

@@ -32,13 +32,14 @@ from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
 from pipeline.io.region_mask import UNASSIGNED, read_region_mask, region_at
+from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class NeuralFileConfig:
+class NeuralFileConfig(Params):
     """How per-plane traces become the neural file (config key ``neural_file``)."""
 
     neucoeff: float = 0.7  # neuropil coefficient r in Fc = F - r * Fneu
@@ -47,6 +48,7 @@ class NeuralFileConfig:
     cells_only: bool = True  # keep only ROIs Suite2P's classifier calls cells
 
     def __post_init__(self) -> None:
+        self._coerce_field_types()
         if not (self.baseline_window_s > 0 and 0 <= self.baseline_percentile <= 100 and self.neucoeff >= 0):
             raise ValueError("need baseline_window_s > 0, 0 <= baseline_percentile <= 100, neucoeff >= 0")
 

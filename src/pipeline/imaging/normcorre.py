@@ -44,9 +44,9 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
+from pipeline.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ SIGN_CONVENTION = (
 
 
 @dataclass(frozen=True)
-class NormcorreParams:
+class NormcorreParams(Params):
     """Motion-correction parameters. Units in the comments; every field has a default."""
 
     max_rigid_shift_px: float = 15.0  # max |rigid shift| per axis (px)
@@ -89,18 +90,7 @@ class NormcorreParams:
     device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("int", int):
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                    raise ValueError(f"NormcorreParams.{f.name} must be an int, got {v!r}")
-                object.__setattr__(self, f.name, int(v))
-            elif f.type in ("float", float):
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v):
-                    raise ValueError(f"NormcorreParams.{f.name} must be a finite number, got {v!r}")
-                object.__setattr__(self, f.name, float(v))
-            elif f.type in ("bool", bool) and not isinstance(v, bool):
-                raise ValueError(f"NormcorreParams.{f.name} must be a bool, got {v!r}")
+        self._coerce_field_types()
         for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"NormcorreParams.{name} must be >= 1, got {getattr(self, name)}")
@@ -118,18 +108,6 @@ class NormcorreParams:
             raise ValueError("NormcorreParams.metrics_margin_px must be >= -1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"NormcorreParams.device must be auto, cpu or cuda[:N], got {self.device!r}")
-
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> "NormcorreParams":
-        """Build from a (YAML) mapping; unknown keys raise ``ValueError`` naming them."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown NormcorreParams key(s): {', '.join(map(repr, unknown))}")
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ small logs are read: TIFF page counts come from the TIFF index, arrays are memor
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping
 

@@ -81,9 +81,8 @@ import dataclasses
 import json
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -92,6 +91,7 @@ from scipy.special import ndtr
 from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
+from pipeline.params import Params
 from pipeline.seeding import rng_for
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ _SUBREGIONS = {
 
 
 @dataclass(frozen=True)
-class IblSynthParams:
+class IblSynthParams(Params):
     """Parameters of one synthetic session (defaults: demo size, ~12 min of task)."""
 
     # --- size ---
@@ -235,6 +235,8 @@ class IblSynthParams:
     chunk_s: float = 60.0  # s; time chunk for the spike generation (bounds memory)
 
     def __post_init__(self) -> None:
+        self._coerce_field_types()
+
         def bad(msg: str) -> None:
             raise ValueError(f"IblSynthParams: {msg}")
 
@@ -276,35 +278,6 @@ class IblSynthParams:
             bad("refractory_s must be in [0, rate_dt_s)")
         if self.wheel_ticks_per_rev < 1:
             bad("wheel_ticks_per_rev must be >= 1")
-
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> "IblSynthParams":
-        """Build from a config mapping; ValueError naming any unknown key."""
-        d = dict(d or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown IblSynthParams key(s): {', '.join(unknown)}")
-        defaults = cls()
-        kwargs: dict[str, Any] = {}
-        for key, value in d.items():
-            default = getattr(defaults, key)
-            if isinstance(default, tuple):
-                value = tuple(float(v) for v in value)
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"IblSynthParams.{key} must be a boolean, got {value!r}")
-            elif isinstance(default, int):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise ValueError(f"IblSynthParams.{key} must be an integer, got {value!r}")
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"IblSynthParams.{key} must be a number, got {value!r}")
-                value = float(value)
-            kwargs[key] = value
-        return cls(**kwargs)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

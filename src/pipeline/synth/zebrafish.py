@@ -64,10 +64,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass, fields
 
 import h5py
 import numpy as np
@@ -78,7 +75,10 @@ from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.region_mask import write_region_mask
-from pipeline.seeding import rng_for  # rng_for(seed, *keys) = default_rng(derive_seed(seed, *keys))
+from pipeline.params import Params
+from pipeline.seeding import (
+    rng_for,  # rng_for(seed, *keys) = default_rng(derive_seed(seed, *keys))
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ _DRIVER_PREF_DEG = {"left": 90.0, "right": 270.0}
 
 
 @dataclass(frozen=True)
-class ZebrafishSynthParams:
+class ZebrafishSynthParams(Params):
     """Generator parameters (demo-sized defaults). Units in the comments."""
 
     # ---- size ----
@@ -210,21 +210,7 @@ class ZebrafishSynthParams:
     read_noise_adu: float = 3.0  # Gaussian read/amplifier noise sd (ADU)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("int", int):
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                    raise ValueError(f"ZebrafishSynthParams.{f.name} must be an int, got {v!r}")
-                object.__setattr__(self, f.name, int(v))
-            elif f.type in ("float", float):
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                    raise ValueError(f"ZebrafishSynthParams.{f.name} must be a number, got {v!r}")
-                if not math.isfinite(float(v)):
-                    raise ValueError(f"ZebrafishSynthParams.{f.name} must be finite, got {v!r}")
-                object.__setattr__(self, f.name, float(v))
-            elif f.type in ("bool", bool):
-                if not isinstance(v, bool):
-                    raise ValueError(f"ZebrafishSynthParams.{f.name} must be a bool, got {v!r}")
+        self._coerce_field_types()
         positive = [
             "n_volumes", "frame_height_px", "frame_width_px", "neurons_per_plane",
             "nucleus_diameter_um", "nucleus_edge_um", "calcium_rise_tau_s", "calcium_decay_tau_s",
@@ -257,21 +243,6 @@ class ZebrafishSynthParams:
                 raise ValueError(f"ZebrafishSynthParams.{name} must be in [0, 1]")
         if self.frame_height_px < 8 or self.frame_width_px < 8:
             raise ValueError("ZebrafishSynthParams: frames must be at least 8 x 8 px")
-
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> "ZebrafishSynthParams":
-        """Build from a (YAML) mapping; unknown keys raise ``ValueError`` naming them."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown ZebrafishSynthParams key(s): {', '.join(map(repr, unknown))}"
-            )
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -855,8 +826,6 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     inv[order_t] = np.arange(len(order_t))
     rigid = rigid_flat[inv].reshape(V, P, 2).transpose(1, 0, 2).copy()
     nonrigid = nr[inv].reshape(V, P, gy, gx, 2).transpose(1, 0, 2, 3, 4).copy()
-    wy = grid_interpolation_weights(gy, Ly)
-    wx = grid_interpolation_weights(gx, Lx)
     max_nr = float(np.abs(nonrigid).max()) if nonrigid.size else 0.0
     margin = int(math.ceil(float(np.abs(rigid).max()) + 1.5 * max_nr)) + 4
     grid_y = np.linspace(0, Ly - 1, gy) if gy > 1 else np.array([(Ly - 1) / 2])
