@@ -23,6 +23,7 @@ from pipeline.config import (
     resolved_config,
     synthetic_root,
 )
+from pipeline.imaging.motion import METHOD_SECTIONS
 from pipeline.seeding import derive_seed
 
 

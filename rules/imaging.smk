@@ -26,14 +26,16 @@ rule align_behavior:
 
 
 rule motion_correct:
-    """NoRMCorre (rigid + piecewise-rigid) registration of one plane's raw stack,
-    streamed chunk by chunk; writes the registered movie, shifts, template, metrics."""
+    """Register one plane's raw stack (NoRMCorre by default, or suite2p: config
+    motion_correction.method), streamed chunk by chunk; writes the registered movie,
+    shifts, template and quality metrics."""
     input:
         stack=raw_stack,
     output:
         f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/registered.h5",
     params:
-        normcorre=PARAMS["normcorre"],
+        method=PARAMS["motion_correction"]["method"],
+        settings=PARAMS[METHOD_SECTIONS[PARAMS["motion_correction"]["method"]]],
     resources:
         mem_mb=4000,
         runtime=120,

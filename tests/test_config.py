@@ -166,6 +166,8 @@ def test_parameter_sections_are_completed_with_defaults():
         ("ibl_binning", {"bin_size_s": 0.03}, "whole number of bins"),
         ("ibl_binning", {"trial_filter": {"max_rt": 2}}, "max_rt"),
         ("tail_alignment", {"frame_times_mark": "end"}, "frame_times_mark"),
+        ("motion_correction", {"method": "caiman2"}, "method"),
+        ("suite2p_registration", {"block_size": 64}, "block_size"),
         ("tail_alignment", {"max_gap": 1}, "max_gap"),
     ],
 )

@@ -43,6 +43,13 @@ def test_dry_run_of_the_paper_config():
     assert "results/paper/inventory/fish/fish05.json" in result.stdout
 
 
+def test_motion_correction_method_is_a_param_of_its_jobs(test_workdir):
+    _write_config(test_workdir, **{"motion_correction.method": "suite2p"})
+    result = run_snakemake("-n", "-p", "--forceall", "--rerun-triggers", "params", workdir=test_workdir)
+    assert result.returncode == 0, result.stdout
+    assert planned_jobs(result.stdout)["motion_correct"] == 2
+
+
 def _write_config(workdir, **changes):
     path = workdir / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
@@ -50,7 +57,7 @@ def _write_config(workdir, **changes):
         node = config
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node[key]
+            node = node.setdefault(key, {})
         node[leaf] = value
     path.write_text(yaml.safe_dump(config))
 

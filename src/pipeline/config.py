@@ -151,10 +151,13 @@ def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: 
 def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     """Every parameter section of the config, resolved (see :func:`resolved_section`):
     ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
-    ``normcorre``, ``extraction``, ``neural_file``."""
+    ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``extraction``,
+    ``neural_file``."""
     from pipeline.behavior.tail import TailAlignmentConfig
     from pipeline.ibl.binning import BinningConfig
     from pipeline.imaging.extraction import ExtractionParams
+    from pipeline.imaging.motion import MotionCorrectionConfig
+    from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams
     from pipeline.imaging.neural import NeuralFileConfig
     from pipeline.imaging.normcorre import NormcorreParams
     from pipeline.synth.ibl import IblSynthParams
@@ -166,7 +169,11 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
         "synthetic.ibl": resolved_section(synthetic.get("ibl"), "synthetic.ibl", IblSynthParams),
         "ibl_binning": resolved_section(config.get("ibl_binning"), "ibl_binning", BinningConfig),
         "tail_alignment": resolved_section(config.get("tail_alignment"), "tail_alignment", TailAlignmentConfig),
+        "motion_correction": resolved_section(config.get("motion_correction"), "motion_correction",
+                                              MotionCorrectionConfig),
         "normcorre": resolved_section(config.get("normcorre"), "normcorre", NormcorreParams),
+        "suite2p_registration": resolved_section(config.get("suite2p_registration"), "suite2p_registration",
+                                                 Suite2pRegistrationParams),
         "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
         "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
     }

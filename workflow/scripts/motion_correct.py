@@ -1,7 +1,7 @@
-"""Snakemake entry point of rule motion_correct (logic: pipeline.imaging.normcorre)."""
+"""Snakemake entry point of rule motion_correct (logic: pipeline.imaging.motion)."""
 
-from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+from pipeline.imaging.motion import correct_motion
 from pipeline.logs import rule_log
 
 with rule_log(snakemake.log[0]):
-    motion_correct(snakemake.input.stack, snakemake.output[0], NormcorreParams.from_mapping(snakemake.params.normcorre))
+    correct_motion(snakemake.params.method, snakemake.input.stack, snakemake.output[0], snakemake.params.settings)

@@ -1,0 +1,41 @@
+"""Choice of the motion-correction backend (config ``motion_correction.method``).
+
+- ``normcorre`` (default): NoRMCorre in PyTorch, :mod:`pipeline.imaging.normcorre`;
+- ``suite2p``: suite2p's rigid + block registration, :mod:`pipeline.imaging.suite2p_registration`.
+
+Both write the same registered-plane file. Each backend's settings are their own config
+section (``normcorre``, ``suite2p_registration``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.params import Params
+
+#: method -> config section holding its settings
+METHOD_SECTIONS = {"normcorre": "normcorre", "suite2p": "suite2p_registration"}
+
+
+@dataclass(frozen=True)
+class MotionCorrectionConfig(Params):
+    """Which backend registers the raw stacks."""
+
+    method: str = "normcorre"  # "normcorre" or "suite2p"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHOD_SECTIONS:
+            raise ValueError(f"method must be one of {sorted(METHOD_SECTIONS)}, got {self.method!r}")
+
+
+def correct_motion(method: str, stack_path, out_path, settings: dict) -> dict:
+    """Register ``stack_path`` into ``out_path`` with ``method`` and its ``settings``."""
+    if method == "normcorre":
+        from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+
+        return motion_correct(stack_path, out_path, NormcorreParams.from_mapping(settings))
+    if method == "suite2p":
+        from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams, register_with_suite2p
+
+        return register_with_suite2p(stack_path, out_path, Suite2pRegistrationParams.from_mapping(settings))
+    raise ValueError(f"unknown motion-correction method {method!r}")
