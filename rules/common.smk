@@ -56,6 +56,7 @@ SYNTH = synthetic_root(RESULTS)
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 CONDA_ENV = "../envs/pipeline.yaml"
+CAIMAN_ENV = "../envs/caiman.yaml"  # motion_correction.method: caiman (CaImAn is conda-only)
 
 
 wildcard_constraints:

@@ -26,9 +26,9 @@ rule align_behavior:
 
 
 rule motion_correct:
-    """Register one plane's raw stack (NoRMCorre by default, or suite2p: config
-    motion_correction.method), streamed chunk by chunk; writes the registered movie,
-    shifts, template and quality metrics."""
+    """Register one plane's raw stack (NoRMCorre by default, or suite2p / CaImAn: config
+    motion_correction.method); writes the registered movie, shifts, template and
+    quality metrics."""
     input:
         stack=raw_stack,
     output:
@@ -44,7 +44,7 @@ rule motion_correct:
     benchmark:
         f"{BENCHMARKS}/motion_correct/{{fish}}/plane{{plane}}.tsv"
     conda:
-        CONDA_ENV
+        CAIMAN_ENV if PARAMS["motion_correction"]["method"] == "caiman" else CONDA_ENV
     script:
         "../workflow/scripts/motion_correct.py"
 

@@ -26,12 +26,13 @@ def test_lock_pins_torch_for_every_platform():
 
 
 def test_conda_env_pins_match_the_lock():
-    env = yaml.safe_load((REPO / "envs" / "pipeline.yaml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     pins = lock_pins()
-    for requirement in pip_section:
-        name, version = requirement.split("==")
-        assert pins[name.lower().replace("_", "-")] == version, requirement
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        env = yaml.safe_load(env_file.read_text())
+        pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        for requirement in pip_section:
+            name, version = requirement.split("==")
+            assert pins[name.lower().replace("_", "-")] == version, (env_file.name, requirement)
 
 
 def test_every_direct_dependency_is_locked():

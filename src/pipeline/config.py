@@ -151,10 +151,11 @@ def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: 
 def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     """Every parameter section of the config, resolved (see :func:`resolved_section`):
     ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
-    ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``extraction``,
+    ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``caiman``, ``extraction``,
     ``neural_file``."""
     from pipeline.behavior.tail import TailAlignmentConfig
     from pipeline.ibl.binning import BinningConfig
+    from pipeline.imaging.caiman_registration import CaimanParams
     from pipeline.imaging.extraction import ExtractionParams
     from pipeline.imaging.motion import MotionCorrectionConfig
     from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams
@@ -174,6 +175,7 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
         "normcorre": resolved_section(config.get("normcorre"), "normcorre", NormcorreParams),
         "suite2p_registration": resolved_section(config.get("suite2p_registration"), "suite2p_registration",
                                                  Suite2pRegistrationParams),
+        "caiman": resolved_section(config.get("caiman"), "caiman", CaimanParams),
         "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
         "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
     }
