@@ -43,6 +43,19 @@ def test_dry_run_of_the_paper_config():
     assert "results/paper/inventory/fish/fish05.json" in result.stdout
 
 
+def test_a_fish_with_existing_suite2p_output_skips_registration_and_extraction(test_workdir):
+    table = test_workdir / "config" / "fish.tsv"
+    header, row = table.read_text().splitlines()[:2]
+    columns = header.split("\t")
+    values = dict(zip(columns, row.split("\t")))
+    values.update(fish_id="labfish", input_type="suite2p", tiff="", suite2p_dir="/data/lab/suite2p")
+    table.write_text("\n".join([header, "\t".join(values[c] for c in columns)]) + "\n")
+    result = run_snakemake("-n", workdir=test_workdir)
+    # the lab's plane folders are inputs of the neural file; nothing registers or extracts them
+    assert result.returncode != 0 and "/data/lab/suite2p/plane0" in result.stdout
+    assert "rule motion_correct" not in result.stdout and "rule extract_plane" not in result.stdout
+
+
 def test_motion_correction_method_is_a_param_of_its_jobs(test_workdir):
     _write_config(test_workdir, **{"motion_correction.method": "suite2p"})
     result = run_snakemake("-n", "-p", "--forceall", "--rerun-triggers", "params", workdir=test_workdir)
