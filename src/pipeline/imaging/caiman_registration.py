@@ -17,7 +17,6 @@ test (tests/imaging/test_caiman_registration.py) runs wherever CaImAn is install
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.imaging.normcorre import crispness
+from pipeline.imaging.registration_quality import frame_correlations, write_quality
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
 from pipeline.params import Params
@@ -71,13 +70,6 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, (str, Path)) else list(value)
 
 
-def _frame_correlations(frames: np.ndarray, template: np.ndarray) -> np.ndarray:
-    a = frames.reshape(len(frames), -1).astype(np.float64)
-    a -= a.mean(axis=1, keepdims=True)
-    b = (template - template.mean()).ravel()
-    return (a @ b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b) + 1e-12)
-
-
 def register_with_caiman(stack_path, out_path, params: CaimanParams | None = None) -> dict:
     """Register one plane's raw stack with CaImAn; write ``out_path`` (HDF5); return metrics."""
     import tifffile
@@ -110,8 +102,8 @@ def register_with_caiman(stack_path, out_path, params: CaimanParams | None = Non
                 registered[start:stop] = frames
                 mean_raw += raw.sum(axis=0)
                 mean_registered += frames.sum(axis=0)
-                corr_before[start:stop] = _frame_correlations(raw, template)
-                corr_after[start:stop] = _frame_correlations(frames, template)
+                corr_before[start:stop] = frame_correlations(raw, template)
+                corr_after[start:stop] = frame_correlations(frames, template)
             mean_raw /= n_frames
             mean_registered /= n_frames
             write_dataset(f, "rigid_shift_px", rigid, "px", "rigid (dy, dx) content displacement (= -CaImAn shifts_rig)")
@@ -121,20 +113,10 @@ def register_with_caiman(stack_path, out_path, params: CaimanParams | None = Non
                               "per-patch (dy, dx) content displacement, CaImAn patch order (frames, patches, 2)")
                 write_dataset(f, "patch_coords_caiman", np.asarray(mc.coord_shifts_els, dtype=float), "px",
                               "CaImAn coord_shifts_els: the patch coordinates of patch_shift_px")
-            write_dataset(f, "template", template, "a.u.", "CaImAn template")
-            write_dataset(f, "mean_raw", mean_raw, "a.u.", "mean raw frame")
-            write_dataset(f, "mean_registered", mean_registered, "a.u.", "mean registered frame")
-            write_dataset(f, "corr_to_template_before", corr_before, "1", "Pearson r of each raw frame with the template")
-            write_dataset(f, "corr_to_template_after", corr_after, "1", "Pearson r of each registered frame with the template")
-            metrics = {
-                "crispness_before": crispness(mean_raw), "crispness_after": crispness(mean_registered),
-                "mean_corr_to_template_before": float(corr_before.mean()),
-                "mean_corr_to_template_after": float(corr_after.mean()),
-            }
-            f.attrs.update({**metrics, "algorithm": "caiman", "algorithm_version": str(getattr(caiman, "__version__", "")),
-                            "params_json": json.dumps(params.to_dict()), "source_path": str(stack_path),
-                            "device": "cpu", "n_frames": int(n_frames),
-                            "sign_convention": "content observed at (y, x) came from reference (y - dy, x - dx)"})
+            metrics = write_quality(f, template=template, mean_raw=mean_raw, mean_registered=mean_registered,
+                                    corr_before=corr_before, corr_after=corr_after, algorithm="caiman",
+                                    algorithm_version=str(getattr(caiman, "__version__", "")), params=params.to_dict(),
+                                    source_path=str(stack_path), n_frames=n_frames)
     for path in {mmap_file, *_as_list(getattr(mc, "fname_tot_els", None)), *_as_list(getattr(mc, "fname_tot_rig", None))}:
         Path(path).unlink(missing_ok=True)  # CaImAn's own memmaps, written next to the input
     log.info("CaImAn registration of %s: corr to template %.3f -> %.3f", stack_path,

@@ -36,11 +36,17 @@ def correct_motion(method: str, stack_path, out_path, settings: dict) -> dict:
 
         return motion_correct(stack_path, out_path, NormcorreParams.from_mapping(settings))
     if method == "suite2p":
-        from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams, register_with_suite2p
+        from pipeline.imaging.suite2p_registration import (
+            Suite2pRegistrationParams,
+            register_with_suite2p,
+        )
 
         return register_with_suite2p(stack_path, out_path, Suite2pRegistrationParams.from_mapping(settings))
     if method == "caiman":
-        from pipeline.imaging.caiman_registration import CaimanParams, register_with_caiman
+        from pipeline.imaging.caiman_registration import (
+            CaimanParams,
+            register_with_caiman,
+        )
 
         return register_with_caiman(stack_path, out_path, CaimanParams.from_mapping(settings))
     raise ValueError(f"unknown motion-correction method {method!r}")

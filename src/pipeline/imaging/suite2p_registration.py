@@ -12,7 +12,6 @@ Suite2P's rigid shifts are whole pixels; its block shifts are subpixel.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -23,7 +22,7 @@ import h5py
 import numpy as np
 
 from pipeline.imaging.extraction import _Movie, _movie_scale, _to_int16, import_suite2p
-from pipeline.imaging.normcorre import crispness
+from pipeline.imaging.registration_quality import frame_correlations, write_quality
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
 from pipeline.params import Params
@@ -45,13 +44,6 @@ class Suite2pRegistrationParams(Params):
         self._coerce_field_types()
         if self.block_size_px < 8 or self.batch_frames < 1 or not 0 < self.max_rigid_shift_fraction < 0.5:
             raise ValueError("need block_size_px >= 8, batch_frames >= 1, 0 < max_rigid_shift_fraction < 0.5")
-
-
-def _frame_correlations(frames: np.ndarray, template: np.ndarray) -> np.ndarray:
-    a = frames.reshape(len(frames), -1).astype(np.float64)
-    a -= a.mean(axis=1, keepdims=True)
-    b = (template - template.mean()).ravel()
-    return (a @ b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b) + 1e-12)
 
 
 def register_with_suite2p(stack_path, out_path, params: Suite2pRegistrationParams | None = None) -> dict:
@@ -88,8 +80,8 @@ def register_with_suite2p(stack_path, out_path, params: Suite2pRegistrationParam
                         frames = np.asarray(f_reg[start:stop], dtype=np.float32) / scale
                         registered[start:stop] = frames
                         mean_registered += frames.sum(axis=0)
-                        corr_before[start:stop] = _frame_correlations(np.asarray(block, np.float32), template)
-                        corr_after[start:stop] = _frame_correlations(frames, template)
+                        corr_before[start:stop] = frame_correlations(np.asarray(block, np.float32), template)
+                        corr_after[start:stop] = frame_correlations(frames, template)
                     mean_registered /= n_frames
                     write_dataset(f, "rigid_shift_px", rigid, "px", "rigid (dy, dx) content displacement (whole px)")
                     if params.nonrigid:
@@ -99,20 +91,10 @@ def register_with_suite2p(stack_path, out_path, params: Suite2pRegistrationParam
                         write_dataset(f, "patch_shift_px", rigid[:, None, None, :] + residual, "px",
                                       "per-block (dy, dx) displacement incl. the rigid shift")
                         write_dataset(f, "patch_bounds_px", bounds, "px", "block bounds (y0, y1, x0, x1), half-open")
-                    write_dataset(f, "template", template, "a.u.", "suite2p reference image")
-                    write_dataset(f, "mean_raw", mean_raw, "a.u.", "mean raw frame")
-                    write_dataset(f, "mean_registered", mean_registered, "a.u.", "mean registered frame")
-                    write_dataset(f, "corr_to_template_before", corr_before, "1", "Pearson r of each raw frame with the template")
-                    write_dataset(f, "corr_to_template_after", corr_after, "1", "Pearson r of each registered frame with the template")
-                    metrics = {
-                        "crispness_before": crispness(mean_raw), "crispness_after": crispness(mean_registered),
-                        "mean_corr_to_template_before": float(corr_before.mean()),
-                        "mean_corr_to_template_after": float(corr_after.mean()),
-                    }
-                    f.attrs.update({**metrics, "algorithm": "suite2p", "algorithm_version": suite2p.version,
-                                    "params_json": json.dumps(params.to_dict()), "source_path": str(stack_path),
-                                    "device": "cpu", "n_frames": n_frames,
-                                    "sign_convention": "content observed at (y, x) came from reference (y - dy, x - dx)"})
+                    metrics = write_quality(f, template=template, mean_raw=mean_raw, mean_registered=mean_registered,
+                                            corr_before=corr_before, corr_after=corr_after, algorithm="suite2p",
+                                            algorithm_version=suite2p.version, params=params.to_dict(),
+                                            source_path=str(stack_path), n_frames=n_frames)
     log.info("suite2p registration of %s: corr to template %.3f -> %.3f", stack_path,
              metrics["mean_corr_to_template_before"], metrics["mean_corr_to_template_after"])
     return metrics
