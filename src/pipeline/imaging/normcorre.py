@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
+from pipeline.io.h5 import write_dataset
 from pipeline.params import Params
 
 log = logging.getLogger(__name__)
@@ -517,13 +518,6 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> n
 # --------------------------------------------------------------------------------------
 
 
-def _ds(f, name, data, units, description, **kw):
-    d = f.create_dataset(name, data=data, **kw)
-    d.attrs["units"] = units
-    d.attrs["description"] = description
-    return d
-
-
 def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, *,
                    progress: bool = True) -> dict[str, Any]:
     """Register a multipage uint16 TIFF (one page per frame) and write an HDF5 file.
@@ -574,19 +568,19 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
         out_dtype = np.float32 if p.output_dtype == "float32" else np.uint16
         with atomic_paths(out_path) as (tmp,):
             with h5py.File(tmp, "w") as f:
-                d_reg = _ds(f, "registered", None, "ADU" if out_dtype == np.uint16 else "ADU (float)",
+                d_reg = write_dataset(f, "registered", None, "ADU" if out_dtype == np.uint16 else "ADU (float)",
                             "registered movie: registered(y, x) = raw(y + dy(y, x), x + dx(y, x))",
                             shape=(n, ly, lx), dtype=out_dtype, chunks=(1, ly, lx))
-                d_rig = _ds(f, "rigid_shift_px", None, "px",
+                d_rig = write_dataset(f, "rigid_shift_px", None, "px",
                             "rigid (dy, dx) per frame: displacement of the content relative to the template; "
                             "registration applied -shift", shape=(n, 2), dtype=np.float64)
-                d_pat = _ds(f, "patch_shift_px", None, "px",
+                d_pat = write_dataset(f, "patch_shift_px", None, "px",
                             "piecewise-rigid (dy, dx) per frame and patch, rigid included; same convention",
                             shape=(n, npy, npx, 2), dtype=np.float64)
-                d_cb = _ds(f, "corr_to_template_before", None, "1",
+                d_cb = write_dataset(f, "corr_to_template_before", None, "1",
                            "Pearson r of each raw frame with the template (metrics_margin_px border excluded)",
                            shape=(n,), dtype=np.float64)
-                d_ca = _ds(f, "corr_to_template_after", None, "1",
+                d_ca = write_dataset(f, "corr_to_template_after", None, "1",
                            "Pearson r of each registered frame with the template (same border excluded)",
                            shape=(n,), dtype=np.float64)
                 for a, b in tqdm(list(_batches(n, p.batch_frames)), desc=f"normcorre {stack_path.name}",
@@ -612,9 +606,9 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     d_reg[a:b] = y
                 mean_raw = (sum_raw / n).to(torch.float32).cpu().numpy()
                 mean_reg = (sum_reg / n).to(torch.float32).cpu().numpy()
-                _ds(f, "template", template.astype(np.float32), "ADU", "template the frames were registered to")
-                _ds(f, "mean_raw", mean_raw, "ADU", "mean of the raw frames")
-                _ds(f, "mean_registered", mean_reg, "ADU", "mean of the registered frames")
+                write_dataset(f, "template", template.astype(np.float32), "ADU", "template the frames were registered to")
+                write_dataset(f, "mean_raw", mean_raw, "ADU", "mean of the raw frames")
+                write_dataset(f, "mean_registered", mean_reg, "ADU", "mean of the registered frames")
                 y0, x0 = reg.y0, reg.x0
                 ps_y, ps_x = reg.ps
                 bounds = np.zeros((npy, npx, 4), dtype=np.int64)
@@ -622,10 +616,10 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                 bounds[..., 1] = y0[:, None] + ps_y
                 bounds[..., 2] = x0[None, :]
                 bounds[..., 3] = x0[None, :] + ps_x
-                _ds(f, "patch_bounds_px", bounds, "px", "(y0, y1, x0, x1) half-open bounds of each patch")
+                write_dataset(f, "patch_bounds_px", bounds, "px", "(y0, y1, x0, x1) half-open bounds of each patch")
                 cy, cx = reg.centres
                 centre = np.stack(np.broadcast_arrays(cy[:, None], cx[None, :]), axis=-1)
-                _ds(f, "patch_center_px", centre, "px", "(y, x) centre of each patch")
+                write_dataset(f, "patch_center_px", centre, "px", "(y, x) centre of each patch")
                 cr_before, cr_after = crispness(mean_raw, margin), crispness(mean_reg, margin)
                 cb, ca = d_cb[()], d_ca[()]
                 summary = {

@@ -6,17 +6,22 @@ import h5py
 import numpy as np
 
 
-def write_dataset(group: h5py.Group, name: str, data, units: str, description: str) -> h5py.Dataset:
-    """Create ``group[name]`` from ``data`` with ``units`` and ``description`` attributes.
+def write_dataset(group: h5py.Group, name: str, data, units: str, description: str, **create_kwargs) -> h5py.Dataset:
+    """Create ``group[name]`` with ``units`` and ``description`` attributes.
 
-    String arrays are stored as variable-length UTF-8 (read with ``ds.asstr()[()]``);
-    arrays of two or more dimensions are gzip-compressed in HDF5's default chunks.
+    ``data`` given: string arrays are stored as variable-length UTF-8 (read with
+    ``ds.asstr()[()]``) and arrays of two or more dimensions are gzip-compressed unless
+    ``create_kwargs`` say otherwise. ``data=None``: an empty dataset is allocated from
+    ``create_kwargs`` (shape, dtype, chunks...) to be filled chunk by chunk.
     """
-    data = np.asarray(data)
-    if data.dtype.kind in "OUS":
-        dataset = group.create_dataset(name, data=data.astype(str).astype(object), dtype=h5py.string_dtype())
-    else:
-        dataset = group.create_dataset(name, data=data, compression="gzip" if data.ndim > 1 else None)
+    if data is not None:
+        data = np.asarray(data)
+        if data.dtype.kind in "OUS":
+            data = np.array([str(x) for x in data.ravel()], dtype=object).reshape(data.shape)
+            create_kwargs.setdefault("dtype", h5py.string_dtype())
+        elif data.ndim > 1:
+            create_kwargs.setdefault("compression", "gzip")
+    dataset = group.create_dataset(name, data=data, **create_kwargs)
     dataset.attrs["units"] = units
     dataset.attrs["description"] = description
     return dataset

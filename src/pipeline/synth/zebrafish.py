@@ -74,6 +74,7 @@ from scipy import ndimage, signal, sparse
 from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_paths
+from pipeline.io.h5 import write_dataset
 from pipeline.io.region_mask import write_region_mask
 from pipeline.params import Params
 from pipeline.seeding import (
@@ -511,20 +512,6 @@ def _dff_at_times(event_t, event_a, event_local, n: int, times: np.ndarray,
 # --------------------------------------------------------------------------------------
 
 
-def _ds(group, name, data, units, description, **kw):
-    data = np.asarray(data)
-    if data.dtype == object or data.dtype.kind == "U":
-        data = np.array([str(x) for x in data.ravel()], dtype=h5py.string_dtype()).reshape(data.shape)
-    if data.size > 100_000 and data.dtype.kind in "fiu":
-        kw.setdefault("compression", "gzip")
-        kw.setdefault("compression_opts", 1)
-        kw.setdefault("chunks", True)
-    d = group.create_dataset(name, data=data, **kw)
-    d.attrs["units"] = units
-    d.attrs["description"] = description
-    return d
-
-
 def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mask_path, truth_path,
                   params: ZebrafishSynthParams, *, volume_rate_hz: float, n_planes: int,
                   pixel_size_um: float, plane_spacing_um: float, tail_rate_hz: float,
@@ -891,88 +878,88 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
                 "description": "ground truth of a synthetic larval zebrafish two-photon + tail recording",
             })
             g = f.create_group("timing")
-            _ds(g, "frame_times", frame_times, "s", "mid-frame acquisition time of plane p, volume v (n_planes, n_volumes)")
+            write_dataset(g, "frame_times", frame_times, "s", "mid-frame acquisition time of plane p, volume v (n_planes, n_volumes)")
             g = f.create_group("neurons")
             g.attrs["midline_x_px"] = float(midline)
             g.attrs["description"] = "one row per neuron, ordered by plane"
-            _ds(g, "plane", plane, "index", "imaging plane of the neuron")
-            _ds(g, "centroid_px", cen, "px", "nucleus centre (y, x) in the unmoved reference frame of its plane")
-            _ds(g, "position_um", pos_um, "um", "3-D position (x, y, z): x = col*pixel, y = row*pixel, z = plane*spacing")
-            _ds(g, "region", region, "label", "anatomical region: Pt, nMLF, Hb or other")
-            _ds(g, "side", side, "label", "left or right of the midline (fish's side)")
-            _ds(g, "role", role, "label", "driver_left, driver_right, stimulus or noise")
-            _ds(g, "f0_photons", f0, "photons/px/frame", "baseline brightness at the nucleus centre (before bleaching)")
-            _ds(g, "diameter_um", diam_um, "um", "nominal nuclear diameter")
-            _ds(g, "pref_direction_deg", pref, "deg", "preferred motion direction (NaN for noise neurons)")
-            _ds(g, "tuning_kappa", kappa, "1", "von Mises concentration of direction tuning (NaN if untuned)")
-            _ds(g, "peak_rate_hz", peak_rate, "Hz", "event rate at preferred direction (stimulus-driven part)")
-            _ds(g, "spont_rate_hz", spont, "Hz", "spontaneous / baseline event rate")
+            write_dataset(g, "plane", plane, "index", "imaging plane of the neuron")
+            write_dataset(g, "centroid_px", cen, "px", "nucleus centre (y, x) in the unmoved reference frame of its plane")
+            write_dataset(g, "position_um", pos_um, "um", "3-D position (x, y, z): x = col*pixel, y = row*pixel, z = plane*spacing")
+            write_dataset(g, "region", region, "label", "anatomical region: Pt, nMLF, Hb or other")
+            write_dataset(g, "side", side, "label", "left or right of the midline (fish's side)")
+            write_dataset(g, "role", role, "label", "driver_left, driver_right, stimulus or noise")
+            write_dataset(g, "f0_photons", f0, "photons/px/frame", "baseline brightness at the nucleus centre (before bleaching)")
+            write_dataset(g, "diameter_um", diam_um, "um", "nominal nuclear diameter")
+            write_dataset(g, "pref_direction_deg", pref, "deg", "preferred motion direction (NaN for noise neurons)")
+            write_dataset(g, "tuning_kappa", kappa, "1", "von Mises concentration of direction tuning (NaN if untuned)")
+            write_dataset(g, "peak_rate_hz", peak_rate, "Hz", "event rate at preferred direction (stimulus-driven part)")
+            write_dataset(g, "spont_rate_hz", spont, "Hz", "spontaneous / baseline event rate")
             fp_indptr = np.concatenate([[0], np.cumsum([len(i) for i in fp_idx])]).astype(np.int64)
-            _ds(g, "footprint_indptr", fp_indptr, "index", "CSR row pointer: neuron n owns entries indptr[n]:indptr[n+1]")
-            _ds(g, "footprint_pixel_index", np.concatenate(fp_idx), "index", "flat pixel index y*Lx + x in its plane")
-            _ds(g, "footprint_weight", np.concatenate(fp_w).astype(np.float32), "1", "footprint weight (1 at centre)")
+            write_dataset(g, "footprint_indptr", fp_indptr, "index", "CSR row pointer: neuron n owns entries indptr[n]:indptr[n+1]")
+            write_dataset(g, "footprint_pixel_index", np.concatenate(fp_idx), "index", "flat pixel index y*Lx + x in its plane")
+            write_dataset(g, "footprint_weight", np.concatenate(fp_w).astype(np.float32), "1", "footprint weight (1 at centre)")
             g = f.create_group("calcium")
             g.attrs.update({"rise_tau_s": p.calcium_rise_tau_s, "decay_tau_s": p.calcium_decay_tau_s,
                             "kernel": "dff(t) = sum_k a_k * calcium_kernel(t - t_k) (peak-normalised)"})
-            _ds(g, "dff", dff, "dF/F", "true dF/F of each neuron at its own plane's frame times (neurons, volumes)")
-            _ds(g, "event_indptr", ev_indptr, "index", "CSR row pointer into event arrays per neuron")
-            _ds(g, "event_times_s", ev_t, "s", "calcium event (spike burst) times")
-            _ds(g, "event_amplitude_dff", ev_a, "dF/F", "peak dF/F of each event")
+            write_dataset(g, "dff", dff, "dF/F", "true dF/F of each neuron at its own plane's frame times (neurons, volumes)")
+            write_dataset(g, "event_indptr", ev_indptr, "index", "CSR row pointer into event arrays per neuron")
+            write_dataset(g, "event_times_s", ev_t, "s", "calcium event (spike burst) times")
+            write_dataset(g, "event_amplitude_dff", ev_a, "dF/F", "peak dF/F of each event")
             g = f.create_group("motion")
             g.attrs.update({"sign_convention": SIGN_CONVENTION,
                             "interpolation": "cubic B-spline at fractional node index "
                                              "(scipy.ndimage.map_coordinates order=3, mode=nearest), "
                                              "see pipeline.synth.zebrafish.grid_interpolation_weights",
                             "total": "displacement = rigid_shift_px + upsampled nonrigid_grid_px"})
-            _ds(g, "rigid_shift_px", rigid, "px", "rigid translation (dy, dx) per plane per volume")
-            _ds(g, "nonrigid_grid_px", nonrigid, "px",
+            write_dataset(g, "rigid_shift_px", rigid, "px", "rigid translation (dy, dx) per plane per volume")
+            write_dataset(g, "nonrigid_grid_px", nonrigid, "px",
                 "non-rigid displacement (dy, dx) at control nodes (plane, volume, gy, gx, 2), zero mean over nodes")
-            _ds(g, "grid_y_px", grid_y, "px", "row coordinate of the control-grid nodes")
-            _ds(g, "grid_x_px", grid_x, "px", "column coordinate of the control-grid nodes")
+            write_dataset(g, "grid_y_px", grid_y, "px", "row coordinate of the control-grid nodes")
+            write_dataset(g, "grid_x_px", grid_x, "px", "column coordinate of the control-grid nodes")
             g = f.create_group("tail")
             g.attrs.update({"motor_delay_s": p.motor_delay_s, "theta_convention": THETA_CONVENTION,
                             "drive_description": "driver events of one side, exponentially filtered "
                                                  "(motor_integration_tau_s), mean over that side's drivers; "
                                                  "bouts use the drive delayed by motor_delay_s"})
             sl = slice(int(max((tail_t0 - 1.0 - sim_t0) / dt, 0)), None)
-            _ds(g, "drive_t", g_t[sl], "s", "time of the drive grid")
-            _ds(g, "drive_left_hz", drive["left"][sl], "Hz", "left driver drive (undelayed)")
-            _ds(g, "drive_right_hz", drive["right"][sl], "Hz", "right driver drive (undelayed)")
-            _ds(g, "latent_left", latent["left"][sl], "1", "spontaneous latent of left drivers")
-            _ds(g, "latent_right", latent["right"][sl], "1", "spontaneous latent of right drivers")
-            _ds(g, "driver_rate_left_hz", side_rate["left"][sl], "Hz", "event rate of left drivers (before per-neuron gain)")
-            _ds(g, "driver_rate_right_hz", side_rate["right"][sl], "Hz", "event rate of right drivers (before per-neuron gain)")
-            _ds(g, "bout_rate_hz", bout_rate[sl], "Hz", "bout hazard from the delayed drive")
-            _ds(g, "bout_onset_s", b_t, "s", "bout onset times")
-            _ds(g, "bout_duration_s", b_dur, "s", "bout durations")
-            _ds(g, "bout_side", b_side.astype(np.int8), "sign", "+1 right, -1 left turn bias")
-            _ds(g, "bout_beat_hz", b_freq, "Hz", "tail-beat frequency")
-            _ds(g, "bout_amplitude_rad", b_amp, "rad", "oscillation amplitude of the caudal segment")
-            _ds(g, "bout_bias_rad", b_bias, "rad", "turn-bias magnitude of the caudal segment")
+            write_dataset(g, "drive_t", g_t[sl], "s", "time of the drive grid")
+            write_dataset(g, "drive_left_hz", drive["left"][sl], "Hz", "left driver drive (undelayed)")
+            write_dataset(g, "drive_right_hz", drive["right"][sl], "Hz", "right driver drive (undelayed)")
+            write_dataset(g, "latent_left", latent["left"][sl], "1", "spontaneous latent of left drivers")
+            write_dataset(g, "latent_right", latent["right"][sl], "1", "spontaneous latent of right drivers")
+            write_dataset(g, "driver_rate_left_hz", side_rate["left"][sl], "Hz", "event rate of left drivers (before per-neuron gain)")
+            write_dataset(g, "driver_rate_right_hz", side_rate["right"][sl], "Hz", "event rate of right drivers (before per-neuron gain)")
+            write_dataset(g, "bout_rate_hz", bout_rate[sl], "Hz", "bout hazard from the delayed drive")
+            write_dataset(g, "bout_onset_s", b_t, "s", "bout onset times")
+            write_dataset(g, "bout_duration_s", b_dur, "s", "bout durations")
+            write_dataset(g, "bout_side", b_side.astype(np.int8), "sign", "+1 right, -1 left turn bias")
+            write_dataset(g, "bout_beat_hz", b_freq, "Hz", "tail-beat frequency")
+            write_dataset(g, "bout_amplitude_rad", b_amp, "rad", "oscillation amplitude of the caudal segment")
+            write_dataset(g, "bout_bias_rad", b_bias, "rad", "turn-bias magnitude of the caudal segment")
             drivers_all = np.concatenate([drv_idx["left"], drv_idx["right"]])
-            _ds(g, "driver_neuron_index", drivers_all, "index", "rows of /neurons that are drivers")
-            _ds(g, "driver_side", np.array(["left"] * len(drv_idx["left"]) + ["right"] * len(drv_idx["right"]),
+            write_dataset(g, "driver_neuron_index", drivers_all, "index", "rows of /neurons that are drivers")
+            write_dataset(g, "driver_side", np.array(["left"] * len(drv_idx["left"]) + ["right"] * len(drv_idx["right"]),
                                             dtype=object), "label", "side of each driver")
-            _ds(g, "log_t", cam_t, "s", "timestamps of tail_log.csv rows")
-            _ds(g, "theta_clean", theta_clean.astype(np.float32), "rad", "tail angles without tracking noise")
+            write_dataset(g, "log_t", cam_t, "s", "timestamps of tail_log.csv rows")
+            write_dataset(g, "theta_clean", theta_clean.astype(np.float32), "rad", "tail angles without tracking noise")
             g = f.create_group("stimulus")
-            _ds(g, "t_start", stim.t_start.to_numpy(), "s", "epoch start")
-            _ds(g, "t_end", stim.t_end.to_numpy(), "s", "epoch end")
-            _ds(g, "epoch", stim.epoch.to_numpy(dtype=object), "label", "static or moving")
-            _ds(g, "direction_deg", stim.direction_deg.to_numpy(), "deg", DIRECTION_CONVENTION)
+            write_dataset(g, "t_start", stim.t_start.to_numpy(), "s", "epoch start")
+            write_dataset(g, "t_end", stim.t_end.to_numpy(), "s", "epoch end")
+            write_dataset(g, "epoch", stim.epoch.to_numpy(dtype=object), "label", "static or moving")
+            write_dataset(g, "direction_deg", stim.direction_deg.to_numpy(), "deg", DIRECTION_CONVENTION)
             g = f.create_group("images")
             g.attrs["description"] = "noise-free, unmoved images in expected photons per pixel (no offset/gain)"
-            _ds(g, "reference", reference, "photons", "background + neuropil + neurons at F0 (dF/F = 0), no bleaching")
-            _ds(g, "background", bg[(slice(None), *inner)].astype(np.float32), "photons", "mean diffuse background")
-            _ds(g, "neuropil", npil[(slice(None), *inner)].astype(np.float32), "photons", "neuropil at zero activity")
+            write_dataset(g, "reference", reference, "photons", "background + neuropil + neurons at F0 (dF/F = 0), no bleaching")
+            write_dataset(g, "background", bg[(slice(None), *inner)].astype(np.float32), "photons", "mean diffuse background")
+            write_dataset(g, "neuropil", npil[(slice(None), *inner)].astype(np.float32), "photons", "neuropil at zero activity")
             g = f.create_group("render")
             g.attrs["margin_px"] = margin
             g.attrs["description"] = "inputs of render_plane: padded scene layers and per-frame gains"
-            _ds(g, "background_padded", bg.astype(np.float32), "photons",
+            write_dataset(g, "background_padded", bg.astype(np.float32), "photons",
                 "diffuse background incl. a margin of margin_px on every side (n_planes, Ly+2m, Lx+2m)")
-            _ds(g, "neuropil_padded", npil.astype(np.float32), "photons", "neuropil at zero activity, padded likewise")
-            _ds(g, "background_fluctuation", bg_fluct, "1", "relative slow background fluctuation (n_planes, n_volumes)")
-            _ds(g, "bleach", bleach, "1", "photobleaching factor (n_planes, n_volumes)")
+            write_dataset(g, "neuropil_padded", npil.astype(np.float32), "photons", "neuropil at zero activity, padded likewise")
+            write_dataset(g, "background_fluctuation", bg_fluct, "1", "relative slow background fluctuation (n_planes, n_volumes)")
+            write_dataset(g, "bleach", bleach, "1", "photobleaching factor (n_planes, n_volumes)")
     log.info("zebrafish synth: wrote logs and %s", truth_path)
 
 
