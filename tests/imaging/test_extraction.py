@@ -38,6 +38,7 @@ from pipeline.imaging.extraction import (
     read_suite2p_plane,
 )
 from pipeline.io.errors import InputDataError
+from pipeline.torch_compat import register_missing_torchvision_ops
 from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish
 
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
@@ -249,8 +250,8 @@ def test_params_from_mapping_and_validation():
 
 
 def test_torchvision_op_registration_is_idempotent():
-    ex._register_missing_torchvision_ops()
-    ex._register_missing_torchvision_ops()
+    register_missing_torchvision_ops()
+    register_missing_torchvision_ops()
     assert ex.import_suite2p().version
 
 

@@ -52,6 +52,7 @@ import numpy as np
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.params import Params
+from pipeline.torch_compat import register_missing_torchvision_ops
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +70,10 @@ _DETECTION_ALGORITHMS = ("sparsery", "sourcery")
 # --------------------------------------------------------------------------- suite2p import
 
 
-def _register_missing_torchvision_ops() -> None:
-    """Define the operator schemas ``torchvision::nms`` and ``torchvision::qnms`` when
-    torchvision's compiled extension could not be loaded.
-
-    Why: ``import suite2p`` imports cellpose, which imports torchvision. The installed
-    torchvision wheel's ``_C.so`` is linked against a CUDA build of torch and fails to
-    load with the CPU-only torch (``libc10.so: cannot open shared object file``);
-    torchvision tolerates that for most ops, but ``torchvision/_meta_registrations.py``
-    unconditionally calls ``torch.library.register_fake("torchvision::nms")`` (and
-    ``"torchvision::qnms"``), which raises ``RuntimeError: operator torchvision::nms does
-    not exist`` and aborts the whole import. Defining the two schemas (no kernels: Suite2P
-    and the Suite2P parts of cellpose never call them) lets the import succeed. Where the
-    extension did load (matching torch/torchvision, e.g. a CUDA install) the ops already
-    exist and nothing is done. Idempotent; call it before every suite2p import.
-    """
-    import torch
-
-    for name in ("nms", "qnms"):
-        try:
-            getattr(torch.ops.torchvision, name)
-        except (AttributeError, RuntimeError):
-            torch.library.define(
-                f"torchvision::{name}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
-            )
-
-
 def import_suite2p():
-    """Import and return the ``suite2p`` package (after :func:`_register_missing_torchvision_ops`)."""
-    _register_missing_torchvision_ops()
+    """Import and return the ``suite2p`` package (after
+    :func:`pipeline.torch_compat.register_missing_torchvision_ops`)."""
+    register_missing_torchvision_ops()
     import suite2p
 
     return suite2p
