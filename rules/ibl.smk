@@ -14,7 +14,7 @@ rule bin_ibl_session:
         binning=PARAMS["ibl_binning"],
         split_seed=lambda wildcards: unit_seed("ibl_split", wildcards.session),
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
         runtime=30,
     log:
         f"{LOGS}/bin_ibl_session/{{session}}.log",

@@ -37,7 +37,7 @@ rule motion_correct:
         method=PARAMS["motion_correction"]["method"],
         settings=PARAMS[METHOD_SECTIONS[PARAMS["motion_correction"]["method"]]],
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
         runtime=120,
     log:
         f"{LOGS}/motion_correct/{{fish}}/plane{{plane}}.log",
@@ -60,7 +60,7 @@ rule extract_plane:
         extraction=PARAMS["extraction"],
         recording=fish_recording_metadata,
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,  # more per retry (--retries)
         runtime=120,
     log:
         f"{LOGS}/extract_plane/{{fish}}/plane{{plane}}.log",
@@ -83,7 +83,7 @@ rule neural_file:
         row=lambda wildcards: fish_row(wildcards.fish),
         neural=PARAMS["neural_file"],
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
         runtime=30,
     log:
         f"{LOGS}/neural_file/{{fish}}.log",
