@@ -1,0 +1,1 @@
+"""NLP4Neuro decoder models: input embeddings, reservoir, LSTM and language-model decoders."""
