@@ -24,13 +24,16 @@ from pipeline.config import (
     synthetic_root,
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
+from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
+from pipeline.train.experiments import resolve_design
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
 try:
     PARAMS = resolved_config(config)  # section -> dict with every value (defaults filled in)
-except ConfigError as err:
+    DESIGN = resolve_design(config["nlp4neuro"])  # model catalog + experiments (NLP4Neuro)
+except (ConfigError, ValueError) as err:
     raise WorkflowError(str(err)) from None
 
 
@@ -63,6 +66,12 @@ wildcard_constraints:
     fish=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     session=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     plane=r"\d+",
+    experiment=r"[A-Za-z0-9][A-Za-z0-9_.]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.]*",
+    weights=r"pretrained|untrained",
+    embedding=r"linear|sinusoidal|relative|laplacian|sparse_ae",
+    seq_len=r"\d+",
+    run=r"\d+",
 
 
 # ---- recording metadata ---------------------------------------------------------------
@@ -158,12 +167,63 @@ def neural_file_inputs(wildcards):
     return inputs
 
 
+# ---- NLP4Neuro training jobs ----------------------------------------------------------
+
+DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}"
+DECODER_JOBS = DESIGN.jobs(list(FISH.index))
+
+
+def decoder_job(wildcards):
+    """The job description of one training job (pipeline.train.job.DecodingJob fields).
+    Its seed depends on fish, model, seq_len and run only, so the pretrained and untrained
+    twins (and the embedding variants) of a run start from the same seed."""
+    experiment = DESIGN.experiments[wildcards.experiment]
+    return {
+        "experiment": wildcards.experiment,
+        "fish": wildcards.fish,
+        "model": wildcards.model,
+        "weights": wildcards.weights,
+        "embedding": wildcards.embedding,
+        "seq_len": int(wildcards.seq_len),
+        "run": int(wildcards.run),
+        "seed": unit_seed("nlp4neuro", wildcards.fish, wildcards.model, wildcards.seq_len, wildcards.run),
+        "split_fractions": list(experiment.split_fractions),
+        "signal": DESIGN.signal,
+    }
+
+
+def decoder_embedding_params(wildcards):
+    """Embedding parameters, only for the strategies that have any (so changing them does
+    not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
+    return DESIGN.embedding if wildcards.embedding in ("relative", "laplacian", "sparse_ae") else {}
+
+
+def decoder_model_spec(wildcards):
+    return DESIGN.models[wildcards.model].to_dict()
+
+
+def decoder_training(wildcards):
+    return DESIGN.training(wildcards.experiment, wildcards.model)
+
+
+def decoder_params_hash(wildcards):
+    """Hash of everything that defines a training job's result (stored in its metrics)."""
+    return config_hash([decoder_job(wildcards), decoder_model_spec(wildcards), decoder_training(wildcards),
+                        decoder_embedding_params(wildcards)])
+
+
+def decoder_outputs(name):
+    """Paths of one output kind (metrics.json, predictions.h5, model.pt) of every job."""
+    return [f"{RESULTS}/nlp4neuro/{DECODER_RUN.format(**job)}/{name}" for job in DECODER_JOBS]
+
+
 def all_targets():
     """Targets of the default target: one neural and one behaviour file per fish, one
-    binned file per IBL session. Synthetic recordings (table paths under
+    binned file per IBL session, every NLP4Neuro training job's metrics. Synthetic recordings (table paths under
     {results_dir}/synth/) are generated first; every recording is inventoried first."""
     return (
         expand(f"{RESULTS}/neural/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index)
+        + decoder_outputs("metrics.json")
     )

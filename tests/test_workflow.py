@@ -78,7 +78,8 @@ def _write_config(workdir, **changes):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"nlp4neuro.n_runs": -2}, "['nlp4neuro']['n_runs']"),
+        ({"nlp4neuro.experiments.model_comparison.n_runs": -2}, "n_runs"),
+        ({"nlp4neuro.models.lstm.architecture.hidden_size": 0}, "nlp4neuro.models.lstm"),
         ({"synthetic.zebrafish.frame_height_px": "big"}, "frame_height_px"),
         ({"synthetic.ibl.n_trails": 10}, "n_trails"),
     ],

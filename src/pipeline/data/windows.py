@@ -1,0 +1,239 @@
+"""Decoding datasets for NLP4Neuro (paper seed 000, Sec. 3.4): frames x neurons activity and
+frames x 6 tail angles, split chronologically, normalised per neuron on training frames, and
+cut into sliding windows lazily.
+
+Fixes relative to the original scripts:
+
+- splits are contiguous blocks of frames in time order (train, then validation, then test),
+  and every window lies inside one block: no window crosses a split boundary, so no test
+  frame is ever seen during training;
+- each neuron is z-scored with the mean and standard deviation of the *training* frames
+  only (the original normalised every frame across neurons over the whole recording, which
+  mixes test statistics into the inputs); the six tail angles are z-scored the same way, so
+  losses weigh the small rostral angles like the large caudal ones and learning rates carry
+  over between fish; predictions are mapped back to rad before any metric;
+- windows are never materialised: a batch is gathered from the (frames, neurons) array by
+  index arithmetic, so memory is one copy of the recording whatever ``seq_len`` is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from pipeline.io.errors import InputDataError
+
+SPLITS = ("train", "val", "test")
+N_TAIL_SEGMENTS = 6
+
+
+@dataclass(frozen=True)
+class DecodingRecording:
+    """One fish's decoder inputs and targets on the common imaging-volume clock.
+
+    Attributes:
+        neural_activity: (frames, neurons) float32, the neural file's ``neurons/{signal}``
+            transposed (dF/F by default, unitless).
+        tail_angles: (frames, 6) float32, mean tail-segment angles per volume (rad),
+            rostral to caudal, from the behaviour file's ``tail/theta``.
+        neuron_position_um: (neurons, 3) float32 (x, y, z) in µm.
+        neuron_region: (neurons,) str, anatomical region labels.
+        frame_times_s: (frames,) float64, volume times (s; first plane's frames).
+        signal: which neural dataset was read (``dff`` or ``spks``).
+    """
+
+    neural_activity: np.ndarray
+    tail_angles: np.ndarray
+    neuron_position_um: np.ndarray
+    neuron_region: np.ndarray
+    frame_times_s: np.ndarray
+    signal: str
+
+    @property
+    def n_frames(self) -> int:
+        return self.neural_activity.shape[0]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.neural_activity.shape[1]
+
+
+def load_recording(neural_path: str | Path, behavior_path: str | Path, signal: str = "dff") -> DecodingRecording:
+    """Read a fish's neural file (``results/neural/{fish}.h5``) and behaviour file
+    (``results/behavior/{fish}.h5``); both are on the same volume clock by construction.
+
+    Raises :class:`InputDataError` naming the file when a dataset is missing, the frame
+    counts disagree, or the activity holds non-finite values.
+    """
+    if signal not in ("dff", "spks"):
+        raise ValueError(f"signal must be 'dff' or 'spks', got {signal!r}")
+    neural_path, behavior_path = Path(neural_path), Path(behavior_path)
+    try:
+        with h5py.File(neural_path, "r") as f:
+            activity = np.ascontiguousarray(f[f"neurons/{signal}"][()].T, dtype=np.float32)
+            position = f["neurons/position_um"][()].astype(np.float32)
+            region = f["neurons/region"].asstr()[()]
+            frame_times = f["time/frame_times_s"][()][0].astype(np.float64)
+    except KeyError as err:
+        raise InputDataError(neural_path, f"missing dataset ({err})") from None
+    try:
+        with h5py.File(behavior_path, "r") as f:
+            tail = f["tail/theta"][()].astype(np.float32)
+    except KeyError as err:
+        raise InputDataError(behavior_path, f"missing dataset ({err})") from None
+    if tail.ndim != 2 or tail.shape[1] != N_TAIL_SEGMENTS:
+        raise InputDataError(behavior_path, f"tail/theta has shape {tail.shape}, expected (frames, {N_TAIL_SEGMENTS})")
+    if tail.shape[0] != activity.shape[0]:
+        raise InputDataError(
+            neural_path, f"{activity.shape[0]} volumes of neural activity but {tail.shape[0]} in {behavior_path}"
+        )
+    if activity.shape[1] == 0:
+        raise InputDataError(neural_path, "no neurons")
+    if not np.isfinite(activity).all():
+        raise InputDataError(neural_path, f"neurons/{signal} holds non-finite values")
+    if not np.isfinite(tail).all():
+        raise InputDataError(behavior_path, "tail/theta holds non-finite values")
+    return DecodingRecording(activity, tail, position, region, frame_times, signal)
+
+
+def chronological_split(n_frames: int, fractions: tuple[float, float, float], seq_len: int) -> dict[str, range]:
+    """Contiguous frame ranges ``{"train", "val", "test"}`` in time order with the given
+    fractions (rounded to whole frames; the test block takes the remainder).
+
+    Raises ValueError when a block would be shorter than ``seq_len`` (no window fits).
+    """
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions}")
+    n_train = int(round(fractions[0] * n_frames))
+    n_val = int(round(fractions[1] * n_frames))
+    bounds = {"train": range(0, n_train), "val": range(n_train, n_train + n_val),
+              "test": range(n_train + n_val, n_frames)}
+    for name, frames in bounds.items():
+        if len(frames) < seq_len:
+            raise ValueError(
+                f"the {name} block has {len(frames)} frames, fewer than seq_len={seq_len} "
+                f"({n_frames} frames split {fractions})"
+            )
+    return bounds
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-channel (neuron or tail segment) z-scoring with statistics of the training
+    frames only.
+
+    ``mean`` and ``std`` are (channels,) float32 in the data's units; a channel constant on
+    the training frames gets std 1 (it is centred, not divided by zero).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, train_activity: np.ndarray) -> "Normaliser":
+        mean = train_activity.mean(axis=0, dtype=np.float64)
+        std = train_activity.std(axis=0, dtype=np.float64)
+        std[std < 1e-8] = 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """(..., channels) in data units -> z-scores."""
+        return ((values - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, z_scores: np.ndarray) -> np.ndarray:
+        """(..., channels) z-scores -> data units."""
+        return (z_scores * self.std + self.mean).astype(np.float32)
+
+
+class WindowSet:
+    """All sliding windows (stride 1) of length ``seq_len`` inside one contiguous block.
+
+    Holds the block once, as tensors ``inputs`` (frames, neurons) and ``targets``
+    (frames, 6); window ``i`` covers frames ``i .. i + seq_len - 1`` of the block
+    (``first_frame + i`` in the recording). :meth:`batch` gathers windows by index.
+    """
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, seq_len: int, first_frame: int = 0) -> None:
+        if inputs.shape[0] != targets.shape[0]:
+            raise ValueError(f"inputs have {inputs.shape[0]} frames, targets {targets.shape[0]}")
+        if seq_len < 1 or inputs.shape[0] < seq_len:
+            raise ValueError(f"seq_len={seq_len} does not fit in a block of {inputs.shape[0]} frames")
+        self.inputs = torch.as_tensor(np.ascontiguousarray(inputs, dtype=np.float32))
+        self.targets = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float32))
+        self.seq_len = seq_len
+        self.first_frame = first_frame
+        self._offsets = torch.arange(seq_len)
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0] - self.seq_len + 1
+
+    @property
+    def n_frames(self) -> int:
+        return self.inputs.shape[0]
+
+    def frame_index(self, window_index: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """(batch, seq_len) block-frame indices of the given windows."""
+        return torch.as_tensor(window_index, dtype=torch.long)[:, None] + self._offsets[None, :]
+
+    def batch(self, window_index: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows ``window_index`` as (inputs (batch, seq_len, neurons), targets (batch, seq_len, 6))."""
+        frames = self.frame_index(window_index)
+        return self.inputs[frames], self.targets[frames]
+
+
+@dataclass(frozen=True)
+class DecodingSplits:
+    """The three :class:`WindowSet` blocks of one recording (inputs and targets z-scored),
+    plus the normalisers fitted on the training block."""
+
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    activity_normaliser: Normaliser  # (neurons,)
+    tail_normaliser: Normaliser  # (6,) rad
+    frame_ranges: dict[str, range]  # recording frames of each block
+
+    def __getitem__(self, split: str) -> WindowSet:
+        return getattr(self, split)
+
+
+def make_splits(recording: DecodingRecording, fractions: tuple[float, float, float], seq_len: int) -> DecodingSplits:
+    """Split chronologically, fit the activity and tail normalisers on the training block,
+    and wrap each block in a :class:`WindowSet` (windows never cross blocks)."""
+    ranges = chronological_split(recording.n_frames, fractions, seq_len)
+    train = ranges["train"]
+    activity_normaliser = Normaliser.fit(recording.neural_activity[train.start : train.stop])
+    tail_normaliser = Normaliser.fit(recording.tail_angles[train.start : train.stop])
+    sets = {
+        name: WindowSet(
+            activity_normaliser.transform(recording.neural_activity[r.start : r.stop]),
+            tail_normaliser.transform(recording.tail_angles[r.start : r.stop]),
+            seq_len,
+            first_frame=r.start,
+        )
+        for name, r in ranges.items()
+    }
+    return DecodingSplits(**sets, activity_normaliser=activity_normaliser, tail_normaliser=tail_normaliser,
+                          frame_ranges=ranges)
+
+
+def average_overlapping_windows(window_values: np.ndarray) -> np.ndarray:
+    """Average per-window sequence predictions onto frames (paper Sec. 3.4: "for overlapping
+    window time steps we averaged the predictions").
+
+    window_values: (n_windows, seq_len, channels) for consecutive stride-1 windows of one
+    block. Returns (n_windows + seq_len - 1, channels): frame f is the mean over the
+    windows containing it.
+    """
+    n_windows, seq_len, channels = window_values.shape
+    n_frames = n_windows + seq_len - 1
+    total = np.zeros((n_frames, channels), dtype=np.float64)
+    count = np.zeros(n_frames, dtype=np.int64)
+    for offset in range(seq_len):
+        total[offset : offset + n_windows] += window_values[:, offset]
+        count[offset : offset + n_windows] += 1
+    return (total / count[:, None]).astype(np.float32)

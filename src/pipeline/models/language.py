@@ -1,0 +1,218 @@
+"""Language-model decoders (NLP4Neuro paper seed 000, Sec. 3.2 and App. A Eq. 8-14).
+
+A window of neural vectors becomes a sequence of token embeddings through one of the five
+input-embedding strategies (:mod:`pipeline.models.embeddings`; ``linear`` is the paper's
+default), goes through a transformers backbone as ``inputs_embeds``, and a linear head maps
+every output token to the six tail angles:
+
+    windows (batch, L, neurons) -> embedding (batch, L, d_model) -> backbone
+        -> last hidden state (batch, L, d_model) -> head -> (batch, L, 6)
+
+Backbones (``family``):
+
+- ``bert``: bidirectional encoder (BERT-base-uncased in the paper; the offline demo uses
+  all-MiniLM-L6-v2, a 6-layer BERT);
+- ``gpt2``: causal decoder;
+- ``llama``: LLaMA-family causal decoder. DeepSeek-Coder-6.7B-base, the paper's
+  "DeepSeek-c7b", has exactly this architecture (``LlamaForCausalLM``), i.e. it is a dense
+  model, not a mixture of experts; the offline demo uses SmolLM2-135M (GGUF);
+- ``moe``: a true mixture-of-experts decoder (Mixtral / DeepSeek-V2 classes of transformers,
+  top-k routing over experts, Eq. 13-14) for the MoE arm the paper intended.
+
+Weights: ``pretrained`` loads with ``from_pretrained`` (hub id or local directory; a
+``package:<module>[/subdir]`` source points into an installed Python package that ships
+weights, for offline use); ``untrained`` builds the same architecture from its config with
+random weights (the paper's AutoConfig arm) and is trained with the same budget. Remote code
+is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
+bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
+embedding and head are always fully trained.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.data.windows import N_TAIL_SEGMENTS
+from pipeline.models.embeddings import STRATEGIES, EmbeddingParams, build_embedding
+from pipeline.params import Params
+from pipeline.torch_compat import import_transformers
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("bert", "gpt2", "llama", "moe")
+WEIGHTS = ("pretrained", "untrained")
+QUANTIZATION = ("none", "8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class LanguageModelParams(Params):
+    family: str = "bert"  # backbone architecture: bert | gpt2 | llama | moe
+    source: str = ""  # hub id, local directory, or package:<module>[/subdir]; "" = config_overrides only
+    gguf_file: str = ""  # GGUF weight file inside `source` (dequantised on load), if the weights are GGUF
+    config_overrides: dict = field(default_factory=dict)  # architecture fields (e.g. a tiny untrained MoE)
+    quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes; needs lora_rank > 0)
+    lora_rank: int = 0  # 0 = train every backbone weight; > 0 = LoRA adapters of this rank (peft)
+    lora_alpha: float = 16.0  # LoRA scaling numerator
+    lora_dropout: float = 0.05
+    gradient_checkpointing: bool = False  # trade compute for activation memory (large models)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if self.family not in FAMILIES:
+            raise ValueError(f"LanguageModelParams.family must be one of {FAMILIES}, got {self.family!r}")
+        if self.quantization not in QUANTIZATION:
+            raise ValueError(f"LanguageModelParams.quantization must be one of {QUANTIZATION}")
+        if self.quantization != "none" and self.lora_rank < 1:
+            raise ValueError("quantised backbones cannot be fully fine-tuned: set lora_rank > 0")
+        if self.lora_rank < 0:
+            raise ValueError("LanguageModelParams.lora_rank must be >= 0")
+        if not self.source and not self.config_overrides:
+            raise ValueError("LanguageModelParams needs a source or config_overrides (a from-scratch architecture)")
+        object.__setattr__(self, "config_overrides", dict(self.config_overrides))
+
+
+def resolve_source(source: str) -> str:
+    """Turn ``package:<module>[/subdir]`` into the directory of the installed package (its
+    weights ship inside it; the package itself is never imported); other sources (hub ids,
+    local directories) are returned unchanged."""
+    if not source.startswith("package:"):
+        return source
+    module, _, subdir = source[len("package:") :].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model source {source!r}: Python package {module!r} is not installed")
+    directory = Path(list(spec.submodule_search_locations)[0]) / subdir
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model source {source!r}: {directory} does not exist")
+    return str(directory)
+
+
+def _base_config_class(family: str):
+    transformers = import_transformers()
+    return {
+        "bert": transformers.BertConfig,
+        "gpt2": transformers.GPT2Config,
+        "llama": transformers.LlamaConfig,
+        "moe": transformers.MixtralConfig,
+    }[family]
+
+
+def backbone_config(params: LanguageModelParams):
+    """The backbone's transformers config: from ``source`` (+ overrides) or, without a
+    source, the family's config class built from ``config_overrides`` alone."""
+    transformers = import_transformers()
+    if params.source:
+        kwargs: dict[str, Any] = {"trust_remote_code": False}
+        if params.gguf_file:
+            kwargs["gguf_file"] = params.gguf_file
+        config = transformers.AutoConfig.from_pretrained(resolve_source(params.source), **kwargs)
+        for key, value in params.config_overrides.items():
+            setattr(config, key, value)
+    else:
+        config = _base_config_class(params.family)(**params.config_overrides)
+    if getattr(config, "quantization_config", None) is not None and params.gguf_file:
+        del config.quantization_config  # the GGUF marker; the untrained twin is a plain fp32 model
+    return config
+
+
+def _quantization_config(params: LanguageModelParams):
+    transformers = import_transformers()
+    if params.quantization == "8bit":
+        return transformers.BitsAndBytesConfig(load_in_8bit=True)
+    return transformers.BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def load_backbone(params: LanguageModelParams, weights: str, seed: int, device: torch.device) -> nn.Module:
+    """The bare backbone (no LM head): pretrained weights from ``source`` or the same
+    architecture with random weights (seeded), quantised and LoRA-wrapped as configured."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    transformers = import_transformers()
+    config = backbone_config(params)
+    quantised = params.quantization != "none"
+    if weights == "pretrained":
+        if not params.source:
+            raise ValueError("pretrained weights need a model source (hub id or directory)")
+        kwargs: dict[str, Any] = {"config": config, "trust_remote_code": False}
+        if params.gguf_file:
+            kwargs["gguf_file"] = params.gguf_file
+        if quantised:
+            kwargs["quantization_config"] = _quantization_config(params)
+            kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
+        backbone = transformers.AutoModel.from_pretrained(resolve_source(params.source), **kwargs)
+    else:
+        torch.manual_seed(seed)
+        backbone = transformers.AutoModel.from_config(config)
+        if quantised:
+            raise ValueError(
+                "an untrained quantised backbone is not supported: quantisation needs weights to quantise; "
+                "train the untrained twin unquantised (with the same LoRA rank) or in bf16"
+            )
+    # Neural tokens enter as inputs_embeds: the vocabulary embedding is never used, so it is
+    # frozen (no gradients, no optimiser state: 131M values for a 7B LLaMA).
+    backbone.get_input_embeddings().requires_grad_(False)
+    if params.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable()
+    if params.lora_rank > 0:
+        import peft
+
+        if quantised:
+            backbone = peft.prepare_model_for_kbit_training(
+                backbone, use_gradient_checkpointing=params.gradient_checkpointing
+            )
+        lora = peft.LoraConfig(
+            r=params.lora_rank,
+            lora_alpha=params.lora_alpha,
+            lora_dropout=params.lora_dropout,
+            target_modules="all-linear",
+            bias="none",
+        )
+        backbone = peft.get_peft_model(backbone, lora)
+    return backbone
+
+
+def hidden_size(config) -> int:
+    return int(getattr(config, "hidden_size", None) or config.n_embd)
+
+
+class LanguageModelDecoder(nn.Module):
+    """windows (batch, seq_len, neurons) -> tail angles (batch, seq_len, 6) through a
+    transformers backbone fed with ``inputs_embeds``."""
+
+    closed_form = False
+
+    def __init__(
+        self,
+        n_neurons: int,
+        params: LanguageModelParams,
+        weights: str,
+        embedding: str,
+        embedding_params: EmbeddingParams,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        if embedding not in STRATEGIES:
+            raise ValueError(f"embedding must be one of {STRATEGIES}, got {embedding!r}")
+        self.params = params
+        self.backbone = load_backbone(params, weights, seed, torch.device(device))
+        d_model = hidden_size(self.backbone.config)
+        torch.manual_seed(seed)
+        self.embedding = build_embedding(embedding, n_neurons, d_model, embedding_params)
+        self.head = nn.Linear(d_model, N_TAIL_SEGMENTS)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(inputs_embeds=self.embedding(windows)).last_hidden_state
+        return self.head(hidden.to(self.head.weight.dtype))

@@ -1,0 +1,142 @@
+"""NLP4Neuro experiment design (paper seed 000, Sec. 4): the config's ``nlp4neuro`` section
+resolved into a model catalog, experiments, and the list of training jobs.
+
+An experiment is a grid over the job wildcards::
+
+    model_comparison:            # Exp. 1 (Fig. 2a, Table 1)
+      models: [reservoir, lstm, bert, gpt2, deepseek-coder-7b]
+      seq_lens: [5, 10, 15, 20]
+      n_runs: 10
+      weights: [pretrained]      # Exp. 2 uses [pretrained, untrained]
+      embeddings: [linear]       # Exp. 3 uses all five strategies
+      split_fractions: [0.7, 0.15, 0.15]   # Exp. 2-3: [0.7, 0.1, 0.2]
+      training: {epochs: 10, batch_size: 16, learning_rate: 1.0e-4}
+      fish: []                   # empty: every fish of the fish table
+
+Jobs: for every fish x model x seq_len x run, every weights option the model supports
+(reservoir/LSTM and transformers without a weight source only have ``untrained``) and every
+embedding it supports (reservoir/LSTM: ``linear`` only). Per-model ``training`` entries of
+the catalog override the experiment's ``training``; the merged values are the job's params,
+so changing one model's hyperparameter reruns only that model's jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pipeline.models.catalog import ModelSpec
+from pipeline.models.embeddings import STRATEGIES, EmbeddingParams
+from pipeline.params import Params
+from pipeline.train.loop import TrainingParams
+
+WEIGHT_OPTIONS = ("pretrained", "untrained")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")  # no "-" or "/": they delimit path wildcards
+
+
+@dataclass(frozen=True)
+class ExperimentParams(Params):
+    models: tuple = ()  # catalog names to train
+    seq_lens: tuple = (5, 10)  # window lengths (imaging volumes)
+    n_runs: int = 1  # repetitions (seeds) per fish x model x seq_len x weights x embedding
+    weights: tuple = ("pretrained",)  # pretrained and/or untrained (transformers with a weight source)
+    embeddings: tuple = ("linear",)  # input-embedding strategies (transformers)
+    split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)  # chronological train:val:test
+    training: dict = field(default_factory=dict)  # TrainingParams fields
+    fish: tuple = ()  # fish ids to use; empty = every fish
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        for name in ("models", "seq_lens", "weights", "embeddings", "fish"):
+            values = tuple(getattr(self, name))
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has duplicates: {list(values)}")
+            object.__setattr__(self, name, values)
+        if not self.models:
+            raise ValueError("models must name at least one catalog entry")
+        if not self.seq_lens or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in self.seq_lens):
+            raise ValueError(f"seq_lens must be positive integers, got {list(self.seq_lens)}")
+        if self.n_runs < 1:
+            raise ValueError("n_runs must be >= 1")
+        if not self.weights or set(self.weights) - set(WEIGHT_OPTIONS):
+            raise ValueError(f"weights must be a non-empty subset of {WEIGHT_OPTIONS}")
+        if not self.embeddings or set(self.embeddings) - set(STRATEGIES):
+            raise ValueError(f"embeddings must be a non-empty subset of {STRATEGIES}")
+        if len(self.split_fractions) != 3:
+            raise ValueError("split_fractions must have three entries (train, val, test)")
+        TrainingParams.from_mapping(self.training)
+        object.__setattr__(self, "training", dict(self.training))
+
+
+@dataclass(frozen=True)
+class Nlp4NeuroDesign:
+    """The resolved ``nlp4neuro`` section."""
+
+    signal: str
+    device: str
+    embedding: dict  # EmbeddingParams fields
+    models: dict[str, ModelSpec]
+    experiments: dict[str, ExperimentParams]
+
+    def training(self, experiment: str, model: str) -> dict:
+        """The job's TrainingParams: experiment defaults, then the model's overrides."""
+        merged = {**self.experiments[experiment].training, **self.models[model].training}
+        return TrainingParams.from_mapping(merged).to_dict()
+
+    def jobs(self, fish_ids: list[str]) -> list[dict[str, Any]]:
+        """Every training job as a dict of wildcard values (``seq_len`` and ``run`` as int)."""
+        jobs = []
+        for experiment, design in self.experiments.items():
+            unknown = set(design.fish) - set(fish_ids)
+            if unknown:
+                raise ValueError(f"nlp4neuro.experiments.{experiment}.fish names unknown fish {sorted(unknown)}")
+            for fish in design.fish or fish_ids:
+                for model in design.models:
+                    spec = self.models[model]
+                    weights = [w for w in design.weights if w == "untrained" or spec.has_pretrained_weights]
+                    embeddings = list(design.embeddings) if spec.has_embedding_choice else ["linear"]
+                    for weight in weights or ["untrained"]:
+                        for embedding in embeddings:
+                            for seq_len in design.seq_lens:
+                                for run in range(design.n_runs):
+                                    jobs.append(dict(experiment=experiment, fish=fish, model=model, weights=weight,
+                                                     embedding=embedding, seq_len=seq_len, run=run))
+        return jobs
+
+
+def resolve_design(section: Mapping[str, Any]) -> Nlp4NeuroDesign:
+    """Check the ``nlp4neuro`` config section and fill defaults; errors name the key."""
+    section = dict(section)
+    models = {}
+    for name, entry in (section.get("models") or {}).items():
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"nlp4neuro.models: model name {name!r} must match {NAME_PATTERN.pattern}")
+        try:
+            models[name] = ModelSpec.from_mapping(entry)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"nlp4neuro.models.{name}: {err}") from None
+    experiments = {}
+    for name, entry in (section.get("experiments") or {}).items():
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"nlp4neuro.experiments: name {name!r} must match {NAME_PATTERN.pattern}")
+        try:
+            experiments[name] = ExperimentParams.from_mapping(entry)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"nlp4neuro.experiments.{name}: {err}") from None
+        missing = [m for m in experiments[name].models if m not in models]
+        if missing:
+            raise ValueError(f"nlp4neuro.experiments.{name}.models: {missing} not in nlp4neuro.models")
+    if not experiments:
+        raise ValueError("nlp4neuro.experiments must define at least one experiment")
+    signal = section.get("signal", "dff")
+    if signal not in ("dff", "spks"):
+        raise ValueError(f"nlp4neuro.signal must be dff or spks, got {signal!r}")
+    device = section.get("device", "auto")
+    if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", str(device)):
+        raise ValueError(f"nlp4neuro.device must be auto, cpu or cuda[:N], got {device!r}")
+    try:
+        embedding = EmbeddingParams.from_mapping(section.get("embedding")).to_dict()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"nlp4neuro.embedding: {err}") from None
+    return Nlp4NeuroDesign(signal, device, embedding, models, experiments)

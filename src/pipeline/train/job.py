@@ -1,0 +1,167 @@
+"""One NLP4Neuro training job: {experiment} x {fish} x {model} x {weights} x {embedding} x
+{seq_len} x {run} -> checkpoint, test predictions, metrics (the ``train_decoder`` rule).
+
+Output contract (documented in docs/architecture.md):
+
+- ``model.pt``: the best-validation weights (trainable tensors + buffers), the model spec,
+  the per-neuron normaliser and the split; loadable with ``torch.load(weights_only=True)``.
+- ``predictions.h5``: ``test/window_predictions`` (windows, seq_len, 6) rad,
+  ``test/frame_predictions`` and ``test/frame_targets`` (frames, 6) rad (overlapping windows
+  averaged), ``test/frame_index`` (frames,) recording volume index, ``test/frame_times_s``.
+- ``metrics.json``: the metrics of :mod:`pipeline.train.metrics`, the training-mean predictor's
+  metrics on the same windows, the training history, wall time, throughput, peak memory and
+  parameter counts, and provenance (inputs' SHA-256, config hash, code version, seed, device).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from pipeline.data.windows import (
+    average_overlapping_windows,
+    load_recording,
+    make_splits,
+)
+from pipeline.io.atomic import atomic_paths, write_json
+from pipeline.io.h5 import write_dataset
+from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
+from pipeline.provenance import code_version, describe_file
+from pipeline.train.checkpoint import save_checkpoint
+from pipeline.train.loop import TrainingParams, predict, select_device, train_decoder
+from pipeline.train.metrics import decoding_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodingJob:
+    """Everything that identifies one training job (all of it goes into metrics.json)."""
+
+    experiment: str
+    fish: str
+    model: str
+    weights: str  # pretrained | untrained
+    embedding: str  # linear | sinusoidal | relative | laplacian | sparse_ae
+    seq_len: int  # window length (imaging volumes)
+    run: int  # repetition index; the seed derives from it
+    seed: int
+    split_fractions: tuple[float, float, float]
+    signal: str = "dff"  # neural file dataset used as input
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (MB; Linux ru_maxrss is in KiB) and, on CUDA,
+    the peak allocated GPU memory (MB)."""
+    peaks = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        peaks["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peaks
+
+
+def run_decoding_job(
+    neural_path: str | Path,
+    behavior_path: str | Path,
+    job: DecodingJob,
+    spec: ModelSpec,
+    training: TrainingParams,
+    embedding_params: dict,
+    checkpoint_dir: str | Path,
+    model_path: str | Path,
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    config_hash: str = "",
+    device: str = "auto",
+) -> dict:
+    """Train, select, evaluate and write the three outputs atomically; returns the metrics.
+
+    The checkpoint directory survives failures and interruptions (a rerun resumes from it)
+    and is removed once the outputs are written.
+    """
+    started = time.perf_counter()
+    torch_device = select_device(device)
+    recording = load_recording(neural_path, behavior_path, job.signal)
+    splits = make_splits(recording, job.split_fractions, job.seq_len)
+    log.info(
+        "%s: %d frames x %d neurons; windows train/val/test %d/%d/%d (seq_len %d); device %s",
+        job.fish, recording.n_frames, recording.n_neurons, len(splits.train), len(splits.val),
+        len(splits.test), job.seq_len, torch_device,
+    )
+    model = build_decoder(spec, recording.n_neurons, job.weights, job.embedding, embedding_params, job.seed,
+                          torch_device)
+    embedding = getattr(model, "embedding", None)
+    if embedding is not None:
+        embedding.fit(splits.train.inputs.numpy(), job.seed)
+    result = train_decoder(model, spec.kind, splits, training, job.seed, checkpoint_dir, torch_device)
+
+    to_rad = splits.tail_normaliser.inverse
+    predicted = to_rad(predict(model, splits.test, training.eval_batch_size, torch_device))
+    target = to_rad(splits.test.targets[splits.test.frame_index(torch.arange(len(splits.test)))].numpy())
+    metrics = decoding_metrics(predicted, target)
+    mean_predictor = decoding_metrics(np.broadcast_to(splits.tail_normaliser.mean, target.shape).copy(), target)
+
+    frames = splits.frame_ranges["test"]
+    summary = {
+        "job": {**job.__dict__, "split_fractions": list(job.split_fractions)},
+        "model_spec": spec.to_dict(),
+        "training": training.to_dict(),
+        "embedding_params": dict(embedding_params),
+        "test": metrics,
+        "mean_predictor_test": {k: mean_predictor[k] for k in ("rmse", "frame_rmse", "per_segment_rmse")},
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val_mse": result.best_val_loss,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "n_neurons": recording.n_neurons,
+        "n_windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "frame_ranges": {name: [r.start, r.stop] for name, r in splits.frame_ranges.items()},
+        "performance": {
+            "wall_time_s": time.perf_counter() - started,
+            "train_windows_per_s": result.train_windows_per_s,
+            **peak_memory_mb(torch_device),
+            **parameter_counts(model),
+        },
+        "device": str(torch_device),
+        "provenance": {
+            "neural_file": describe_file(neural_path),
+            "behavior_file": describe_file(behavior_path),
+            "config_hash": config_hash,
+            "code_version": code_version(),
+        },
+    }
+    best_state = torch.load(Path(checkpoint_dir) / "best.pt", map_location="cpu", weights_only=True)["model"]
+    with atomic_paths(model_path, predictions_path, metrics_path) as (tmp_model, tmp_predictions, tmp_metrics):
+        save_checkpoint(
+            tmp_model, model=best_state, model_spec=spec.to_dict(), job=summary["job"],
+            embedding_params=dict(embedding_params),
+            activity_mean=torch.from_numpy(splits.activity_normaliser.mean),
+            activity_std=torch.from_numpy(splits.activity_normaliser.std),
+            tail_mean_rad=torch.from_numpy(splits.tail_normaliser.mean),
+            tail_std_rad=torch.from_numpy(splits.tail_normaliser.std),
+            n_neurons=recording.n_neurons,
+        )
+        with h5py.File(tmp_predictions, "w") as f:
+            f.attrs.update(fish=job.fish, model=job.model, seq_len=job.seq_len, config_hash=config_hash)
+            write_dataset(f, "test/window_predictions", predicted, "rad",
+                          "predicted tail angles per test window (windows, seq_len, 6); window i starts at frame_index[i]")
+            write_dataset(f, "test/frame_predictions", average_overlapping_windows(predicted), "rad",
+                          "predictions averaged over the overlapping windows of each frame (frames, 6)")
+            write_dataset(f, "test/frame_targets", average_overlapping_windows(target), "rad",
+                          "true tail angles per test frame (frames, 6)")
+            write_dataset(f, "test/frame_index", np.arange(frames.start, frames.stop), "index",
+                          "imaging-volume index of each test frame in the recording")
+            write_dataset(f, "test/frame_times_s", recording.frame_times_s[frames.start : frames.stop], "s",
+                          "time of each test frame (first plane)")
+        write_json(summary, tmp_metrics)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log.info("test RMSE %.4f (mean predictor %.4f), tail-sum r %.3f", metrics["rmse"], mean_predictor["rmse"],
+             metrics["tail_sum_pearson_r"])
+    return summary

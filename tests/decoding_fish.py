@@ -1,0 +1,46 @@
+"""A synthetic fish for decoder tests, at ground-truth level (no imaging): the simulator's
+logs, its true dF/F plus measurement noise as the neural file, and the real tail alignment
+as the behaviour file. Both files follow the stage contracts (docs/architecture.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.io.h5 import write_dataset
+from pipeline.synth.zebrafish import ZebrafishSynthParams, simulate_fish
+
+RECORDING = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
+
+
+def make_decoding_fish(folder: Path, n_volumes: int = 400, neurons_per_plane: int = 40, seed: int = 3,
+                       dff_noise: float = 0.05) -> tuple[Path, Path, Path]:
+    """Write ``neural.h5``, ``behavior.h5`` and ``truth.h5`` into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = ZebrafishSynthParams(n_volumes=n_volumes, frame_height_px=64, frame_width_px=64,
+                                  neurons_per_plane=neurons_per_plane, static_duration_s=20.0,
+                                  moving_duration_s=10.0)
+    truth = folder / "truth.h5"
+    simulate_fish(folder / "tail_log.csv", folder / "stimulus_log.csv", folder / "frame_times.csv",
+                  folder / "region_mask.tif", truth, params, seed=seed, **RECORDING)
+    row = {"fish_id": "synthetic", "tail_log": str(folder / "tail_log.csv"),
+           "stimulus_log": str(folder / "stimulus_log.csv"), "frame_times": str(folder / "frame_times.csv"),
+           **RECORDING}
+    behavior = folder / "behavior.h5"
+    align_behavior(row, behavior, TailAlignmentConfig())
+    rng = np.random.default_rng(seed)
+    with h5py.File(truth, "r") as t:
+        dff = t["calcium/dff"][()]
+        position = t["neurons/position_um"][()]
+        region = t["neurons/region"].asstr()[()]
+        frame_times = t["timing/frame_times"][()]
+    neural = folder / "neural.h5"
+    with h5py.File(neural, "w") as f:
+        write_dataset(f, "neurons/dff", dff + dff_noise * rng.standard_normal(dff.shape), "1", "true dF/F + noise")
+        write_dataset(f, "neurons/position_um", position, "um", "(x, y, z)")
+        write_dataset(f, "neurons/region", region, "label", "region")
+        write_dataset(f, "time/frame_times_s", frame_times, "s", "frame times (planes, volumes)")
+    return neural, behavior, truth
