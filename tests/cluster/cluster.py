@@ -1,0 +1,118 @@
+"""Helpers of the cluster tests: a real single-node SLURM (bin/slurm-local), a copy of the
+workflow to edit, Snakemake runs through a profile, planned-job counts of dry runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO
+
+SLURM_LOCAL = REPO / "bin" / "slurm-local"
+#: The smallest pipeline config (one 1-plane fish, one session); copied into a workdir.
+CLUSTER_CONFIG = Path(__file__).resolve().parent / "config"
+#: What a copy of the workflow needs (and what the rerun tests edit in it).
+WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "README.md", "docs"]
+#: Settings for the test cluster: poll job states soon (the plugin waits 40 s by default).
+FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
+
+
+def start_slurm() -> None:
+    """Bring up the local SLURM with bin/slurm-local. Skips with the script's reason where
+    it cannot run here (not root, no apt-get, install failed, a real slurm.conf), unless
+    the environment variable CI is set: CI must not skip silently, so there it fails."""
+    try:
+        result = subprocess.run([str(SLURM_LOCAL)], text=True, capture_output=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.fail("bin/slurm-local did not finish within 900 s")
+    if result.returncode == 0:
+        return
+    lines = result.stderr.strip().splitlines() or [f"bin/slurm-local exited with {result.returncode}"]
+    if result.returncode == 3 and not os.environ.get("CI"):
+        pytest.skip(lines[-1])
+    pytest.fail(f"bin/slurm-local failed (exit {result.returncode}, CI={os.environ.get('CI')!r}):\n"
+                + "\n".join(lines[-20:]))
+
+
+def copy_workflow(destination: Path) -> Path:
+    """Copy the workflow (Snakefile, rules, scripts, src, config, ...) so a test can edit
+    files without touching the checkout; returns the copy's Snakefile."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results", ".snakemake")
+    destination.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=ignore)
+        else:
+            shutil.copy2(source, destination / part)
+    return destination / "Snakefile"
+
+
+def new_workdir(path: Path) -> Path:
+    """A working directory holding a copy of the cluster test config."""
+    shutil.copytree(CLUSTER_CONFIG, path / "config")
+    return path
+
+
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", profile: str = "local",
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run snakemake with a profile of this repository under `timeout -k` (so that a hung
+    cluster run cannot hang the tests); stdout and stderr merged into ``.stdout``."""
+    command = ["timeout", "-k", "20", str(timeout), sys.executable, "-m", "snakemake",
+               "--snakefile", str(snakefile), "--directory", str(workdir),
+               "--profile", str(REPO / "profiles" / profile)]
+    if profile == "slurm":
+        command += FAST_POLLING
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run([*command, *args], cwd=workdir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if profile == "slurm":
+        cancel_leftover_jobs(result.stdout)
+    return result
+
+
+def cancel_leftover_jobs(output: str) -> None:
+    """Cancel the SLURM jobs of a run that ended abnormally (e.g. killed by timeout)."""
+    for run_id in set(re.findall(r"SLURM run ID: (\S+)", output)):
+        subprocess.run(["scancel", f"--name={run_id}"], capture_output=True)
+
+
+def submitted_jobs(output: str) -> dict[str, list[str]]:
+    """Rule (or group) -> SLURM job ids, in submission order, from a run's output."""
+    jobs: dict[str, list[str]] = {}
+    for job_id, kind in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(?:rule_)?([^/]+)/", output):
+        jobs.setdefault(kind, []).append(job_id)
+    return jobs
+
+
+def slurm_job(job_id: str) -> dict[str, str]:
+    """`scontrol show job` as a dict (JobState, TRES, MinMemoryNode, ...)."""
+    text = subprocess.run(["scontrol", "show", "job", "-o", job_id], text=True, capture_output=True,
+                          check=True).stdout
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a (dry) run; {} when nothing to do."""
+    if "Job stats:" not in output:
+        assert "Nothing to be done" in output, output[-3000:]
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def planned_wildcards(output: str, rule: str) -> list[dict[str, str]]:
+    """The wildcards of every planned job of `rule` in a (dry) run's output."""
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition(":")
+        found = re.search(r"^\s+wildcards: (.*)$", body, re.MULTILINE)
+        if name == rule and found:
+            jobs.append(dict(item.split("=", 1) for item in found.group(1).split(", ")))
+    return jobs

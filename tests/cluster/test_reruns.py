@@ -1,0 +1,104 @@
+"""What reruns when (docs/architecture.md): dry runs against a finished run of the
+cluster config count the jobs each change plans. Snakemake's default rerun triggers
+(mtime, params, input, code, software-env) are in force; the profiles do not change them."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster import planned_jobs, planned_wildcards, snakemake
+
+pytestmark = pytest.mark.slow
+
+FISH_PREPROCESSING = {
+    "synth_zebrafish": 1, "synth_zebrafish_plane": 1, "inventory_fish": 1, "align_behavior": 1,
+    "motion_correct": 1, "extract_plane": 1, "neural_file": 1,
+}
+
+
+@contextmanager
+def edited(path: Path, edit):
+    """Apply `edit` (text -> text) to a file for the duration of the block."""
+    original = path.read_text()
+    path.write_text(edit(original))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def edit_config(change):
+    def edit(text):
+        config = yaml.safe_load(text)
+        change(config)
+        return yaml.safe_dump(config, sort_keys=False)
+    return edit
+
+
+def plan(run) -> dict[str, int]:
+    result = snakemake(run.workdir, "-n", snakefile=run.snakefile)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return planned_jobs(result.stdout)
+
+
+def test_a_finished_run_has_nothing_to_do(finished_local_run):
+    assert plan(finished_local_run) == {}
+
+
+def test_adding_a_fish_plans_its_preprocessing_and_training_only(finished_local_run):
+    table = finished_local_run.workdir / "config" / "fish.tsv"
+    with edited(table, lambda text: text + text.splitlines()[1].replace("fishA", "fishB") + "\n"):
+        result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
+        assert planned_jobs(result.stdout) == {**FISH_PREPROCESSING, "train_decoder": 2, "all": 1}
+        # one training job per model, all of the new fish
+        jobs = planned_wildcards(result.stdout, "train_decoder")
+        assert sorted((job["fish"], job["model"]) for job in jobs) == [("fishB", "lstm"), ("fishB", "reservoir")]
+
+
+def test_adding_a_session_plans_its_jobs_only(finished_local_run):
+    table = finished_local_run.workdir / "config" / "sessions.tsv"
+    with edited(table, lambda text: text + text.splitlines()[1].replace("sesA", "sesB") + "\n"):
+        assert plan(finished_local_run) == {
+            "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
+        }
+
+
+def test_adding_a_model_plans_only_its_training(finished_local_run):
+    def add_model(config):
+        config["nlp4neuro"]["models"]["lstm_wide"] = {"kind": "lstm", "architecture": {"hidden_size": 24}}
+        config["nlp4neuro"]["experiments"]["model_comparison"]["models"].append("lstm_wide")
+
+    with edited(finished_local_run.workdir / "config" / "config.yaml", edit_config(add_model)):
+        result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
+        assert planned_jobs(result.stdout) == {"train_decoder": 1, "all": 1}
+        assert [job["model"] for job in planned_wildcards(result.stdout, "train_decoder")] == ["lstm_wide"]
+
+
+def test_changing_one_models_hyperparameter_reruns_only_its_training(finished_local_run):
+    def change(config):
+        config["nlp4neuro"]["models"]["lstm"]["architecture"]["hidden_size"] = 12
+
+    with edited(finished_local_run.workdir / "config" / "config.yaml", edit_config(change)):
+        result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
+        assert planned_jobs(result.stdout) == {"train_decoder": 1, "all": 1}
+        assert [job["model"] for job in planned_wildcards(result.stdout, "train_decoder")] == ["lstm"]
+
+
+def test_readme_docs_and_pipeline_modules_rerun_nothing(finished_local_run):
+    code = finished_local_run.snakefile.parent
+    append = lambda text: text + "\n# edited by test_reruns\n"  # noqa: E731
+    with edited(code / "README.md", append), edited(code / "docs" / "architecture.md", append), \
+            edited(code / "src" / "pipeline" / "ibl" / "binning.py", append), \
+            edited(code / "src" / "pipeline" / "train" / "loop.py", append):
+        assert plan(finished_local_run) == {}
+
+
+def test_editing_a_rule_script_reruns_that_rule_and_downstream(finished_local_run):
+    # the positive control of the test above: the code trigger is live
+    script = finished_local_run.snakefile.parent / "workflow" / "scripts" / "bin_ibl_session.py"
+    with edited(script, lambda text: text + "\n# edited by test_reruns\n"):
+        assert plan(finished_local_run) == {"bin_ibl_session": 1, "all": 1}

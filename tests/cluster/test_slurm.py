@@ -1,0 +1,80 @@
+"""The pipeline through a real SLURM (bin/slurm-local, `--profile profiles/slurm`): every
+job is an sbatch submission, results equal a local run's, and a failing rule is reported
+as failed after a retry that asked SLURM for more memory."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from cluster import new_workdir, planned_jobs, slurm_job, snakemake, submitted_jobs
+
+pytestmark = pytest.mark.slow
+
+BAD_FISH_TABLE = (
+    "fish_id\tinput_type\ttiff\tsuite2p_dir\ttail_log\tstimulus_log\tframe_times\tregion_table\t"
+    "volume_rate_hz\tn_planes\tpixel_size_um\tplane_spacing_um\ttail_rate_hz\n"
+    "bad\ttiff\tdata/plane{plane}.tif\t\tdata/tail_log.csv\tdata/stimulus_log.csv\tdata/frame_times.csv\t\t"
+    "1.1\t1\t1.2\t7.0\t200\n"
+)
+
+
+def test_small_config_runs_through_slurm_like_a_local_run(slurm, finished_local_run, tmp_path):
+    workdir = new_workdir(tmp_path)
+    start = time.monotonic()
+    result = snakemake(workdir, profile="slurm", timeout=420)
+    wall_s = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-5000:]
+    print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s, slurm {wall_s:.0f} s")
+
+    # Every job but the default target went through sbatch, and SLURM ran each to completion.
+    planned = planned_jobs(result.stdout)
+    submitted = submitted_jobs(result.stdout)
+    assert {rule: len(ids) for rule, ids in submitted.items()} == {r: n for r, n in planned.items() if r != "all"}
+    for ids in submitted.values():
+        for job_id in ids:
+            assert slurm_job(job_id)["JobState"] == "COMPLETED", job_id
+    assert "localrule all:" in result.stdout
+
+    # The same DAG with the same seeds: the same numbers as the local run.
+    local = finished_local_run.workdir / "results"
+    cluster = workdir / "results"
+    for path, dataset in [("neural/fishA.h5", "neurons/dff"), ("behavior/fishA.h5", "tail/theta"),
+                          ("ibl/binned/sesA.h5", "spikes/counts"), ("imaging/fishA/plane0/registered.h5", "rigid_shift_px")]:
+        with h5py.File(local / path) as a, h5py.File(cluster / path) as b:
+            np.testing.assert_allclose(b[dataset][()], a[dataset][()], rtol=1e-5, atol=1e-6, err_msg=path)
+
+    again = snakemake(workdir, "-n", profile="slurm")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout, again.stdout[-3000:]
+
+
+def test_failing_rule_is_reported_failed_after_a_retry_with_more_memory(slurm, tmp_path):
+    workdir = new_workdir(tmp_path)
+    (workdir / "config" / "fish.tsv").write_text(BAD_FISH_TABLE)
+    (workdir / "data").mkdir()
+    (workdir / "data" / "plane0.tif").write_bytes(b"this is not a TIFF file" * 100)
+    target = "results/imaging/bad/plane0/registered.h5"
+
+    result = snakemake(workdir, "--retries", "1", target, profile="slurm", timeout=300)
+
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "Error in rule motion_correct" in result.stdout
+    ids = submitted_jobs(result.stdout)["motion_correct"]
+    assert len(ids) == 2  # the first attempt and one retry, both through sbatch
+    jobs = [slurm_job(job_id) for job_id in ids]
+    assert [job["JobState"] for job in jobs] == ["FAILED", "FAILED"]
+    assert [job["MinMemoryNode"] for job in jobs] == ["4000M", "8000M"]  # mem_mb = 4000 * attempt
+    # The job's log names the file and the problem; nothing is left that a later run would trust.
+    log = (workdir / "results/logs/motion_correct/bad/plane0.log").read_text()
+    assert "data/plane0.tif: cannot read TIFF" in log
+    assert not (workdir / target).exists()
+    plan = snakemake(workdir, "-n", target)
+    assert planned_jobs(plan.stdout) == {"motion_correct": 1}
+    # SLURM itself holds no job of this run any more.
+    queue = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-t", "PENDING,RUNNING"],
+                           text=True, capture_output=True).stdout
+    assert queue.strip() == ""
