@@ -16,13 +16,19 @@ from pipeline.synth.zebrafish import ZebrafishSynthParams, simulate_fish
 RECORDING = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 
 
-def make_decoding_fish(folder: Path, n_volumes: int = 400, neurons_per_plane: int = 40, seed: int = 3,
+def make_decoding_fish(folder: Path, n_volumes: int = 800, neurons_per_plane: int = 40, seed: int = 3,
                        dff_noise: float = 0.05) -> tuple[Path, Path, Path]:
-    """Write ``neural.h5``, ``behavior.h5`` and ``truth.h5`` into ``folder``; return their paths."""
+    """Write ``neural.h5``, ``behavior.h5`` and ``truth.h5`` into ``folder``; return their paths.
+
+    Eight driver neurons per side, a more active spontaneous latent, a higher bout gain and a
+    sharper left/right choice than the defaults make frequent, lateralised bouts, so a
+    12-minute recording holds enough behaviour to learn from (a ridge regression from the
+    same-frame activity reaches tail-sum r ~ 0.65 on the last 15 %)."""
     folder.mkdir(parents=True, exist_ok=True)
     params = ZebrafishSynthParams(n_volumes=n_volumes, frame_height_px=64, frame_width_px=64,
                                   neurons_per_plane=neurons_per_plane, static_duration_s=20.0,
-                                  moving_duration_s=10.0)
+                                  moving_duration_s=10.0, n_drivers_per_side=8, driver_latent_mean=0.5,
+                                  bout_rate_gain_hz=3.0, bout_side_scale_hz=0.1)
     truth = folder / "truth.h5"
     simulate_fish(folder / "tail_log.csv", folder / "stimulus_log.csv", folder / "frame_times.csv",
                   folder / "region_mask.tif", truth, params, seed=seed, **RECORDING)

