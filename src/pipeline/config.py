@@ -152,7 +152,7 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     """Every parameter section of the config, resolved (see :func:`resolved_section`):
     ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
     ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``caiman``, ``extraction``,
-    ``neural_file``."""
+    ``neural_file``, ``neds``."""
     from pipeline.behavior.tail import TailAlignmentConfig
     from pipeline.ibl.binning import BinningConfig
     from pipeline.imaging.caiman_registration import CaimanParams
@@ -161,6 +161,7 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams
     from pipeline.imaging.neural import NeuralFileConfig
     from pipeline.imaging.normcorre import NormcorreParams
+    from pipeline.neds.config import NedsConfig
     from pipeline.synth.ibl import IblSynthParams
     from pipeline.synth.zebrafish import ZebrafishSynthParams
 
@@ -178,4 +179,5 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
         "caiman": resolved_section(config.get("caiman"), "caiman", CaimanParams),
         "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
         "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
+        "neds": resolved_section(config.get("neds"), "neds", NedsConfig),
     }

@@ -1,0 +1,124 @@
+"""Linear and reduced-rank regression (RRR) encoders and decoders (paper seed 002, Sec. 4.2, App. C).
+
+Both use ALL time bins of a trial to predict each time bin (one multi-output regression per
+trial): the encoder maps a trial's behaviour (wheel speed and whisker motion energy in every
+bin, one-hot choice and block: 2T + 5 features) to its spike counts (T x N outputs); the
+decoder maps its spike counts (T x N features) to one behaviour (T outputs for wheel or
+whisker, one-hot classes for choice or block, predicted class = argmax).
+
+Linear: inputs and outputs standardised with training statistics, ridge regression whose
+regularisation is chosen by ``GridSearchCV`` over ``ridge_alphas`` (the paper's grid) with
+``cv_folds`` shuffled folds of the training trials (score: R² for continuous outputs,
+accuracy for classes); predictions mapped back to the original scale.
+
+RRR: the same ridge solution constrained to rank r (``encoder_rank`` / ``decoder_rank``):
+the coefficient matrix B is replaced by B V_r V_r^T, with V_r the top r right singular
+vectors of the fitted training outputs X B (classic reduced-rank ridge regression).
+
+Encoders predict counts, which can be <= 0; for bits per spike they are clipped to
+``rate_floor`` spikes/bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import GridSearchCV, KFold
+
+from pipeline.neds.config import BaselineParams
+from pipeline.neds.data import BEHAVIORS, CONTINUOUS, DISCRETE, SessionData
+from pipeline.neds.evaluate import decoding_metrics
+from pipeline.neds.metrics import co_bps
+
+
+@dataclass(frozen=True)
+class LinearMap:
+    """Y = ((X - x_mean) / x_scale) @ coef * y_scale + y_mean; X (trials, F), Y (trials, K)."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: np.ndarray
+    y_scale: np.ndarray
+    coef: np.ndarray
+    alpha: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.x_mean) / self.x_scale) @ self.coef * self.y_scale + self.y_mean
+
+
+def _scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(y_true.argmax(axis=1) == y_pred.argmax(axis=1)))
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, params: BaselineParams, seed: int, *, classes: bool = False,
+              rank: int | None = None) -> LinearMap:
+    """Ridge regression of ``y`` (trials, K) on ``x`` (trials, F) with the regularisation
+    chosen by cross-validation (module docstring); ``classes``: ``y`` is one-hot, kept
+    unscaled and scored by accuracy; ``rank``: reduce the solution to that rank (RRR)."""
+    x_mean, x_scale = _scale(x)
+    y_mean, y_scale = (y.mean(axis=0), np.ones(y.shape[1])) if classes else _scale(y)
+    xs, ys = (x - x_mean) / x_scale, (y - y_mean) / y_scale
+    folds = KFold(min(params.cv_folds, x.shape[0]), shuffle=True, random_state=seed % 2**32)
+    search = GridSearchCV(Ridge(fit_intercept=False), {"alpha": list(params.ridge_alphas)}, cv=folds,
+                          scoring=make_scorer(_class_accuracy) if classes else "r2")
+    search.fit(xs, ys)
+    coef = np.atleast_2d(search.best_estimator_.coef_).T  # (F, K)
+    if rank is not None and rank < min(coef.shape):
+        _, _, vt = np.linalg.svd(xs @ coef, full_matrices=False)
+        coef = coef @ vt[:rank].T @ vt[:rank]
+    return LinearMap(x_mean, x_scale, y_mean, y_scale, coef, float(search.best_params_["alpha"]))
+
+
+def encoder_features(arrays: dict[str, np.ndarray], behaviors: tuple[str, ...] = BEHAVIORS) -> np.ndarray:
+    """(trials, features): the named behaviours of every bin (continuous) / one-hot (discrete)."""
+    columns = []
+    for name in behaviors:
+        if name in CONTINUOUS:
+            columns.append(arrays[name])
+        else:
+            columns.append(np.eye(DISCRETE[name])[arrays[name]])
+    return np.concatenate(columns, axis=1).astype(np.float64)
+
+
+def _encoding_bps(data: SessionData, params: BaselineParams, seed: int, rank: int | None,
+                  behaviors: tuple[str, ...]) -> float:
+    train, test = data.arrays("train"), data.arrays("test")
+    n_trials, n_bins, n_neurons = test["spikes"].shape
+    fitted = fit_ridge(encoder_features(train, behaviors), train["spikes"].reshape(train["spikes"].shape[0], -1),
+                       params, seed, rank=rank)
+    rates = fitted.predict(encoder_features(test, behaviors)).reshape(n_trials, n_bins, n_neurons)
+    return co_bps(test["spikes"], np.maximum(rates, params.rate_floor))
+
+
+def _decode(data: SessionData, params: BaselineParams, seed: int, rank: int | None) -> dict[str, float]:
+    train, test = data.arrays("train"), data.arrays("test")
+    x_train, x_test = (a["spikes"].reshape(a["spikes"].shape[0], -1).astype(np.float64) for a in (train, test))
+    predicted = {}
+    for name in CONTINUOUS:
+        predicted[name] = fit_ridge(x_train, train[name], params, seed, rank=rank).predict(x_test)
+    for name, n_classes in DISCRETE.items():
+        fitted = fit_ridge(x_train, np.eye(n_classes)[train[name]], params, seed, classes=True, rank=rank)
+        predicted[name] = fitted.predict(x_test).argmax(axis=1)
+    return decoding_metrics(test, predicted)
+
+
+def evaluate_baselines(data: SessionData, params: BaselineParams, seed: int) -> dict[str, dict[str, float]]:
+    """Test-split metrics of the ``linear`` and ``rrr`` baselines, keyed like
+    :func:`pipeline.neds.evaluate.evaluate_model` (``bps``, ``bps_<behaviour>``, decoding)."""
+    results = {}
+    for method, encoder_rank, decoder_rank in [("linear", None, None),
+                                               ("rrr", params.encoder_rank, params.decoder_rank)]:
+        metrics = {"bps": _encoding_bps(data, params, seed, encoder_rank, BEHAVIORS)}
+        for name in BEHAVIORS:
+            metrics[f"bps_{name}"] = _encoding_bps(data, params, seed, encoder_rank, (name,))
+        metrics.update(_decode(data, params, seed, decoder_rank))
+        results[method] = metrics
+    return results

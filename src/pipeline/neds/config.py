@@ -1,0 +1,192 @@
+"""Parameters of the NEDS stages (config key ``neds``; paper seed 002, Sec. 3 and App. C).
+
+The section has one sub-section per concern, each a frozen :class:`~pipeline.params.Params`
+dataclass: ``model`` (architecture), ``masking`` (multi-task masking), ``training``,
+``pretraining`` and ``finetuning`` (optimisation of the single-session, multi-session and
+fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression) and ``region`` (brain
+region classification from neuron embeddings). Top-level keys choose which models exist:
+``variants`` (single-session model variants), ``masking_ablation`` (schemes removed one at a
+time) and ``heldout_sessions`` (fine-tuned after pretraining on every other session).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from pipeline.params import Params
+
+#: Masking schemes of Sec. 3.2, in the paper's order.
+MASKING_SCHEMES: tuple[str, ...] = ("neural", "behavior", "within_modality", "cross_modal")
+
+#: Single-session variants: the multimodal model trains with every configured scheme; the
+#: unimodal ones use the same architecture with one scheme (Sec. 5.1: encoding-only = neural
+#: masking, decoding-only = behaviour masking).
+VARIANT_SCHEMES: dict[str, tuple[str, ...] | None] = {
+    "multimodal": None,  # None: masking.schemes
+    "encoding": ("neural",),
+    "decoding": ("behavior",),
+}
+
+
+@dataclass(frozen=True)
+class ModelParams(Params):
+    """Transformer size (paper Table 3/4: embedding 128-512, depth 5-22, 8 heads)."""
+
+    embed_dim: int = 64  # D: width of every token (paper 256)
+    n_heads: int = 4  # attention heads; embed_dim / n_heads must be even (rotary embeddings)
+    n_layers: int = 2  # pre-norm transformer blocks (paper 5-6 single-session, 22 multi-session)
+    mlp_dim: int = 128  # hidden width of each block's feed-forward layer (paper "head dimension" 512)
+    dropout: float = 0.1  # dropout on token embeddings, attention output and feed-forward (paper 0.2)
+    attention_dropout: float = 0.1  # dropout on attention weights (paper 0.4)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if min(self.embed_dim, self.n_heads, self.n_layers, self.mlp_dim) < 1:
+            raise ValueError("ModelParams: embed_dim, n_heads, n_layers and mlp_dim must be >= 1")
+        if self.embed_dim % self.n_heads or (self.embed_dim // self.n_heads) % 2:
+            raise ValueError("ModelParams: embed_dim / n_heads must be an even integer (rotary embeddings)")
+        if not (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1):
+            raise ValueError("ModelParams: dropout rates must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class MaskingParams(Params):
+    """Multi-task masking (Sec. 3.2): one scheme drawn per sample from ``schemes``."""
+
+    schemes: tuple[str, ...] = MASKING_SCHEMES  # schemes of the multimodal model
+    mask_ratio: float = 0.3  # fraction of tokens masked by the two random schemes (paper 0.1-0.4)
+    single_behavior_probability: float = 0.5  # neural masking: chance that only one behaviour is visible
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        object.__setattr__(self, "schemes", tuple(str(s) for s in self.schemes))
+        unknown = sorted(set(self.schemes) - set(MASKING_SCHEMES))
+        if unknown or not self.schemes or len(set(self.schemes)) != len(self.schemes):
+            raise ValueError(f"MaskingParams.schemes must be distinct names from {list(MASKING_SCHEMES)}, "
+                             f"got {list(self.schemes)}")
+        if not 0 < self.mask_ratio < 1:
+            raise ValueError("MaskingParams.mask_ratio must be in (0, 1)")
+        if not 0 <= self.single_behavior_probability <= 1:
+            raise ValueError("MaskingParams.single_behavior_probability must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainingParams(Params):
+    """AdamW with linear warm-up and cosine decay; best epoch chosen on validation loss."""
+
+    epochs: int = 60  # passes over the training trials (paper 2000)
+    batch_size: int = 16  # trials per batch (paper 1024)
+    learning_rate: float = 0.002  # peak learning rate (paper 1e-4 - 3e-3)
+    weight_decay: float = 0.01  # AdamW weight decay (paper 0.001 - 0.1)
+    warmup_fraction: float = 0.1  # fraction of the steps with a linear warm-up
+    grad_clip_norm: float = 1.0  # gradient norm clip (0: none)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("TrainingParams: epochs and batch_size must be >= 1")
+        if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip_norm < 0:
+            raise ValueError("TrainingParams: learning_rate must be > 0, weight_decay and grad_clip_norm >= 0")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError("TrainingParams.warmup_fraction must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class BaselineParams(Params):
+    """Linear (ridge) and reduced-rank regression baselines (App. C)."""
+
+    ridge_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 100.0, 1000.0, 10000.0)  # paper's GridSearchCV grid
+    cv_folds: int = 5  # folds of the regularisation search (training trials)
+    encoder_rank: int = 4  # RRR encoder rank (paper multi-session 4; single-session 2-50)
+    decoder_rank: int = 4  # RRR decoder rank
+    rate_floor: float = 0.001  # spikes/bin; linear encoders' predicted rates are clipped to this for bps
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if not self.ridge_alphas or min(self.ridge_alphas) <= 0:
+            raise ValueError("BaselineParams.ridge_alphas must be a non-empty list of positive numbers")
+        if self.cv_folds < 2 or self.encoder_rank < 1 or self.decoder_rank < 1:
+            raise ValueError("BaselineParams: cv_folds must be >= 2 and ranks >= 1")
+        if self.rate_floor <= 0:
+            raise ValueError("BaselineParams.rate_floor must be > 0")
+
+
+@dataclass(frozen=True)
+class RegionParams(Params):
+    """Brain-region classification from neuron embeddings (Sec. 5.3)."""
+
+    regions: tuple[str, ...] = ("PO", "LP", "DG", "CA1", "VISa")  # classes; acronyms map by prefix (VISa2/3 -> VISa)
+    cv_folds: int = 5  # stratified folds across neurons (paper 5)
+    svc_c: float = 1.0  # LinearSVC regularisation C
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        object.__setattr__(self, "regions", tuple(str(r) for r in self.regions))
+        if len(self.regions) < 2 or self.cv_folds < 2 or self.svc_c <= 0:
+            raise ValueError("RegionParams: need >= 2 regions, cv_folds >= 2 and svc_c > 0")
+
+
+@dataclass(frozen=True)
+class NedsConfig(Params):
+    """The ``neds`` config section (sub-sections above)."""
+
+    variants: tuple[str, ...] = ("multimodal", "encoding", "decoding")  # single-session models per session
+    masking_ablation: tuple[str, ...] = ()  # schemes removed one at a time from the multimodal model
+    heldout_sessions: tuple[str, ...] = ()  # fine-tuned after pretraining on all other sessions ([]: no multi-session)
+    device: str = "auto"  # torch device of the training jobs: auto (CUDA when available), cpu, cuda
+    gpus_per_training_job: int = 0  # GPUs a training job requests from the scheduler (paper scale: 1)
+    threads: int = 2  # CPU threads of each training job
+    model: ModelParams = field(default_factory=ModelParams)
+    masking: MaskingParams = field(default_factory=MaskingParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+    pretraining: TrainingParams = field(default_factory=TrainingParams)
+    finetuning: TrainingParams = field(default_factory=TrainingParams)
+    baselines: BaselineParams = field(default_factory=BaselineParams)
+    region: RegionParams = field(default_factory=RegionParams)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        for name in ("variants", "masking_ablation", "heldout_sessions"):
+            object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
+        unknown = sorted(set(self.variants) - set(VARIANT_SCHEMES))
+        if unknown or not self.variants:
+            raise ValueError(f"NedsConfig.variants must be names from {list(VARIANT_SCHEMES)}, got {list(self.variants)}")
+        unknown = sorted(set(self.masking_ablation) - set(self.masking.schemes))
+        if unknown:
+            raise ValueError(f"NedsConfig.masking_ablation {unknown}: not in masking.schemes {list(self.masking.schemes)}")
+        if len(self.masking.schemes) < 2 and self.masking_ablation:
+            raise ValueError("NedsConfig.masking_ablation needs at least two masking schemes")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"NedsConfig.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.gpus_per_training_job < 0 or self.threads < 1:
+            raise ValueError("NedsConfig: gpus_per_training_job must be >= 0 and threads >= 1")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "NedsConfig":
+        """From the (YAML) ``neds`` section; unknown keys (also in sub-sections) raise ValueError naming them."""
+        values = dict(mapping or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown neds key(s): {', '.join(map(repr, unknown))}")
+        for f in fields(cls):
+            if f.name in values and isinstance(f.default_factory, type) and issubclass(f.default_factory, Params):
+                try:
+                    values[f.name] = f.default_factory.from_mapping(values[f.name])
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"neds.{f.name}: {err}") from None
+        return cls(**values)
+
+    def variant_schemes(self, variant: str) -> tuple[str, ...]:
+        """Masking schemes a single-session variant trains with: ``multimodal``, ``encoding``,
+        ``decoding`` or ``no_<scheme>`` (the multimodal schemes without one, the ablation)."""
+        if variant.startswith("no_") and variant[3:] in self.masking_ablation:
+            return tuple(s for s in self.masking.schemes if s != variant[3:])
+        if variant not in VARIANT_SCHEMES:
+            raise ValueError(f"unknown NEDS variant {variant!r}")
+        return VARIANT_SCHEMES[variant] or self.masking.schemes
+
+    @property
+    def all_variants(self) -> tuple[str, ...]:
+        """Configured variants plus one ``no_<scheme>`` variant per ablated scheme."""
+        return self.variants + tuple(f"no_{s}" for s in self.masking_ablation)

@@ -1,0 +1,111 @@
+"""Multi-task masking (paper seed 002, Sec. 3.2), sampled independently for EVERY sample.
+
+Tokens are indexed (modality, time bin): modality order :data:`MODALITIES` (spikes first,
+then the behaviours), one token per 20 ms bin each, so a trial has ``M x T`` tokens. A mask
+is a pair of boolean tensors of shape (batch, M, T):
+
+- ``hidden``: the token's input is replaced by the learned mask token;
+- ``target``: the token's prediction enters the loss (always a subset of ``hidden``).
+
+Schemes (one drawn uniformly per sample from the configured list):
+
+- ``neural``: every spike token hidden and predicted (encoding). With probability
+  ``single_behavior_probability`` only ONE behaviour, drawn uniformly, stays visible (the
+  others are hidden without being predicted), otherwise all behaviours are visible;
+- ``behavior``: every behaviour token hidden and predicted (decoding);
+- ``within_modality``: one group (spikes or behaviours, 50/50) is kept and the other hidden
+  without loss; ``round(mask_ratio x tokens of the group)`` random tokens of the kept group
+  are hidden and predicted;
+- ``cross_modal``: ``round(mask_ratio x M x T)`` random tokens of all modalities are hidden
+  and predicted.
+
+The released NEDS code drew one scheme and applied the first sample's mask to the whole
+batch; here every sample has its own scheme and its own random tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.neds.config import MASKING_SCHEMES
+from pipeline.neds.data import BEHAVIORS
+
+#: Token modalities in sequence order: spikes, then the behaviours.
+MODALITIES: tuple[str, ...] = ("spikes",) + BEHAVIORS
+SPIKES = 0
+BEHAVIOR_ROWS = list(range(1, len(MODALITIES)))
+
+
+@dataclass(frozen=True)
+class Mask:
+    """``hidden``, ``target``: (batch, modalities, bins) bool; ``scheme``: (batch,) index into
+    :data:`~pipeline.neds.config.MASKING_SCHEMES` (-1 for the fixed evaluation masks)."""
+
+    hidden: torch.Tensor
+    target: torch.Tensor
+    scheme: torch.Tensor
+
+
+def _random_tokens(n_tokens: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Boolean (n_tokens,) with exactly max(1, round(ratio x n_tokens)) random True entries."""
+    n_masked = max(1, int(round(ratio * n_tokens)))
+    chosen = torch.randperm(n_tokens, generator=generator)[:n_masked]
+    selected = torch.zeros(n_tokens, dtype=torch.bool)
+    selected[chosen] = True
+    return selected
+
+
+def sample_masks(
+    batch_size: int,
+    n_bins: int,
+    schemes: tuple[str, ...],
+    mask_ratio: float,
+    single_behavior_probability: float,
+    generator: torch.Generator,
+) -> Mask:
+    """Draw one scheme and one mask per sample (see the module docstring), on the CPU."""
+    n_modalities = len(MODALITIES)
+    hidden = torch.zeros(batch_size, n_modalities, n_bins, dtype=torch.bool)
+    target = torch.zeros_like(hidden)
+    scheme_index = torch.tensor([MASKING_SCHEMES.index(s) for s in schemes])
+    drawn = scheme_index[torch.randint(len(schemes), (batch_size,), generator=generator)]
+    for sample in range(batch_size):
+        scheme = MASKING_SCHEMES[int(drawn[sample])]
+        if scheme == "neural":
+            hidden[sample, SPIKES] = target[sample, SPIKES] = True
+            if torch.rand((), generator=generator) < single_behavior_probability:
+                visible = BEHAVIOR_ROWS[int(torch.randint(len(BEHAVIOR_ROWS), (), generator=generator))]
+                hidden[sample, [row for row in BEHAVIOR_ROWS if row != visible]] = True
+        elif scheme == "behavior":
+            hidden[sample, BEHAVIOR_ROWS] = target[sample, BEHAVIOR_ROWS] = True
+        elif scheme == "within_modality":
+            kept = [SPIKES] if torch.rand((), generator=generator) < 0.5 else BEHAVIOR_ROWS
+            dropped = BEHAVIOR_ROWS if kept == [SPIKES] else [SPIKES]
+            hidden[sample, dropped] = True
+            chosen = _random_tokens(len(kept) * n_bins, mask_ratio, generator).view(len(kept), n_bins)
+            hidden[sample, kept] |= chosen
+            target[sample, kept] = chosen
+        else:  # cross_modal
+            chosen = _random_tokens(n_modalities * n_bins, mask_ratio, generator).view(n_modalities, n_bins)
+            hidden[sample] = target[sample] = chosen
+    return Mask(hidden, target, drawn)
+
+
+def encoding_mask(batch_size: int, n_bins: int, visible_behavior: str | None = None) -> Mask:
+    """Evaluation mask for encoding: every spike token hidden and predicted; all behaviours
+    visible (``visible_behavior=None``) or only the named one (paper Table 1)."""
+    hidden = torch.zeros(batch_size, len(MODALITIES), n_bins, dtype=torch.bool)
+    target = torch.zeros_like(hidden)
+    hidden[:, SPIKES] = target[:, SPIKES] = True
+    if visible_behavior is not None:
+        hidden[:, [MODALITIES.index(b) for b in BEHAVIORS if b != visible_behavior]] = True
+    return Mask(hidden, target, torch.full((batch_size,), -1))
+
+
+def decoding_mask(batch_size: int, n_bins: int) -> Mask:
+    """Evaluation mask for decoding: every behaviour token hidden and predicted, spikes visible."""
+    hidden = torch.zeros(batch_size, len(MODALITIES), n_bins, dtype=torch.bool)
+    hidden[:, BEHAVIOR_ROWS] = True
+    return Mask(hidden, hidden.clone(), torch.full((batch_size,), -1))

@@ -1,0 +1,63 @@
+"""Brain-region classification from NEDS neuron embeddings (paper seed 002, Sec. 5.3).
+
+Neuron n's embedding is its column of the session's neural input matrix (D values: how
+its counts enter the spike tokens) concatenated with its row of the neural output matrix
+(D values: how its log-rate is read out), 2D values in all; a unimodal model has the same
+two matrices, so the same embedding is used for every variant. A linear support vector
+classifier (features standardised within each training fold) is evaluated by stratified
+k-fold cross-validation across the pooled neurons -> accuracy and confusion matrix (rows:
+true region, columns: predicted, counts). Acronyms map to the configured regions by
+prefix (``VISa2/3`` -> ``VISa``, ``DG-mo`` -> ``DG``); other neurons are left out, and so
+are regions with fewer neurons than folds (listed in the result).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from pipeline.neds.config import RegionParams
+from pipeline.neds.model import Neds
+
+
+def neuron_embeddings(model: Neds, session_id: str) -> np.ndarray:
+    """(neurons, 2 D): [neural input matrix column, neural output matrix row] per neuron."""
+    adapter = model.adapters[session_id]
+    weights_in = adapter.neural_in.weight.detach().cpu().numpy().T  # (N, D)
+    weights_out = adapter.neural_out.weight.detach().cpu().numpy()  # (N, D)
+    return np.concatenate([weights_in, weights_out], axis=1)
+
+
+def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
+    """Each acronym's configured region (longest matching prefix), or '' when none matches."""
+    ordered = sorted(regions, key=len, reverse=True)
+    return np.array([next((r for r in ordered if str(a).startswith(r)), "") for a in acronyms], dtype=object)
+
+
+def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int) -> dict:
+    """Cross-validated linear-SVC region classification (module docstring). Returns
+    ``accuracy``, ``chance`` (fraction of the most common region), ``classes``,
+    ``confusion`` (classes x classes counts), ``n_neurons``, ``excluded_regions``."""
+    labels = region_labels(acronyms, params.regions)
+    counts = {r: int(np.sum(labels == r)) for r in params.regions}
+    classes = [r for r in params.regions if counts[r] >= params.cv_folds]
+    excluded = {r: n for r, n in counts.items() if r not in classes}
+    if len(classes) < 2:
+        raise ValueError(f"region classification needs >= 2 regions with >= {params.cv_folds} neurons, got {counts}")
+    keep = np.isin(labels, classes)
+    x, y = embeddings[keep], labels[keep].astype(str)
+    folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32)
+    classifier = make_pipeline(StandardScaler(), LinearSVC(C=params.svc_c, max_iter=20000, random_state=seed % 2**32))
+    predicted = cross_val_predict(classifier, x, y, cv=folds)
+    return {
+        "accuracy": float(np.mean(predicted == y)),
+        "chance": float(max(np.mean(y == c) for c in classes)),
+        "classes": classes,
+        "confusion": confusion_matrix(y, predicted, labels=classes).tolist(),
+        "n_neurons": int(keep.sum()),
+        "excluded_regions": excluded,
+    }

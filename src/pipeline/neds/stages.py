@@ -1,0 +1,162 @@
+"""The NEDS stages the Snakemake rules run (rules/neds.smk; one function per rule).
+
+Every stage reads binned session files (:func:`pipeline.neds.data.load_session`), writes
+its outputs atomically, and records the seed, the config hash of the section it used and
+the code version. Training stages keep resumable checkpoints in a per-job directory while
+they run and delete it once their outputs are written; a checkpoint from a different
+configuration (fingerprint mismatch) is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from pipeline.io.atomic import write_json
+from pipeline.neds.baselines import evaluate_baselines
+from pipeline.neds.config import NedsConfig, TrainingParams
+from pipeline.neds.data import SessionData, load_session
+from pipeline.neds.evaluate import chance_metrics, evaluate_model
+from pipeline.neds.region import classify_regions, neuron_embeddings
+from pipeline.neds.report import (
+    comparison_table,
+    per_variable_table,
+    plot_confusion,
+    region_table,
+    training_table,
+    write_table,
+)
+from pipeline.neds.train import (
+    build_model,
+    evaluated_tasks,
+    load_model,
+    model_for_finetuning,
+    save_model,
+    select_device,
+    train_model,
+)
+from pipeline.provenance import code_version, config_hash
+
+log = logging.getLogger(__name__)
+
+
+def _provenance(config: NedsConfig, seed: int, **extra) -> dict:
+    return {"seed": seed, "config_hash": config_hash(config.to_dict()), "code_version": code_version(), **extra}
+
+
+def _train_and_evaluate(model, sessions: dict[str, SessionData], schemes: tuple[str, ...], training: TrainingParams,
+                        config: NedsConfig, seed: int, checkpoint_dir: str | Path, progress: bool) -> dict:
+    device = select_device(config.device)
+    fingerprint = config_hash({"neds": config.to_dict(), "training": training.to_dict(), "seed": seed,
+                               "schemes": list(schemes), "sessions": {s: d.path for s, d in sessions.items()}})
+    return train_model(model, sessions, schemes, config.masking, training, seed=seed, checkpoint_dir=checkpoint_dir,
+                       device=device, fingerprint=fingerprint, progress=progress)
+
+
+def run_single_session(binned_path: str | Path, variant: str, config: NedsConfig, seed: int, *,
+                       model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
+                       progress: bool = True) -> dict:
+    """Train one single-session variant (Sec. 5.1) and evaluate it on the test trials."""
+    data = load_session(binned_path)
+    schemes = config.variant_schemes(variant)
+    model = build_model(config.model, {data.session_id: data}, seed)
+    summary = _train_and_evaluate(model, {data.session_id: data}, schemes, config.training, config, seed,
+                                  checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(schemes))
+    record = {"session": data.session_id, "model": f"neds_{variant}", "metrics": metrics, "training": summary,
+              **_provenance(config, seed, source=str(binned_path))}
+    save_model(model_path, model, record=record)
+    write_json(record, metrics_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
+def run_pretraining(binned_paths: list[str | Path], config: NedsConfig, seed: int, *, model_path: str | Path,
+                    summary_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
+    """Pretrain the multimodal model on every training session (Sec. 5.2)."""
+    sessions = {data.session_id: data for data in map(load_session, binned_paths)}
+    model = build_model(config.model, sessions, seed)
+    summary = _train_and_evaluate(model, sessions, config.masking.schemes, config.pretraining, config, seed,
+                                  checkpoint_dir, progress)
+    record = {"sessions": sorted(sessions), "training": summary,
+              **_provenance(config, seed, sources=[str(p) for p in binned_paths])}
+    save_model(model_path, model, record=record)
+    write_json(record, summary_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
+def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, config: NedsConfig, seed: int, *,
+                   model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
+                   progress: bool = True) -> dict:
+    """Fine-tune the pretrained model on a held-out session (new adapter) and evaluate it."""
+    data = load_session(binned_path)
+    model = model_for_finetuning(pretrained_path, data, seed)
+    summary = _train_and_evaluate(model, {data.session_id: data}, config.masking.schemes, config.finetuning, config,
+                                  seed, checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(config.masking.schemes))
+    record = {"session": data.session_id, "model": "neds_multi_session", "metrics": metrics, "training": summary,
+              **_provenance(config, seed, source=str(binned_path), pretrained=str(pretrained_path))}
+    save_model(model_path, model, record=record)
+    write_json(record, metrics_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
+def run_baselines(binned_path: str | Path, config: NedsConfig, seed: int, out_path: str | Path) -> dict:
+    """Linear and RRR baselines plus the chance predictor on the test trials."""
+    data = load_session(binned_path)
+    record = {"session": data.session_id, **evaluate_baselines(data, config.baselines, seed),
+              "chance": chance_metrics(data), **_provenance(config, seed, source=str(binned_path))}
+    write_json(record, out_path)
+    return record
+
+
+def run_region_classification(models: Mapping[str, list[tuple[str, str]]], config: NedsConfig, seed: int,
+                              out_path: str | Path) -> dict:
+    """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
+    each name's sessions are pooled and classified (Sec. 5.3)."""
+    results = {}
+    for name, pairs in models.items():
+        embeddings, acronyms = [], []
+        for model_path, binned_path in pairs:
+            data = load_session(binned_path)
+            model, _ = load_model(model_path)
+            embeddings.append(neuron_embeddings(model, data.session_id))
+            acronyms.append(data.regions)
+        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), config.region, seed)
+        log.info("%s: region accuracy %.3f (chance %.3f, %d neurons)", name, results[name]["accuracy"],
+                 results[name]["chance"], results[name]["n_neurons"])
+    write_json({"models": results, **_provenance(config, seed)}, out_path)
+    return results
+
+
+def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], training_records: list[str | Path],
+               region_path: str | Path, tables: Mapping[str, tuple[str, str]], figure: tuple[str, str]) -> None:
+    """Tables (``tables``: name -> (csv, md) for ``comparison``, ``encoding_per_variable``,
+    ``region``, ``training``) and the confusion-matrix figure (pdf, png) from the JSON
+    records of the NEDS jobs. ``training_records``: model records plus the pretraining summary."""
+    import json
+
+    def read(path):
+        return json.loads(Path(path).read_text())
+
+    models, baselines = [read(p) for p in model_metrics], [read(p) for p in baseline_metrics]
+    trained = []
+    for path in training_records:
+        record = read(path)
+        trained.append(record if "model" in record else
+                       {"session": "+".join(record["sessions"]), "model": "neds_pretraining", **record})
+    region = read(region_path)["models"]
+    write_table(comparison_table(models, baselines), *tables["comparison"],
+                "NEDS vs baselines (test trials): encoding bps, decoding accuracy and single-trial R2")
+    write_table(per_variable_table(models, baselines), *tables["encoding_per_variable"],
+                "Encoding bps from all behaviours and from each behaviour alone (test trials)")
+    write_table(region_table(region), *tables["region"],
+                "Brain-region classification from neuron embeddings (linear SVC, stratified k-fold)")
+    write_table(training_table(trained), *tables["training"], "NEDS training: epochs, throughput, device")
+    plot_confusion(region, *figure)
