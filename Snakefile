@@ -13,6 +13,7 @@ include: "rules/synth.smk"
 include: "rules/inventory.smk"
 include: "rules/imaging.smk"
 include: "rules/ibl.smk"
+include: "rules/neds.smk"
 include: "rules/train.smk"
 
 

@@ -219,11 +219,13 @@ def decoder_outputs(name):
 
 def all_targets():
     """Targets of the default target: one neural and one behaviour file per fish, one
-    binned file per IBL session, every NLP4Neuro training job's metrics. Synthetic recordings (table paths under
+    binned file per IBL session, every NLP4Neuro training job's metrics, the NEDS tables and
+    figure. Synthetic recordings (table paths under
     {results_dir}/synth/) are generated first; every recording is inventoried first."""
     return (
         expand(f"{RESULTS}/neural/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index)
         + decoder_outputs("metrics.json")
+        + neds_targets()  # rules/neds.smk: NEDS tables and figure
     )

@@ -41,14 +41,17 @@ def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
 def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int) -> dict:
     """Cross-validated linear-SVC region classification (module docstring). Returns
     ``accuracy``, ``chance`` (fraction of the most common region), ``classes``,
-    ``confusion`` (classes x classes counts), ``n_neurons``, ``excluded_regions``."""
+    ``confusion`` (classes x classes counts), ``n_neurons``, ``excluded_regions``; with fewer
+    than two regions of ``cv_folds`` neurons, accuracy and chance are None and ``note`` says why."""
     labels = region_labels(acronyms, params.regions)
     counts = {r: int(np.sum(labels == r)) for r in params.regions}
     classes = [r for r in params.regions if counts[r] >= params.cv_folds]
     excluded = {r: n for r, n in counts.items() if r not in classes}
-    if len(classes) < 2:
-        raise ValueError(f"region classification needs >= 2 regions with >= {params.cv_folds} neurons, got {counts}")
     keep = np.isin(labels, classes)
+    if len(classes) < 2:  # too few neurons to classify: say so instead of inventing a number
+        return {"accuracy": None, "chance": None, "classes": classes, "confusion": [], "n_neurons": int(keep.sum()),
+                "excluded_regions": excluded,
+                "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
     x, y = embeddings[keep], labels[keep].astype(str)
     folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32)
     classifier = make_pipeline(StandardScaler(), LinearSVC(C=params.svc_c, max_iter=20000, random_state=seed % 2**32))

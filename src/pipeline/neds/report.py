@@ -54,8 +54,9 @@ def per_variable_table(models: list[dict], baselines: list[dict]) -> pd.DataFram
 
 
 def region_table(region: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"model": model, "accuracy": r["accuracy"], "chance": r["chance"], "n_neurons": r["n_neurons"],
-                          "regions": " ".join(r["classes"])} for model, r in region.items()])
+    return pd.DataFrame([{"model": model, "accuracy": r["accuracy"] if r["accuracy"] is not None else np.nan,
+                          "chance": r["chance"] if r["chance"] is not None else np.nan, "n_neurons": r["n_neurons"],
+                          "regions": " ".join(r["classes"]), "note": r.get("note", "")} for model, r in region.items()])
 
 
 def training_table(models: list[dict]) -> pd.DataFrame:
@@ -91,7 +92,12 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(region), figsize=(3.6 * len(region) + 0.6, 3.6), squeeze=False)
+    image = None
     for ax, (model, result) in zip(axes[0], region.items()):
+        if result["accuracy"] is None:
+            ax.text(0.5, 0.5, f"{model}\n{result['note']}", ha="center", va="center", wrap=True, fontsize=8)
+            ax.set_axis_off()
+            continue
         counts = np.asarray(result["confusion"], float)
         fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(fractions, vmin=0, vmax=1, cmap="Blues")
@@ -106,7 +112,8 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
         ax.set_ylabel("true region")
         ax.set_title(f"{model}\naccuracy {result['accuracy']:.2f} (chance {result['chance']:.2f}, n={result['n_neurons']})",
                      fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label="fraction of true region")
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label="fraction of true region")
     with atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):
         fig.savefig(tmp_pdf, format="pdf", bbox_inches="tight")
         fig.savefig(tmp_png, format="png", dpi=150, bbox_inches="tight")

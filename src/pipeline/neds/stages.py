@@ -129,8 +129,7 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], confi
             embeddings.append(neuron_embeddings(model, data.session_id))
             acronyms.append(data.regions)
         results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), config.region, seed)
-        log.info("%s: region accuracy %.3f (chance %.3f, %d neurons)", name, results[name]["accuracy"],
-                 results[name]["chance"], results[name]["n_neurons"])
+        log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})
     write_json({"models": results, **_provenance(config, seed)}, out_path)
     return results
 
