@@ -228,4 +228,5 @@ def all_targets():
         + expand(f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index)
         + decoder_outputs("metrics.json")
         + neds_targets()  # rules/neds.smk: NEDS tables and figure
+        + evaluation_targets()  # rules/evaluate.smk: NLP4Neuro tables 1-3, figures 2a-c, 3
     )

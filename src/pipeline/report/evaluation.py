@@ -1,0 +1,97 @@
+"""The NLP4Neuro aggregation stages (rules in rules/evaluate.smk): metrics files of one
+experiment -> paper table (CSV + LaTeX + Markdown) + figure (PDF + PNG).
+
+Each table's provenance ``config hash`` is :func:`pipeline.provenance.config_hash` of the
+stage settings (role, experiment, alpha) together with the sorted ``config_hash`` values of
+the training jobs it aggregates (each covers that job's description, model, training and
+embedding parameters), so equal hashes mean the same jobs summarised the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from pipeline.provenance import code_version, config_hash
+from pipeline.report.figures import (
+    embedding_figure,
+    model_comparison_figure,
+    pretrained_vs_untrained_figure,
+    read_tail_sum_traces,
+    save_figure,
+    test_trace_figure,
+)
+from pipeline.report.nlp4neuro_tables import embedding_table, model_comparison_table, pretrained_vs_untrained_table
+from pipeline.report.tables import Provenance, write_table
+from pipeline.stats.comparisons import compare_against_best, compare_paired_weights
+from pipeline.stats.records import METRICS, load_records
+
+PathLike = str | os.PathLike
+
+
+def table_provenance(records: pd.DataFrame, settings: Mapping) -> Provenance:
+    """Provenance of a table aggregating ``records`` with the stage ``settings``."""
+    digest = config_hash({"settings": dict(settings), "jobs": sorted(records["config_hash"])})
+    inputs = f"{len(records)} metrics files, {records['fish'].nunique()} fish ({', '.join(sorted(records['fish'].unique()))})"
+    return Provenance(digest, code_version(), inputs)
+
+
+def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str], alpha: float,
+                           tables: Mapping[str, PathLike], figure_pdf: PathLike, figure_png: PathLike) -> pd.DataFrame:
+    """Table 1 + Fig. 2a. Returns the comparison frame."""
+    records = load_records(metrics, experiment)
+    comparison = compare_against_best(records, "model", ["seq_len"], list(METRICS), alpha, model_order)
+    settings = {"role": "model_comparison", "experiment": experiment, "alpha": alpha}
+    write_table(model_comparison_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
+    save_figure(model_comparison_figure(comparison, model_order, alpha), figure_pdf, figure_png)
+    return comparison
+
+
+def pretrained_vs_untrained_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str],
+                                  alpha: float, tables: Mapping[str, PathLike], figure_pdf: PathLike,
+                                  figure_png: PathLike) -> pd.DataFrame:
+    """Table 2 + Fig. 2b. Models trained untrained only (no weight source) are listed in the
+    table's footer; with none left, the stage fails saying so."""
+    records = load_records(metrics, experiment)
+    weights_per_model = records.groupby("model")["weights"].agg(lambda w: set(w))
+    without_twins = [m for m in model_order if m in weights_per_model and weights_per_model[m] != {"pretrained", "untrained"}]
+    comparison = compare_paired_weights(records, list(METRICS), alpha, model_order)
+    if comparison.empty:
+        raise ValueError(f"experiment {experiment!r}: no model has both pretrained and untrained jobs")
+    settings = {"role": "pretrained_vs_untrained", "experiment": experiment, "alpha": alpha}
+    table = pretrained_vs_untrained_table(comparison, experiment, alpha, without_twins)
+    write_table(table, tables, table_provenance(records, settings))
+    paired = records[~records["model"].isin(without_twins)]
+    save_figure(pretrained_vs_untrained_figure(comparison, paired, model_order, alpha), figure_pdf, figure_png)
+    return comparison
+
+
+def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str],
+                     embedding_order: Sequence[str], alpha: float, tables: Mapping[str, PathLike],
+                     figure_pdf: PathLike, figure_png: PathLike) -> pd.DataFrame:
+    """Table 3 + Fig. 3. Models with a single strategy (reservoir, LSTM: linear only) have
+    nothing to compare and are left out."""
+    records = load_records(metrics, experiment)
+    strategies = records.groupby("model")["embedding"].nunique()
+    records = records[records["model"].isin(strategies[strategies > 1].index)]
+    if records.empty:
+        raise ValueError(f"experiment {experiment!r}: no model has more than one embedding strategy")
+    comparison = compare_against_best(records, "embedding", ["model", "seq_len"], list(METRICS), alpha,
+                                      embedding_order)
+    order = {m: i for i, m in enumerate(model_order)}
+    comparison = comparison.sort_values(["model", "seq_len"], key=lambda c: c.map(order) if c.name == "model" else c,
+                                        kind="stable").reset_index(drop=True)
+    settings = {"role": "embeddings", "experiment": experiment, "alpha": alpha}
+    write_table(embedding_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
+    save_figure(embedding_figure(comparison, records, model_order, embedding_order, alpha), figure_pdf, figure_png)
+    return comparison
+
+
+def test_traces_stage(predictions: Mapping[str, Sequence[PathLike]], fish: str, seq_len: int, n_frames: int,
+                      figure_pdf: PathLike, figure_png: PathLike) -> None:
+    """Fig. 2c from ``predictions``: model -> the predictions.h5 of its runs (one fish, one
+    window length)."""
+    traces = [read_tail_sum_traces(model, paths) for model, paths in predictions.items()]
+    save_figure(test_trace_figure(traces, fish, seq_len, n_frames), figure_pdf, figure_png)

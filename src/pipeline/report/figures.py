@@ -1,0 +1,230 @@
+"""Figures 2a, 2b, 2c and 3 of NLP4Neuro (paper seed 000, Sec. 4), sized for one paper
+column (3.5 in wide, fonts >= 7 pt), saved as PDF + PNG.
+
+- Fig. 2a (:func:`model_comparison_figure`): test RMSE vs window length per model, mean ±
+  SEM over (fish, run) jobs; * above a point: the model differs from the best model of that
+  length (Mann-Whitney U, Holm-adjusted p < alpha; see pipeline.stats.comparisons).
+- Fig. 2b (:func:`pretrained_vs_untrained_figure`): pretrained vs untrained RMSE per model
+  and length, bars = mean ± SEM, grey lines join the (fish, run) twins; * = Wilcoxon
+  signed-rank Holm-adjusted p < alpha; "n.c." = test not computable.
+- Fig. 2c (:func:`test_trace_figure`): one fish's test-set tail sum (sum of the 6 segment
+  angles, rad), ground truth vs each model's prediction (overlapping windows averaged), mean
+  over runs with the 95% confidence interval over runs (t distribution, n - 1 dof).
+- Fig. 3 (:func:`embedding_figure`): test RMSE per embedding strategy and model, mean ± SEM
+  and the jobs' values; * = differs from the model's best strategy (Mann-Whitney U,
+  Holm-adjusted p < alpha).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from pipeline.io.atomic import atomic_paths  # noqa: E402
+
+COLUMN_WIDTH_IN = 3.5
+MIN_FONT_PT = 7
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "legend.fontsize": 7, "legend.title_fontsize": 7, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.linewidth": 0.6, "lines.linewidth": 1.0, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+    "pdf.fonttype": 42, "savefig.dpi": 300, "figure.dpi": 150,
+}
+EMBEDDING_LABELS = {"linear": "Linear", "sinusoidal": "Pos.", "relative": "Rel. pos.", "laplacian": "Spectral",
+                    "sparse_ae": "Sparse AE"}
+WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#bbbbbb"}
+
+
+@contextlib.contextmanager
+def paper_style() -> Iterator[None]:
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def save_figure(figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
+    """Write the figure as PDF and PNG (300 dpi) atomically, then close it."""
+    with atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):
+        figure.savefig(tmp_pdf, format="pdf", bbox_inches="tight")
+        figure.savefig(tmp_png, format="png", bbox_inches="tight")
+    plt.close(figure)
+
+
+def _colors(names: Sequence[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {name: cmap(i % 10) for i, name in enumerate(names)}
+
+
+def _mark(ax, x: float, y: float, text: str) -> None:
+    ax.annotate(text, (x, y), xytext=(0, 1.5), textcoords="offset points", ha="center", va="bottom",
+                fontsize=MIN_FONT_PT + 1 if text == "*" else MIN_FONT_PT)
+
+
+def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str], alpha: float):
+    """Fig. 2a from the Table 1 comparison frame (rows of metric ``rmse``)."""
+    rmse = comparison[comparison["metric"] == "rmse"]
+    models = [m for m in model_order if m in set(rmse["model"])]
+    colors = _colors(models)
+    seq_lens = sorted(rmse["seq_len"].unique())
+    offsets = np.linspace(-0.12, 0.12, len(models)) if len(models) > 1 else [0.0]
+    with paper_style():
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
+        for offset, model in zip(offsets, models):
+            rows = rmse[rmse["model"] == model].sort_values("seq_len")
+            x = np.array([seq_lens.index(s) for s in rows["seq_len"]]) + offset
+            ax.errorbar(x, rows["mean"], yerr=rows["sem"].fillna(0.0), marker="o", markersize=3, capsize=2,
+                        color=colors[model], label=model)
+            for xi, (_, row) in zip(x, rows.iterrows()):
+                if row["significant"]:
+                    _mark(ax, xi, row["mean"] + (0 if np.isnan(row["sem"]) else row["sem"]), "*")
+        ax.set_xticks(range(len(seq_lens)), [str(s) for s in seq_lens])
+        ax.set_xlabel("window length L (imaging volumes)")
+        ax.set_ylabel("test RMSE (rad)")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title(f"mean ± SEM over fish × runs; * vs best, Holm p < {alpha:g}", loc="left")
+    return figure
+
+
+def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str],
+                                   alpha: float):
+    """Fig. 2b from the Table 2 comparison frame (``rmse`` rows) and the job records (for
+    the twin lines)."""
+    rmse = comparison[comparison["metric"] == "rmse"]
+    cells = [(m, s) for m in model_order for s in sorted(rmse.loc[rmse["model"] == m, "seq_len"].unique())]
+    width = 0.36
+    with paper_style():
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3))
+        for i, (model, seq_len) in enumerate(cells):
+            row = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len)].iloc[0]
+            tops = []
+            for j, weights in enumerate(("pretrained", "untrained")):
+                mean, sem = row[f"{weights}_mean"], row[f"{weights}_sem"]
+                ax.bar(i + (j - 0.5) * width, mean, width, yerr=0.0 if np.isnan(sem) else sem, capsize=2,
+                       color=WEIGHT_COLORS[weights], edgecolor="black", linewidth=0.4,
+                       label=weights if i == 0 else None, error_kw={"linewidth": 0.6})
+                tops.append(mean + (0.0 if np.isnan(sem) else sem))
+            cell = records[(records["model"] == model) & (records["seq_len"] == seq_len)]
+            pairs = cell.pivot_table(index=["fish", "run"], columns="weights", values="rmse").dropna()
+            for _, pair in pairs.iterrows():
+                ax.plot([i - 0.5 * width, i + 0.5 * width], [pair["pretrained"], pair["untrained"]],
+                        color="0.35", linewidth=0.5, marker="o", markersize=1.5)
+                tops.append(max(pair["pretrained"], pair["untrained"]))
+            label = "*" if row["significant"] else ("n.c." if row["test_note"] else "")
+            if label:
+                _mark(ax, i, max(tops), label)
+        ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" for m, s in cells])
+        ax.set_ylabel("test RMSE (rad)")
+        ax.margins(y=0.12)
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title(f"mean ± SEM; lines: twins; * Wilcoxon, Holm p < {alpha:g}", loc="left")
+    return figure
+
+
+@dataclass(frozen=True)
+class ModelTraces:
+    """One model's test-set tail sum on one fish: ``predicted`` (runs, frames) rad."""
+
+    model: str
+    times_s: np.ndarray
+    target: np.ndarray
+    predicted: np.ndarray
+
+
+def read_tail_sum_traces(model: str, paths: Sequence[str | os.PathLike]) -> ModelTraces:
+    """Tail sums (sum over the 6 segments) of the test frames of every run of one model;
+    runs of the same fish and window length share their test frames (checked)."""
+    times = target = index = None
+    predicted = []
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            frame_index = h5["test/frame_index"][()]
+            run_target = h5["test/frame_targets"][()].sum(axis=1)
+            if index is None:
+                index, times, target = frame_index, h5["test/frame_times_s"][()], run_target
+            elif not np.array_equal(index, frame_index):
+                raise ValueError(f"{path}: test frames differ from {paths[0]}")
+            predicted.append(h5["test/frame_predictions"][()].sum(axis=1))
+    return ModelTraces(model, np.asarray(times, float), np.asarray(target, float), np.asarray(predicted, float))
+
+
+def confidence_band(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 and the two-sided ``level`` t confidence interval of the mean
+    (mean ± t_{(1+level)/2, n-1} · SD/sqrt(n)); with one sample the band is NaN."""
+    samples = np.atleast_2d(samples)
+    n = samples.shape[0]
+    mean = samples.mean(axis=0)
+    if n < 2:
+        return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * samples.std(axis=0, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def test_trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frames: int):
+    """Fig. 2c: one panel per model, ground truth vs mean prediction with the 95% CI."""
+    colors = _colors([t.model for t in traces])
+    with paper_style():
+        figure, axes = plt.subplots(len(traces), 1, figsize=(COLUMN_WIDTH_IN, 0.7 + 0.85 * len(traces)),
+                                    sharex=True, sharey=True, squeeze=False, layout="constrained")
+        for ax, trace in zip(axes[:, 0], traces):
+            shown = slice(0, n_frames or None)
+            t = trace.times_s[shown] - trace.times_s[0]
+            mean, low, high = confidence_band(trace.predicted[:, shown])
+            ax.plot(t, trace.target[shown], color="black", linewidth=0.8, label="ground truth")
+            ax.plot(t, mean, color=colors[trace.model], linewidth=0.8, label="prediction")
+            if np.isfinite(low).all():
+                ax.fill_between(t, low, high, color=colors[trace.model], alpha=0.3, linewidth=0, label="95% CI")
+            ax.set_title(f"{trace.model} (runs = {trace.predicted.shape[0]})", loc="left", pad=1)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        figure.legend(handles, labels, frameon=False, ncol=3, loc="outside upper center")
+        axes[-1, 0].set_xlabel(f"time from test-set start (s); fish {fish}, L = {seq_len}")
+        figure.supylabel("tail sum (rad)", fontsize=STYLE["axes.labelsize"])
+    return figure
+
+
+def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str],
+                     embedding_order: Sequence[str], alpha: float):
+    """Fig. 3 from the Table 3 comparison frame (``rmse`` rows) and the job records."""
+    rmse = comparison[comparison["metric"] == "rmse"]
+    cells = [(m, s) for m in model_order for s in sorted(rmse.loc[rmse["model"] == m, "seq_len"].unique())]
+    embeddings = [e for e in embedding_order if e in set(rmse["embedding"])]
+    colors = _colors(embeddings)
+    width = 0.8 / len(embeddings)
+    with paper_style():
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3))
+        for i, (model, seq_len) in enumerate(cells):
+            for j, embedding in enumerate(embeddings):
+                selected = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len) & (rmse["embedding"] == embedding)]
+                if selected.empty:
+                    continue
+                row = selected.iloc[0]
+                x = i + (j - (len(embeddings) - 1) / 2) * width
+                sem = 0.0 if np.isnan(row["sem"]) else row["sem"]
+                ax.bar(x, row["mean"], width, yerr=sem, capsize=1.5, color=colors[embedding], edgecolor="black",
+                       linewidth=0.4, label=EMBEDDING_LABELS.get(embedding, embedding) if i == 0 else None,
+                       error_kw={"linewidth": 0.6})
+                values = records.loc[(records["model"] == model) & (records["seq_len"] == seq_len)
+                                     & (records["embedding"] == embedding), "rmse"].to_numpy()
+                ax.scatter(np.full(values.size, x), values, s=3, color="black", zorder=3, linewidths=0)
+                if row["significant"]:
+                    _mark(ax, x, max(row["mean"] + sem, values.max()), "*")
+        multiple_lengths = len({s for _, s in cells}) > 1
+        ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" if multiple_lengths else m for m, s in cells])
+        ax.set_ylabel("test RMSE (rad)")
+        ax.margins(y=0.12)
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        title = f"mean ± SEM, dots: jobs; * vs model's best, Holm p < {alpha:g}"
+        if not multiple_lengths and cells:
+            title = f"L = {cells[0][1]}; " + title
+        ax.set_title(title, loc="left")
+    return figure

@@ -1,0 +1,110 @@
+"""The ``evaluation`` config section: which NLP4Neuro experiment plays which role in the
+paper outputs, the significance level, and the example traces of Fig. 2c.
+
+Roles (values are names of ``nlp4neuro.experiments``):
+
+- ``model_comparison`` -> Table 1, Fig. 2a, Fig. 2c: one weights option and one embedding
+  (each model has one variant per seq_len);
+- ``pretrained_vs_untrained`` -> Table 2, Fig. 2b: weights [pretrained, untrained], one
+  embedding;
+- ``embeddings`` -> Table 3, Fig. 3: at least two embeddings, one weights option.
+
+A role left out of the section defaults to the experiment of the same name when there is
+one (the names of config/config.yaml), else it is off; ``""`` turns a role off; a name that
+is not an experiment is an error. A renamed experiment keeps its outputs by naming it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pipeline.params import Params
+
+ROLES = ("model_comparison", "pretrained_vs_untrained", "embeddings")
+_UNSET = None
+
+
+@dataclass(frozen=True)
+class EvaluationParams(Params):
+    model_comparison: str | None = _UNSET  # experiment behind Table 1, Fig. 2a, 2c ("" = off)
+    pretrained_vs_untrained: str | None = _UNSET  # experiment behind Table 2, Fig. 2b
+    embeddings: str | None = _UNSET  # experiment behind Table 3, Fig. 3
+    alpha: float = 0.05  # significance level of the (adjusted) p-values: * marks
+    trace_fish: str = ""  # Fig. 2c fish; "" = the first fish of the model_comparison experiment
+    trace_seq_len: int = 0  # Fig. 2c window length; 0 = the smallest of the experiment
+    trace_frames: int = 200  # Fig. 2c shows the first this many test frames; 0 = all
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.trace_seq_len < 0 or self.trace_frames < 0:
+            raise ValueError("trace_seq_len and trace_frames must be >= 0")
+        for role in ROLES:
+            value = getattr(self, role)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{role} must be an experiment name (or \"\" for none), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The resolved section: role -> experiment name (roles that are off are absent)."""
+
+    experiments: dict[str, str]
+    alpha: float
+    trace_fish: str
+    trace_seq_len: int
+    trace_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiments": dict(self.experiments), "alpha": self.alpha, "trace_fish": self.trace_fish,
+                "trace_seq_len": self.trace_seq_len, "trace_frames": self.trace_frames}
+
+
+def _check_role(role: str, name: str, experiment) -> None:
+    where = f"evaluation.{role} ({name!r})"
+    if role == "model_comparison" and (len(experiment.weights) != 1 or len(experiment.embeddings) != 1):
+        raise ValueError(f"{where}: Table 1 compares one variant per model; the experiment needs exactly one "
+                         f"weights option and one embedding, has {list(experiment.weights)} x "
+                         f"{list(experiment.embeddings)}")
+    if role == "pretrained_vs_untrained" and (set(experiment.weights) != {"pretrained", "untrained"}
+                                              or len(experiment.embeddings) != 1):
+        raise ValueError(f"{where}: the experiment needs weights [pretrained, untrained] and one embedding, has "
+                         f"{list(experiment.weights)} x {list(experiment.embeddings)}")
+    if role == "embeddings" and (len(experiment.embeddings) < 2 or len(experiment.weights) != 1):
+        raise ValueError(f"{where}: the experiment needs at least two embeddings and one weights option, has "
+                         f"{list(experiment.weights)} x {list(experiment.embeddings)}")
+
+
+def resolve_evaluation(section: Mapping[str, Any] | None, design, fish_ids: list[str]) -> Evaluation:
+    """Check the section against the resolved ``nlp4neuro`` design (pipeline.train.experiments)
+    and the fish table; errors name the key."""
+    try:
+        params = EvaluationParams.from_mapping(section)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"evaluation: {err}") from None
+    experiments = {}
+    for role in ROLES:
+        name = getattr(params, role)
+        if name is None:  # not given: the experiment of the same name, if any
+            name = role if role in design.experiments else ""
+        elif name and name not in design.experiments:
+            raise ValueError(f"evaluation.{role}: {name!r} is not in nlp4neuro.experiments "
+                             f"({', '.join(design.experiments)})")
+        if name:
+            _check_role(role, name, design.experiments[name])
+            experiments[role] = name
+    trace_fish, trace_seq_len = params.trace_fish, params.trace_seq_len
+    if "model_comparison" in experiments:
+        experiment = design.experiments[experiments["model_comparison"]]
+        experiment_fish = list(experiment.fish) or list(fish_ids)
+        if trace_fish and trace_fish not in experiment_fish:
+            raise ValueError(f"evaluation.trace_fish: {trace_fish!r} is not a fish of experiment "
+                             f"{experiments['model_comparison']!r} ({', '.join(experiment_fish)})")
+        if trace_seq_len and trace_seq_len not in experiment.seq_lens:
+            raise ValueError(f"evaluation.trace_seq_len: {trace_seq_len} is not a seq_len of experiment "
+                             f"{experiments['model_comparison']!r} {list(experiment.seq_lens)}")
+        trace_fish = trace_fish or (experiment_fish[0] if experiment_fish else "")
+        trace_seq_len = trace_seq_len or min(experiment.seq_lens)
+    return Evaluation(experiments, params.alpha, trace_fish, trace_seq_len, params.trace_frames)

@@ -1,0 +1,65 @@
+"""Training-job metrics files (docs/architecture.md, "Training job") as one table.
+
+One row per ``metrics.json``: the job's identity (experiment, fish, model, weights,
+embedding, seq_len, run, seed), its test metrics ``rmse`` (paper Eq. 15: mean over test
+windows of each window's RMSE over steps and segments, rad) and ``tail_sum_pearson_r``
+(Pearson r between predicted and true tail sums on the window-averaged test frames), the
+test-set sizes, the mean predictor's RMSE, and the job's ``config_hash`` and code version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+JOB_FIELDS = ("experiment", "fish", "model", "weights", "embedding", "seq_len", "run", "seed")
+TEST_FIELDS = ("rmse", "tail_sum_pearson_r", "n_test_windows", "n_test_frames")
+#: column -> (label with unit, direction): "lower" when smaller is better.
+METRICS = {
+    "rmse": ("RMSE (rad)", "lower"),
+    "tail_sum_pearson_r": ("tail-sum Pearson r", "higher"),
+}
+
+
+class MetricsFileError(ValueError):
+    """A metrics file that does not follow the training-job contract."""
+
+
+def read_metrics_record(path: str | os.PathLike) -> dict:
+    """One metrics file as a flat record; missing contract fields raise naming the file."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text())
+        job, test = metrics["job"], metrics["test"]
+        record = {name: job[name] for name in JOB_FIELDS}
+        record.update({name: test[name] for name in TEST_FIELDS})
+        record["mean_predictor_rmse"] = metrics["mean_predictor_test"]["rmse"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise MetricsFileError(f"{path}: not a training-job metrics file ({type(err).__name__}: {err})") from None
+    provenance = metrics.get("provenance", {})
+    record["config_hash"] = provenance.get("config_hash", "")
+    record["code_version"] = provenance.get("code_version", "")
+    record["seq_len"], record["run"] = int(record["seq_len"]), int(record["run"])
+    record["path"] = str(path)
+    return record
+
+
+def load_records(paths: Iterable[str | os.PathLike], experiment: str | None = None) -> pd.DataFrame:
+    """Every metrics file as one row; with ``experiment``, every file must belong to it.
+    Duplicate jobs (same identity twice) are errors."""
+    records = pd.DataFrame([read_metrics_record(p) for p in paths])
+    if records.empty:
+        raise MetricsFileError("no metrics files to aggregate")
+    if experiment is not None:
+        foreign = records.loc[records["experiment"] != experiment, "path"].tolist()
+        if foreign:
+            raise MetricsFileError(f"metrics of other experiments than {experiment!r}: {foreign[:3]}")
+    identity = ["experiment", "fish", "model", "weights", "embedding", "seq_len", "run"]
+    duplicated = records.duplicated(identity, keep=False)
+    if duplicated.any():
+        raise MetricsFileError(f"duplicate jobs: {records.loc[duplicated, 'path'].tolist()[:4]}")
+    return records.sort_values(identity, kind="stable").reset_index(drop=True)

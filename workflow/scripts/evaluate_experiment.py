@@ -1,0 +1,27 @@
+"""Snakemake entry point of rules evaluate_model_comparison, evaluate_pretrained_vs_untrained
+and evaluate_embeddings (logic: pipeline.report.evaluation)."""
+
+from pipeline.logs import rule_log
+from pipeline.models.embeddings import STRATEGIES
+from pipeline.report.evaluation import embeddings_stage, model_comparison_stage, pretrained_vs_untrained_stage
+
+with rule_log(snakemake.log[0]):
+    settings = snakemake.params.settings
+    common = dict(
+        metrics=list(snakemake.input.metrics),
+        experiment=settings["experiment"],
+        model_order=settings["models"],
+        alpha=settings["alpha"],
+        tables={ext: snakemake.output[ext] for ext in ("csv", "tex", "md")},
+        figure_pdf=snakemake.output.pdf,
+        figure_png=snakemake.output.png,
+    )
+    role = snakemake.params.role
+    if role == "model_comparison":
+        model_comparison_stage(**common)
+    elif role == "pretrained_vs_untrained":
+        pretrained_vs_untrained_stage(**common)
+    elif role == "embeddings":
+        embeddings_stage(**common, embedding_order=list(STRATEGIES))
+    else:
+        raise ValueError(f"unknown evaluation role {role!r}")

@@ -1,0 +1,14 @@
+"""Snakemake entry point of rule plot_test_traces (logic: pipeline.report.evaluation)."""
+
+from pipeline.logs import rule_log
+from pipeline.report.evaluation import test_traces_stage
+
+with rule_log(snakemake.log[0]):
+    test_traces_stage(
+        {model: list(paths) for model, paths in snakemake.params.predictions_by_model.items()},
+        fish=snakemake.params.fish,
+        seq_len=snakemake.params.seq_len,
+        n_frames=snakemake.params.n_frames,
+        figure_pdf=snakemake.output.pdf,
+        figure_png=snakemake.output.png,
+    )
