@@ -21,7 +21,7 @@ from pipeline.report.figures import (
     pretrained_vs_untrained_figure,
     read_tail_sum_traces,
     save_figure,
-    test_trace_figure,
+    trace_figure,
 )
 from pipeline.report.nlp4neuro_tables import embedding_table, model_comparison_table, pretrained_vs_untrained_table
 from pipeline.report.tables import Provenance, write_table
@@ -45,7 +45,7 @@ def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_o
     comparison = compare_against_best(records, "model", ["seq_len"], list(METRICS), alpha, model_order)
     settings = {"role": "model_comparison", "experiment": experiment, "alpha": alpha}
     write_table(model_comparison_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
-    save_figure(model_comparison_figure(comparison, model_order, alpha), figure_pdf, figure_png)
+    save_figure(model_comparison_figure(comparison, model_order), figure_pdf, figure_png)
     return comparison
 
 
@@ -64,7 +64,7 @@ def pretrained_vs_untrained_stage(metrics: Sequence[PathLike], experiment: str, 
     table = pretrained_vs_untrained_table(comparison, experiment, alpha, without_twins)
     write_table(table, tables, table_provenance(records, settings))
     paired = records[~records["model"].isin(without_twins)]
-    save_figure(pretrained_vs_untrained_figure(comparison, paired, model_order, alpha), figure_pdf, figure_png)
+    save_figure(pretrained_vs_untrained_figure(comparison, paired, model_order), figure_pdf, figure_png)
     return comparison
 
 
@@ -85,13 +85,13 @@ def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: 
                                         kind="stable").reset_index(drop=True)
     settings = {"role": "embeddings", "experiment": experiment, "alpha": alpha}
     write_table(embedding_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
-    save_figure(embedding_figure(comparison, records, model_order, embedding_order, alpha), figure_pdf, figure_png)
+    save_figure(embedding_figure(comparison, records, model_order, embedding_order), figure_pdf, figure_png)
     return comparison
 
 
-def test_traces_stage(predictions: Mapping[str, Sequence[PathLike]], fish: str, seq_len: int, n_frames: int,
+def traces_stage(predictions: Mapping[str, Sequence[PathLike]], fish: str, seq_len: int, n_frames: int,
                       figure_pdf: PathLike, figure_png: PathLike) -> None:
     """Fig. 2c from ``predictions``: model -> the predictions.h5 of its runs (one fish, one
     window length)."""
     traces = [read_tail_sum_traces(model, paths) for model, paths in predictions.items()]
-    save_figure(test_trace_figure(traces, fish, seq_len, n_frames), figure_pdf, figure_png)
+    save_figure(trace_figure(traces, fish, seq_len, n_frames), figure_pdf, figure_png)

@@ -2,12 +2,12 @@
 column (3.5 in wide, fonts >= 7 pt), saved as PDF + PNG.
 
 - Fig. 2a (:func:`model_comparison_figure`): test RMSE vs window length per model, mean ±
-  SEM over (fish, run) jobs; * above a point: the model differs from the best model of that
+  SEM over (fish, run) jobs (log axis when the model means span more than a factor 3); * above a point: the model differs from the best model of that
   length (Mann-Whitney U, Holm-adjusted p < alpha; see pipeline.stats.comparisons).
 - Fig. 2b (:func:`pretrained_vs_untrained_figure`): pretrained vs untrained RMSE per model
   and length, bars = mean ± SEM, grey lines join the (fish, run) twins; * = Wilcoxon
   signed-rank Holm-adjusted p < alpha; "n.c." = test not computable.
-- Fig. 2c (:func:`test_trace_figure`): one fish's test-set tail sum (sum of the 6 segment
+- Fig. 2c (:func:`trace_figure`): one fish's test-set tail sum (sum of the 6 segment
   angles, rad), ground truth vs each model's prediction (overlapping windows averaged), mean
   over runs with the 95% confidence interval over runs (t distribution, n - 1 dof).
 - Fig. 3 (:func:`embedding_figure`): test RMSE per embedding strategy and model, mean ± SEM
@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import h5py
 import matplotlib
@@ -44,6 +43,7 @@ STYLE = {
 }
 EMBEDDING_LABELS = {"linear": "Linear", "sinusoidal": "Pos.", "relative": "Rel. pos.", "laplacian": "Spectral",
                     "sparse_ae": "Sparse AE"}
+LOG_SCALE_RATIO = 3.0  # Fig. 2a uses a log RMSE axis when the largest model mean exceeds the smallest this many times
 WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#bbbbbb"}
 
 
@@ -55,9 +55,9 @@ def paper_style() -> Iterator[None]:
 
 def save_figure(figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
     """Write the figure as PDF and PNG (300 dpi) atomically, then close it."""
-    with atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):
-        figure.savefig(tmp_pdf, format="pdf", bbox_inches="tight")
-        figure.savefig(tmp_png, format="png", bbox_inches="tight")
+    with paper_style(), atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):
+        figure.savefig(tmp_pdf, format="pdf", bbox_inches="tight", pad_inches=0.02)
+        figure.savefig(tmp_png, format="png", dpi=STYLE["savefig.dpi"], bbox_inches="tight", pad_inches=0.02)
     plt.close(figure)
 
 
@@ -71,7 +71,7 @@ def _mark(ax, x: float, y: float, text: str) -> None:
                 fontsize=MIN_FONT_PT + 1 if text == "*" else MIN_FONT_PT)
 
 
-def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str], alpha: float):
+def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]):
     """Fig. 2a from the Table 1 comparison frame (rows of metric ``rmse``)."""
     rmse = comparison[comparison["metric"] == "rmse"]
     models = [m for m in model_order if m in set(rmse["model"])]
@@ -79,7 +79,7 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
     seq_lens = sorted(rmse["seq_len"].unique())
     offsets = np.linspace(-0.12, 0.12, len(models)) if len(models) > 1 else [0.0]
     with paper_style():
-        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4), layout="constrained")
         for offset, model in zip(offsets, models):
             rows = rmse[rmse["model"] == model].sort_values("seq_len")
             x = np.array([seq_lens.index(s) for s in rows["seq_len"]]) + offset
@@ -91,20 +91,20 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
         ax.set_xticks(range(len(seq_lens)), [str(s) for s in seq_lens])
         ax.set_xlabel("window length L (imaging volumes)")
         ax.set_ylabel("test RMSE (rad)")
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        ax.set_title(f"mean ± SEM over fish × runs; * vs best, Holm p < {alpha:g}", loc="left")
+        figure.legend(frameon=False, loc="outside upper center", ncol=3)
+        if rmse["mean"].max() > LOG_SCALE_RATIO * rmse["mean"].min():
+            ax.set_yscale("log")  # e.g. the reservoir an order of magnitude above the others
     return figure
 
 
-def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str],
-                                   alpha: float):
+def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str]):
     """Fig. 2b from the Table 2 comparison frame (``rmse`` rows) and the job records (for
     the twin lines)."""
     rmse = comparison[comparison["metric"] == "rmse"]
     cells = [(m, s) for m in model_order for s in sorted(rmse.loc[rmse["model"] == m, "seq_len"].unique())]
     width = 0.36
     with paper_style():
-        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3))
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3), layout="constrained")
         for i, (model, seq_len) in enumerate(cells):
             row = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len)].iloc[0]
             tops = []
@@ -126,8 +126,7 @@ def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFra
         ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" for m, s in cells])
         ax.set_ylabel("test RMSE (rad)")
         ax.margins(y=0.12)
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        ax.set_title(f"mean ± SEM; lines: twins; * Wilcoxon, Holm p < {alpha:g}", loc="left")
+        figure.legend(frameon=False, loc="outside upper center", ncol=3)
     return figure
 
 
@@ -170,7 +169,7 @@ def confidence_band(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarra
     return mean, mean - half, mean + half
 
 
-def test_trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frames: int):
+def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frames: int):
     """Fig. 2c: one panel per model, ground truth vs mean prediction with the 95% CI."""
     colors = _colors([t.model for t in traces])
     with paper_style():
@@ -193,7 +192,7 @@ def test_trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_
 
 
 def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str],
-                     embedding_order: Sequence[str], alpha: float):
+                     embedding_order: Sequence[str]):
     """Fig. 3 from the Table 3 comparison frame (``rmse`` rows) and the job records."""
     rmse = comparison[comparison["metric"] == "rmse"]
     cells = [(m, s) for m in model_order for s in sorted(rmse.loc[rmse["model"] == m, "seq_len"].unique())]
@@ -201,7 +200,7 @@ def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_orde
     colors = _colors(embeddings)
     width = 0.8 / len(embeddings)
     with paper_style():
-        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3))
+        figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3), layout="constrained")
         for i, (model, seq_len) in enumerate(cells):
             for j, embedding in enumerate(embeddings):
                 selected = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len) & (rmse["embedding"] == embedding)]
@@ -222,9 +221,7 @@ def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_orde
         ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" if multiple_lengths else m for m, s in cells])
         ax.set_ylabel("test RMSE (rad)")
         ax.margins(y=0.12)
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        title = f"mean ± SEM, dots: jobs; * vs model's best, Holm p < {alpha:g}"
+        figure.legend(frameon=False, loc="outside upper center", ncol=3)
         if not multiple_lengths and cells:
-            title = f"L = {cells[0][1]}; " + title
-        ax.set_title(title, loc="left")
+            ax.set_title(f"L = {cells[0][1]}", loc="left")
     return figure

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.stats.hypothesis import (
-    TestResult,
+    HypothesisTestResult,
     holm_bonferroni,
     mann_whitney_u,
     summarise,
@@ -41,7 +41,7 @@ def _ordered(values: Sequence, order: Sequence | None) -> list:
     return [v for v in order if v in present] + sorted(v for v in present if v not in order)
 
 
-def _test_columns(result: TestResult | None, alpha: float) -> dict:
+def _test_columns(result: HypothesisTestResult | None, alpha: float) -> dict:
     if result is None:  # the best arm itself
         return dict(test="", statistic=np.nan, p_value=np.nan, p_adjusted=np.nan, significant=False,
                     test_note="best")

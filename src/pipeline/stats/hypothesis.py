@@ -16,7 +16,7 @@ Definitions
   adjusted value is max_{j<=i} min(1, (m - j + 1) p_(j)); it controls the family-wise error
   rate at alpha. Tests that are not computable are not counted in m.
 
-A test that cannot be computed is a :class:`TestResult` with ``computable = False``, NaN
+A test that cannot be computed is a :class:`HypothesisTestResult` with ``computable = False``, NaN
 statistic and p-values, and the reason, so tables print the reason instead of a p-value.
 """
 
@@ -56,7 +56,7 @@ def summarise(values: Sequence[float]) -> Summary:
 
 
 @dataclass(frozen=True)
-class TestResult:
+class HypothesisTestResult:
     """One hypothesis test. ``p_adjusted`` is filled by :func:`holm_bonferroni`."""
 
     test: str
@@ -83,19 +83,19 @@ def _clean(values: Sequence[float]) -> np.ndarray:
     return array
 
 
-def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> TestResult:
+def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> HypothesisTestResult:
     """Two-sided Mann-Whitney U test of samples a and b (U of sample a)."""
     a, b = _clean(a), _clean(b)
     if a.size < 2 or b.size < 2:
-        return TestResult(MANN_WHITNEY, a.size, b.size,
+        return HypothesisTestResult(MANN_WHITNEY, a.size, b.size,
                           not_computable_reason=f"not computable: n = {a.size} vs {b.size} (needs >= 2 each)")
     if np.unique(np.concatenate([a, b])).size == 1:
-        return TestResult(MANN_WHITNEY, a.size, b.size, not_computable_reason="not computable: all values tied")
+        return HypothesisTestResult(MANN_WHITNEY, a.size, b.size, not_computable_reason="not computable: all values tied")
     result = stats.mannwhitneyu(a, b, alternative="two-sided", method="auto")
-    return TestResult(MANN_WHITNEY, a.size, b.size, float(result.statistic), float(result.pvalue))
+    return HypothesisTestResult(MANN_WHITNEY, a.size, b.size, float(result.statistic), float(result.pvalue))
 
 
-def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> TestResult:
+def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> HypothesisTestResult:
     """Two-sided Wilcoxon signed-rank test of paired samples (a_i, b_i); zero differences
     dropped (``zero_method="wilcox"``). The statistic is scipy's (the smaller rank sum)."""
     a, b = _clean(a), _clean(b)
@@ -104,13 +104,13 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> TestResult:
     n_pairs = a.size
     n_nonzero = int(np.count_nonzero(a - b))
     if n_pairs < 2:
-        return TestResult(WILCOXON, n_pairs, n_pairs,
+        return HypothesisTestResult(WILCOXON, n_pairs, n_pairs,
                           not_computable_reason=f"not computable: {n_pairs} pair(s) (needs >= 2)")
     if n_nonzero < 2:
-        return TestResult(WILCOXON, n_pairs, n_pairs,
+        return HypothesisTestResult(WILCOXON, n_pairs, n_pairs,
                           not_computable_reason=f"not computable: {n_nonzero} non-zero difference(s) (needs >= 2)")
     result = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-    return TestResult(WILCOXON, n_pairs, n_pairs, float(result.statistic), float(result.pvalue))
+    return HypothesisTestResult(WILCOXON, n_pairs, n_pairs, float(result.statistic), float(result.pvalue))
 
 
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -130,7 +130,7 @@ def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def holm_bonferroni(results: Sequence[TestResult]) -> list[TestResult]:
+def holm_bonferroni(results: Sequence[HypothesisTestResult]) -> list[HypothesisTestResult]:
     """The results with ``p_adjusted`` set by Holm-Bonferroni over this family (the
     computable tests among ``results``)."""
     adjusted = holm_adjust([r.p_value if r.computable else math.nan for r in results])
