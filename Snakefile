@@ -15,6 +15,7 @@ include: "rules/imaging.smk"
 include: "rules/ibl.smk"
 include: "rules/neds.smk"
 include: "rules/train.smk"
+include: "rules/salience.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 

@@ -25,6 +25,7 @@ from pipeline.config import (
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
 from pipeline.provenance import config_hash
+from pipeline.salience.job import SalienceParams, salience_jobs
 from pipeline.seeding import derive_seed
 from pipeline.train.experiments import resolve_design
 
@@ -217,6 +218,51 @@ def decoder_outputs(name):
     return [f"{RESULTS}/nlp4neuro/{DECODER_RUN.format(**job)}/{name}" for job in DECODER_JOBS]
 
 
+# ---- salience --------------------------------------------------------------------------
+
+SALIENCE = SalienceParams.from_mapping(PARAMS["salience"])
+try:
+    SALIENCE_JOBS = salience_jobs(SALIENCE, DESIGN, list(FISH.index))
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def synthetic_truth(wildcards):
+    """The ground-truth file of a synthetic fish (its logs come from the synth rules), else
+    nothing: salience is then reported without precision@k."""
+    row = fish_row(wildcards.fish)
+    if str(row["tail_log"]).startswith(f"{SYNTH}/zebrafish/"):
+        return {"truth": f"{SYNTH}/ground_truth/zebrafish/{wildcards.fish}.h5"}
+    return {}
+
+
+def salience_targets():
+    """Salience table and figures of every model in config `salience.models`."""
+    return [
+        path
+        for model in SALIENCE.models
+        for path in expand(
+            f"{RESULTS}/tables/salience_{model}.{{ext}}", ext=["csv", "tex", "md"]
+        )
+        + expand(
+            f"{RESULTS}/figures/fig{{figure}}_{model}.{{ext}}",
+            figure=["4_salience_map", "5_asymmetry", "6_moment_salience"],
+            ext=["pdf", "png"],
+        )
+    ]
+
+
+def salience_files(model):
+    """Salience files of one model: {fish: [one per run]} in table order."""
+    files = {}
+    for job in SALIENCE_JOBS:
+        if job["model"] == model:
+            files.setdefault(job["fish"], []).append(
+                f"{RESULTS}/nlp4neuro/salience/{DECODER_RUN.format(**job)}.h5"
+            )
+    return files
+
+
 def all_targets():
     """Targets of the default target: one neural and one behaviour file per fish, one
     binned file per IBL session, every NLP4Neuro training job's metrics, the NEDS tables and
@@ -229,4 +275,5 @@ def all_targets():
         + decoder_outputs("metrics.json")
         + neds_targets()  # rules/neds.smk: NEDS tables and figure
         + evaluation_targets()  # rules/evaluate.smk: NLP4Neuro tables 1-3, figures 2a-c, 3
+        + salience_targets()  # rules/salience.smk: salience table and figures 4-6 per model
     )

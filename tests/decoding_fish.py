@@ -41,12 +41,15 @@ def make_decoding_fish(folder: Path, n_volumes: int = 800, neurons_per_plane: in
     with h5py.File(truth, "r") as t:
         dff = t["calcium/dff"][()]
         position = t["neurons/position_um"][()]
+        plane, centroid = t["neurons/plane"][()], t["neurons/centroid_px"][()]
         region = t["neurons/region"].asstr()[()]
         frame_times = t["timing/frame_times"][()]
     neural = folder / "neural.h5"
     with h5py.File(neural, "w") as f:
         write_dataset(f, "neurons/dff", dff + dff_noise * rng.standard_normal(dff.shape), "1", "true dF/F + noise")
         write_dataset(f, "neurons/position_um", position, "um", "(x, y, z)")
+        write_dataset(f, "neurons/plane", plane, "index", "imaging plane")
+        write_dataset(f, "neurons/centroid_px", centroid, "px", "(y, x)")
         write_dataset(f, "neurons/region", region, "label", "region")
         write_dataset(f, "time/frame_times_s", frame_times, "s", "frame times (planes, volumes)")
     return neural, behavior, truth

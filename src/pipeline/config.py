@@ -161,6 +161,7 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams
     from pipeline.imaging.neural import NeuralFileConfig
     from pipeline.imaging.normcorre import NormcorreParams
+    from pipeline.salience.job import SalienceParams
     from pipeline.neds.config import NedsConfig
     from pipeline.synth.ibl import IblSynthParams
     from pipeline.synth.zebrafish import ZebrafishSynthParams
@@ -180,4 +181,5 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
         "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
         "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
         "neds": resolved_section(config.get("neds"), "neds", NedsConfig),
+        "salience": resolved_section(config.get("salience"), "salience", SalienceParams),
     }

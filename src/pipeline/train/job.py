@@ -36,7 +36,7 @@ from pipeline.io.h5 import write_dataset
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
 from pipeline.provenance import code_version, describe_file
 from pipeline.train.checkpoint import save_checkpoint
-from pipeline.train.loop import TrainingParams, predict, select_device, train_decoder
+from pipeline.train.loop import TrainingParams, load_trainable_state, predict, select_device, train_decoder
 from pipeline.train.metrics import decoding_metrics
 
 log = logging.getLogger(__name__)
@@ -165,3 +165,16 @@ def run_decoding_job(
     log.info("test RMSE %.4f (mean predictor %.4f), tail-sum r %.3f", metrics["rmse"], mean_predictor["rmse"],
              metrics["tail_sum_pearson_r"])
     return summary
+
+
+def load_trained_decoder(model_path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the decoder a training job saved in ``model.pt`` (same spec, weights option,
+    embedding and seed, so frozen parts such as a pretrained base are restored too) and load
+    its best weights. Returns ``(model in eval mode, checkpoint dict)``."""
+    checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+    job = checkpoint["job"]
+    spec = ModelSpec.from_mapping(checkpoint["model_spec"])
+    model = build_decoder(spec, int(checkpoint["n_neurons"]), job["weights"], job["embedding"],
+                          checkpoint["embedding_params"], int(job["seed"]), device)
+    load_trainable_state(model, checkpoint["model"])
+    return model.to(device).eval(), checkpoint

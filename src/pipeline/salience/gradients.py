@@ -1,0 +1,103 @@
+"""Input-gradient salience of a trained decoder (NLP4Neuro paper seed 000, Sec. 3.5, Eq. 1
+and App. Eq. 21).
+
+For a window w of length L starting at frame s, tail component k and neuron n at frame
+t = s + p (p = 0..L-1 the position in the window), with x the z-scored activity and ŷ the
+predicted tail angles in rad:
+
+    S_k(n, t, w) = | ∂ (Σ_q ŷ[w, q, k]) / ∂ x[w, p, n] |          (Eq. 1; rad per z-unit)
+
+i.e. the sensitivity of the window's prediction of component k to neuron n at that frame.
+Moment-to-moment salience of neuron n at frame t averages over every window containing t and
+sums over components:
+
+    M(n, t) = (1 / |W_t|) Σ_{w ∈ W_t} Σ_k S_k(n, t, w)
+
+and global salience averages over the T frames of the chosen split (Eq. 21):
+
+    G(n) = (1 / T) Σ_t M(n, t).
+
+``global_by_segment`` keeps the components apart (6, neurons). ``signed_tail_sum`` is the
+frame-averaged signed gradient of the predicted tail sum, ∂(Σ_q Σ_k ŷ[w, q, k]) / ∂x[w, p, n]
+averaged like M: its sign says whether a neuron's activity pushes the tail to positive or
+negative angles (left/right asymmetry, paper Fig. 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.data.windows import N_TAIL_SEGMENTS, WindowSet
+
+
+@dataclass(frozen=True)
+class SalienceMaps:
+    """Salience of one model on one block of frames (units: rad per z-scored activity unit)."""
+
+    moment: np.ndarray  # (frames, neurons) M(n, t)
+    global_salience: np.ndarray  # (neurons,) G(n)
+    global_by_segment: np.ndarray  # (6, neurons)
+    signed_tail_sum: np.ndarray  # (neurons,)
+
+
+def input_gradient_salience(
+    model: nn.Module,
+    windows: WindowSet,
+    tail_std_rad: np.ndarray,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> SalienceMaps:
+    """Salience maps of ``model`` over every window of ``windows`` (see module docstring).
+
+    ``tail_std_rad`` (6,) converts the model's z-scored outputs to rad. The model is put in
+    eval mode; gradients are taken w.r.t. the inputs only.
+    """
+    model.eval()
+    device = torch.device(device)
+    scale = torch.as_tensor(tail_std_rad, dtype=torch.float32, device=device)
+    n_frames, n_neurons = windows.inputs.shape
+    moment_by_segment = np.zeros((N_TAIL_SEGMENTS, n_frames, n_neurons), dtype=np.float64)
+    signed = np.zeros((n_frames, n_neurons), dtype=np.float64)
+    windows_per_frame = np.zeros(n_frames, dtype=np.int64)
+    for start in tqdm(range(0, len(windows), batch_size), desc="salience", mininterval=5.0):
+        index = torch.arange(start, min(start + batch_size, len(windows)))
+        inputs, _ = windows.batch(index)
+        inputs = inputs.to(device).requires_grad_(True)
+        outputs = model(inputs).float() * scale  # (batch, L, 6) rad
+        per_component = outputs.sum(dim=1)  # (batch, 6): the window's prediction of each component
+        frames = windows.frame_index(index).numpy()  # (batch, L) block frames
+        for k in range(N_TAIL_SEGMENTS):
+            (gradient,) = torch.autograd.grad(per_component[:, k].sum(), inputs, retain_graph=True)
+            np.add.at(moment_by_segment[k], frames, gradient.abs().cpu().double().numpy())
+        (gradient,) = torch.autograd.grad(per_component.sum(), inputs)
+        np.add.at(signed, frames, gradient.cpu().double().numpy())
+        np.add.at(windows_per_frame, frames.ravel(), 1)
+    moment_by_segment /= windows_per_frame[None, :, None]
+    signed /= windows_per_frame[:, None]
+    moment = moment_by_segment.sum(axis=0)
+    return SalienceMaps(
+        moment=moment.astype(np.float32),
+        global_salience=moment.mean(axis=0).astype(np.float32),
+        global_by_segment=moment_by_segment.mean(axis=1).astype(np.float32),
+        signed_tail_sum=signed.mean(axis=0).astype(np.float32),
+    )
+
+
+def top_k(global_salience: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` most salient neurons, most salient first (ties by index)."""
+    order = np.lexsort((np.arange(global_salience.size), -global_salience))
+    return order[: min(k, global_salience.size)]
+
+
+def precision_at_k(ranked: np.ndarray, is_driver: np.ndarray, k: int) -> tuple[float, float]:
+    """(precision@k, chance): the fraction of the top-k neurons that are planted drivers, and
+    the fraction expected by picking k neurons at random (drivers / neurons)."""
+    if is_driver.size == 0:
+        raise ValueError("no neurons")
+    k = min(k, ranked.size)
+    return float(is_driver[ranked[:k]].mean()), float(is_driver.mean())

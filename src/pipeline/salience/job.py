@@ -1,0 +1,133 @@
+"""The salience stage: one trained decoder (a training job's ``model.pt``) -> salience maps
+on a split of its fish, top-k neurons with positions and regions, and, for a synthetic fish,
+precision@k of the planted driver neurons (rule ``salience``).
+
+Output ``salience.h5`` (units: rad per z-scored activity unit):
+``salience/global`` (neurons,), ``salience/global_by_segment`` (6, neurons),
+``salience/signed_tail_sum`` (neurons,), ``salience/moment`` (frames, neurons);
+``frames/index`` (frames,) volume index, ``frames/tail_sum_rad`` (frames,) true tail sum,
+``frames/predicted_tail_sum_rad`` (frames,) window-averaged prediction;
+``neurons/position_um`` (neurons, 3), ``neurons/region`` (neurons,),
+``neurons/driver_side`` (neurons,; "left"/"right"/"" where the truth is known);
+``top_k/index`` (k,) most salient first; attrs: split, top_k, model, fish, seq_len,
+precision_at_k and chance_at_k (NaN without truth), config_hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.data.windows import (
+    average_overlapping_windows,
+    load_recording,
+    make_splits,
+)
+from pipeline.io.atomic import atomic_paths
+from pipeline.io.h5 import write_dataset
+from pipeline.params import Params
+from pipeline.salience.gradients import input_gradient_salience, precision_at_k, top_k
+from pipeline.salience.validation import planted_driver_sides
+from pipeline.train.job import load_trained_decoder
+from pipeline.train.loop import predict, select_device
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SalienceParams(Params):
+    experiment: str = "model_comparison"  # experiment whose trained decoders are explained
+    models: tuple = ()  # catalog names to explain (empty: no salience jobs)
+    seq_len: int = 10  # window length of the explained decoders (one of the experiment's seq_lens)
+    split: str = "test"  # frames the salience is computed on: train, val or test
+    top_k: int = 20  # neurons reported / drawn as the most salient
+    example_frame: int = 30  # frame (index within the split) of the moment-to-moment figure (Fig. 6)
+    match_distance_px: float = 3.0  # synthetic fish: ROI-to-true-neuron centroid distance for driver labels (px)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        object.__setattr__(self, "models", tuple(self.models))
+        if self.split not in SPLITS:
+            raise ValueError(f"SalienceParams.split must be one of {SPLITS}, got {self.split!r}")
+        if self.top_k < 1 or self.seq_len < 1 or self.example_frame < 0 or self.match_distance_px <= 0:
+            raise ValueError("SalienceParams: top_k, seq_len >= 1, example_frame >= 0, match_distance_px > 0")
+
+
+def salience_jobs(params: SalienceParams, design, fish_ids: list[str]) -> list[dict]:
+    """The training jobs to explain: every fish and run of ``params.experiment`` for each
+    model at ``params.seq_len``, with the model's first weights option of the experiment
+    (pretrained where it has one) and its first embedding. Errors name the bad key."""
+    if not params.models:
+        return []
+    if params.experiment not in design.experiments:
+        raise ValueError(f"salience.experiment: {params.experiment!r} is not in nlp4neuro.experiments")
+    if params.seq_len not in design.experiments[params.experiment].seq_lens:
+        raise ValueError(f"salience.seq_len: {params.seq_len} is not a seq_len of experiment {params.experiment!r}")
+    jobs = [j for j in design.jobs(fish_ids) if j["experiment"] == params.experiment and j["seq_len"] == params.seq_len]
+    chosen = []
+    for model in params.models:
+        candidates = [j for j in jobs if j["model"] == model]
+        if not candidates:
+            raise ValueError(f"salience.models: {model!r} is not trained in experiment {params.experiment!r}")
+        first = candidates[0]
+        chosen += [j for j in candidates if (j["weights"], j["embedding"]) == (first["weights"], first["embedding"])]
+    return chosen
+
+
+def run_salience_job(
+    model_path: str | Path,
+    neural_path: str | Path,
+    behavior_path: str | Path,
+    out_path: str | Path,
+    split: str = "test",
+    k: int = 20,
+    truth_path: str | Path | None = None,
+    match_distance_px: float = 3.0,
+    config_hash: str = "",
+    device: str = "auto",
+) -> dict:
+    """Compute and write the salience of one trained decoder; returns the summary attrs."""
+    torch_device = select_device(device)
+    model, checkpoint = load_trained_decoder(model_path, torch_device)
+    job = checkpoint["job"]
+    recording = load_recording(neural_path, behavior_path, job["signal"])
+    splits = make_splits(recording, tuple(job["split_fractions"]), int(job["seq_len"]))
+    windows = splits[split]
+    maps = input_gradient_salience(model, windows, splits.tail_normaliser.std, device=torch_device)
+    ranked = top_k(maps.global_salience, k)
+    sides = planted_driver_sides(neural_path, truth_path, match_distance_px) if truth_path else np.full(recording.n_neurons, "")
+    if truth_path:
+        precision, chance = precision_at_k(ranked, sides != "", k)
+    else:
+        precision, chance = float("nan"), float("nan")
+    predicted = splits.tail_normaliser.inverse(predict(model, windows, 64, torch_device))
+    frames = splits.frame_ranges[split]
+    attrs = {"split": split, "top_k": len(ranked), "model": job["model"], "fish": job["fish"],
+             "seq_len": int(job["seq_len"]), "run": int(job["run"]), "precision_at_k": precision,
+             "chance_at_k": chance, "config_hash": config_hash}
+    with atomic_paths(out_path) as (tmp,), h5py.File(tmp, "w") as f:
+        f.attrs.update(attrs)
+        unit = "rad per z-unit"
+        write_dataset(f, "salience/global", maps.global_salience, unit, "global salience G(n), paper Eq. 21")
+        write_dataset(f, "salience/global_by_segment", maps.global_by_segment, unit, "G per tail segment (6, neurons)")
+        write_dataset(f, "salience/signed_tail_sum", maps.signed_tail_sum, unit,
+                      "frame-averaged signed gradient of the predicted tail sum (>0: pushes to positive angles)")
+        write_dataset(f, "salience/moment", maps.moment, unit, "moment-to-moment salience M(n, t) (frames, neurons)")
+        write_dataset(f, "frames/index", np.arange(frames.start, frames.stop), "index", "volume index of each frame")
+        write_dataset(f, "frames/tail_sum_rad", recording.tail_angles[frames.start : frames.stop].sum(axis=1), "rad",
+                      "true tail sum")
+        write_dataset(f, "frames/predicted_tail_sum_rad", average_overlapping_windows(predicted).sum(axis=1), "rad",
+                      "predicted tail sum, overlapping windows averaged")
+        write_dataset(f, "neurons/position_um", recording.neuron_position_um, "um", "(x, y, z)")
+        write_dataset(f, "neurons/region", recording.neuron_region, "label", "anatomical region")
+        write_dataset(f, "neurons/driver_side", sides, "label", "planted driver side from the synthetic truth ('' = not a driver / unknown)")
+        write_dataset(f, "top_k/index", ranked, "index", "neurons by decreasing global salience")
+    log.info("%s %s L%d run%d: top-%d precision %.2f (chance %.3f)", job["fish"], job["model"], job["seq_len"],
+             job["run"], len(ranked), precision, chance)
+    return attrs

@@ -1,0 +1,20 @@
+"""Snakemake entry point of rule salience_summary (logic: pipeline.salience.summary)."""
+
+from pipeline.logs import rule_log
+from pipeline.salience.summary import salience_summary_stage
+
+with rule_log(snakemake.log[0]):
+    out = snakemake.output
+    salience_summary_stage(
+        snakemake.params.files,
+        snakemake.wildcards.model,
+        k=snakemake.params.salience["top_k"],
+        frame=snakemake.params.salience["example_frame"],
+        table_paths={"csv": out.table_csv, "tex": out.table_tex, "md": out.table_md},
+        figure_paths={
+            "map": (out.map_pdf, out.map_png),
+            "asymmetry": (out.asymmetry_pdf, out.asymmetry_png),
+            "moment": (out.moment_pdf, out.moment_png),
+        },
+        config_hash=snakemake.params.params_hash,
+    )
