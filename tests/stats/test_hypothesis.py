@@ -91,7 +91,8 @@ def test_holm_by_hand():
 
 
 def test_holm_skips_tests_that_are_not_computable():
-    results = [HypothesisTestResult("t", 3, 3, 1.0, 0.02), HypothesisTestResult("t", 1, 3, not_computable_reason="not computable: n"),
+    results = [HypothesisTestResult("t", 3, 3, 1.0, 0.02),
+               HypothesisTestResult("t", 1, 3, not_computable_reason="not computable: n"),
                HypothesisTestResult("t", 3, 3, 2.0, 0.04)]
     adjusted = holm_bonferroni(results)
     # m = 2 computable tests: 2 * 0.02 = 0.04, max(0.04, 1 * 0.04) = 0.04

@@ -34,7 +34,8 @@ PathLike = str | os.PathLike
 def table_provenance(records: pd.DataFrame, settings: Mapping) -> Provenance:
     """Provenance of a table aggregating ``records`` with the stage ``settings``."""
     digest = config_hash({"settings": dict(settings), "jobs": sorted(records["config_hash"])})
-    inputs = f"{len(records)} metrics files, {records['fish'].nunique()} fish ({', '.join(sorted(records['fish'].unique()))})"
+    fish = sorted(records["fish"].unique())
+    inputs = f"{len(records)} metrics files, {len(fish)} fish ({', '.join(fish)})"
     return Provenance(digest, code_version(), inputs)
 
 
@@ -56,7 +57,8 @@ def pretrained_vs_untrained_stage(metrics: Sequence[PathLike], experiment: str, 
     table's footer; with none left, the stage fails saying so."""
     records = load_records(metrics, experiment)
     weights_per_model = records.groupby("model")["weights"].agg(lambda w: set(w))
-    without_twins = [m for m in model_order if m in weights_per_model and weights_per_model[m] != {"pretrained", "untrained"}]
+    without_twins = [m for m in model_order
+                     if m in weights_per_model and weights_per_model[m] != {"pretrained", "untrained"}]
     comparison = compare_paired_weights(records, list(METRICS), alpha, model_order)
     if comparison.empty:
         raise ValueError(f"experiment {experiment!r}: no model has both pretrained and untrained jobs")

@@ -2,7 +2,8 @@
 column (3.5 in wide, fonts >= 7 pt), saved as PDF + PNG.
 
 - Fig. 2a (:func:`model_comparison_figure`): test RMSE vs window length per model, mean ±
-  SEM over (fish, run) jobs (log axis when the model means span more than a factor 3); * above a point: the model differs from the best model of that
+  SEM over (fish, run) jobs (log axis when the model means span more than a factor 3);
+  * above a point: the model differs from the best model of that
   length (Mann-Whitney U, Holm-adjusted p < alpha; see pipeline.stats.comparisons).
 - Fig. 2b (:func:`pretrained_vs_untrained_figure`): pretrained vs untrained RMSE per model
   and length, bars = mean ± SEM, grey lines join the (fish, run) twins; * = Wilcoxon
@@ -203,7 +204,8 @@ def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_orde
         figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.3), layout="constrained")
         for i, (model, seq_len) in enumerate(cells):
             for j, embedding in enumerate(embeddings):
-                selected = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len) & (rmse["embedding"] == embedding)]
+                selected = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len)
+                                & (rmse["embedding"] == embedding)]
                 if selected.empty:
                     continue
                 row = selected.iloc[0]

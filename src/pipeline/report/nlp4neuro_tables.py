@@ -15,7 +15,8 @@ RMSE_DEFINITION = ("RMSE: paper Eq. 15, mean over a job's test windows of each w
                    "steps and the 6 tail segments (rad)")
 PEARSON_DEFINITION = ("Pearson r: between predicted and true tail sum (sum of the 6 segment angles) on the "
                       "test frames, overlapping windows averaged")
-SEM_DEFINITION = "mean ± SEM over every (fish, run) job of the cell; SEM = sample SD (ddof = 1) / sqrt(n); n/a when n = 1"
+SEM_DEFINITION = ("mean ± SEM over every (fish, run) job of the cell; SEM = sample SD (ddof = 1) / sqrt(n); "
+                  "n/a when n = 1")
 NOT_COMPUTABLE = "n.c.: test not computable"
 
 
@@ -116,7 +117,8 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float) -> 
     n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n", "n_fish"]]
     display = pd.concat([n.rename(columns={"n": "n (jobs)", "n_fish": "fish"}), display], axis=1).reset_index()
     display = display.rename(columns={"model": "Model", "seq_len": "L", "embedding": "Embedding"})
-    display = display[["Model", "Embedding", "L", *[c for c in display.columns if c not in ("Model", "Embedding", "L")]]]
+    first = ["Model", "Embedding", "L"]
+    display = display[first + [c for c in display.columns if c not in first]]
     notes = [
         f"Experiment {experiment!r}: input-embedding strategies (linear = null encoding, sinusoidal position, "
         "Shaw relative position, Laplacian eigenmaps, sparse autoencoder) per model and window length L.",

@@ -90,7 +90,8 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> HypothesisTestResu
         return HypothesisTestResult(MANN_WHITNEY, a.size, b.size,
                           not_computable_reason=f"not computable: n = {a.size} vs {b.size} (needs >= 2 each)")
     if np.unique(np.concatenate([a, b])).size == 1:
-        return HypothesisTestResult(MANN_WHITNEY, a.size, b.size, not_computable_reason="not computable: all values tied")
+        return HypothesisTestResult(MANN_WHITNEY, a.size, b.size,
+                                    not_computable_reason="not computable: all values tied")
     result = stats.mannwhitneyu(a, b, alternative="two-sided", method="auto")
     return HypothesisTestResult(MANN_WHITNEY, a.size, b.size, float(result.statistic), float(result.pvalue))
 
