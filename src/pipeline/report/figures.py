@@ -28,6 +28,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -180,13 +182,16 @@ def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frame
             shown = slice(0, n_frames or None)
             t = trace.times_s[shown] - trace.times_s[0]
             mean, low, high = confidence_band(trace.predicted[:, shown])
-            ax.plot(t, trace.target[shown], color="black", linewidth=0.8, label="ground truth")
-            ax.plot(t, mean, color=colors[trace.model], linewidth=0.8, label="prediction")
+            ax.plot(t, trace.target[shown], color="black", linewidth=0.8)
+            ax.plot(t, mean, color=colors[trace.model], linewidth=0.8)
             if np.isfinite(low).all():
-                ax.fill_between(t, low, high, color=colors[trace.model], alpha=0.3, linewidth=0, label="95% CI")
+                ax.fill_between(t, low, high, color=colors[trace.model], alpha=0.3, linewidth=0)
             ax.set_title(f"{trace.model} (runs = {trace.predicted.shape[0]})", loc="left", pad=1)
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        figure.legend(handles, labels, frameon=False, ncol=3, loc="outside upper center")
+        handles = [Line2D([], [], color="black", linewidth=0.8, label="ground truth"),
+                   Line2D([], [], color="0.45", linewidth=0.8, label="prediction (run mean)")]
+        if any(trace.predicted.shape[0] > 1 for trace in traces):
+            handles.append(Patch(color="0.45", alpha=0.3, linewidth=0, label="95% CI"))
+        figure.legend(handles=handles, frameon=False, ncol=3, loc="outside upper center")
         axes[-1, 0].set_xlabel(f"time from test-set start (s); fish {fish}, L = {seq_len}")
         figure.supylabel("tail sum (rad)", fontsize=STYLE["axes.labelsize"])
     return figure
