@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -60,21 +61,37 @@ def new_workdir(path: Path) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", profile: str = "local",
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run snakemake with a profile of this repository under `timeout -k` (so that a hung
-    cluster run cannot hang the tests); stdout and stderr merged into ``.stdout``."""
+def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", profile: str = "local",
+                    timeout: int = 600) -> subprocess.Popen:
+    """Start snakemake with a profile of this repository under `timeout -k` (so that a hung
+    cluster run cannot hang the tests); stdout and stderr go to one temporary file (a pipe
+    nobody reads while another run goes on could fill up and block it)."""
     command = ["timeout", "-k", "20", str(timeout), sys.executable, "-m", "snakemake",
                "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(REPO / "profiles" / profile)]
     if profile == "slurm":
         command += FAST_POLLING
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    result = subprocess.run([*command, *args], cwd=workdir, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if profile == "slurm":
-        cancel_leftover_jobs(result.stdout)
-    return result
+    output = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([*command, *args], cwd=workdir, env=env, text=True, stdout=output,
+                               stderr=subprocess.STDOUT)
+    process.output_file = output
+    return process
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    """Wait for a run started by start_snakemake; cancel SLURM jobs it left behind."""
+    process.wait()
+    with process.output_file as file:
+        file.seek(0)
+        output = file.read()
+    cancel_leftover_jobs(output)
+    return subprocess.CompletedProcess(process.args, process.returncode, output)
+
+
+def snakemake(workdir: Path, *args: str, **options) -> subprocess.CompletedProcess:
+    """Run snakemake (see start_snakemake); the output is ``.stdout``."""
+    return finish(start_snakemake(workdir, *args, **options))
 
 
 def cancel_leftover_jobs(output: str) -> None:
