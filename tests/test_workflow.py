@@ -33,6 +33,8 @@ def test_dry_run_of_the_demo_config():
     assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
     assert jobs["bin_ibl_session"] == 3 and jobs["align_behavior"] == 2
     assert jobs["motion_correct"] == jobs["extract_plane"] == 2 * 3 and jobs["neural_file"] == 2
+    assert jobs["neds_train_single"] == 3 * 3 and jobs["neds_baselines"] == 3  # 3 variants x 3 sessions
+    assert jobs["neds_pretrain"] == jobs["neds_finetune"] == jobs["neds_report"] == 1
 
 
 def test_dry_run_of_the_paper_config():
@@ -82,6 +84,8 @@ def _write_config(workdir, **changes):
         ({"nlp4neuro.models.lstm.architecture.hidden_size": 0}, "nlp4neuro.models.lstm"),
         ({"synthetic.zebrafish.frame_height_px": "big"}, "frame_height_px"),
         ({"synthetic.ibl.n_trails": 10}, "n_trails"),
+        ({"neds.model.depth": 3}, "depth"),
+        ({"neds.heldout_sessions": ["sesZ"]}, "sesZ"),
     ],
 )
 def test_bad_config_fails_before_any_job(test_workdir, changes, expected):
@@ -147,9 +151,13 @@ def test_ci_config_runs_end_to_end(test_workdir):
         assert set(json.loads(behavior.attrs["source_files_json"])) == {
             f"results/synth/zebrafish/fishA/{name}" for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]
         }
+    comparison = (results / "tables/neds_comparison.csv").read_text()  # NEDS: models vs baselines per session
+    assert all(f"{s},{m}," in comparison for s in ("sesA", "sesB") for m in ("linear", "rrr", "neds_multimodal"))
+    assert "sesB,neds_multi_session," in comparison and (results / "figures/neds_region_confusion.png").exists()
     for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
                  "inventory_session", "bin_ibl_session", "align_behavior", "motion_correct", "extract_plane",
-                 "neural_file"]:
+                 "neural_file", "neds_baselines", "neds_train_single", "neds_pretrain", "neds_finetune",
+                 "neds_region", "neds_report"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -167,7 +175,8 @@ def test_ci_config_runs_end_to_end(test_workdir):
         "motion_correct": 2, "extract_plane": 2, "neural_file": 1, "all": 1,
     }
 
-    # Adding a session plans exactly that session's jobs.
+    # Adding a session plans exactly that session's jobs, and (NEDS) its models, a new
+    # pretraining (it joins the pretraining sessions) and what depends on the pretrained model.
     table.write_text("\n".join(rows) + "\n")
     sessions = test_workdir / "config" / "sessions.tsv"
     session_rows = sessions.read_text().splitlines()
@@ -175,4 +184,6 @@ def test_ci_config_runs_end_to_end(test_workdir):
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
         "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
+        "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
+        "neds_report": 1,
     }

@@ -99,6 +99,10 @@ class SessionAdapter(nn.Module):
         self.discrete_in = nn.ModuleDict({name: nn.Embedding(k, embed_dim) for name, k in DISCRETE.items()})
         self.session_embedding = nn.Parameter(torch.zeros(embed_dim))
         self.neural_out = nn.Linear(embed_dim, n_neurons)
+        # Small initial neuron weights: after training, a neuron's rows (its embedding,
+        # Sec. 5.3) are dominated by what was learned rather than by the random start.
+        for weight in (self.neural_in.weight, self.neural_out.weight):
+            nn.init.normal_(weight, std=0.01)
 
     def tokens(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token embeddings (B, M, T, D) in :data:`MODALITIES` order."""

@@ -1,0 +1,28 @@
+"""The neds config section: defaults, nested unknown keys, variants and the ablation."""
+
+import pytest
+
+from pipeline.neds.config import NedsConfig
+
+
+def test_unknown_keys_are_errors_naming_them():
+    with pytest.raises(ValueError, match="unknown neds key"):
+        NedsConfig.from_mapping({"modle": {}})
+    with pytest.raises(ValueError, match=r"neds.model: unknown ModelParams key\(s\): 'depth'"):
+        NedsConfig.from_mapping({"model": {"depth": 3}})
+    with pytest.raises(ValueError, match="schemes"):
+        NedsConfig.from_mapping({"masking": {"schemes": ["neural", "everything"]}})
+
+
+def test_variants_and_masking_ablation():
+    config = NedsConfig.from_mapping({"masking_ablation": ["cross_modal"], "masking": {"mask_ratio": 0.2}})
+    assert config.masking.mask_ratio == 0.2 and config.training.epochs > 0
+    assert config.variant_schemes("encoding") == ("neural",)
+    assert config.variant_schemes("decoding") == ("behavior",)
+    assert config.variant_schemes("multimodal") == ("neural", "behavior", "within_modality", "cross_modal")
+    assert config.variant_schemes("no_cross_modal") == ("neural", "behavior", "within_modality")
+    assert config.all_variants[-1] == "no_cross_modal"
+    with pytest.raises(ValueError, match="no_neural"):
+        config.variant_schemes("no_neural")
+    with pytest.raises(ValueError, match="masking_ablation"):
+        NedsConfig.from_mapping({"masking_ablation": ["cross_modal"], "masking": {"schemes": ["neural", "behavior"]}})

@@ -1,0 +1,90 @@
+"""Training mechanics: exact resumption after SIGTERM, multi-session pretraining and
+fine-tuning with a new session adapter, checkpoint fingerprints."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from pipeline.neds.config import MaskingParams, ModelParams, TrainingParams
+from pipeline.neds.evaluate import evaluate_model
+from pipeline.neds.train import build_model, load_model, model_for_finetuning, save_model, train_model
+from pipeline.train.checkpoint import TrainingInterrupted
+
+MICRO = ModelParams(embed_dim=8, n_heads=2, n_layers=1, mlp_dim=8)
+SHORT = TrainingParams(epochs=2, batch_size=16)
+CPU = torch.device("cpu")
+
+
+def small(data, n_train=32, n_val=4):
+    """The session with fewer training / validation trials (fast)."""
+    return dataclasses.replace(data, splits={**data.splits, "train": data.splits["train"][:n_train],
+                                             "val": data.splits["val"][:n_val]})
+
+
+def _train(data, checkpoint_dir, **kwargs):
+    model = build_model(MICRO, {data.session_id: data}, seed=9)
+    summary = train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(), SHORT, seed=9,
+                          checkpoint_dir=checkpoint_dir, device=CPU, progress=False, **kwargs)
+    return model, summary
+
+
+def test_interrupted_training_resumes_to_the_same_weights(sessions, tmp_path, monkeypatch):
+    data = small(sessions["sesA"])
+    reference, _ = _train(data, tmp_path / "uninterrupted")
+
+    import pipeline.neds.train as train_module
+
+    class StopAfterThreeBatches(train_module.StopSignal):
+        polls = 0
+
+        @property
+        def requested(self):
+            StopAfterThreeBatches.polls += 1
+            return StopAfterThreeBatches.polls == 4  # SIGTERM arrives before the 4th batch (mid epoch 1)
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    monkeypatch.setattr(train_module, "StopSignal", StopAfterThreeBatches)
+    with pytest.raises(TrainingInterrupted, match="epoch 1, batch 1"):
+        _train(data, tmp_path / "interrupted")
+    monkeypatch.undo()
+    resumed, summary = _train(data, tmp_path / "interrupted")
+    assert summary["epochs"] == 2
+    for name, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(sessions, tmp_path):
+    data = small(sessions["sesA"])
+    _train(data, tmp_path, fingerprint="config-1")
+    _, summary = _train(data, tmp_path, fingerprint="config-2")  # starts over: runs both epochs
+    assert [h["epoch"] for h in summary["history"]] == [0, 1]
+
+
+def test_pretraining_then_finetuning_on_a_new_session(sessions, tmp_path):
+    pretrain = {sid: small(sessions[sid]) for sid in ("sesA", "sesB")}
+    model = build_model(MICRO, pretrain, seed=1)
+    summary = train_model(model, pretrain, MaskingParams().schemes, MaskingParams(), SHORT, seed=1,
+                          checkpoint_dir=tmp_path / "pre", device=CPU, progress=False)
+    assert summary["epochs"] == 2 and set(model.adapters) == {"sesA", "sesB"}
+    save_model(tmp_path / "pretrained.pt", model)
+
+    heldout = dataclasses.replace(small(sessions["sesB"]), session_id="sesC")
+    finetuned = model_for_finetuning(tmp_path / "pretrained.pt", heldout, seed=2)
+    assert list(finetuned.adapters) == ["sesC"]
+    pretrained_state = model.state_dict()
+    for name, value in finetuned.state_dict().items():
+        if not name.startswith("adapters."):
+            assert torch.equal(value, pretrained_state[name]), name  # shared weights carried over
+    assert not torch.equal(finetuned.adapters["sesC"].neural_in.weight, model.adapters["sesB"].neural_in.weight)
+
+    train_model(finetuned, {"sesC": heldout}, MaskingParams().schemes, MaskingParams(), SHORT, seed=2,
+                checkpoint_dir=tmp_path / "fine", device=CPU, progress=False)
+    metrics = evaluate_model(finetuned, "sesC", heldout, ("encoding", "decoding"))
+    assert {"bps", "bps_choice", "wheel_speed_r2", "block_accuracy"} <= set(metrics)
+    reloaded, record = load_model(tmp_path / "pretrained.pt")
+    assert record["architecture"]["sessions"] == {"sesA": sessions["sesA"].n_neurons,
+                                                  "sesB": sessions["sesB"].n_neurons}
