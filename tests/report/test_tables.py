@@ -62,3 +62,4 @@ def test_formatting_helpers():
     assert format_p_value(0.0004) == "<0.001" and format_p_value(0.01234) == "0.0123"
     assert format_p_value(math.nan) == "n/a"
     assert latex_escape("50% of a_b † ≥ 2") == r"50\% of a\_b $^\dagger$ $\geq$ 2"
+    assert latex_escape("p <0.001") == r"p $<$0.001"

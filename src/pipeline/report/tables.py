@@ -99,11 +99,12 @@ def table_csv(table: Table, provenance: Provenance) -> str:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "†": r"$^\dagger$", "−": "-", "×": r"$\times$"}
+                  "<": r"$<$", ">": r"$>$", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "†": r"$^\dagger$", "−": "-", "×": r"$\times$"}
 
 
 def latex_escape(text) -> str:
-    """Text safe inside a LaTeX tabular (special characters escaped, ± † ≥ ≤ × as math)."""
+    """Text safe inside a LaTeX tabular (special characters escaped; < > ± † ≥ ≤ × as math,
+    since ``<`` and ``>`` print as other glyphs in text mode with the default font encoding)."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
