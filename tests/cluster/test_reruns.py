@@ -4,6 +4,7 @@ cluster config count the jobs each change plans. Snakemake's default rerun trigg
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,17 +19,25 @@ FISH_PREPROCESSING = {
     "synth_zebrafish": 1, "synth_zebrafish_plane": 1, "inventory_fish": 1, "align_behavior": 1,
     "motion_correct": 1, "extract_plane": 1, "neural_file": 1,
 }
+SESSION_NEDS = {"neds_baselines": 1, "neds_train_single": 1}  # one decoding variant in the cluster config
+SESSION_JOBS = {"synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, **SESSION_NEDS}
+# Aggregates (each one job over all recordings / models) and the default target.
+MODEL_COMPARISON_TABLE = {"evaluate_model_comparison": 1, "all": 1}  # Table 1 / Fig. 2a
+TRACE_FIGURE = {"plot_test_traces": 1}  # Fig. 2c: test traces of evaluation.trace_fish, every model
+NEDS_AGGREGATES = {"neds_region": 1, "neds_report": 1, "all": 1}
 
 
 @contextmanager
 def edited(path: Path, edit):
-    """Apply `edit` (text -> text) to a file for the duration of the block."""
-    original = path.read_text()
+    """Apply `edit` (text -> text) to a file for the duration of the block; then restore its
+    text and its mtime (Snakemake's code trigger for script rules is the script's mtime)."""
+    original, stat = path.read_text(), path.stat()
     path.write_text(edit(original))
     try:
         yield
     finally:
         path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def edit_config(change):
@@ -49,32 +58,33 @@ def test_a_finished_run_has_nothing_to_do(finished_local_run):
     assert plan(finished_local_run) == {}
 
 
-def test_adding_a_fish_plans_its_preprocessing_and_training_only(finished_local_run):
+def test_adding_a_fish_plans_its_preprocessing_and_training_and_the_aggregates(finished_local_run):
     table = finished_local_run.workdir / "config" / "fish.tsv"
     with edited(table, lambda text: text + text.splitlines()[1].replace("fishA", "fishB") + "\n"):
         result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
-        assert planned_jobs(result.stdout) == {**FISH_PREPROCESSING, "train_decoder": 2, "all": 1}
+        assert planned_jobs(result.stdout) == {**FISH_PREPROCESSING, "train_decoder": 2, **MODEL_COMPARISON_TABLE}
         # one training job per model, all of the new fish
         jobs = planned_wildcards(result.stdout, "train_decoder")
         assert sorted((job["fish"], job["model"]) for job in jobs) == [("fishB", "lstm"), ("fishB", "reservoir")]
 
 
-def test_adding_a_session_plans_its_jobs_only(finished_local_run):
+def test_adding_a_session_plans_its_jobs_and_the_aggregates(finished_local_run):
     table = finished_local_run.workdir / "config" / "sessions.tsv"
     with edited(table, lambda text: text + text.splitlines()[1].replace("sesA", "sesB") + "\n"):
-        assert plan(finished_local_run) == {
-            "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
-        }
+        result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
+        assert planned_jobs(result.stdout) == {**SESSION_JOBS, **NEDS_AGGREGATES}
+        for rule in SESSION_JOBS:
+            assert [job["session"] for job in planned_wildcards(result.stdout, rule)] == ["sesB"], rule
 
 
-def test_adding_a_model_plans_only_its_training(finished_local_run):
+def test_adding_a_model_plans_only_its_training_and_the_aggregates(finished_local_run):
     def add_model(config):
         config["nlp4neuro"]["models"]["lstm_wide"] = {"kind": "lstm", "architecture": {"hidden_size": 24}}
         config["nlp4neuro"]["experiments"]["model_comparison"]["models"].append("lstm_wide")
 
     with edited(finished_local_run.workdir / "config" / "config.yaml", edit_config(add_model)):
         result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
-        assert planned_jobs(result.stdout) == {"train_decoder": 1, "all": 1}
+        assert planned_jobs(result.stdout) == {"train_decoder": 1, **MODEL_COMPARISON_TABLE, **TRACE_FIGURE}
         assert [job["model"] for job in planned_wildcards(result.stdout, "train_decoder")] == ["lstm_wide"]
 
 
@@ -84,7 +94,7 @@ def test_changing_one_models_hyperparameter_reruns_only_its_training(finished_lo
 
     with edited(finished_local_run.workdir / "config" / "config.yaml", edit_config(change)):
         result = snakemake(finished_local_run.workdir, "-n", snakefile=finished_local_run.snakefile)
-        assert planned_jobs(result.stdout) == {"train_decoder": 1, "all": 1}
+        assert planned_jobs(result.stdout) == {"train_decoder": 1, **MODEL_COMPARISON_TABLE, **TRACE_FIGURE}
         assert [job["model"] for job in planned_wildcards(result.stdout, "train_decoder")] == ["lstm"]
 
 
@@ -101,4 +111,4 @@ def test_editing_a_rule_script_reruns_that_rule_and_downstream(finished_local_ru
     # the positive control of the test above: the code trigger is live
     script = finished_local_run.snakefile.parent / "workflow" / "scripts" / "bin_ibl_session.py"
     with edited(script, lambda text: text + "\n# edited by test_reruns\n"):
-        assert plan(finished_local_run) == {"bin_ibl_session": 1, "all": 1}
+        assert plan(finished_local_run) == {"bin_ibl_session": 1, **SESSION_NEDS, **NEDS_AGGREGATES}

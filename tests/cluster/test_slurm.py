@@ -1,9 +1,11 @@
 """The pipeline through a real SLURM (bin/slurm-local, `--profile profiles/slurm`): every
-job is an sbatch submission, results equal a local run's, and a failing rule is reported
-as failed after a retry that asked SLURM for more memory."""
+job but the local rules is an sbatch submission, the results equal a local run's, and a
+failing rule is reported as failed after a retry that asked SLURM for more memory."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import time
 
@@ -11,7 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cluster import new_workdir, planned_jobs, slurm_job, snakemake, submitted_jobs
+from cluster import (copy_workflow, finish, new_workdir, planned_jobs, slurm_job, snakemake,
+                     start_snakemake, submitted_jobs)
 
 pytestmark = pytest.mark.slow
 
@@ -23,22 +26,46 @@ BAD_FISH_TABLE = (
 )
 
 
-def test_small_config_runs_through_slurm_like_a_local_run(slurm, finished_local_run, tmp_path):
-    workdir = new_workdir(tmp_path)
-    start = time.monotonic()
-    result = snakemake(workdir, profile="slurm", timeout=420)
-    wall_s = time.monotonic() - start
-    assert result.returncode == 0, result.stdout[-5000:]
-    print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s, slurm {wall_s:.0f} s")
+def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_reported(
+        slurm, finished_local_run, tmp_path):
+    # Two runs at once on the test cluster (each job waits ~10-40 s for its status check, so
+    # they overlap well): the cluster config, and a fish whose raw stack is corrupt.
+    snakefile = copy_workflow(tmp_path / "code")  # a snapshot: edits to the checkout during the run do not matter
+    workdir = new_workdir(tmp_path / "work")
+    bad_workdir = new_workdir(tmp_path / "bad")
+    (bad_workdir / "config" / "fish.tsv").write_text(BAD_FISH_TABLE)
+    (bad_workdir / "data").mkdir()
+    (bad_workdir / "data" / "plane0.tif").write_bytes(b"this is not a TIFF file" * 100)
+    target = "results/imaging/bad/plane0/registered.h5"
 
-    # Every job but the default target went through sbatch, and SLURM ran each to completion.
+    start = time.monotonic()
+    failing = start_snakemake(bad_workdir, "--retries", "1", target, snakefile=snakefile, profile="slurm",
+                              timeout=480)
+    result = snakemake(workdir, snakefile=snakefile, profile="slurm", timeout=480)
+    wall_s = time.monotonic() - start
+    failed = finish(failing)
+    print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s "
+          f"(with a second decoder), slurm {wall_s:.0f} s (next to the failing run)")
+
+    check_cluster_run(result, workdir, finished_local_run)
+    again = snakemake(workdir, "-n", snakefile=snakefile, profile="slurm")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout, again.stdout[-3000:]
+    check_failed_run(failed, bad_workdir, target, snakefile)
+
+
+def check_cluster_run(result, workdir, finished_local_run):
+    assert result.returncode == 0, result.stdout[-5000:]
+    # Every job but the local rules (the default target, aggregation and plots) went through
+    # sbatch, and SLURM ran each to completion.
     planned = planned_jobs(result.stdout)
+    local_rules = set(re.findall(r"^localrule (\w+):", result.stdout, re.MULTILINE))
+    assert "all" in local_rules
     submitted = submitted_jobs(result.stdout)
-    assert {rule: len(ids) for rule, ids in submitted.items()} == {r: n for r, n in planned.items() if r != "all"}
+    assert {rule: len(ids) for rule, ids in submitted.items()} == {
+        rule: n for rule, n in planned.items() if rule not in local_rules}
     for ids in submitted.values():
         for job_id in ids:
             assert slurm_job(job_id)["JobState"] == "COMPLETED", job_id
-    assert "localrule all:" in result.stdout
 
     # The same DAG with the same seeds: the same numbers as the local run.
     local = finished_local_run.workdir / "results"
@@ -47,20 +74,15 @@ def test_small_config_runs_through_slurm_like_a_local_run(slurm, finished_local_
                           ("ibl/binned/sesA.h5", "spikes/counts"), ("imaging/fishA/plane0/registered.h5", "rigid_shift_px")]:
         with h5py.File(local / path) as a, h5py.File(cluster / path) as b:
             np.testing.assert_allclose(b[dataset][()], a[dataset][()], rtol=1e-5, atol=1e-6, err_msg=path)
+    metrics = "nlp4neuro/model_comparison/fishA/lstm/untrained-linear/L5/run0/metrics.json"
+    local_metrics, cluster_metrics = (json.loads((root / metrics).read_text()) for root in (local, cluster))
+    for key in ["rmse", "frame_rmse", "tail_sum_pearson_r", "per_segment_rmse"]:
+        assert cluster_metrics["test"][key] == pytest.approx(local_metrics["test"][key], rel=1e-5), key
+    assert [h["val_loss"] for h in cluster_metrics["history"]] == pytest.approx(
+        [h["val_loss"] for h in local_metrics["history"]], rel=1e-5)
 
-    again = snakemake(workdir, "-n", profile="slurm")
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout, again.stdout[-3000:]
 
-
-def test_failing_rule_is_reported_failed_after_a_retry_with_more_memory(slurm, tmp_path):
-    workdir = new_workdir(tmp_path)
-    (workdir / "config" / "fish.tsv").write_text(BAD_FISH_TABLE)
-    (workdir / "data").mkdir()
-    (workdir / "data" / "plane0.tif").write_bytes(b"this is not a TIFF file" * 100)
-    target = "results/imaging/bad/plane0/registered.h5"
-
-    result = snakemake(workdir, "--retries", "1", target, profile="slurm", timeout=300)
-
+def check_failed_run(result, workdir, target, snakefile):
     assert result.returncode != 0, result.stdout[-3000:]
     assert "Error in rule motion_correct" in result.stdout
     ids = submitted_jobs(result.stdout)["motion_correct"]
@@ -72,7 +94,7 @@ def test_failing_rule_is_reported_failed_after_a_retry_with_more_memory(slurm, t
     log = (workdir / "results/logs/motion_correct/bad/plane0.log").read_text()
     assert "data/plane0.tif: cannot read TIFF" in log
     assert not (workdir / target).exists()
-    plan = snakemake(workdir, "-n", target)
+    plan = snakemake(workdir, "-n", target, snakefile=snakefile)
     assert planned_jobs(plan.stdout) == {"motion_correct": 1}
     # SLURM itself holds no job of this run any more.
     queue = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-t", "PENDING,RUNNING"],
