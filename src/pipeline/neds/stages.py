@@ -9,6 +9,7 @@ configuration (fingerprint mismatch) is ignored.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -139,7 +140,6 @@ def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Pat
     """Tables (``tables``: name -> (csv, md) for ``comparison``, ``encoding_per_variable``,
     ``region``, ``training``) and the confusion-matrix figure (pdf, png) from the JSON
     records of the NEDS jobs. ``training_records``: model records plus the pretraining summary."""
-    import json
 
     def read(path):
         return json.loads(Path(path).read_text())

@@ -98,7 +98,9 @@ def model_for_finetuning(pretrained_path: str | Path, session: SessionData, seed
     model = Neds(pretrained.params, {session.session_id: session.n_neurons}, pretrained.n_bins)
     shared = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("adapters.")}
     missing, unexpected = model.load_state_dict(shared, strict=False)
-    assert not unexpected and all(k.startswith("adapters.") for k in missing)
+    if unexpected or any(not k.startswith("adapters.") for k in missing):
+        raise ValueError(f"{pretrained_path}: shared weights do not match the model (missing {missing}, "
+                         f"unexpected {unexpected})")
     init_log_rate_bias(model, session.session_id,
                        torch.as_tensor(session.arrays("train")["spikes"].mean(axis=(0, 1))))
     return model
