@@ -33,7 +33,7 @@ def test_dry_run_of_the_demo_config():
     assert jobs["synth_ibl_session"] == 3 and jobs["inventory_session"] == 3
     assert jobs["bin_ibl_session"] == 3 and jobs["align_behavior"] == 2
     assert jobs["motion_correct"] == jobs["extract_plane"] == 2 * 3 and jobs["neural_file"] == 2
-    assert jobs["neds_train_single"] == 3 * 3 and jobs["neds_baselines"] == 3  # 3 variants x 3 sessions
+    assert jobs["neds_train_single"] == 3 and jobs["neds_baselines"] == 3  # multimodal x 3 sessions
     assert jobs["neds_pretrain"] == jobs["neds_finetune"] == jobs["neds_report"] == 1
 
 
