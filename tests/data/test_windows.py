@@ -89,3 +89,10 @@ def test_overlap_average_matches_brute_force():
     for frame in range(15):
         members = [values[w, frame - w] for w in range(12) if 0 <= frame - w < 4]
         np.testing.assert_allclose(averaged[frame], np.mean(members, axis=0), rtol=1e-5)
+
+
+def test_blocks_are_views_of_one_normalised_copy():
+    splits = make_splits(recording(), (0.7, 0.15, 0.15), seq_len=5)
+    # train, val and test are consecutive rows of one (frames, neurons) float32 buffer
+    assert splits.train.inputs.data_ptr() + 70 * 7 * 4 == splits.val.inputs.data_ptr()
+    assert splits.val.inputs.data_ptr() + 15 * 7 * 4 == splits.test.inputs.data_ptr()

@@ -18,7 +18,7 @@ Fixes relative to the original scripts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -55,11 +55,16 @@ class DecodingRecording:
 
     @property
     def n_frames(self) -> int:
-        return self.neural_activity.shape[0]
+        return self.tail_angles.shape[0]
 
     @property
     def n_neurons(self) -> int:
         return self.neural_activity.shape[1]
+
+    def without_activity(self) -> "DecodingRecording":
+        """The same recording without its (frames, neurons) activity (shape (0, neurons)):
+        once :func:`make_splits` holds the normalised copy, the raw one need not stay in memory."""
+        return replace(self, neural_activity=np.empty((0, self.n_neurons), dtype=np.float32))
 
 
 def load_recording(neural_path: str | Path, behavior_path: str | Path, signal: str = "dff") -> DecodingRecording:
@@ -141,8 +146,11 @@ class Normaliser:
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        """(..., channels) in data units -> z-scores."""
-        return ((values - self.mean) / self.std).astype(np.float32)
+        """(..., channels) in data units -> z-scores (one float32 allocation, no temporaries)."""
+        z_scores = np.array(values, dtype=np.float32, copy=True)
+        z_scores -= self.mean
+        z_scores /= self.std
+        return z_scores
 
     def inverse(self, z_scores: np.ndarray) -> np.ndarray:
         """(..., channels) z-scores -> data units."""
@@ -203,18 +211,16 @@ class DecodingSplits:
 
 def make_splits(recording: DecodingRecording, fractions: tuple[float, float, float], seq_len: int) -> DecodingSplits:
     """Split chronologically, fit the activity and tail normalisers on the training block,
-    and wrap each block in a :class:`WindowSet` (windows never cross blocks)."""
+    and wrap each block in a :class:`WindowSet` (windows never cross blocks). The three
+    blocks are views of one normalised copy of the recording."""
     ranges = chronological_split(recording.n_frames, fractions, seq_len)
     train = ranges["train"]
     activity_normaliser = Normaliser.fit(recording.neural_activity[train.start : train.stop])
     tail_normaliser = Normaliser.fit(recording.tail_angles[train.start : train.stop])
+    activity = activity_normaliser.transform(recording.neural_activity)
+    tail = tail_normaliser.transform(recording.tail_angles)
     sets = {
-        name: WindowSet(
-            activity_normaliser.transform(recording.neural_activity[r.start : r.stop]),
-            tail_normaliser.transform(recording.tail_angles[r.start : r.stop]),
-            seq_len,
-            first_frame=r.start,
-        )
+        name: WindowSet(activity[r.start : r.stop], tail[r.start : r.stop], seq_len, first_frame=r.start)
         for name, r in ranges.items()
     }
     return DecodingSplits(**sets, activity_normaliser=activity_normaliser, tail_normaliser=tail_normaliser,

@@ -90,6 +90,7 @@ def run_decoding_job(
     torch_device = select_device(device)
     recording = load_recording(neural_path, behavior_path, job.signal)
     splits = make_splits(recording, job.split_fractions, job.seq_len)
+    recording = recording.without_activity()  # the splits hold the normalised copy
     log.info(
         "%s: %d frames x %d neurons; windows train/val/test %d/%d/%d (seq_len %d); device %s",
         job.fish, recording.n_frames, recording.n_neurons, len(splits.train), len(splits.val),
