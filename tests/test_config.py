@@ -159,7 +159,7 @@ def test_schema_lists_exactly_the_generator_fields():
 
 def test_parameter_sections_are_completed_with_defaults():
     resolved = resolved_config(load(CONFIGS[0]))
-    assert resolved["synthetic.zebrafish"]["n_volumes"] == 300
+    assert resolved["synthetic.zebrafish"]["n_volumes"] == 500
     assert resolved["synthetic.zebrafish"]["calcium_decay_tau_s"] > 0  # a default, not in the file
     assert resolved["synthetic.ibl"]["n_clusters"] == 120
     assert resolved["ibl_binning"]["trial_filter"]["max_reaction_time_s"] == 2.0
