@@ -91,9 +91,9 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(region), figsize=(3.6 * len(region) + 0.6, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(region), figsize=(4.0 * len(region) + 0.6, 3.8), squeeze=False)
     image = None
-    for ax, (model, result) in zip(axes[0], region.items()):
+    for index, (ax, (model, result)) in enumerate(zip(axes[0], region.items())):
         if result["accuracy"] is None:
             ax.text(0.5, 0.5, f"{model}\n{result['note']}", ha="center", va="center", wrap=True, fontsize=8)
             ax.set_axis_off()
@@ -109,7 +109,8 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
                 ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
                         color="white" if fractions[i, j] > 0.6 else "black", fontsize=8)
         ax.set_xlabel("predicted region")
-        ax.set_ylabel("true region")
+        if index == 0:
+            ax.set_ylabel("true region")
         ax.set_title(f"{model}\naccuracy {result['accuracy']:.2f} (chance {result['chance']:.2f}, n={result['n_neurons']})",
                      fontsize=9)
     if image is not None:
