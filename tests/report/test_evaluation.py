@@ -19,6 +19,7 @@ from pipeline.report.evaluation import (
     traces_stage,
 )
 from pipeline.report.figures import COLUMN_WIDTH_IN, MIN_FONT_PT, confidence_band
+from pipeline.report.tables import format_mean_sem
 
 MODELS = ["reservoir", "lstm", "gpt2_small"]
 EMBEDDINGS = ["linear", "sinusoidal", "relative", "laplacian", "sparse_ae"]
@@ -66,7 +67,8 @@ def test_table1_and_fig2a(tmp_path, fonts_used):
     assert len(csv) == len(MODELS) * 2 * 2 and set(csv["n"]) == {6}
     md = out["tables"]["md"].read_text()
     reservoir_l5 = csv[(csv["model"] == "reservoir") & (csv["seq_len"] == 5) & (csv["metric"] == "rmse")].iloc[0]
-    assert reservoir_l5["significant"] and f"| reservoir | 5 | 6 | 2 | {reservoir_l5['mean']:.3f} ±" in md
+    cell = format_mean_sem(reservoir_l5["mean"], reservoir_l5["sem"])
+    assert reservoir_l5["significant"] and f"| reservoir | 5 | 6 | 2 | {cell} | " in md
     assert "Holm-Bonferroni" in md and "Mann-Whitney U" in md and "36 metrics files, 2 fish" in md
     assert out["figure_pdf"].stat().st_size > 0
     assert_column_width_png(out["figure_png"])

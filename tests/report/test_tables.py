@@ -59,6 +59,8 @@ def test_unknown_format_is_an_error(tmp_path, table):
 def test_formatting_helpers():
     assert format_mean_sem(0.0523, 0.0011) == "0.052 ± 0.001"
     assert format_mean_sem(0.0523, math.nan) == "0.052 ± n/a"
+    assert format_mean_sem(0.05304, 0.00031) == "0.0530 ± 0.0003"  # the SEM keeps a significant digit
+    assert format_mean_sem(0.05, 0.0) == "0.050 ± 0.000"
     assert format_p_value(0.0004) == "<0.001" and format_p_value(0.01234) == "0.0123"
     assert format_p_value(math.nan) == "n/a"
     assert latex_escape("50% of a_b † ≥ 2") == r"50\% of a\_b $^\dagger$ $\geq$ 2"

@@ -73,10 +73,14 @@ def format_value(value, digits: int = 3) -> str:
 
 
 def format_mean_sem(mean: float, sem: float, digits: int = 3) -> str:
-    """"mean ± SEM"; SEM n/a (one value) keeps the mean only, marked."""
+    """"mean ± SEM" with at least ``digits`` decimals, more when needed to show the SEM's
+    first significant digit (up to 6): 0.0530 ± 0.0003, not 0.053 ± 0.000. SEM n/a (one
+    value) keeps the mean with ``digits`` decimals."""
     if isinstance(sem, float) and math.isnan(sem):
         return f"{format_value(mean, digits)} ± n/a"
-    return f"{format_value(mean, digits)} ± {format_value(sem, digits)}"
+    if sem > 0:
+        digits = min(6, max(digits, -math.floor(math.log10(sem))))
+    return f"{format_value(float(mean), digits)} ± {format_value(float(sem), digits)}"
 
 
 def format_p_value(p: float) -> str:
