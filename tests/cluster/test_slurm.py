@@ -40,8 +40,8 @@ def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_
 
     start = time.monotonic()
     failing = start_snakemake(bad_workdir, "--retries", "1", target, snakefile=snakefile, profile="slurm",
-                              timeout=480)
-    result = snakemake(workdir, snakefile=snakefile, profile="slurm", timeout=480)
+                              timeout=900)
+    result = snakemake(workdir, snakefile=snakefile, profile="slurm", timeout=900)
     wall_s = time.monotonic() - start
     failed = finish(failing)
     print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s "
