@@ -6,13 +6,13 @@ column (3.5 in wide, fonts >= 7 pt), saved as PDF + PNG.
   * above a point: the model differs from the best model of that
   length (Mann-Whitney U, Holm-adjusted p < alpha; see pipeline.stats.comparisons).
 - Fig. 2b (:func:`pretrained_vs_untrained_figure`): pretrained vs untrained RMSE per model
-  and length, bars = mean ± SEM, grey lines join the (fish, run) twins; * = Wilcoxon
+  and length, squares = mean ± SEM, grey lines join the (fish, run) twins; * = Wilcoxon
   signed-rank Holm-adjusted p < alpha; "n.c." = test not computable.
 - Fig. 2c (:func:`trace_figure`): one fish's test-set tail sum (sum of the 6 segment
   angles, rad), ground truth vs each model's prediction (overlapping windows averaged), mean
   over runs with the 95% confidence interval over runs (t distribution, n - 1 dof).
-- Fig. 3 (:func:`embedding_figure`): test RMSE per embedding strategy and model, mean ± SEM
-  and the jobs' values; * = differs from the model's best strategy (Mann-Whitney U,
+- Fig. 3 (:func:`embedding_figure`): test RMSE per embedding strategy and model, squares =
+  mean ± SEM, grey dots = the jobs' values; * = differs from the model's best strategy (Mann-Whitney U,
   Holm-adjusted p < alpha).
 """
 
@@ -47,7 +47,7 @@ STYLE = {
 EMBEDDING_LABELS = {"linear": "Linear", "sinusoidal": "Pos.", "relative": "Rel. pos.", "laplacian": "Spectral",
                     "sparse_ae": "Sparse AE"}
 LOG_SCALE_RATIO = 3.0  # Fig. 2a uses a log RMSE axis when the largest model mean exceeds the smallest this many times
-WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#bbbbbb"}
+WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#8c8c8c"}
 
 
 @contextlib.contextmanager
@@ -113,20 +113,21 @@ def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFra
             tops = []
             for j, weights in enumerate(("pretrained", "untrained")):
                 mean, sem = row[f"{weights}_mean"], row[f"{weights}_sem"]
-                ax.bar(i + (j - 0.5) * width, mean, width, yerr=0.0 if np.isnan(sem) else sem, capsize=2,
-                       color=WEIGHT_COLORS[weights], edgecolor="black", linewidth=0.4,
-                       label=weights if i == 0 else None, error_kw={"linewidth": 0.6})
+                ax.errorbar(i + (j - 0.5) * width, mean, yerr=0.0 if np.isnan(sem) else sem, fmt="s", markersize=4,
+                            capsize=2.5, color=WEIGHT_COLORS[weights], markeredgecolor="black", markeredgewidth=0.4,
+                            label=weights if i == 0 else None, zorder=3)
                 tops.append(mean + (0.0 if np.isnan(sem) else sem))
             cell = records[(records["model"] == model) & (records["seq_len"] == seq_len)]
             pairs = cell.pivot_table(index=["fish", "run"], columns="weights", values="rmse").dropna()
             for _, pair in pairs.iterrows():
-                ax.plot([i - 0.5 * width, i + 0.5 * width], [pair["pretrained"], pair["untrained"]],
-                        color="0.35", linewidth=0.5, marker="o", markersize=1.5)
+                ax.plot([i - 0.3 * width, i + 0.3 * width], [pair["pretrained"], pair["untrained"]],
+                        color="0.6", linewidth=0.5, marker="o", markersize=1.5, zorder=2)
                 tops.append(max(pair["pretrained"], pair["untrained"]))
             label = "*" if row["significant"] else ("n.c." if row["test_note"] else "")
             if label:
                 _mark(ax, i, max(tops), label)
         ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" for m, s in cells])
+        ax.set_xlim(-0.6, len(cells) - 0.4)
         ax.set_ylabel("test RMSE (rad)")
         ax.margins(y=0.12)
         figure.legend(frameon=False, loc="outside upper center", ncol=3)
@@ -216,16 +217,17 @@ def embedding_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_orde
                 row = selected.iloc[0]
                 x = i + (j - (len(embeddings) - 1) / 2) * width
                 sem = 0.0 if np.isnan(row["sem"]) else row["sem"]
-                ax.bar(x, row["mean"], width, yerr=sem, capsize=1.5, color=colors[embedding], edgecolor="black",
-                       linewidth=0.4, label=EMBEDDING_LABELS.get(embedding, embedding) if i == 0 else None,
-                       error_kw={"linewidth": 0.6})
+                ax.errorbar(x, row["mean"], yerr=sem, fmt="s", markersize=4, capsize=2, color=colors[embedding],
+                            markeredgecolor="black", markeredgewidth=0.4, zorder=3,
+                            label=EMBEDDING_LABELS.get(embedding, embedding) if i == 0 else None)
                 values = records.loc[(records["model"] == model) & (records["seq_len"] == seq_len)
                                      & (records["embedding"] == embedding), "rmse"].to_numpy()
-                ax.scatter(np.full(values.size, x), values, s=3, color="black", zorder=3, linewidths=0)
+                ax.scatter(np.full(values.size, x + 0.25 * width), values, s=4, color="0.45", zorder=2, linewidths=0)
                 if row["significant"]:
                     _mark(ax, x, max(row["mean"] + sem, values.max()), "*")
         multiple_lengths = len({s for _, s in cells}) > 1
         ax.set_xticks(range(len(cells)), [f"{m}\nL={s}" if multiple_lengths else m for m, s in cells])
+        ax.set_xlim(-0.6, len(cells) - 0.4)
         ax.set_ylabel("test RMSE (rad)")
         ax.margins(y=0.12)
         figure.legend(frameon=False, loc="outside upper center", ncol=3)
