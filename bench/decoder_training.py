@@ -157,7 +157,8 @@ def run_ours(args: argparse.Namespace) -> dict:
         activity, tail, np.zeros((args.n_neurons, 3), np.float32), np.full(args.n_neurons, "r"),
         np.arange(args.n_frames, dtype=np.float64), "dff",
     )
-    splits = make_splits(recording, SPLIT_FRACTIONS, args.seq_len)  # the job keeps `recording` too
+    splits = make_splits(recording, SPLIT_FRACTIONS, args.seq_len)
+    recording, activity = recording.without_activity(), None  # as pipeline.train.job does
     kind, model = build_model(args)
     setup_s, setup_peak = time.perf_counter() - started, peak_rss_mb()
 
