@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from cluster import planned_wildcards, snakemake
+from cluster import planned_jobs, planned_wildcards, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -52,16 +52,18 @@ def test_sigterm_killed_training_resumes_from_its_checkpoint_with_the_same_metri
     reference = clone(finished_local_run, tmp_path / "reference")
     preempted = clone(finished_local_run, tmp_path / "preempted")
 
-    plan = snakemake(preempted, "-n", snakefile=snakefile)
+    target = f"results/nlp4neuro/{RUN}/metrics.json"  # the job alone (not the tables that aggregate it)
+    plan = snakemake(preempted, "-n", target, snakefile=snakefile)
+    assert planned_jobs(plan.stdout) == {"train_decoder": 1}
     assert [job["model"] for job in planned_wildcards(plan.stdout, "train_decoder")] == ["lstm"]
-    result = snakemake(reference, "--cores", "2", snakefile=snakefile)
+    result = snakemake(reference, "--cores", "2", target, snakefile=snakefile)
     assert result.returncode == 0, result.stdout[-3000:]
 
     # Start the same job, and SIGTERM its training process once a checkpoint exists.
     checkpoint = preempted / "results/nlp4neuro/checkpoints" / RUN / "last.pt"
     metrics = preempted / "results/nlp4neuro" / RUN / "metrics.json"
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(preempted),
-               "--cores", "2"]
+               "--cores", "2", target]
     process = subprocess.Popen(command, cwd=preempted, text=True, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"})
     try:
@@ -81,7 +83,7 @@ def test_sigterm_killed_training_resumes_from_its_checkpoint_with_the_same_metri
     assert "received SIGTERM" in log
     assert not metrics.exists() and checkpoint.exists()  # no output to trust; the resume state survives
 
-    resumed = snakemake(preempted, "--cores", "2", snakefile=snakefile)
+    resumed = snakemake(preempted, "--cores", "2", target, snakefile=snakefile)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     got = json.loads(metrics.read_text())
     want = json.loads((reference / "results/nlp4neuro" / RUN / "metrics.json").read_text())
