@@ -165,7 +165,8 @@ def test_ci_config_runs_end_to_end(test_workdir):
     again = run_snakemake("-n", workdir=test_workdir)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout
 
-    # Adding a fish plans exactly that fish's jobs (plus the default target).
+    # Adding a fish plans exactly that fish's jobs (preprocessing, its training and salience
+    # jobs) plus the aggregates that read them and the default target.
     table = test_workdir / "config" / "fish.tsv"
     rows = table.read_text().splitlines()
     table.write_text("\n".join(rows + [rows[1].replace("fishA", "fishB")]) + "\n")
@@ -173,6 +174,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     assert planned_jobs(added.stdout) == {
         "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "align_behavior": 1,
         "motion_correct": 2, "extract_plane": 2, "neural_file": 1, "all": 1,
+        "train_decoder": 3, "evaluate_model_comparison": 1, "salience": 1, "salience_summary": 1,
     }
 
     # Adding a session plans exactly that session's jobs, and (NEDS) its models, a new
