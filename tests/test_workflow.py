@@ -157,7 +157,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
                  "inventory_session", "bin_ibl_session", "align_behavior", "motion_correct", "extract_plane",
                  "neural_file", "neds_baselines", "neds_train_single", "neds_pretrain", "neds_finetune",
-                 "neds_region", "neds_report"]:
+                 "neds_region", "neds_report", "train_decoder", "salience", "salience_summary"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
