@@ -37,10 +37,10 @@ from pipeline.neds.train import (
     load_model,
     model_for_finetuning,
     save_model,
-    select_device,
     train_model,
 )
 from pipeline.provenance import code_version, config_hash
+from pipeline.train.loop import select_device
 
 log = logging.getLogger(__name__)
 

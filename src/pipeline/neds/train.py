@@ -45,15 +45,6 @@ from pipeline.train.checkpoint import (
 log = logging.getLogger(__name__)
 
 
-def select_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("neds.device is cuda but no CUDA device is available")
-    return torch.device(name)
-
-
 def evaluated_tasks(schemes: tuple[str, ...]) -> tuple[str, ...]:
     """Tasks a model trained with ``schemes`` is evaluated (and selected) on: the unimodal
     variants only on their own task, every other scheme set on encoding and decoding."""

@@ -72,9 +72,12 @@ class TrainingResult:
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """``auto``: the first CUDA GPU if there is one, else the CPU."""
+    """``auto``: the first CUDA GPU if there is one, else the CPU; asking for ``cuda`` on a
+    machine without one is an error (rather than a silent, much slower CPU run)."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} requested but no CUDA device is available")
     return torch.device(requested)
 
 
