@@ -63,22 +63,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from pipeline.memory import peak_rss_mb
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 GPT2_OVERRIDES = {"n_embd": 256, "n_layer": 4, "n_head": 4, "n_positions": 64,
                   "vocab_size": 2, "bos_token_id": 0, "eos_token_id": 0}  # vocabulary unused (inputs_embeds)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
-    from the parent across fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def synthetic_arrays(n_frames: int, n_neurons: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

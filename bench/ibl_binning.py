@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.memory import peak_rss_mb
+
 
 def make_session(workdir: Path, n_clusters: int, n_trials: int) -> dict:
     from pipeline.synth.ibl import IblSynthParams, generate_session
@@ -70,15 +72,6 @@ def run_method(method: str, workdir: Path, session: dict) -> dict:
     if method != "stage":
         result = {"spikes": int(counts.sum(dtype=np.int64)), "sha256": hashlib.sha256(counts.data).hexdigest()}
     return {**result, "seconds": seconds, "peak_rss_mb": peak}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
-    from the parent across fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

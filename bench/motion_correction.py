@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.memory import peak_rss_mb
 
 GLIBC = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.0, plane_spacing_um=7.0, tail_rate_hz=200.0)
@@ -84,21 +85,12 @@ def make_long_movie(src: Path, dst: Path, frames: int) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident set size of this process (VmHWM; unlike ru_maxrss it is reset by exec,
-    so the parent's memory does not leak into a worker's figure)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def worker_ours(stack: Path, out: Path, shifts: Path) -> dict:
     import h5py
 
     from pipeline.imaging.normcorre import NormcorreParams, motion_correct
 
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     start = time.perf_counter()
     m = motion_correct(stack, out, NormcorreParams(device="cpu"), progress=False)
     elapsed = time.perf_counter() - start
@@ -106,7 +98,7 @@ def worker_ours(stack: Path, out: Path, shifts: Path) -> dict:
         np.savez(shifts, rigid=f["rigid_shift_px"][()], patch=f["patch_shift_px"][()],
                  bounds=f["patch_bounds_px"][()])
     out.unlink()
-    return {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": rss0,
+    return {"seconds": elapsed, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
             "crispness_before": m["crispness_before"], "crispness_after": m["crispness_after"]}
 
 
@@ -127,7 +119,7 @@ def worker_suite2p(stack: Path, shifts: Path) -> dict:
     suite2p, registration, torch = _import_suite2p()
     from suite2p.registration import nonrigid
 
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     settings = suite2p.default_settings()["registration"]
     start = time.perf_counter()
     raw = tifffile.imread(stack).astype(np.int16)  # suite2p's binaries are int16
@@ -142,7 +134,7 @@ def worker_suite2p(stack: Path, shifts: Path) -> dict:
     # i.e. its offsets are the content displacement, the sign convention of our truth
     patch = rigid[:, None, None, :] + np.stack([out["yoff1"], out["xoff1"]], axis=-1).reshape(n, *nblocks, 2)
     np.savez(shifts, rigid=rigid, patch=patch, bounds=bounds)
-    return {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": rss0}
+    return {"seconds": elapsed, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0}
 
 
 # --------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ Output contract (documented in docs/architecture.md):
 from __future__ import annotations
 
 import logging
-import resource
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,10 +32,17 @@ from pipeline.data.windows import (
 )
 from pipeline.io.atomic import atomic_paths, write_json
 from pipeline.io.h5 import write_dataset
+from pipeline.memory import peak_rss_mb
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
 from pipeline.provenance import code_version, describe_file
 from pipeline.train.checkpoint import save_checkpoint
-from pipeline.train.loop import TrainingParams, load_trainable_state, predict, select_device, train_decoder
+from pipeline.train.loop import (
+    TrainingParams,
+    load_trainable_state,
+    predict,
+    select_device,
+    train_decoder,
+)
 from pipeline.train.metrics import decoding_metrics
 
 log = logging.getLogger(__name__)
@@ -59,9 +65,8 @@ class DecodingJob:
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
-    """Peak resident memory of this process (MB; Linux ru_maxrss is in KiB) and, on CUDA,
-    the peak allocated GPU memory (MB)."""
-    peaks = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    """Peak resident memory of this process (MB) and, on CUDA, the peak allocated GPU memory (MB)."""
+    peaks = {"peak_rss_mb": peak_rss_mb()}
     if device.type == "cuda":
         peaks["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return peaks
