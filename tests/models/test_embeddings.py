@@ -25,13 +25,7 @@ SMALL = EmbeddingParams(n_components=4, n_neighbors=10, sparse_ae_epochs=5, spar
                         sparse_ae_batch_size=100, max_relative_distance=3, n_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny; torch's thread pool only adds contention on shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def circle_frames(n_frames: int, seed: int, angles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

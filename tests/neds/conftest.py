@@ -18,12 +18,8 @@ TRAINING = TrainingParams(epochs=25, batch_size=8, learning_rate=0.003, weight_d
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tests share a few cores with other processes: one torch thread avoids oversubscription."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _single_torch_thread(one_torch_thread):
+    """Every NEDS test runs with one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
