@@ -6,7 +6,7 @@ rule bin_ibl_session:
     neurons) with Allen id and region per neuron, wheel speed, whisker
     motion energy, choice and block per trial, and a seeded train/val/test split."""
     input:
-        one_cache=lambda wildcards: session_row(wildcards.session)["one_cache"],
+        source=session_source,
         inventory=f"{RESULTS}/inventory/sessions/{{session}}.json",
     output:
         f"{RESULTS}/ibl/binned/{{session}}.h5",

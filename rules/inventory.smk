@@ -28,7 +28,7 @@ rule inventory_session:
     """Check one IBL session of a ONE cache, read with ONE-api (required datasets present, spike arrays
     consistent); write the inventory JSON."""
     input:
-        one_cache=lambda wildcards: session_row(wildcards.session)["one_cache"],
+        source=session_source,
     output:
         f"{RESULTS}/inventory/sessions/{{session}}.json",
     params:

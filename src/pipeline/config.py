@@ -39,6 +39,7 @@ SESSION_COLUMNS: dict[str, str] = {
     "one_cache": "string",
     "session": "string",
     "probes": "string",
+    "nwb_file": "string",
     "wheel_units": "string",
     "wheel_ticks_per_rev": "int64",
 }

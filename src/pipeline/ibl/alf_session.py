@@ -30,6 +30,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -140,13 +141,10 @@ class _Reader:
         return files[attr], self.vector(files[attr], mmap=mmap)
 
 
-def _load_probe(reader: _Reader, collection: str) -> ProbeSorting:
-    spikes = reader.files("spikes", collection)
-    if "times" not in spikes or "clusters" not in spikes:
-        raise InputDataError(reader.session.session_path / collection,
-                             "collection without spikes.times / spikes.clusters")
-    times_path, spike_times = reader.need(spikes, "spikes", "times", collection, mmap=True)
-    clusters_path, spike_clusters = reader.need(spikes, "spikes", "clusters", collection, mmap=True)
+def check_spikes(spike_times: np.ndarray, spike_clusters: np.ndarray, times_path: str | os.PathLike,
+                 clusters_path: str | os.PathLike) -> None:
+    """Equal lengths, at least one spike, times sorted (streamed), else InputDataError."""
+    times_path, clusters_path = Path(times_path), Path(clusters_path)
     if spike_times.shape != spike_clusters.shape:
         raise InputDataError(
             clusters_path, f"{spike_clusters.shape[0]} entries but {times_path.name} has {spike_times.shape[0]}"
@@ -155,6 +153,16 @@ def _load_probe(reader: _Reader, collection: str) -> ProbeSorting:
         raise InputDataError(times_path, "the collection has no spikes")
     if not _is_sorted(spike_times):
         raise InputDataError(times_path, "spike times are not sorted in ascending order")
+
+
+def _load_probe(reader: _Reader, collection: str) -> ProbeSorting:
+    spikes = reader.files("spikes", collection)
+    if "times" not in spikes or "clusters" not in spikes:
+        raise InputDataError(reader.session.session_path / collection,
+                             "collection without spikes.times / spikes.clusters")
+    times_path, spike_times = reader.need(spikes, "spikes", "times", collection, mmap=True)
+    clusters_path, spike_clusters = reader.need(spikes, "spikes", "clusters", collection, mmap=True)
+    check_spikes(spike_times, spike_clusters, times_path, clusters_path)
 
     clusters = reader.files("clusters", collection)
     channels = reader.files("channels", collection)
@@ -236,20 +244,35 @@ def _load_trials(reader: _Reader, required: tuple[str, ...]) -> dict[str, np.nda
                         "(which one is current? remove the stale one)")
             else:
                 trials[attr], origin[attr] = column, table_path
+    check_trials(trials, required, reader.session.session_path / "alf")
+    return trials
+
+
+def check_trials(trials: dict[str, np.ndarray], required: tuple[str, ...], source: str | os.PathLike) -> None:
+    """Required trial attributes present and all attributes of equal length, else
+    InputDataError naming ``source``."""
     for attr in required:
         if attr not in trials:
-            raise InputDataError(reader.session.session_path / "alf",
-                                 f"missing ALF dataset trials.{attr} (needed by the binning config)")
+            raise InputDataError(source, f"missing ALF dataset trials.{attr} (needed by the binning config)")
     lengths = {attr: values.shape[0] for attr, values in trials.items()}
     if len(set(lengths.values())) > 1:
-        raise InputDataError(reader.session.session_path / "alf", f"trial arrays differ in length: {lengths}")
-    return trials
+        raise InputDataError(source, f"trial arrays differ in length: {lengths}")
 
 
 def _load_wheel(reader: _Reader, wheel_units: str, wheel_ticks_per_rev: int) -> tuple[np.ndarray, np.ndarray]:
     files = reader.files("wheel", "alf")
     wheel_t_path, wheel_t = reader.need(files, "wheel", "timestamps", "alf")
     wheel_p_path, wheel_p = reader.need(files, "wheel", "position", "alf")
+    return clean_wheel(wheel_t, wheel_p, wheel_t_path, wheel_p_path, wheel_units, wheel_ticks_per_rev)
+
+
+def clean_wheel(wheel_t: np.ndarray, wheel_p: np.ndarray, wheel_t_path: str | os.PathLike,
+                wheel_p_path: str | os.PathLike, wheel_units: str, wheel_ticks_per_rev: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Checked wheel (times s, position rad): equal lengths, time never going back,
+    samples sharing a timestamp averaged (logged), counts converted, plausible speeds.
+    Errors name the file the values came from."""
+    wheel_t_path, wheel_p_path = Path(wheel_t_path), Path(wheel_p_path)
     if wheel_t.shape != wheel_p.shape:
         raise InputDataError(wheel_p_path, f"{wheel_p.shape[0]} samples but {wheel_t_path.name} has {wheel_t.shape[0]}")
     if wheel_t.size and np.any(np.diff(wheel_t) < 0):
@@ -283,6 +306,14 @@ def _load_camera(reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
     files = reader.files("leftCamera", "alf")
     cam_t_path, cam_t = reader.need(files, "leftCamera", "times", "alf")
     me_path, motion_energy = reader.need(files, "leftCamera", "ROIMotionEnergy", "alf")
+    return clean_camera(cam_t, motion_energy, cam_t_path, me_path)
+
+
+def clean_camera(cam_t: np.ndarray, motion_energy: np.ndarray, cam_t_path: str | os.PathLike,
+                 me_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Checked camera (frame times s, motion energy a.u.): equal lengths, non-finite frames
+    dropped, times strictly increasing. Errors name the file the values came from."""
+    cam_t_path, me_path = Path(cam_t_path), Path(me_path)
     if cam_t.shape != motion_energy.shape:
         raise InputDataError(me_path, f"{motion_energy.shape[0]} frames but {cam_t_path.name} has {cam_t.shape[0]}")
     finite = np.isfinite(cam_t) & np.isfinite(motion_energy)
@@ -327,3 +358,16 @@ def load_alf_session(
         camera_times=cam_t, motion_energy=motion_energy, session_path=str(reader.session.session_path),
         source_files=tuple(str(p) for p in reader.read),
     )
+
+
+def load_session(row: Mapping[str, Any], *, required_trial_events: tuple[str, ...] = ("stimOn_times",)) -> AlfSession:
+    """The session of a sessions-table row: from ``nwb_file`` (DANDI 000409 layout,
+    :func:`pipeline.ibl.nwb_session.load_nwb_session`) when the row has one, else from
+    ``one_cache`` + ``session`` (:func:`load_alf_session`); ``probes`` selects the probes."""
+    wheel = {"wheel_units": row.get("wheel_units", "rad"), "wheel_ticks_per_rev": int(row.get("wheel_ticks_per_rev", 4096))}
+    if row.get("nwb_file"):
+        from pipeline.ibl.nwb_session import load_nwb_session
+
+        return load_nwb_session(row["nwb_file"], row["probes"], required_trial_events=required_trial_events, **wheel)
+    return load_alf_session(row["one_cache"], row["session"], row["probes"],
+                            required_trial_events=required_trial_events, **wheel)

@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.ibl.alf_session import AlfSession, load_alf_session
+from pipeline.ibl.alf_session import AlfSession, load_session
 from pipeline.ibl.regions import REGION_LEVELS, region_acronyms
 from pipeline.ibl.signals import bin_mean_velocity, bin_means
 from pipeline.ibl.trials import (
@@ -238,20 +238,15 @@ def bin_session(
     source_checksums: Mapping[str, str] | None = None,
     progress: bool = True,
 ) -> None:
-    """Read the session of ``session_row`` (a sessions-table row: ``one_cache``,
-    ``session``, ``probes``), bin it, write ``out_path``.
+    """Read the session of ``session_row`` (a sessions-table row: ``one_cache`` +
+    ``session``, or ``nwb_file``; ``probes``), bin it, write ``out_path``.
 
     ``source_checksums``: path -> SHA-256 of input files (from the inventory), recorded in
     the output. Raises InputDataError for bad input and when nothing is left after filtering;
     no output is written then.
     """
     rule = config.trial_filter
-    session = load_alf_session(
-        session_row["one_cache"], session_row["session"], session_row["probes"],
-        required_trial_events=needed_events(rule, config.align_event),
-        wheel_units=session_row.get("wheel_units", "rad"),
-        wheel_ticks_per_rev=int(session_row.get("wheel_ticks_per_rev", 4096)),
-    )
+    session = load_session(session_row, required_trial_events=needed_events(rule, config.align_event))
     align = session.trials[config.align_event]
     with np.errstate(invalid="ignore"):
         starts, ends = align + config.window_start_s, align + config.window_end_s

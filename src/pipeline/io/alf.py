@@ -7,11 +7,12 @@ downloads or, for a folder of sessions, by ONE's own
 ``collection/[#revision#/][_namespace_]object.attribute[.extra].ext``, e.g.
 ``alf/_ibl_trials.table.pqt`` or ``alf/probe00/pykilosort/#2024-05-06#/clusters.channels.npy``.
 
-Which file holds a dataset is decided by ONE-api
-(``One(mode='local', cache_dir=...).load_object(..., download_only=True)``), exactly as ONE
-does for its users: within a collection, the default revision if the cache marks one, else
-the latest revision (ordered lexicographically, no revision first) — so a revision folder
-wins for the datasets it holds and is not needed for the others. Arrays are then
+Which file holds a dataset is decided by ONE-api, with the rule its ``load_object`` applies
+(``one.util.filter_datasets`` on the session's ``list_datasets``, resolved once per
+session): within a collection, the default revision if the cache marks one, else the
+latest revision (ordered lexicographically, no revision first) — so a revision folder
+wins for the datasets it holds and is not needed for the others. Files listed in the cache
+but absent on disk count as missing, as in ONE's local mode. Arrays are then
 memory-mapped by the caller, so long sessions are streamed.
 
 Bad input raises :class:`~pipeline.io.errors.InputDataError` naming the file: a cache
@@ -89,6 +90,25 @@ class OneSession:
         if not self.session_path.is_dir():
             raise InputDataError(self.session_path, f"session folder of {session!r} (listed in the cache) not found")
         self._check_revision_folders()
+        self._datasets = self._resolve_datasets()
+
+    def _resolve_datasets(self):
+        """The session's datasets at the revision ONE resolves: a table with columns
+        ``collection``, ``object``, ``rel_path`` (relative to the session folder)."""
+        import pandas as pd
+        from one.alf.path import rel_path_parts
+        from one.util import filter_datasets
+
+        listed = self.one.list_datasets(self.eid, details=True, keep_eid_index=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolved = filter_datasets(listed, assert_unique=False, wildcards=True) if len(listed) else listed
+        for warning in caught:
+            log.debug("ONE-api: %s", warning.message)
+        parts = [rel_path_parts(p, as_dict=True, assert_valid=False) for p in resolved["rel_path"]]
+        return pd.DataFrame({"collection": [p["collection"] or "" for p in parts],
+                             "object": [p["object"] or "" for p in parts],
+                             "rel_path": list(resolved["rel_path"])})
 
     def _check_revision_folders(self) -> None:
         """Every folder whose name holds '#' must be a revision ``#<name>#`` (ALF spec);
@@ -104,7 +124,7 @@ class OneSession:
     @property
     def collections(self) -> list[str]:
         """Collections of the session listed in the cache (e.g. ``alf``, ``alf/probe00/pykilosort``)."""
-        return sorted(c for c in self.one.list_collections(self.eid) if c)
+        return sorted(c for c in set(self._datasets["collection"]) if c)
 
     def object_files(self, obj: str, collection: str, *, required: bool = True) -> dict[str, Path]:
         """``attribute -> file`` of ALF object ``obj`` in ``collection`` (exact, no
@@ -112,17 +132,12 @@ class OneSession:
         with its timescale (``brainLocationIds_ccf_2017``). Table files (``trials.table.pqt``)
         are keyed ``table``. A missing object raises InputDataError when ``required``,
         else returns {}."""
-        from one.alf.exceptions import ALFObjectNotFound
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                paths = self.one.load_object(self.eid, obj, collection=collection, download_only=True,
-                                             check_hash=False)
-            except ALFObjectNotFound:
-                paths = []
-        for warning in caught:
-            log.debug("ONE-api: %s", warning.message)
+        rows = self._datasets[(self._datasets["collection"] == collection) & (self._datasets["object"] == obj)]
+        paths = [self.session_path / rel for rel in rows["rel_path"]]
+        for path in paths:
+            if not path.is_file():
+                log.warning("%s is listed in the ONE cache but not on disk: treated as missing", path)
+        paths = [p for p in paths if p.is_file()]
         files: dict[str, Path] = {}
         for path in sorted(paths, key=str):
             attribute = path.name.split(".")[1]  # attribute with its timescale, e.g. brainLocationIds_ccf_2017

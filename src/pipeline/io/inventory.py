@@ -187,17 +187,14 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Check one IBL session of a local ONE cache with
-    :func:`pipeline.ibl.alf_session.load_alf_session` (session in the cache, required
+    """Check one IBL session (a ONE cache session or a DANDI NWB file) with
+    :func:`pipeline.ibl.alf_session.load_session` (session in the cache, required
     datasets present at the revision ONE resolves, spikes sorted, cluster ids and channels
     in range, consistent trial/wheel/camera arrays, plausible wheel units) and return the
     inventory with checksums of every dataset read."""
-    from pipeline.ibl.alf_session import load_alf_session
+    from pipeline.ibl.alf_session import load_session
 
-    session = load_alf_session(
-        row["one_cache"], row["session"], row["probes"], wheel_units=row.get("wheel_units", "rad"),
-        wheel_ticks_per_rev=int(row.get("wheel_ticks_per_rev", 4096)),
-    )
+    session = load_session(row)
     first, last = session.spike_span_s
     return {
         **_header("ibl_session", "session_id", row),
