@@ -261,3 +261,82 @@ def test_without_the_revision_folder_regions_are_the_first_release(synthetic_ses
     with h5py.File(out) as f:
         assert set(f["neurons/region"].asstr()[()]) == {"root"}
         assert set(f["neurons/allen_id"][()]) == {997}
+
+
+def test_qc_and_session_rate_filters_match_independent_counts(synthetic_session, tmp_path):
+    import pandas as pd
+
+    session = copy_session(synthetic_session, tmp_path / "ses")
+    probe = alf_dir(session) / "probe00" / "pykilosort"
+    labels = np.random.default_rng(5).choice([0.0, 1 / 3, 2 / 3, 1.0], 40)
+    pd.DataFrame({"cluster_id": np.arange(40)[::-1], "label": labels[::-1]}).to_parquet(probe / "clusters.metrics.pqt")
+    rebuild_cache(session)
+    times, ids = np.load(probe / "spikes.times.npy"), np.load(probe / "spikes.clusters.npy")
+    session_rate = np.bincount(ids, minlength=40) / (times[-1] - times[0])
+
+    out = tmp_path / "qc_session.h5"
+    bin_session(session, out, BinningConfig(min_qc_label=1.0, firing_rate_window="session"), split_seed=1, progress=False)
+    with h5py.File(out) as f:
+        expected = np.flatnonzero((labels == 1.0) & (session_rate >= 2.0))
+        np.testing.assert_array_equal(f["neurons/cluster_id"][()], expected)
+        np.testing.assert_allclose(f["neurons/firing_rate_hz"][()], session_rate[expected])
+        assert set(f["neurons/qc_label"][()]) == {1.0}
+        counts = json.loads(f.attrs["neuron_filter_json"])["per_probe"]["alf/probe00/pykilosort"]
+        assert counts == {"n_clusters_in_collection": 40, "n_clusters_passing_qc": int((labels == 1.0).sum()),
+                          "n_clusters_kept": int(expected.size)}
+
+    out = tmp_path / "qc_trials.h5"  # default rate window: spikes inside the kept trials' windows
+    bin_session(session, out, BinningConfig(min_qc_label=2 / 3), split_seed=1, progress=False)
+    with h5py.File(out) as f:
+        align = f["trials/align_time_s"][()]
+        in_windows = np.zeros(40)
+        for t0 in align:
+            inside = (times >= t0 - 0.5) & (times < t0 + 1.5)
+            in_windows += np.bincount(ids[inside], minlength=40)
+        trial_rate = in_windows / (align.size * 2.0)
+        expected = np.flatnonzero((labels >= 2 / 3) & (trial_rate >= 2.0))
+        np.testing.assert_array_equal(f["neurons/cluster_id"][()], expected)
+        np.testing.assert_allclose(f["neurons/firing_rate_hz"][()], trial_rate[expected])
+
+    (probe / "clusters.metrics.pqt").unlink()
+    rebuild_cache(session)
+    with pytest.raises(InputDataError, match="min_qc_label is set but the collection has no clusters.metrics"):
+        bin_session(session, tmp_path / "x.h5", BinningConfig(min_qc_label=1.0), split_seed=1, progress=False)
+
+
+def test_duplicate_wheel_timestamps_are_averaged_and_logged(synthetic_session, tmp_path, caplog):
+    from pipeline.ibl.alf_session import load_session
+
+    session = copy_session(synthetic_session, tmp_path / "ses")
+    alf = alf_dir(session)
+    t, p = np.load(alf / "_ibl_wheel.timestamps.npy"), np.load(alf / "_ibl_wheel.position.npy")
+    where = np.array([10, 500, 501])  # three samples repeated with a slightly different position
+    t_dup, p_dup = np.insert(t, where, t[where]), np.insert(p, where, p[where] + 0.003)
+    np.save(alf / "_ibl_wheel.timestamps.npy", t_dup)
+    np.save(alf / "_ibl_wheel.position.npy", p_dup)
+    with caplog.at_level("WARNING"):
+        loaded = load_session(session)
+    assert "3 samples share a timestamp" in caplog.text
+    np.testing.assert_array_equal(loaded.wheel_times, t)
+    expected = p.copy()
+    expected[[10]] += 0.0015
+    expected[[500, 501]] += 0.0015
+    np.testing.assert_allclose(loaded.wheel_position_rad, expected)
+
+
+def test_inconsistent_left_camera_falls_back_to_the_right_one(synthetic_session, binned, tmp_path):
+    session = copy_session(synthetic_session, tmp_path / "ses")
+    alf = alf_dir(session)
+    me = np.load(alf / "leftCamera.ROIMotionEnergy.npy")
+    np.save(alf / "leftCamera.ROIMotionEnergy.npy", me[:-3])  # 3 frames fewer than timestamps
+    with pytest.raises(InputDataError, match="leftCamera.times.npy has .*missing ALF dataset rightCamera.times"):
+        bin_session(session, tmp_path / "x.h5", CONFIG, split_seed=11, progress=False)
+    shutil.copy(alf / "_ibl_leftCamera.times.npy", alf / "_ibl_rightCamera.times.npy")
+    np.save(alf / "rightCamera.ROIMotionEnergy.npy", me)
+    rebuild_cache(session)
+    out = tmp_path / "right.h5"
+    bin_session(session, out, CONFIG, split_seed=11, progress=False)
+    with h5py.File(binned) as a, h5py.File(out) as b:
+        assert a["behavior/whisker_motion_energy"].attrs["camera"] == "left"
+        assert b["behavior/whisker_motion_energy"].attrs["camera"] == "right"
+        np.testing.assert_array_equal(a["behavior/whisker_motion_energy"][()], b["behavior/whisker_motion_energy"][()])

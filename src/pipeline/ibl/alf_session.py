@@ -18,7 +18,11 @@ ONE resolves them) and read here. Conventions (IBL ALF):
   ``wheel_units: counts`` in the sessions table) at ``wheel.timestamps`` (s); samples with
   the same timestamp are averaged (logged);
 - ``alf/leftCamera.ROIMotionEnergy`` (a.u.) at ``alf/_ibl_leftCamera.times`` (s): whisker
-  motion energy.
+  motion energy. When the left camera is missing or its times and motion energy differ in
+  length (frames dropped from the video but not from the timestamps, or the reverse: which
+  frames are missing cannot be told), the right camera (``rightCamera.*``, which films the
+  other whisker pad) is used instead, with a warning, and the choice is recorded; if neither
+  camera is consistent the error names both.
 
 Every problem raises :class:`~pipeline.io.errors.InputDataError` naming the file.
 """
@@ -75,6 +79,7 @@ class AlfSession:
     wheel_times: np.ndarray  # (n_wheel,) s, strictly increasing
     wheel_position_rad: np.ndarray  # (n_wheel,) rad, converted from counts if declared
     camera_times: np.ndarray  # (n_frames,) s
+    camera: str  # the camera whose whisker ROI motion energy is used: "left" or "right"
     motion_energy: np.ndarray  # (n_frames,) a.u.
     session_path: str  # lab/Subjects/subject/date/number folder
     source_files: tuple[str, ...]  # every file read
@@ -302,11 +307,26 @@ def clean_wheel(wheel_t: np.ndarray, wheel_p: np.ndarray, wheel_t_path: str | os
     return wheel_t, wheel_p
 
 
-def _load_camera(reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
-    files = reader.files("leftCamera", "alf")
-    cam_t_path, cam_t = reader.need(files, "leftCamera", "times", "alf")
-    me_path, motion_energy = reader.need(files, "leftCamera", "ROIMotionEnergy", "alf")
-    return clean_camera(cam_t, motion_energy, cam_t_path, me_path)
+#: Cameras tried for the whisker motion energy, in order.
+CAMERAS = ("left", "right")
+
+
+def _load_camera(reader: _Reader) -> tuple[np.ndarray, np.ndarray, str]:
+    """(frame times, motion energy, camera) of the first consistent camera of CAMERAS."""
+    problems = []
+    for camera in CAMERAS:
+        try:
+            files = reader.files(f"{camera}Camera", "alf")
+            cam_t_path, cam_t = reader.need(files, f"{camera}Camera", "times", "alf")
+            me_path, motion_energy = reader.need(files, f"{camera}Camera", "ROIMotionEnergy", "alf")
+            cam_t, motion_energy = clean_camera(cam_t, motion_energy, cam_t_path, me_path)
+        except InputDataError as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            log.warning("whisker motion energy from the %s camera: %s", camera, "; ".join(problems))
+        return cam_t, motion_energy, camera
+    raise InputDataError(reader.session.session_path / "alf", "no usable camera motion energy: " + "; ".join(problems))
 
 
 def clean_camera(cam_t: np.ndarray, motion_energy: np.ndarray, cam_t_path: str | os.PathLike,
@@ -352,10 +372,10 @@ def load_alf_session(
     sortings = tuple(_load_probe(reader, c) for c in reader.session.probe_collections(probes))
     trials = _load_trials(reader, required_trial_events)
     wheel_t, wheel_p = _load_wheel(reader, wheel_units, wheel_ticks_per_rev)
-    cam_t, motion_energy = _load_camera(reader)
+    cam_t, motion_energy, camera = _load_camera(reader)
     return AlfSession(
         probes=sortings, trials=trials, wheel_times=wheel_t, wheel_position_rad=wheel_p,
-        camera_times=cam_t, motion_energy=motion_energy, session_path=str(reader.session.session_path),
+        camera_times=cam_t, motion_energy=motion_energy, camera=camera, session_path=str(reader.session.session_path),
         source_files=tuple(str(p) for p in reader.read),
     )
 

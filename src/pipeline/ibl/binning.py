@@ -9,7 +9,8 @@ Output: one HDF5 file per session (:func:`bin_session`), layout
 - ``/spikes/counts`` (n_trials, n_bins, n_neurons) uint16: spikes per bin;
 - ``/behavior/wheel_speed`` (n_trials, n_bins) float32 rad/s: |mean wheel velocity| per bin;
 - ``/behavior/whisker_motion_energy`` (n_trials, n_bins) float32 a.u.: mean motion
-  energy of the left camera's whisker ROI per bin;
+  energy of the left camera's whisker ROI per bin (attr ``camera``: ``right`` when the
+  left camera was missing or inconsistent);
   both carry attrs ``train_mean``, ``train_std``, ``train_min``, ``train_max`` computed on
   the training trials only (normalise with these; never with statistics of all trials);
 - ``/behavior/choice`` (n_trials,) int8: 0 = choice -1 (CCW), 1 = choice +1 (CW);
@@ -299,10 +300,12 @@ def bin_session(
             write_dataset(f, "spikes/counts", neurons.counts, "spikes/bin", "spike counts (trials, bins, neurons)")
             for name, values, units, text in [
                 ("wheel_speed", wheel_speed, "rad/s", "|mean wheel velocity| over each bin"),
-                ("whisker_motion_energy", motion_energy, "a.u.", "mean left-camera whisker ROI motion energy over each bin"),
+                ("whisker_motion_energy", motion_energy, "a.u.",
+                 f"mean {session.camera}-camera whisker ROI motion energy over each bin"),
             ]:
                 ds = write_dataset(f, f"behavior/{name}", values.astype(np.float32), units, text)
                 ds.attrs.update(_train_stats(values, splits["train"]))
+            f["behavior/whisker_motion_energy"].attrs["camera"] = session.camera
             write_dataset(f, "behavior/choice", encode_choice(session.trials["choice"][trial_index]), "class",
                      "0 = choice -1 (counter-clockwise), 1 = choice +1 (clockwise)")
             write_dataset(f, "behavior/block", encode_block(session.trials["probabilityLeft"][trial_index]), "class",

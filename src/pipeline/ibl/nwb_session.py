@@ -14,7 +14,8 @@ Layout read (pynwb):
   ``contrast_right``, ``probability_left`` (the ALF trial attributes, renamed);
 - ``processing/wheel``: a ``CompassDirection`` holding the wheel-position ``SpatialSeries``
   (rad, with timestamps);
-- ``processing/camera/LeftCameraMotionEnergy``: ``TimeSeries`` (a.u., with timestamps).
+- ``processing/camera/LeftCameraMotionEnergy``: ``TimeSeries`` (a.u., with timestamps);
+  ``RightCameraMotionEnergy`` when the left one is missing or inconsistent (as the ALF path).
 
 Spike times of a probe are gathered from its units and sorted (12 bytes per spike in
 memory, unlike the memory-mapped ALF path). Cluster ids missing from ``units`` (no spikes)
@@ -46,8 +47,8 @@ NWB_TRIAL_COLUMNS = {
     "feedback_type": "feedbackType", "contrast_left": "contrastLeft", "contrast_right": "contrastRight",
     "probability_left": "probabilityLeft",
 }
-#: Object holding the left camera's whisker-ROI motion energy.
-MOTION_ENERGY_SERIES = "LeftCameraMotionEnergy"
+#: camera -> time series of its whisker-ROI motion energy, tried in this order.
+MOTION_ENERGY_SERIES = {"left": "LeftCameraMotionEnergy", "right": "RightCameraMotionEnergy"}
 
 
 def _where(path: Path, obj: str) -> str:
@@ -147,9 +148,18 @@ def load_nwb_session(
         check_trials(trials, required_trial_events, _where(path, "intervals/trials"))
         wheel_t, wheel_p, wheel_where = _series(path, nwb, "wheel", None)
         wheel_t, wheel_p = clean_wheel(wheel_t, wheel_p, wheel_where, wheel_where, wheel_units, wheel_ticks_per_rev)
-        cam_t, me, cam_where = _series(path, nwb, "camera", MOTION_ENERGY_SERIES)
-        cam_t, me = clean_camera(cam_t, me, cam_where, cam_where)
+        problems = []
+        for camera, name in MOTION_ENERGY_SERIES.items():
+            try:
+                cam_t, me, cam_where = _series(path, nwb, "camera", name)
+                cam_t, me = clean_camera(cam_t, me, cam_where, cam_where)
+                break
+            except InputDataError as err:
+                problems.append(str(err))
+        else:
+            raise InputDataError(_where(path, "processing/camera"), "no usable motion energy: " + "; ".join(problems))
     finally:
         io.close()
     return AlfSession(probes=sortings, trials=trials, wheel_times=wheel_t, wheel_position_rad=wheel_p,
-                      camera_times=cam_t, motion_energy=me, session_path=str(path), source_files=(str(path),))
+                      camera_times=cam_t, motion_energy=me, camera=camera, session_path=str(path),
+                      source_files=(str(path),))
