@@ -340,3 +340,15 @@ def test_inconsistent_left_camera_falls_back_to_the_right_one(synthetic_session,
         assert a["behavior/whisker_motion_energy"].attrs["camera"] == "left"
         assert b["behavior/whisker_motion_energy"].attrs["camera"] == "right"
         np.testing.assert_array_equal(a["behavior/whisker_motion_energy"][()], b["behavior/whisker_motion_energy"][()])
+
+
+def test_session_named_by_eid_or_absolute_path(synthetic_session, binned, tmp_path):
+    import pandas as pd
+
+    eid = str(pd.read_parquet(Path(synthetic_session["one_cache"]) / "sessions.pqt").index[0])
+    absolute = str(Path(synthetic_session["one_cache"]).resolve() / synthetic_session["session"])
+    for name, session in [("eid", eid), ("absolute", absolute)]:
+        out = tmp_path / f"{name}.h5"
+        bin_session({**synthetic_session, "session": session}, out, CONFIG, split_seed=11, progress=False)
+        with h5py.File(binned) as a, h5py.File(out) as b:
+            np.testing.assert_array_equal(a["spikes/counts"][()], b["spikes/counts"][()])

@@ -178,6 +178,7 @@ def test_real_ibl_session_inventory(real_session):
     inventory = inventory_session(real_session)
     assert inventory["probe_collections"] == {"alf/probe00": {"n_spikes": 124_905, "n_clusters": 500}}  # README
     assert inventory["n_trials"] == 752
+    assert inventory["camera"] == "left"
     assert 0 <= inventory["spike_span_s"][0] < inventory["spike_span_s"][1] <= 120
     assert any(p["path"].endswith("_ibl_trials.choice.npy") for p in inventory["files"])
     assert "firstMovement_times" not in inventory["trial_attributes"]  # not in this real table

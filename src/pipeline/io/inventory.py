@@ -201,6 +201,7 @@ def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
         "session_path": session.session_path,
         "probe_collections": {p.collection: {"n_spikes": int(p.spike_times.shape[0]), "n_clusters": p.n_clusters}
                               for p in session.probes},
+        "camera": session.camera,
         "spike_span_s": [first, last],
         "n_trials": session.n_trials,
         "trial_attributes": sorted(session.trials),
