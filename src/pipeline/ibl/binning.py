@@ -151,6 +151,17 @@ def bin_spikes(
     return counts
 
 
+def window_spike_counts(spike_times: np.ndarray, spike_clusters: np.ndarray, n_clusters: int,
+                        starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Spikes per cluster id (n_clusters,) summed over the windows [starts_i, ends_i) (s);
+    overlapping windows count a spike once per window. Reads only each window's slice."""
+    total = np.zeros(n_clusters, np.int64)
+    bounds = np.searchsorted(spike_times, np.column_stack([starts, ends]), side="left")
+    for lo, hi in bounds:
+        total += np.bincount(np.asarray(spike_clusters[lo:hi]), minlength=n_clusters)
+    return total
+
+
 def cluster_spike_counts(spike_clusters: np.ndarray, n_clusters: int, chunk: int = 1 << 22) -> np.ndarray:
     """Spikes per cluster id (n_clusters,), streaming a memory-mapped array in chunks."""
     total = np.zeros(n_clusters, np.int64)
@@ -181,7 +192,8 @@ class _Neurons:
 
 
 def _select_neurons(session: AlfSession, config: BinningConfig, align_kept: np.ndarray, progress: bool) -> _Neurons:
-    """Bin every probe, apply the QC and firing-rate filters, concatenate along neurons."""
+    """Per probe: QC filter, firing-rate filter (:class:`BinningConfig`), spike counts of the
+    kept clusters; neurons of all probes concatenated in probe order."""
     window_s = config.window_end_s - config.window_start_s
     parts: list[dict] = []
     filter_counts: dict[str, dict[str, int]] = {}
@@ -195,30 +207,32 @@ def _select_neurons(session: AlfSession, config: BinningConfig, align_kept: np.n
                                      "min_qc_label is set but the collection has no clusters.metrics label")
             passes_qc = qc >= config.min_qc_label
         candidates = np.flatnonzero(passes_qc)
-        to_row = np.full(probe.n_clusters, -1, np.int64)
-        to_row[candidates] = np.arange(candidates.size)
-        counts = bin_spikes(probe.spike_times, _LazyRows(probe.spike_clusters, to_row), candidates.size,
-                            align_kept, config.relative_edges_s, progress)
         if config.firing_rate_window == "trials":
-            rate = counts.sum(axis=(0, 1), dtype=np.int64) / (align_kept.size * window_s)
+            in_windows = window_spike_counts(probe.spike_times, probe.spike_clusters, probe.n_clusters,
+                                             align_kept + config.window_start_s, align_kept + config.window_end_s)
+            rate = in_windows[candidates] / (align_kept.size * window_s)
         else:
             span_s = float(probe.spike_times[-1] - probe.spike_times[0])
             per_cluster = cluster_spike_counts(probe.spike_clusters, probe.n_clusters)[candidates]
             rate = per_cluster / span_s if span_s > 0 else np.zeros(candidates.size)
         keep = rate >= config.min_firing_rate_hz
         kept = candidates[keep]
+        to_row = np.full(probe.n_clusters, -1, np.int64)
+        to_row[kept] = np.arange(kept.size)
+        counts = bin_spikes(probe.spike_times, _LazyRows(probe.spike_clusters, to_row), kept.size,
+                            align_kept, config.relative_edges_s, progress)
         filter_counts[probe.collection] = {"n_clusters_in_collection": probe.n_clusters,
                                            "n_clusters_passing_qc": int(candidates.size),
                                            "n_clusters_kept": int(kept.size)}
         log.info("%s: %d clusters, %d pass QC, %d at >= %.3g Hz (%s windows)", probe.collection, probe.n_clusters,
                  candidates.size, kept.size, config.min_firing_rate_hz, config.firing_rate_window)
-        parts.append({"counts": counts[:, :, keep], "cluster_id": kept, "probe": np.full(kept.size, probe.collection),
+        parts.append({"counts": counts, "cluster_id": kept, "probe": np.full(kept.size, probe.collection),
                       "allen_id": probe.cluster_allen_ids[kept], "region": regions[kept], "firing_rate_hz": rate[keep],
                       "depth_um": None if probe.cluster_depths_um is None else probe.cluster_depths_um[kept],
                       "qc_label": qc[kept]})
     depths = [p["depth_um"] for p in parts]
     return _Neurons(
-        counts=np.concatenate([p["counts"] for p in parts], axis=2),
+        counts=parts[0]["counts"] if len(parts) == 1 else np.concatenate([p["counts"] for p in parts], axis=2),
         cluster_id=np.concatenate([p["cluster_id"] for p in parts]).astype(np.int64),
         probe=np.concatenate([p["probe"] for p in parts]).astype(str),
         allen_id=np.concatenate([p["allen_id"] for p in parts]).astype(np.int64),
