@@ -57,6 +57,19 @@ def test_spike_on_a_bin_edge_goes_to_the_bin_it_opens():
     assert counts[0, :, 0].tolist() == [1, 1]  # 10.04 is the window's end: excluded
 
 
+def test_spikes_on_every_absolute_edge():
+    """Spikes exactly on t0 + relative edge k (floating-point sums that a relative-time
+    bin lookup can misplace) land where the per-trial histogram puts them."""
+    rng = np.random.default_rng(8)
+    align = np.sort(rng.uniform(100.0, 5000.0, 40)) + 0.1234567
+    edges = CONFIG.relative_edges_s
+    on_edges = (align[:, None] + edges[None, :]).ravel()
+    spike_times = np.sort(np.concatenate([on_edges, rng.uniform(90.0, 5010.0, 20_000)]))
+    spike_clusters = rng.integers(0, 6, spike_times.size)
+    counts = bin_spikes(spike_times, spike_clusters, 6, align, edges)
+    np.testing.assert_array_equal(counts, brute_force_counts(spike_times, spike_clusters, np.arange(6), align, edges))
+
+
 @pytest.fixture(scope="module")
 def binned(synthetic_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("binned") / "ses.h5"
