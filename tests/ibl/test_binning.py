@@ -365,3 +365,19 @@ def test_session_named_by_eid_or_absolute_path(synthetic_session, binned, tmp_pa
         bin_session({**synthetic_session, "session": session}, out, CONFIG, split_seed=11, progress=False)
         with h5py.File(binned) as a, h5py.File(out) as b:
             np.testing.assert_array_equal(a["spikes/counts"][()], b["spikes/counts"][()])
+
+
+def test_all_probes_prefer_the_newest_sorter_and_names_select_exactly(synthetic_session, tmp_path):
+    from pipeline.io.alf import OneSession
+
+    session = copy_session(synthetic_session, tmp_path / "ses")
+    alf = alf_dir(session)
+    (alf / "probe00" / "iblsorter").mkdir()
+    shutil.copytree(alf / "probe00" / "pykilosort", alf / "probe01", ignore=shutil.ignore_patterns("#*"))
+    for name in ["spikes.times.npy", "spikes.clusters.npy"]:
+        shutil.copy(alf / "probe00" / "pykilosort" / name, alf / "probe00" / name)  # an older, plain sorting
+        shutil.copy(alf / "probe00" / "pykilosort" / name, alf / "probe00" / "iblsorter" / name)
+    rebuild_cache(session)
+    one_session = OneSession(session["one_cache"], session["session"])
+    assert one_session.probe_collections("all") == ["alf/probe00/iblsorter", "alf/probe01"]
+    assert one_session.probe_collections("probe00, probe00/pykilosort") == ["alf/probe00", "alf/probe00/pykilosort"]
