@@ -337,14 +337,29 @@ def test_duplicate_wheel_timestamps_are_averaged_and_logged(synthetic_session, t
     np.testing.assert_allclose(loaded.wheel_position_rad, expected)
 
 
-def test_inconsistent_left_camera_falls_back_to_the_right_one(synthetic_session, binned, tmp_path):
+def test_camera_lengths_follow_ibls_rule_then_the_right_camera(synthetic_session, binned, tmp_path, caplog):
     session = copy_session(synthetic_session, tmp_path / "ses")
     alf = alf_dir(session)
-    me = np.load(alf / "leftCamera.ROIMotionEnergy.npy")
-    np.save(alf / "leftCamera.ROIMotionEnergy.npy", me[:-3])  # 3 frames fewer than timestamps
-    with pytest.raises(InputDataError, match="leftCamera.times.npy has .*missing ALF dataset rightCamera.times"):
+    times, me = np.load(alf / "_ibl_leftCamera.times.npy"), np.load(alf / "leftCamera.ROIMotionEnergy.npy")
+
+    # more timestamps than frames: IBL drops the first timestamps (first frames not recorded)
+    np.save(alf / "leftCamera.ROIMotionEnergy.npy", me[3:])
+    trimmed = copy_session(session, tmp_path / "trimmed")
+    np.save(alf_dir(trimmed) / "_ibl_leftCamera.times.npy", times[3:])
+    with caplog.at_level("WARNING"):
+        bin_session(session, tmp_path / "rule.h5", CONFIG, split_seed=11, progress=False)
+    assert "the first 3 dropped" in caplog.text
+    bin_session(trimmed, tmp_path / "trimmed.h5", CONFIG, split_seed=11, progress=False)
+    with h5py.File(tmp_path / "rule.h5") as a, h5py.File(tmp_path / "trimmed.h5") as b:
+        np.testing.assert_array_equal(a["behavior/whisker_motion_energy"][()], b["behavior/whisker_motion_energy"][()])
+        assert a["behavior/whisker_motion_energy"].attrs["camera"] == "left"
+
+    # fewer timestamps than frames cannot be aligned: the right camera is used, else both are named
+    np.save(alf / "leftCamera.ROIMotionEnergy.npy", me)
+    np.save(alf / "_ibl_leftCamera.times.npy", times[:-3])
+    with pytest.raises(InputDataError, match="frames without a time cannot be aligned.*missing ALF dataset rightCamera"):
         bin_session(session, tmp_path / "x.h5", CONFIG, split_seed=11, progress=False)
-    shutil.copy(alf / "_ibl_leftCamera.times.npy", alf / "_ibl_rightCamera.times.npy")
+    np.save(alf / "_ibl_rightCamera.times.npy", times)
     np.save(alf / "rightCamera.ROIMotionEnergy.npy", me)
     rebuild_cache(session)
     out = tmp_path / "right.h5"

@@ -18,11 +18,11 @@ ONE resolves them) and read here. Conventions (IBL ALF):
   ``wheel_units: counts`` in the sessions table) at ``wheel.timestamps`` (s); samples with
   the same timestamp are averaged (logged);
 - ``alf/leftCamera.ROIMotionEnergy`` (a.u.) at ``alf/_ibl_leftCamera.times`` (s): whisker
-  motion energy. When the left camera is missing or its times and motion energy differ in
-  length (frames dropped from the video but not from the timestamps, or the reverse: which
-  frames are missing cannot be told), the right camera (``rightCamera.*``, which films the
-  other whisker pad) is used instead, with a warning, and the choice is recorded; if neither
-  camera is consistent the error names both.
+  motion energy. More timestamps than frames: the first ones are dropped (IBL's rule,
+  :func:`clean_camera`). When the left camera is missing or has fewer timestamps than
+  frames, the right camera (``rightCamera.*``, which films the other whisker pad) is used
+  instead, with a warning, and the choice is recorded; if neither camera is usable the
+  error names both.
 
 Every problem raises :class:`~pipeline.io.errors.InputDataError` naming the file.
 """
@@ -331,11 +331,23 @@ def _load_camera(reader: _Reader) -> tuple[np.ndarray, np.ndarray, str]:
 
 def clean_camera(cam_t: np.ndarray, motion_energy: np.ndarray, cam_t_path: str | os.PathLike,
                  me_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Checked camera (frame times s, motion energy a.u.): equal lengths, non-finite frames
-    dropped, times strictly increasing. Errors name the file the values came from."""
+    """Checked camera (frame times s, motion energy a.u.): lengths reconciled by IBL's rule,
+    non-finite frames dropped, times strictly increasing. Errors name the file the values
+    came from.
+
+    IBL's rule (``brainbox.io.one.SessionLoader._check_video_timestamps``): more timestamps
+    than frames happens in pre-GPIO sessions whose first frames were not recorded, so the
+    last n_frames timestamps are kept (logged); fewer timestamps than frames cannot be fixed
+    (an error; :func:`load_alf_session` then tries the other camera)."""
     cam_t_path, me_path = Path(cam_t_path), Path(me_path)
-    if cam_t.shape != motion_energy.shape:
-        raise InputDataError(me_path, f"{motion_energy.shape[0]} frames but {cam_t_path.name} has {cam_t.shape[0]}")
+    if cam_t.shape[0] < motion_energy.shape[0] or motion_energy.shape[0] == 0:
+        raise InputDataError(me_path, f"{motion_energy.shape[0]} frames but {cam_t_path.name} has "
+                                      f"{cam_t.shape[0]} timestamps: frames without a time cannot be aligned")
+    if cam_t.shape[0] > motion_energy.shape[0]:
+        log.warning("%s: %d timestamps for %d frames; the first %d dropped (IBL: frames missing at the start "
+                    "of pre-GPIO videos)", cam_t_path, cam_t.shape[0], motion_energy.shape[0],
+                    cam_t.shape[0] - motion_energy.shape[0])
+        cam_t = cam_t[cam_t.shape[0] - motion_energy.shape[0]:]
     finite = np.isfinite(cam_t) & np.isfinite(motion_energy)
     cam_t, motion_energy = cam_t[finite].astype(float), motion_energy[finite].astype(float)
     if cam_t.size < 2 or np.any(np.diff(cam_t) <= 0):
