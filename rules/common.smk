@@ -94,6 +94,12 @@ def session_row(session):
     return plain_row(SESSIONS.loc[session])
 
 
+def session_source(wildcards):
+    """The input a session is read from: its NWB file, else its ONE cache folder."""
+    row = session_row(wildcards.session)
+    return row.get("nwb_file") or row["one_cache"]
+
+
 def fish_recording_metadata(wildcards):
     """Acquisition metadata of a fish, as the synthetic generator takes them."""
     row = fish_row(wildcards.fish)

@@ -1,11 +1,12 @@
-# IBL sessions (NEDS): ALF folder -> trial-aligned spike counts + behaviour (pipeline.ibl).
+# IBL sessions (NEDS): a session of a local ONE cache -> trial-aligned spike counts + behaviour (pipeline.ibl).
 
 
 rule bin_ibl_session:
-    """Bin one session: spike counts (trials x bins x neurons), wheel speed, whisker
+    """Bin one session of a ONE cache (all its listed probes): spike counts (trials x bins x
+    neurons) with Allen id and region per neuron, wheel speed, whisker
     motion energy, choice and block per trial, and a seeded train/val/test split."""
     input:
-        alf_dir=lambda wildcards: session_row(wildcards.session)["alf_dir"],
+        source=session_source,
         inventory=f"{RESULTS}/inventory/sessions/{{session}}.json",
     output:
         f"{RESULTS}/ibl/binned/{{session}}.h5",

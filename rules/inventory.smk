@@ -25,10 +25,10 @@ rule inventory_fish:
 
 
 rule inventory_session:
-    """Check one IBL session's ALF folder (required datasets present, spike arrays
+    """Check one IBL session of a ONE cache, read with ONE-api (required datasets present, spike arrays
     consistent); write the inventory JSON."""
     input:
-        alf_dir=lambda wildcards: session_row(wildcards.session)["alf_dir"],
+        source=session_source,
     output:
         f"{RESULTS}/inventory/sessions/{{session}}.json",
     params:

@@ -49,7 +49,7 @@ rule synth_zebrafish_plane:
 
 
 rule synth_ibl_session:
-    """Simulate one IBL-like Neuropixels session as an ALF folder."""
+    """Simulate one IBL-like Neuropixels session as a ONE cache (pipeline.synth.ibl)."""
     output:
         session_dir=directory(f"{SYNTH}/ibl/{{session}}"),
         truth=f"{SYNTH}/ground_truth/ibl/{{session}}.h5",

@@ -36,8 +36,10 @@ FISH_COLUMNS: dict[str, str] = {
 SESSION_COLUMNS: dict[str, str] = {
     "session_id": "string",
     "subject": "string",
-    "alf_dir": "string",
-    "probe": "string",
+    "one_cache": "string",
+    "session": "string",
+    "probes": "string",
+    "nwb_file": "string",
     "wheel_units": "string",
     "wheel_ticks_per_rev": "int64",
 }

@@ -4,8 +4,10 @@ with an error naming the file and the problem."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
+from one.alf.cache import make_parquet_db
 import pandas as pd
 import pytest
 import tifffile
@@ -148,49 +150,54 @@ def test_suite2p_input(fish_row, tmp_path):
 
 @pytest.fixture
 def real_session(tmp_path):
-    """An ALF folder assembled from the REAL IBL fixtures (spikes, one trial table, the
-    radians wheel) plus a made-up 60 Hz camera trace. They come from different sessions:
-    fine for an inventory."""
+    """A ONE cache (tables built with ONE's make_parquet_db) of one session assembled from
+    the REAL IBL fixtures (spikes in alf/probe00, one trial table, the radians wheel) plus a
+    made-up 60 Hz camera trace. They come from different sessions: fine for an inventory."""
     fixtures = require_real_ibl_fixtures()
-    session = tmp_path / "session"
-    shutil.copytree(fixtures / "spikes", session / "probe00")
+    alf = tmp_path / "cache" / "lab" / "Subjects" / "ibl" / "2020-08-26" / "001" / "alf"
+    shutil.copytree(fixtures / "spikes", alf / "probe00")
     for path in (fixtures / "trials" / "2020-08-26").iterdir():
-        shutil.copy(path, session / f"_ibl_{path.name}")
+        shutil.copy(path, alf / f"_ibl_{path.name}")
     for name in ["wheel.position.npy", "wheel.timestamps.npy"]:
-        shutil.copy(fixtures / "wheel_radians_irregular" / name, session / f"_ibl_{name}")
+        shutil.copy(fixtures / "wheel_radians_irregular" / name, alf / f"_ibl_{name}")
     camera_times = np.arange(0.0, 200.0, 1 / 60)
-    np.save(session / "_ibl_leftCamera.times.npy", camera_times)
-    np.save(session / "leftCamera.ROIMotionEnergy.npy", np.random.default_rng(0).gamma(2.0, 300.0, camera_times.size))
-    return {"session_id": "real", "subject": "ibl", "alf_dir": str(session), "probe": "probe00"}
+    np.save(alf / "_ibl_leftCamera.times.npy", camera_times)
+    np.save(alf / "leftCamera.ROIMotionEnergy.npy", np.random.default_rng(0).gamma(2.0, 300.0, camera_times.size))
+    make_parquet_db(tmp_path / "cache")
+    return {"session_id": "real", "subject": "ibl", "one_cache": str(tmp_path / "cache"),
+            "session": "lab/Subjects/ibl/2020-08-26/001", "probes": "probe00"}
 
 
 def test_real_ibl_session_inventory(real_session):
-    session = real_session["alf_dir"]
-    with pytest.raises(InputDataError, match="missing ALF dataset clusters.brainLocationAcronyms_ccf_2017"):
+    alf = Path(real_session["one_cache"]) / real_session["session"] / "alf"
+    with pytest.raises(InputDataError, match="no cluster locations"):
         inventory_session(real_session)
-    clusters = np.load(f"{session}/probe00/spikes.clusters.npy")
-    np.save(f"{session}/probe00/clusters.brainLocationAcronyms_ccf_2017.npy", np.full(clusters.max() + 1, "CA1"))
+    clusters = np.load(alf / "probe00" / "spikes.clusters.npy")
+    np.save(alf / "probe00" / "clusters.brainLocationAcronyms_ccf_2017.npy", np.full(clusters.max() + 1, "CA1"))
+    make_parquet_db(real_session["one_cache"])
     inventory = inventory_session(real_session)
-    assert inventory["n_spikes"] == 124_905  # fixture README
-    assert inventory["n_clusters"] == 500
+    assert inventory["probe_collections"] == {"alf/probe00": {"n_spikes": 124_905, "n_clusters": 500}}  # README
     assert inventory["n_trials"] == 752
+    assert inventory["camera"] == "left"
     assert 0 <= inventory["spike_span_s"][0] < inventory["spike_span_s"][1] <= 120
-    assert any(p.endswith("_ibl_trials.choice.npy") for p in inventory["datasets_read"])
+    assert any(p["path"].endswith("_ibl_trials.choice.npy") for p in inventory["files"])
     assert "firstMovement_times" not in inventory["trial_attributes"]  # not in this real table
 
 
 def test_session_spike_arrays_must_agree(real_session):
-    session = real_session["alf_dir"]
-    np.save(f"{session}/probe00/clusters.brainLocationAcronyms_ccf_2017.npy", np.array(["CA1"] * 500))
-    np.save(f"{session}/probe00/spikes.clusters.npy", np.zeros(10, np.uint32))
+    alf = Path(real_session["one_cache"]) / real_session["session"] / "alf"
+    np.save(alf / "probe00" / "clusters.brainLocationAcronyms_ccf_2017.npy", np.array(["CA1"] * 500))
+    make_parquet_db(real_session["one_cache"])
+    np.save(alf / "probe00" / "spikes.clusters.npy", np.zeros(10, np.uint32))
     with pytest.raises(InputDataError, match="spikes.times.npy has 124905") as excinfo:
         inventory_session(real_session)
     assert excinfo.value.path.endswith("spikes.clusters.npy")
 
 
 def test_ambiguous_alf_names_are_an_error(real_session):
-    session = real_session["alf_dir"]
-    shutil.copy(f"{session}/_ibl_trials.choice.npy", f"{session}/trials.choice.npy")
-    np.save(f"{session}/probe00/clusters.brainLocationAcronyms_ccf_2017.npy", np.array(["CA1"] * 500))
-    with pytest.raises(InputDataError, match="several files hold trials.choice"):
+    alf = Path(real_session["one_cache"]) / real_session["session"] / "alf"
+    shutil.copy(alf / "_ibl_trials.choice.npy", alf / "trials.choice.npy")
+    np.save(alf / "probe00" / "clusters.brainLocationAcronyms_ccf_2017.npy", np.array(["CA1"] * 500))
+    make_parquet_db(real_session["one_cache"])
+    with pytest.raises(InputDataError, match="trials.choice held by two files"):
         inventory_session(real_session)

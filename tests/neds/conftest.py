@@ -10,7 +10,7 @@ from pipeline.ibl.binning import BinningConfig, bin_session
 from pipeline.neds.config import MaskingParams, ModelParams, TrainingParams
 from pipeline.neds.data import load_session
 from pipeline.neds.train import build_model, train_model
-from pipeline.synth.ibl import IblSynthParams, generate_session
+from pipeline.synth.ibl import SESSION_PATH, IblSynthParams, generate_session
 
 #: A model small enough to train in about a minute on one CPU core.
 TINY_MODEL = ModelParams(embed_dim=32, n_heads=2, n_layers=1, mlp_dim=64, dropout=0.1, attention_dropout=0.1)
@@ -32,7 +32,8 @@ def binned_sessions(tmp_path_factory) -> dict[str, str]:
         generate_session(root / sid, root / f"{sid}_truth.h5", IblSynthParams(n_trials=200, n_clusters=120),
                          shared_seed=5, session_seed=session_seed, progress=False)
         paths[sid] = str(root / f"{sid}.h5")
-        bin_session({"session_id": sid, "alf_dir": str(root / sid), "probe": "probe00"}, paths[sid], BinningConfig(),
+        bin_session({"session_id": sid, "one_cache": str(root / sid), "session": SESSION_PATH, "probes": "all"},
+                    paths[sid], BinningConfig(),
                     split_seed=session_seed, progress=False)
     return paths
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.synth import ibl
-from pipeline.synth.ibl import REGIONS, VARIABLES, IblSynthParams, generate_session
+from pipeline.synth.ibl import REGIONS, SESSION_PATH, VARIABLES, IblSynthParams, generate_session
 
 TINY = dict(n_trials=40, n_clusters=20, pre_task_s=5.0, post_task_s=5.0)
 TRIAL_FILES = ("intervals", "goCue_times", "stimOn_times", "firstMovement_times", "response_times",
@@ -19,9 +19,9 @@ RES = 2 * np.pi / 4096
 
 
 def _gen(root: Path, name: str, params: IblSynthParams, shared: int = 11, session: int = 22) -> tuple[Path, Path]:
-    sess, truth = root / name / "alf", root / name / "truth.h5"
-    generate_session(sess, truth, params, shared_seed=shared, session_seed=session, progress=False)
-    return sess, truth
+    cache, truth = root / name / "cache", root / name / "truth.h5"
+    generate_session(cache, truth, params, shared_seed=shared, session_seed=session, progress=False)
+    return cache / SESSION_PATH / "alf", truth
 
 
 @pytest.fixture(scope="module")
@@ -76,27 +76,31 @@ def test_file_layout_and_dtypes(sessions):
     names = {str(f.relative_to(d)) for f in d.rglob("*.npy")}
     expected = {f"_ibl_trials.{k}.npy" for k in TRIAL_FILES} | {
         "_ibl_wheel.position.npy", "_ibl_wheel.timestamps.npy", "_ibl_leftCamera.times.npy",
-        "leftCamera.ROIMotionEnergy.npy", "probe00/spikes.times.npy", "probe00/spikes.clusters.npy",
-        "probe00/spikes.amps.npy", "probe00/spikes.depths.npy",
-        "probe00/clusters.brainLocationAcronyms_ccf_2017.npy", "probe00/clusters.depths.npy",
-        "probe00/clusters.channels.npy"}
+        "leftCamera.ROIMotionEnergy.npy", "probe00/pykilosort/spikes.times.npy", "probe00/pykilosort/spikes.clusters.npy",
+        "probe00/pykilosort/spikes.amps.npy", "probe00/pykilosort/spikes.depths.npy",
+        "probe00/pykilosort/clusters.brainLocationAcronyms_ccf_2017.npy", "probe00/pykilosort/clusters.depths.npy",
+        "probe00/pykilosort/clusters.channels.npy", "probe00/pykilosort/channels.localCoordinates.npy",
+        "probe00/pykilosort/channels.brainLocationIds_ccf_2017.npy",
+        "probe00/pykilosort/#2024-05-06#/channels.brainLocationIds_ccf_2017.npy"}
     assert names == expected
+    assert (d / "_ibl_trials.table.pqt").is_file()
+    assert {p.name for p in d.parents[5].glob("*.pqt")} == {"sessions.pqt", "datasets.pqt"}  # ONE cache tables
     a = _npys(d)
     for k in TRIAL_FILES:
         assert a[f"_ibl_trials.{k}.npy"].dtype == np.float64
     assert a["_ibl_trials.intervals.npy"].shape == (40, 2)
-    t, c = a["probe00/spikes.times.npy"], a["probe00/spikes.clusters.npy"]
+    t, c = a["probe00/pykilosort/spikes.times.npy"], a["probe00/pykilosort/spikes.clusters.npy"]
     assert t.dtype == np.float64 and c.dtype == np.uint32
     assert len(t) > 1000 and np.all(np.diff(t) >= 0)
     assert c.max() < 20
-    assert len(a["probe00/spikes.amps.npy"]) == len(t) == len(a["probe00/spikes.depths.npy"])
-    amps = a["probe00/spikes.amps.npy"]
+    assert len(a["probe00/pykilosort/spikes.amps.npy"]) == len(t) == len(a["probe00/pykilosort/spikes.depths.npy"])
+    amps = a["probe00/pykilosort/spikes.amps.npy"]
     assert 1e-6 < np.median(amps) < 1e-3  # volts
-    acr = a["probe00/clusters.brainLocationAcronyms_ccf_2017.npy"]
+    acr = a["probe00/pykilosort/clusters.brainLocationAcronyms_ccf_2017.npy"]
     assert acr.dtype.kind == "U" and acr.shape == (20,)
     assert set(acr) <= set(REGIONS) and len(set(acr)) == 5  # >= 1 cluster per region when n >= 5
-    assert a["probe00/clusters.depths.npy"].shape == (20,)
-    ch = a["probe00/clusters.channels.npy"]
+    assert a["probe00/pykilosort/clusters.depths.npy"].shape == (20,)
+    ch = a["probe00/pykilosort/clusters.channels.npy"]
     assert ch.min() >= 0 and ch.max() < 384
 
 
@@ -108,7 +112,7 @@ def test_deterministic_and_seed_roles(sessions):
         for name in ("clusters/weights", "clusters/rate_hz", "features/data", "trials/choice"):
             np.testing.assert_array_equal(h1[name][()], h2[name][()])
     # a different session seed changes the session ...
-    assert not np.array_equal(a["probe00/spikes.times.npy"][:100], b["probe00/spikes.times.npy"][:100])
+    assert not np.array_equal(a["probe00/pykilosort/spikes.times.npy"][:100], b["probe00/pykilosort/spikes.times.npy"][:100])
     assert not np.array_equal(a["_ibl_trials.choice.npy"], b["_ibl_trials.choice.npy"])
     # ... but not the regional profiles fixed by the shared seed
     with h5py.File(sessions["a"][1]) as ha, h5py.File(sessions["b"][1]) as hb, \
@@ -256,7 +260,7 @@ def test_camera_and_motion_energy(sessions):
 
 def test_regions_ordered_by_depth(sessions):
     for key in ("a", "b", "rich"):
-        d = sessions[key][0] / "probe00"
+        d = sessions[key][0] / "probe00" / "pykilosort"
         acr = np.load(d / "clusters.brainLocationAcronyms_ccf_2017.npy", allow_pickle=False)
         depth = np.load(d / "clusters.depths.npy")
         idx = np.array([REGIONS.index(a) for a in acr])
@@ -268,7 +272,7 @@ def test_regions_ordered_by_depth(sessions):
 def test_subregion_acronyms(tmp_path):
     p = IblSynthParams(n_trials=5, n_clusters=60, subregion_acronyms=True, pre_task_s=1.0, post_task_s=1.0)
     d, truth = _gen(tmp_path, "sub", p)
-    acr = np.load(d / "probe00/clusters.brainLocationAcronyms_ccf_2017.npy", allow_pickle=False)
+    acr = np.load(d / "probe00/pykilosort/clusters.brainLocationAcronyms_ccf_2017.npy", allow_pickle=False)
     assert acr.dtype.kind == "U"
     assert any(a.startswith("VISa") and a != "VISa" for a in acr)
     with h5py.File(truth) as h:
@@ -278,8 +282,8 @@ def test_subregion_acronyms(tmp_path):
 
 def test_realised_rates_match_truth(sessions):
     d, truth = sessions["a"]
-    t = np.load(d / "probe00/spikes.times.npy")
-    c = np.load(d / "probe00/spikes.clusters.npy")
+    t = np.load(d / "probe00/pykilosort/spikes.times.npy")
+    c = np.load(d / "probe00/pykilosort/spikes.clusters.npy")
     with h5py.File(truth) as h:
         rate = h["clusters/rate_hz"][()]
         dur = h.attrs["session_duration_s"]
@@ -310,8 +314,8 @@ def test_spikes_follow_generating_features(sessions):
     """Counts follow the generating features: a Poisson GLM on the truth features recovers the
     true tuning weights, and high-wheel-weight neurons fire more in fast 20 ms bins."""
     d, truth = sessions["rich"]
-    t = np.load(d / "probe00/spikes.times.npy")
-    c = np.load(d / "probe00/spikes.clusters.npy").astype(int)
+    t = np.load(d / "probe00/pykilosort/spikes.times.npy")
+    c = np.load(d / "probe00/pykilosort/spikes.clusters.npy").astype(int)
     with h5py.File(truth) as h:
         f = h["features/data"][()].astype(float)
         dt = h["features/data"].attrs["dt"]
@@ -358,3 +362,17 @@ def test_failure_leaves_no_output(tmp_path, monkeypatch):
                          session_seed=2, progress=False)
     assert not sess.exists() and not truth.exists()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_channel_locations_give_the_cluster_regions_only_at_the_revision(sessions):
+    """clusters.channels -> channels.brainLocationIds_ccf_2017 of the revision gives each
+    cluster's acronym (an independent iblatlas lookup); the first release is root only."""
+    from iblatlas.regions import BrainRegions
+
+    d = sessions["a"][0] / "probe00" / "pykilosort"
+    channels = np.load(d / "clusters.channels.npy")
+    revised = np.load(d / "#2024-05-06#" / "channels.brainLocationIds_ccf_2017.npy")
+    acronyms = np.load(d / "clusters.brainLocationAcronyms_ccf_2017.npy")
+    assert revised.shape == (384,)
+    assert BrainRegions().id2acronym(revised[channels]).tolist() == acronyms.tolist()
+    assert set(np.load(d / "channels.brainLocationIds_ccf_2017.npy").tolist()) == {997}

@@ -187,26 +187,25 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def inventory_session(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Check one IBL session folder (ALF layout) with
-    :func:`pipeline.ibl.alf_session.load_alf_session` (required datasets present, spikes
-    sorted, cluster ids in range, consistent trial/wheel/camera arrays, plausible wheel
-    units) and return the inventory with checksums of every file in the folder."""
-    from pipeline.ibl.alf_session import load_alf_session
+    """Check one IBL session (a ONE cache session or a DANDI NWB file) with
+    :func:`pipeline.ibl.alf_session.load_session` (session in the cache, required
+    datasets present at the revision ONE resolves, spikes sorted, cluster ids and channels
+    in range, consistent trial/wheel/camera arrays, plausible wheel units) and return the
+    inventory with checksums of every dataset read."""
+    from pipeline.ibl.alf_session import load_session
 
-    session = load_alf_session(
-        row["alf_dir"], row["probe"], wheel_units=row.get("wheel_units", "rad"),
-        wheel_ticks_per_rev=int(row.get("wheel_ticks_per_rev", 4096)),
-    )
-    session_dir = Path(row["alf_dir"])
+    session = load_session(row)
+    first, last = session.spike_span_s
     return {
         **_header("ibl_session", "session_id", row),
-        "datasets_read": list(session.source_files),
-        "n_spikes": int(session.spike_times.shape[0]),
-        "n_clusters": session.n_clusters,
-        "spike_span_s": [float(session.spike_times[0]), float(session.spike_times[-1])],
+        "session_path": session.session_path,
+        "probe_collections": {p.collection: {"n_spikes": int(p.spike_times.shape[0]), "n_clusters": p.n_clusters}
+                              for p in session.probes},
+        "camera": session.camera,
+        "spike_span_s": [first, last],
         "n_trials": session.n_trials,
         "trial_attributes": sorted(session.trials),
-        "files": [describe_file(p) for p in sorted(session_dir.rglob("*")) if p.is_file()],
+        "files": [describe_file(p) for p in session.source_files],
     }
 
 

@@ -1,9 +1,19 @@
 """Synthetic IBL-like Neuropixels sessions in ALF layout (ground truth for the NEDS stages).
 
-One call of :func:`generate_session` writes one session the way the IBL ONE cache lays it
-out (``_ibl_trials.*``, ``_ibl_wheel.*``, ``_ibl_leftCamera.times``,
-``leftCamera.ROIMotionEnergy``, ``probe00/spikes.*``, ``probe00/clusters.*``) and, in a
-separate HDF5 file, everything that generated it (the truth: regions, rates, tuning
+One call of :func:`generate_session` writes a ONE cache holding one session, laid out as
+IBL's current releases are and read through ONE-api like a user's cache: cache tables
+``sessions.pqt``/``datasets.pqt`` built with ONE's :func:`one.alf.cache.make_parquet_db`;
+session folder :data:`SESSION_PATH` with ``alf/_ibl_trials.table.pqt`` and the same
+values as per-attribute ``alf/_ibl_trials.*.npy`` (plus ``goCue_times`` and ``intervals``
+only as files), ``alf/_ibl_wheel.*``, ``alf/_ibl_leftCamera.times``,
+``alf/leftCamera.ROIMotionEnergy`` and the spike sorting in :data:`PROBE_COLLECTION`
+(``spikes.*``, ``clusters.*``, ``channels.*``). Regions are linked as IBL does:
+``clusters.channels`` -> ``channels.brainLocationIds_ccf_2017`` (Allen ids); the first
+channels release holds no alignment (every channel :data:`UNALIGNED_ALLEN_ID`, root) and
+the histology-aligned ids are a re-release in the revision folder
+:data:`CHANNELS_REVISION`, which a reader must resolve as ONE does (latest revision wins).
+``clusters.brainLocationAcronyms_ccf_2017`` holds the same regions as acronyms. A separate
+HDF5 file holds everything that generated the session (the truth: regions, rates, tuning
 weights, the feature time courses, the true event times).
 
 Task (IBL biasedChoiceWorld)
@@ -86,10 +96,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
+from one.alf.cache import make_parquet_db
 from scipy.signal import lfilter
 from scipy.special import ndtr
 from tqdm import tqdm
 
+from pipeline.ibl.regions import allen_ids_from_acronyms
 from pipeline.io.atomic import atomic_paths
 from pipeline.params import Params
 from pipeline.seeding import rng_for
@@ -97,7 +110,17 @@ from pipeline.seeding import rng_for
 logger = logging.getLogger(__name__)
 
 GENERATOR_NAME = "pipeline.synth.ibl"
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
+#: Session folder inside the generated ONE cache (lab/Subjects/subject/date/number).
+SESSION_PATH = "synthlab/Subjects/synthetic/2024-01-01/001"
+#: Spike-sorting collection of the probe (IBL's current pykilosort layout).
+PROBE_COLLECTION = "alf/probe00/pykilosort"
+#: Revision folder of the re-released (histology-aligned) channel locations.
+CHANNELS_REVISION = "#2024-05-06#"
+#: Allen id written for every channel in the first (pre-alignment) channels release: root.
+UNALIGNED_ALLEN_ID = 997
+#: Neuropixels 1.0: 384 channels, two per 20 um row.
+N_CHANNELS = 384
 
 #: Regions along the repeated-site trajectory, shallow -> deep.
 REGIONS: tuple[str, ...] = ("VISa", "CA1", "DG", "LP", "PO")
@@ -684,20 +707,18 @@ def _draw_clusters(p: IblSynthParams, prof: dict, session_seed: int) -> dict[str
     perm = rng.permutation(n)  # cluster ids unrelated to depth
     region, depth = region[perm], depth[perm]
 
-    acronym = np.array([REGIONS[r] for r in region], dtype=object)
-    if p.subregion_acronyms:
-        for r_name, subs in _SUBREGIONS.items():
-            r = REGIONS.index(r_name)
-            m = region == r
-            # fraction from the top of the region
-            frac_top = (lower[r] + lengths[r] - depth[m]) / lengths[r]
-            edges = np.cumsum([f for _, f in subs])
-            which = np.minimum(np.searchsorted(edges, frac_top, side="right"), len(subs) - 1)
-            acronym[m] = [subs[i][0] for i in which]
-    acronym = acronym.astype("U")
-
-    channel_row = np.clip(np.round(depth / 20.0).astype(int), 0, 191)
+    acronym = _acronym_at_depth(p, depth, lower, lengths)
+    channel_acronym = _acronym_at_depth(p, 20.0 * (np.arange(N_CHANNELS) // 2), lower, lengths).astype(object)
+    # the channel of a cluster lies in the cluster's (sub)region: the nearest 20 um row with
+    # that acronym (a region thinner than a row keeps the nearest row, relabelled)
+    row_acronym = channel_acronym[::2]
+    channel_row = np.empty(n, int)
+    for k in range(n):
+        rows = np.flatnonzero(row_acronym == acronym[k])
+        nearest = np.abs(20.0 * rows - depth[k]) if rows.size else None
+        channel_row[k] = rows[np.argmin(nearest)] if rows.size else int(np.clip(np.round(depth[k] / 20.0), 0, 191))
     channels = (2 * channel_row + rng.integers(0, 2, n)).astype(np.int64)
+    channel_acronym[channels] = acronym
 
     # session (animal) shift of the regional means, then neuron-level variation
     sess_mean = prof["mean"] + p.session_profile_jitter * p.tuning_gain * rng.standard_normal(prof["mean"].shape)
@@ -708,9 +729,27 @@ def _draw_clusters(p: IblSynthParams, prof: dict, session_seed: int) -> dict[str
     rate = np.clip(rate, p.rate_min_hz, p.rate_max_hz)
     amp_v = p.amp_median_uv * 1e-6 * np.exp(0.45 * rng.standard_normal(n))
     return {"region": region, "acronym": acronym, "depth": depth, "channels": channels,
+            "channel_acronym": channel_acronym,
             "weights": weights, "lead_s": lead, "rate": rate, "amp_v": amp_v,
             "session_profile_mean": sess_mean, "region_lower_um": lower, "region_length_um": lengths,
             "region_counts": counts}
+
+
+def _acronym_at_depth(p: IblSynthParams, depth: np.ndarray, lower: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Allen acronym (str) at each depth (um from the tip) given the region extents; CCF
+    sub-structures (:data:`_SUBREGIONS`) when ``p.subregion_acronyms``."""
+    region = np.clip(np.searchsorted(lower[::-1], depth, side="right") - 1, 0, len(REGIONS) - 1)
+    region = len(REGIONS) - 1 - region  # lower is listed shallow -> deep (decreasing)
+    acronym = np.array([REGIONS[r] for r in region], dtype=object)
+    if p.subregion_acronyms:
+        for r_name, subs in _SUBREGIONS.items():
+            r = REGIONS.index(r_name)
+            m = region == r
+            frac_top = (lower[r] + lengths[r] - depth[m]) / lengths[r]  # fraction from the top of the region
+            edges = np.cumsum([f for _, f in subs])
+            which = np.minimum(np.searchsorted(edges, frac_top, side="right"), len(subs) - 1)
+            acronym[m] = [subs[i][0] for i in which]
+    return acronym.astype("U")
 
 
 # ----------------------------------------------------------------------------------------
@@ -855,10 +894,10 @@ def generate_session(session_dir, truth_path, params: IblSynthParams, *, shared_
                 t_end, n_sp, len(wheel["timestamps"]), len(cam["times"]), int(np.sum(cl["rate"] >= 2.0)),
                 p.n_clusters)
 
-    with atomic_paths(session_dir, truth_path) as (tmp_dir, tmp_truth):
-        tmp_dir.mkdir(parents=True)
-        probe = tmp_dir / "probe00"
-        probe.mkdir()
+    with atomic_paths(session_dir, truth_path) as (tmp_cache, tmp_truth):
+        tmp_dir = tmp_cache / SESSION_PATH / "alf"
+        probe = tmp_cache / SESSION_PATH / PROBE_COLLECTION
+        (probe / CHANNELS_REVISION).mkdir(parents=True)
         f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
         trials_out = {
             "intervals": tr["intervals"], "goCue_times": tr["goCue_times"], "stimOn_times": tr["stimOn_times"],
@@ -869,6 +908,9 @@ def generate_session(session_dir, truth_path, params: IblSynthParams, *, shared_
         }
         for name, arr in trials_out.items():
             np.save(tmp_dir / f"_ibl_trials.{name}.npy", f64(arr))
+        table = {name: f64(arr) for name, arr in trials_out.items() if name not in ("intervals", "goCue_times")}
+        table.update(intervals_0=f64(tr["intervals"][:, 0]), intervals_1=f64(tr["intervals"][:, 1]))
+        pd.DataFrame(table).to_parquet(tmp_dir / "_ibl_trials.table.pqt")
         np.save(tmp_dir / "_ibl_wheel.position.npy", f64(wheel["position"]))
         np.save(tmp_dir / "_ibl_wheel.timestamps.npy", f64(wheel["timestamps"]))
         np.save(tmp_dir / "_ibl_leftCamera.times.npy", f64(cam["times"]))
@@ -880,6 +922,12 @@ def generate_session(session_dir, truth_path, params: IblSynthParams, *, shared_
         np.save(probe / "clusters.brainLocationAcronyms_ccf_2017.npy", cl["acronym"])
         np.save(probe / "clusters.depths.npy", f64(cl["depth"]))
         np.save(probe / "clusters.channels.npy", cl["channels"])
+        np.save(probe / "channels.brainLocationIds_ccf_2017.npy", np.full(N_CHANNELS, UNALIGNED_ALLEN_ID, np.int64))
+        np.save(probe / CHANNELS_REVISION / "channels.brainLocationIds_ccf_2017.npy",
+                allen_ids_from_acronyms(cl["channel_acronym"].astype(str), "synthetic channel acronyms"))
+        np.save(probe / "channels.localCoordinates.npy",
+                np.column_stack([np.tile([43.0, 11.0, 59.0, 27.0], N_CHANNELS // 4), 20.0 * (np.arange(N_CHANNELS) // 2)]))
+        make_parquet_db(tmp_cache, hash_ids=True)
         _write_truth(tmp_truth, p, shared_seed, session_seed, tr, wheel, cam, feats, velocity, prof, cl, sp, t_end)
     logger.info("ibl synth: wrote %s and %s", session_dir, truth_path)
 
