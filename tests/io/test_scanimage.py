@@ -68,14 +68,15 @@ def test_planes_channels_and_flyback_deinterleave_pixel_identical(tmp_path):
     files = write_acquisition(tmp_path, movie, pages_per_file=10)  # files split mid-volume
     assert len(files) > 2
     for channel, position in ((2, 1), (1, 0)):
-        layout, frame_times = read_acquisition(files, channel, SLICES)
+        layout, frame_times, all_frames = read_acquisition(files, channel, SLICES)
         assert (layout.n_volumes, layout.n_flyback, layout.n_dropped_pages) == (VOLUMES, FLYBACK, 0)
         for plane in range(SLICES):
             frames = np.stack(list(iter_plane_frames(layout, plane)))
             np.testing.assert_array_equal(frames, movie[:, plane, position])
-    # header frame times: frame index f = page // channels, middle of the frame
+    # header frame times (frame starts): frame index f = page // channels
     frame_index = np.arange(VOLUMES)[None, :] * (SLICES + FLYBACK) + np.arange(SLICES)[:, None]
-    np.testing.assert_allclose(frame_times, frame_index / FRAME_RATE_HZ + 0.5 / FRAME_RATE_HZ, atol=1e-6)
+    np.testing.assert_allclose(frame_times, frame_index / FRAME_RATE_HZ, atol=1e-6)
+    np.testing.assert_allclose(all_frames, np.arange(VOLUMES * (SLICES + FLYBACK)) / FRAME_RATE_HZ, atol=1e-6)
 
     out = tmp_path / "plane1.tif"
     write_plane_stack(layout, 1, out)
@@ -86,7 +87,7 @@ def test_incomplete_last_volume_is_dropped_and_logged(tmp_path, caplog):
     movie = truth_movie()
     files = write_acquisition(tmp_path, movie, pages_per_file=16, drop_last_pages=3)
     with caplog.at_level(logging.WARNING):
-        layout, frame_times = read_acquisition(files, 2, SLICES)
+        layout, frame_times, _ = read_acquisition(files, 2, SLICES)
     assert layout.n_volumes == VOLUMES - 1 and layout.n_dropped_pages == 2 * (SLICES + FLYBACK) - 3
     assert frame_times.shape == (SLICES, VOLUMES - 1)
     assert "incomplete" in caplog.text and files[-1] in caplog.text
@@ -97,7 +98,7 @@ def test_single_channel_without_flyback_and_classic_tiff(tmp_path):
     movie = truth_movie(flyback=0, channels=(1,))
     meta = static_metadata(flyback=0, channels=(1,))
     files = write_acquisition(tmp_path, movie, pages_per_file=100, meta=meta, bigtiff=False)
-    layout, _ = read_acquisition(files, None, SLICES)  # one saved channel: no column needed
+    layout, _, _ = read_acquisition(files, None, SLICES)  # one saved channel: no column needed
     np.testing.assert_array_equal(np.stack(list(iter_plane_frames(layout, 0))), movie[:, 0, 0])
 
 

@@ -32,7 +32,8 @@ import pandas as pd
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
-from pipeline.io.inventory import FRAME_TIME_COLUMNS, STIMULUS_COLUMNS, TAIL_COLUMNS
+from pipeline.behavior.clock import imaging_frame_times, synchronise
+from pipeline.io.inventory import STIMULUS_COLUMNS, TAIL_COLUMNS
 from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
@@ -49,6 +50,7 @@ class TailAlignmentConfig(Params):
 
     frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
     max_gap_s: float = 0.1  # longest stretch without a tracked sample tolerated in the imaging span (s)
+    max_sync_residual_s: float = 0.005  # largest |residual| of the frame-trigger clock fit (s)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -56,23 +58,8 @@ class TailAlignmentConfig(Params):
             raise ValueError(f"frame_times_mark must be 'middle' or 'start', got {self.frame_times_mark!r}")
         if not self.max_gap_s > 0:
             raise ValueError("max_gap_s must be > 0")
-
-
-def read_frame_times(path: str | Path, n_planes: int) -> np.ndarray:
-    """``frame_times.csv`` as an array (n_planes, n_volumes) of seconds."""
-    path = Path(path)
-    table = pd.read_csv(path)
-    missing = [c for c in FRAME_TIME_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputDataError(path, f"missing column(s) {missing}")
-    table = table.sort_values(["plane", "volume"])
-    counts = table.groupby("plane").size()
-    if sorted(counts.index) != list(range(n_planes)) or counts.nunique() != 1:
-        raise InputDataError(path, f"expected the same number of frames for planes 0..{n_planes - 1}, found {counts.to_dict()}")
-    times = table["t"].to_numpy(float).reshape(n_planes, -1)
-    if not np.all(np.isfinite(times)) or np.any(np.diff(times, axis=1) <= 0):
-        raise InputDataError(path, "frame times must be finite and increase within each plane")
-    return times
+        if not self.max_sync_residual_s > 0:
+            raise ValueError("max_sync_residual_s must be > 0")
 
 
 def read_tail_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -152,9 +139,11 @@ def align_behavior(
     ``/time/{volume_start_s, volume_end_s, frame_times_s}``,
     ``/stimulus/{epoch, direction_deg, moving_fraction}`` (volumes,)."""
     n_planes = int(fish_row["n_planes"])
-    plane_period = 1.0 / (float(fish_row["volume_rate_hz"]) * n_planes)
-    frame_times = read_frame_times(fish_row["frame_times"], n_planes)
-    centres = frame_times + (plane_period / 2 if config.frame_times_mark == "start" else 0.0)
+    frames = imaging_frame_times(fish_row, config.frame_times_mark)
+    clock = synchronise(frames, fish_row, config.max_sync_residual_s)
+    plane_period = frames.plane_period_s
+    frame_times = clock.to_behaviour_clock(frames.times_s)
+    centres = frame_times + (plane_period / 2 if frames.mark == "start" else 0.0)
     frame_starts, frame_ends = centres - plane_period / 2, centres + plane_period / 2
     volume_starts, volume_ends = frame_starts[0], frame_ends[-1]
 
@@ -175,7 +164,9 @@ def align_behavior(
     log.info("fish %s: %d volumes, tail at %.1f Hz, %.1f samples per volume", fish_row["fish_id"],
              volume_starts.size, measured_rate, float(n_volume.mean()))
 
-    sources = [str(p) for p in (fish_row["tail_log"], fish_row["stimulus_log"], fish_row["frame_times"])]
+    sources = [str(fish_row["tail_log"]), str(fish_row["stimulus_log"]), *frames.sources]
+    if fish_row.get("frame_trigger"):
+        sources.append(str(fish_row["frame_trigger"]))
     with atomic_paths(out_path) as (tmp,):
         with h5py.File(tmp, "w") as f:
             f.attrs.update({
@@ -184,7 +175,12 @@ def align_behavior(
                 "tail_rate_hz_measured": measured_rate,
                 "volume_rate_hz": float(fish_row["volume_rate_hz"]),
                 "n_planes": n_planes,
-                "frame_times_mark": config.frame_times_mark,
+                "frame_times_mark": frames.mark,
+                "clock_sync": clock.method,
+                "clock_offset_s": clock.offset_s,
+                "clock_drift_ppm": clock.drift_ppm,
+                "clock_residual_max_s": clock.residual_max_s,
+                "clock_n_pulses": clock.n_pulses,
                 "source_files_json": json.dumps({p: (source_checksums or {}).get(p, "") for p in sources}),
                 "config_hash": config_hash({"tail_alignment": vars(config), "fish": dict(fish_row)}),
                 "code_version": code_version(),
@@ -198,7 +194,8 @@ def align_behavior(
                      "tracked tail samples averaged per plane frame")
             write_dataset(f, "time/volume_start_s", volume_starts, "s", "start of each volume's interval")
             write_dataset(f, "time/volume_end_s", volume_ends, "s", "end of each volume's interval")
-            write_dataset(f, "time/frame_times_s", frame_times, "s", f"frame times as logged ({config.frame_times_mark})")
+            write_dataset(f, "time/frame_times_s", frame_times, "s",
+                          f"frame times ({frames.mark}) on the tail log's clock (attrs clock_*)")
             write_dataset(f, "stimulus/epoch", state["epoch"], "code", f"epoch at the volume centre: {EPOCH_CODES}")
             write_dataset(f, "stimulus/direction_deg", state["direction_deg"], "deg", "grating direction at the volume centre")
             write_dataset(f, "stimulus/moving_fraction", state["moving_fraction"], "1", "fraction of the volume in moving epochs")

@@ -22,8 +22,8 @@ volume. Read from ScanImage's metadata, never guessed from page counts:
   file to the next), ``frameTimestamps_sec`` (s since the acquisition trigger, start of
   the frame) and ``epoch`` (acquisition start, identical in every file of one acquisition).
 
-Frame times returned here are frame *middles*: ``frameTimestamps_sec + 0.5 /
-SI.hRoiManager.scanFrameRate``. An incomplete last volume (the acquisition was stopped
+Frame times returned here are frame *starts* (``frameTimestamps_sec``), per plane and for
+every acquired frame (flyback included: the frame clock pulses for those too). An incomplete last volume (the acquisition was stopped
 mid-volume) is dropped and reported (``n_dropped_pages``). Pixels are read page by page:
 :func:`iter_plane_frames` holds one frame in memory, whatever the acquisition's length.
 """
@@ -204,11 +204,13 @@ def _page_records(tif: tifffile.TiffFile, path: str) -> tuple[np.ndarray, np.nda
     return np.asarray(numbers, np.int64), np.asarray(stamps, float), epoch or ""
 
 
-def read_acquisition(files: Sequence[str], channel: int | None, n_planes: int) -> tuple[ScanImageLayout, np.ndarray]:
+def read_acquisition(files: Sequence[str], channel: int | None,
+                     n_planes: int) -> tuple[ScanImageLayout, np.ndarray, np.ndarray]:
     """Read and check the metadata of one acquisition (no pixel data).
 
-    Returns (layout, frame middle times (n_planes, n_volumes) in s since the acquisition
-    trigger, on the imaging computer's clock). Errors (InputDataError naming the file): not a ScanImage
+    Returns (layout, frame start times (n_planes, n_volumes), start times of every frame
+    of the complete volumes in acquisition order (n_volumes * (slices + flyback),)), in s
+    since the acquisition trigger on the imaging computer's clock. Errors (InputDataError naming the file): not a ScanImage
     file; layout keys that differ between files (``inconsistent slice counts`` when the
     slice count differs); files of different acquisitions (``epoch`` differs, or frame
     numbers do not continue from one file to the next); the channel was not saved; slices
@@ -285,12 +287,11 @@ def read_acquisition(files: Sequence[str], channel: int | None, n_planes: int) -
     if dropped:
         log.warning("%s: last volume incomplete (%d of %d pages): dropped; %d complete volumes kept",
                     files[-1], dropped, pages_per_volume, n_volumes)
-    all_stamps = np.concatenate(stamps)
-    index = layout.page_index(np.arange(n_volumes)[None, :], 0) + np.arange(slices)[:, None] * n_channels
-    frame_times = all_stamps[index] + frame_period / 2
-    if np.any(np.diff(frame_times, axis=1) <= 0):
-        raise InputDataError(files[0], "frameTimestamps_sec do not increase from volume to volume")
-    return layout, frame_times
+    frame_starts = np.concatenate(stamps)[: n_volumes * pages_per_volume : n_channels]
+    if np.any(np.diff(frame_starts) <= 0):
+        raise InputDataError(files[0], "frameTimestamps_sec do not increase from frame to frame")
+    plane_starts = frame_starts.reshape(n_volumes, slices + flyback)[:, :slices].T
+    return layout, plane_starts, frame_starts
 
 
 def iter_plane_frames(layout: ScanImageLayout, plane: int) -> Iterator[np.ndarray]:
