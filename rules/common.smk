@@ -24,6 +24,8 @@ from pipeline.config import (
     synthetic_root,
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
+from pipeline.io.errors import InputDataError
+from pipeline.io.scanimage import acquisition_files
 from pipeline.provenance import config_hash
 from pipeline.salience.job import SalienceParams, salience_jobs
 from pipeline.seeding import derive_seed
@@ -100,16 +102,35 @@ def fish_recording_metadata(wildcards):
     return {key: row[key] for key in RECORDING_METADATA}
 
 
+def scanimage_files(row):
+    """The ScanImage files of a fish row (globs expanded; a glob matching nothing is an error)."""
+    try:
+        return acquisition_files(row["scanimage"])
+    except InputDataError as err:
+        raise WorkflowError(f"fish {row['fish_id']!r}, column 'scanimage': {err}") from None
+
+
+def fish_timing_inputs(row):
+    """Files that give a fish's frame times and relate them to the tail clock: the table's
+    frame_times (else the ScanImage files, whose headers hold them) and the frame trigger."""
+    files = {"frame_times": row["frame_times"]} if "frame_times" in row else {"scanimage": scanimage_files(row)}
+    if "frame_trigger" in row:
+        files["frame_trigger"] = row["frame_trigger"]
+    return files
+
+
 def fish_raw_inputs(wildcards):
     """Every input file of a fish, named, for the inventory rule."""
     row = fish_row(wildcards.fish)
     files = {
         "tail_log": row["tail_log"],
         "stimulus_log": row["stimulus_log"],
-        "frame_times": row["frame_times"],
+        **fish_timing_inputs(row),
     }
     if row["input_type"] == "tiff":
         files["stacks"] = plane_paths(row["tiff"], int(row["n_planes"]))
+    elif row["input_type"] == "scanimage":
+        files["scanimage"] = scanimage_files(row)
     else:
         files["suite2p_planes"] = [
             f"{row['suite2p_dir']}/plane{plane}" for plane in range(int(row["n_planes"]))
@@ -136,31 +157,51 @@ def fish_behavior_inputs(wildcards):
     return {
         "tail_log": row["tail_log"],
         "stimulus_log": row["stimulus_log"],
-        "frame_times": row["frame_times"],
+        **fish_timing_inputs(row),
         "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
     }
 
 
 def raw_stack(wildcards):
-    """The raw TIFF stack of one plane of a fish with input_type tiff."""
+    """The raw TIFF stack of one plane: the table's (input_type tiff) or the plane
+    de-interleaved from a ScanImage acquisition (rule scanimage_plane)."""
     row = fish_row(wildcards.fish)
+    if row["input_type"] == "scanimage":
+        return f"{RESULTS}/imaging/{wildcards.fish}/plane{wildcards.plane}/raw.tif"
     if row["input_type"] != "tiff":
         raise WorkflowError(f"fish {wildcards.fish!r} has no raw stacks (input_type {row['input_type']})")
     return plane_paths(row["tiff"], int(row["n_planes"]))[int(wildcards.plane)]
 
 
+def scanimage_plane_inputs(wildcards):
+    """A ScanImage fish's acquisition files and its inventory (which checked them)."""
+    row = fish_row(wildcards.fish)
+    if row["input_type"] != "scanimage":
+        raise WorkflowError(f"fish {wildcards.fish!r} is not a ScanImage recording (input_type {row['input_type']})")
+    return {"files": scanimage_files(row), "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json"}
+
+
+def scanimage_plane_params(wildcards):
+    """What defines a de-interleaved plane: the acquisition's files, the channel and plane count."""
+    row = fish_row(wildcards.fish)
+    return {"files": scanimage_files(row), "channel": row.get("channel"), "n_planes": int(row["n_planes"])}
+
+
 def neural_file_inputs(wildcards):
-    """Suite2P plane folders of a fish: extracted by the pipeline from raw stacks, or the
-    lab's existing folders (input_type suite2p); plus frame times, region mask, inventory."""
+    """Suite2P plane folders of a fish: extracted by the pipeline from raw stacks (tiff or
+    ScanImage), or the lab's existing folders (input_type suite2p); plus frame times (file
+    or ScanImage headers), region mask, inventory."""
     row = fish_row(wildcards.fish)
     n_planes = int(row["n_planes"])
-    if row["input_type"] == "tiff":
+    if row["input_type"] in ("tiff", "scanimage"):
         planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
     else:
         planes = [f"{row['suite2p_dir']}/plane{p}" for p in range(n_planes)]
+    timing = fish_timing_inputs(row)
+    timing.pop("frame_trigger", None)  # the neural file keeps the frame times as acquired
     inputs = {
         "planes": planes,
-        "frame_times": row["frame_times"],
+        **timing,
         "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
     }
     if "region_table" in row:

@@ -25,6 +25,29 @@ rule align_behavior:
         "../workflow/scripts/align_behavior.py"
 
 
+rule scanimage_plane:
+    """De-interleave one plane of the functional channel from a ScanImage acquisition
+    (input_type scanimage) into a one-page-per-volume stack, streamed page by page; an
+    incomplete last volume is dropped (logged; recorded in the inventory)."""
+    input:
+        unpack(scanimage_plane_inputs),
+    output:
+        temp(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/raw.tif"),
+    params:
+        acquisition=scanimage_plane_params,
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    log:
+        f"{LOGS}/scanimage_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/scanimage_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/scanimage_plane.py"
+
+
 rule motion_correct:
     """Register one plane's raw stack (NoRMCorre by default, or suite2p / CaImAn: config
     motion_correction.method); writes the registered movie, shifts, template and
