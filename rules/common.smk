@@ -173,6 +173,12 @@ def raw_stack(wildcards):
     return plane_paths(row["tiff"], int(row["n_planes"]))[int(wildcards.plane)]
 
 
+def synthetic_plane_stacks(wildcards):
+    """The rendered plane stacks of a synthetic fish (rule synth_zebrafish_plane)."""
+    n_planes = int(fish_row(wildcards.fish)["n_planes"])
+    return [f"{SYNTH}/zebrafish/{wildcards.fish}/plane{p}.tif" for p in range(n_planes)]
+
+
 def scanimage_plane_inputs(wildcards):
     """A ScanImage fish's acquisition files and its inventory (which checked them)."""
     row = fish_row(wildcards.fish)

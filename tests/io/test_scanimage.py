@@ -42,9 +42,10 @@ def test_incomplete_last_volume_is_dropped_and_logged(tmp_path, caplog):
     movie = truth_movie()
     files = write_acquisition(tmp_path, movie, pages_per_file=16, drop_last_pages=3)
     with caplog.at_level(logging.WARNING):
-        layout, frame_times, _ = read_acquisition(files, 2, SLICES)
+        layout, frame_times, all_frames = read_acquisition(files, 2, SLICES)
     assert layout.n_volumes == VOLUMES - 1 and layout.n_dropped_pages == 2 * (SLICES + FLYBACK) - 3
     assert frame_times.shape == (SLICES, VOLUMES - 1)
+    assert all_frames.size == VOLUMES * (SLICES + FLYBACK) - 1  # 3 pages = the last frame and half of one
     assert "incomplete" in caplog.text and files[-1] in caplog.text
     np.testing.assert_array_equal(np.stack(list(iter_plane_frames(layout, 2))), movie[: VOLUMES - 1, 2, 1])
 

@@ -23,7 +23,8 @@ volume. Read from ScanImage's metadata, never guessed from page counts:
   the frame) and ``epoch`` (acquisition start, identical in every file of one acquisition).
 
 Frame times returned here are frame *starts* (``frameTimestamps_sec``), per plane and for
-every acquired frame (flyback included: the frame clock pulses for those too). An incomplete last volume (the acquisition was stopped
+every acquired frame (flyback and incomplete-volume frames included: the frame clock
+pulses for those too). An incomplete last volume (the acquisition was stopped
 mid-volume) is dropped and reported (``n_dropped_pages``). Pixels are read page by page:
 :func:`iter_plane_frames` holds one frame in memory, whatever the acquisition's length.
 """
@@ -208,9 +209,10 @@ def read_acquisition(files: Sequence[str], channel: int | None,
                      n_planes: int) -> tuple[ScanImageLayout, np.ndarray, np.ndarray]:
     """Read and check the metadata of one acquisition (no pixel data).
 
-    Returns (layout, frame start times (n_planes, n_volumes), start times of every frame
-    of the complete volumes in acquisition order (n_volumes * (slices + flyback),)), in s
-    since the acquisition trigger on the imaging computer's clock. Errors (InputDataError naming the file): not a ScanImage
+    Returns (layout, frame start times of the complete volumes (n_planes, n_volumes), start
+    times of every frame in the files in acquisition order (flyback frames and those of an
+    incomplete last volume included: the frame clock pulsed for each)), in s since the
+    acquisition trigger on the imaging computer's clock. Errors (InputDataError naming the file): not a ScanImage
     file; layout keys that differ between files (``inconsistent slice counts`` when the
     slice count differs); files of different acquisitions (``epoch`` differs, or frame
     numbers do not continue from one file to the next); the channel was not saved; slices
@@ -287,10 +289,10 @@ def read_acquisition(files: Sequence[str], channel: int | None,
     if dropped:
         log.warning("%s: last volume incomplete (%d of %d pages): dropped; %d complete volumes kept",
                     files[-1], dropped, pages_per_volume, n_volumes)
-    frame_starts = np.concatenate(stamps)[: n_volumes * pages_per_volume : n_channels]
+    frame_starts = np.concatenate(stamps)[::n_channels]  # every frame in the files, the incomplete volume's too
     if np.any(np.diff(frame_starts) <= 0):
         raise InputDataError(files[0], "frameTimestamps_sec do not increase from frame to frame")
-    plane_starts = frame_starts.reshape(n_volumes, slices + flyback)[:, :slices].T
+    plane_starts = frame_starts[: n_volumes * (slices + flyback)].reshape(n_volumes, slices + flyback)[:, :slices].T
     return layout, plane_starts, frame_starts
 
 
