@@ -11,10 +11,14 @@ dropped camera frames are handled the same way:
 - volume v covers the union of its plane frames, [t(v, 0) - d/2, t(v, P-1) + d/2): the
   time step the decoders see, whose neural vector holds every plane's neurons.
 
-Each average is the mean of the finite tail samples in the interval. Untracked (NaN)
-samples and dropped camera frames are skipped, but a gap without any finite sample longer
-than ``max_gap_s`` inside the imaging span is an error, as is a log that does not cover
-the imaging or whose timestamps do not increase.
+Each average is taken per tail segment over that segment's tracked (finite) samples in
+the interval, so a NaN at the tail tip does not discard the other five segments of the
+sample; dropped camera frames are skipped. Quality policy: a stretch longer than
+``max_gap_s`` in which a segment has no tracked sample marks every volume it overlaps
+invalid (``tail/valid`` False; so does a volume in which a segment has no sample at all);
+invalid volumes are excluded from training and metrics (:mod:`pipeline.data.windows`).
+The fish fails only when more than ``max_invalid_fraction`` of its volumes are invalid.
+A log that does not cover the imaging or whose timestamps do not increase is an error.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class TailAlignmentConfig(Params):
     frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
     max_gap_s: float = 0.1  # longest stretch without a tracked sample tolerated in the imaging span (s)
     max_sync_residual_s: float = 0.005  # largest |residual| of the frame-trigger clock fit (s)
+    max_invalid_fraction: float = 0.2  # the fish fails when more of its volumes are invalid (fraction)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -60,6 +65,8 @@ class TailAlignmentConfig(Params):
             raise ValueError("max_gap_s must be > 0")
         if not self.max_sync_residual_s > 0:
             raise ValueError("max_sync_residual_s must be > 0")
+        if not 0 <= self.max_invalid_fraction < 1:
+            raise ValueError("max_invalid_fraction must be in [0, 1)")
 
 
 def read_tail_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -79,35 +86,42 @@ def read_tail_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interval_means(t: np.ndarray, values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the finite rows of ``values`` (n, k) whose time ``t`` lies in [start, end),
-    per interval. Returns (means (m, k) with NaN where an interval has no finite sample,
-    number of finite samples (m,))."""
-    finite = np.all(np.isfinite(values), axis=1)
-    cumulative = np.vstack([np.zeros(values.shape[1]), np.cumsum(np.where(finite[:, None], values, 0.0), axis=0)])
-    cumulative_n = np.concatenate([[0], np.cumsum(finite)])
+    """Per column, the mean of the finite values of ``values`` (n, k) whose time ``t`` lies
+    in [start, end), per interval. Returns (means (m, k), NaN where a column has no finite
+    sample in the interval; number of finite samples (m, k))."""
+    finite = np.isfinite(values)
+    cumulative = np.vstack([np.zeros(values.shape[1]), np.cumsum(np.where(finite, values, 0.0), axis=0)])
+    cumulative_n = np.vstack([np.zeros(values.shape[1], np.int64), np.cumsum(finite, axis=0)])
     lo = np.searchsorted(t, starts, side="left")
     hi = np.searchsorted(t, ends, side="left")
     n = cumulative_n[hi] - cumulative_n[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = (cumulative[hi] - cumulative[lo]) / n[:, None]
+        means = (cumulative[hi] - cumulative[lo]) / n
     return means, n
 
 
-def _check_coverage(path: Path, t: np.ndarray, theta: np.ndarray, span: tuple[float, float], max_gap_s: float) -> None:
+def _check_coverage(path: Path, t: np.ndarray, span: tuple[float, float]) -> None:
     if t[0] > span[0] or t[-1] < span[1]:
         raise InputDataError(
             path, f"tail log spans {t[0]:.3f}-{t[-1]:.3f} s but imaging spans {span[0]:.3f}-{span[1]:.3f} s "
             "(it must cover the whole imaging)"
         )
-    tracked = t[np.all(np.isfinite(theta), axis=1)]
-    tracked = np.concatenate([[span[0]], tracked[(tracked > span[0]) & (tracked < span[1])], [span[1]]])
-    gaps = np.diff(tracked)
-    worst = int(np.argmax(gaps))
-    if gaps[worst] > max_gap_s:
-        raise InputDataError(
-            path, f"no tracked tail sample for {gaps[worst]:.3f} s from t = {tracked[worst]:.3f} s "
-            f"(NaNs or missing rows; at most {max_gap_s} s tolerated)"
-        )
+
+
+def gap_affected(t: np.ndarray, theta: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 max_gap_s: float) -> np.ndarray:
+    """(m,) bool: intervals [start, end) that overlap a stretch longer than ``max_gap_s``
+    in which some segment (column of ``theta`` (n, k)) has no tracked sample. The stretch
+    runs between consecutive tracked samples of that segment (open at both ends); the
+    first interval's start and the last one's end bound it."""
+    span = (float(starts.min()), float(ends.max()))
+    affected = np.zeros(starts.size, bool)
+    for column in theta.T:
+        tracked = t[np.isfinite(column)]
+        tracked = np.concatenate([[span[0]], tracked[(tracked > span[0]) & (tracked < span[1])], [span[1]]])
+        for k in np.flatnonzero(np.diff(tracked) > max_gap_s):
+            affected |= (starts < tracked[k + 1]) & (ends > tracked[k])
+    return affected
 
 
 def stimulus_per_interval(stimulus: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,9 +163,21 @@ def align_behavior(
 
     tail_path = Path(fish_row["tail_log"])
     t, theta = read_tail_log(tail_path)
-    _check_coverage(tail_path, t, theta, (float(volume_starts[0]), float(volume_ends[-1])), config.max_gap_s)
+    _check_coverage(tail_path, t, (float(volume_starts[0]), float(volume_ends[-1])))
     theta_volume, n_volume = interval_means(t, theta, volume_starts, volume_ends)
     theta_frames, n_frames = interval_means(t, theta, frame_starts.ravel(), frame_ends.ravel())
+    valid = ~gap_affected(t, theta, volume_starts, volume_ends, config.max_gap_s) & np.all(n_volume > 0, axis=1)
+    invalid_fraction = float(np.mean(~valid))
+    if invalid_fraction > config.max_invalid_fraction:
+        first = int(np.argmin(valid))
+        raise InputDataError(
+            tail_path, f"{invalid_fraction:.0%} of {valid.size} volumes are invalid (a segment untracked for more "
+            f"than tail_alignment.max_gap_s = {config.max_gap_s} s; first at t = {volume_starts[first]:.3f} s): "
+            f"more than tail_alignment.max_invalid_fraction = {config.max_invalid_fraction:.0%}",
+        )
+    if not valid.all():
+        log.warning("fish %s: %d of %d volumes invalid (tail gaps > %s s): excluded from training and metrics",
+                    fish_row["fish_id"], int((~valid).sum()), valid.size, config.max_gap_s)
     stimulus_path = Path(fish_row["stimulus_log"])
     stimulus = pd.read_csv(stimulus_path)
     if [c for c in STIMULUS_COLUMNS if c not in stimulus.columns]:
@@ -161,7 +187,7 @@ def align_behavior(
         raise InputDataError(stimulus_path, f"unknown epoch name(s) {sorted(unknown)}; expected static/moving")
     state = stimulus_per_interval(stimulus, volume_starts, volume_ends)
     measured_rate = 1.0 / float(np.median(np.diff(t)))
-    log.info("fish %s: %d volumes, tail at %.1f Hz, %.1f samples per volume", fish_row["fish_id"],
+    log.info("fish %s: %d volumes, tail at %.1f Hz, %.1f samples per volume and segment", fish_row["fish_id"],
              volume_starts.size, measured_rate, float(n_volume.mean()))
 
     sources = [str(fish_row["tail_log"]), str(fish_row["stimulus_log"]), *frames.sources]
@@ -181,6 +207,7 @@ def align_behavior(
                 "clock_drift_ppm": clock.drift_ppm,
                 "clock_residual_max_s": clock.residual_max_s,
                 "clock_n_pulses": clock.n_pulses,
+                "invalid_fraction": invalid_fraction,
                 "source_files_json": json.dumps({p: (source_checksums or {}).get(p, "") for p in sources}),
                 "config_hash": config_hash({"tail_alignment": vars(config), "fish": dict(fish_row)}),
                 "code_version": code_version(),
@@ -189,9 +216,12 @@ def align_behavior(
             write_dataset(f, "tail/tail_sum", theta_volume.sum(axis=1), "rad", "sum of the six segment angles per volume")
             write_dataset(f, "tail/theta_per_plane_frame", theta_frames.reshape(n_planes, -1, theta.shape[1]), "rad",
                      "mean segment angle over each plane frame (planes, volumes, 6)")
-            write_dataset(f, "tail/n_samples", n_volume, "count", "tracked tail samples averaged per volume")
-            write_dataset(f, "tail/n_samples_per_plane_frame", n_frames.reshape(n_planes, -1), "count",
-                     "tracked tail samples averaged per plane frame")
+            write_dataset(f, "tail/n_samples", n_volume, "count", "tracked samples averaged per volume and segment (volumes, 6)")
+            write_dataset(f, "tail/n_samples_per_plane_frame", n_frames.reshape(n_planes, -1, theta.shape[1]), "count",
+                          "tracked samples averaged per plane frame and segment (planes, volumes, 6)")
+            write_dataset(f, "tail/valid", valid, "bool",
+                          f"False: a segment untracked for > {config.max_gap_s} s overlaps the volume (excluded "
+                          "from training and metrics)")
             write_dataset(f, "time/volume_start_s", volume_starts, "s", "start of each volume's interval")
             write_dataset(f, "time/volume_end_s", volume_ends, "s", "end of each volume's interval")
             write_dataset(f, "time/frame_times_s", frame_times, "s",
