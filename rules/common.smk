@@ -110,10 +110,21 @@ def scanimage_files(row):
         raise WorkflowError(f"fish {row['fish_id']!r}, column 'scanimage': {err}") from None
 
 
+def dataverse_tail_logs(row):
+    """Every plane's tail_df.h5 of an NLP4Neuro Dataverse fish."""
+    return [f"{row['dataverse_dir']}/plane_{p}/tail_df.h5" for p in range(int(row["n_planes"]))]
+
+
 def fish_timing_inputs(row):
     """Files that give a fish's frame times and relate them to the tail clock: the table's
-    frame_times (else the ScanImage files, whose headers hold them) and the frame trigger."""
-    files = {"frame_times": row["frame_times"]} if "frame_times" in row else {"scanimage": scanimage_files(row)}
+    frame_times (else the ScanImage files, whose headers hold them, or the Dataverse tail
+    logs, whose frame column does) and the frame trigger."""
+    if "frame_times" in row:
+        files = {"frame_times": row["frame_times"]}
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        files = {"tail_logs": dataverse_tail_logs(row)}
+    else:
+        files = {"scanimage": scanimage_files(row)}
     if "frame_trigger" in row:
         files["frame_trigger"] = row["frame_trigger"]
     return files
@@ -123,14 +134,15 @@ def fish_raw_inputs(wildcards):
     """Every input file of a fish, named, for the inventory rule."""
     row = fish_row(wildcards.fish)
     files = {
-        "tail_log": row["tail_log"],
-        "stimulus_log": row["stimulus_log"],
+        **{log: row[log] for log in ("tail_log", "stimulus_log") if log in row},
         **fish_timing_inputs(row),
     }
     if row["input_type"] == "tiff":
         files["stacks"] = plane_paths(row["tiff"], int(row["n_planes"]))
     elif row["input_type"] == "scanimage":
         files["scanimage"] = scanimage_files(row)
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        files["dataverse_planes"] = [f"{row['dataverse_dir']}/plane_{p}" for p in range(int(row["n_planes"]))]
     else:
         files["suite2p_planes"] = [
             f"{row['suite2p_dir']}/plane{plane}" for plane in range(int(row["n_planes"]))
@@ -155,8 +167,7 @@ def fish_behavior_inputs(wildcards):
     """The logs the behaviour alignment reads, plus the fish's inventory (provenance)."""
     row = fish_row(wildcards.fish)
     return {
-        "tail_log": row["tail_log"],
-        "stimulus_log": row["stimulus_log"],
+        **{log: row[log] for log in ("tail_log", "stimulus_log") if log in row},
         **fish_timing_inputs(row),
         "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
     }
@@ -201,6 +212,8 @@ def neural_file_inputs(wildcards):
     n_planes = int(row["n_planes"])
     if row["input_type"] in ("tiff", "scanimage"):
         planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        planes = [f"{row['dataverse_dir']}/plane_{p}" for p in range(n_planes)]
     else:
         planes = [f"{row['suite2p_dir']}/plane{p}" for p in range(n_planes)]
     timing = fish_timing_inputs(row)
@@ -278,7 +291,7 @@ def synthetic_truth(wildcards):
     """The ground-truth file of a synthetic fish (its logs come from the synth rules), else
     nothing: salience is then reported without precision@k."""
     row = fish_row(wildcards.fish)
-    if str(row["tail_log"]).startswith(f"{SYNTH}/zebrafish/"):
+    if str(row.get("tail_log", "")).startswith(f"{SYNTH}/zebrafish/"):
         return {"truth": f"{SYNTH}/ground_truth/zebrafish/{wildcards.fish}.h5"}
     return {}
 

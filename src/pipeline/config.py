@@ -23,6 +23,7 @@ FISH_COLUMNS: dict[str, str] = {
     "suite2p_dir": "string",
     "scanimage": "string",
     "channel": "int64",
+    "dataverse_dir": "string",
     "tail_log": "string",
     "stimulus_log": "string",
     "frame_times": "string",
@@ -46,7 +47,9 @@ SESSION_COLUMNS: dict[str, str] = {
 }
 
 #: Input types whose files carry the frame times (the ``frame_times`` column is then optional).
-FRAME_TIMES_IN_DATA = ("scanimage",)
+FRAME_TIMES_IN_DATA = ("scanimage", "nlp4neuro_dataverse")
+#: Input types whose files carry the tail log (``tail_log`` and ``stimulus_log`` are then optional).
+TAIL_IN_DATA = ("nlp4neuro_dataverse",)
 
 #: Placeholder for the 0-based plane index in the ``tiff`` path template.
 PLANE_PLACEHOLDER = "{plane}"
@@ -119,6 +122,12 @@ def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
             raise ConfigError(f"{where}, column 'suite2p_dir': required when input_type is suite2p")
         elif row.get("input_type") == "scanimage" and pd.isna(row.get("scanimage")):
             raise ConfigError(f"{where}, column 'scanimage': required when input_type is scanimage")
+        elif row.get("input_type") == "nlp4neuro_dataverse" and pd.isna(row.get("dataverse_dir")):
+            raise ConfigError(f"{where}, column 'dataverse_dir': required when input_type is nlp4neuro_dataverse")
+        if row.get("input_type") not in TAIL_IN_DATA:
+            for column in ("tail_log", "stimulus_log"):
+                if pd.isna(row.get(column)):
+                    raise ConfigError(f"{where}, column {column!r}: required when input_type is {row.get('input_type')}")
         if row.get("input_type") not in FRAME_TIMES_IN_DATA and pd.isna(row.get("frame_times")):
             raise ConfigError(f"{where}, column 'frame_times': required when input_type is {row.get('input_type')}")
     return table

@@ -7,7 +7,10 @@ Where frame times come from (:func:`imaging_frame_times`):
   clock unless a ``frame_trigger`` is given;
 - for ``input_type: scanimage`` without that CSV, the frame headers
   (``frameTimestamps_sec``, seconds since ScanImage's acquisition trigger, on the imaging
-  computer's clock), read by :mod:`pipeline.io.scanimage`.
+  computer's clock), read by :mod:`pipeline.io.scanimage`;
+- for ``input_type: nlp4neuro_dataverse``, each plane's tail log: frame f's time is the mean
+  ``t`` of the samples whose ``frame`` column is f (tail clock; NaN for a frame without
+  samples). Those fish are aligned by that column, not by times.
 
 How they are put on the behaviour clock (:func:`synchronise`):
 
@@ -102,6 +105,15 @@ def imaging_frame_times(fish_row: Mapping[str, Any], frame_times_mark: str = "mi
     if fish_row["input_type"] not in FRAME_TIMES_IN_DATA:
         raise InputDataError(fish_row.get("tail_log", "?"), f"no frame times: input_type {fish_row['input_type']} "
                                                             "needs a frame_times file")
+    if fish_row["input_type"] == "nlp4neuro_dataverse":
+        from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
+
+        root = fish_row["dataverse_dir"]
+        n_frames = checked_frame_count(root, 0)
+        paths = [plane_folder(root, p) / "tail_df.h5" for p in range(n_planes)]
+        times = np.stack([frame_means(read_tail_df(path), n_frames)[2] for path in paths])
+        plane_period = 1.0 / (float(fish_row["volume_rate_hz"]) * n_planes)
+        return FrameTimes(times, "middle", plane_period, np.array([]), "tail", tuple(str(p) for p in paths))
     from pipeline.io.scanimage import acquisition_files, read_acquisition
 
     files = acquisition_files(fish_row["scanimage"])

@@ -36,7 +36,8 @@ import pandas as pd
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
-from pipeline.behavior.clock import imaging_frame_times, synchronise
+from pipeline.behavior.clock import ClockFit, imaging_frame_times, synchronise
+from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.inventory import STIMULUS_COLUMNS, TAIL_COLUMNS
 from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
@@ -44,6 +45,8 @@ from pipeline.provenance import code_version, config_hash
 log = logging.getLogger(__name__)
 
 THETA_COLUMNS = TAIL_COLUMNS[2:]
+#: input type whose tail samples carry their imaging frame (aligned by that column, no clock)
+FRAME_COLUMN_INPUT = "nlp4neuro_dataverse"
 #: stimulus epoch codes stored per volume
 EPOCH_CODES = {"none": 0, "static": 1, "moving": 2}
 
@@ -140,18 +143,27 @@ def stimulus_per_interval(stimulus: pd.DataFrame, starts: np.ndarray, ends: np.n
     return {"epoch": epoch, "direction_deg": direction, "moving_fraction": moving_time / (ends - starts)}
 
 
-def align_behavior(
-    fish_row: Mapping[str, Any],
-    out_path: str | Path,
-    config: TailAlignmentConfig,
-    *,
-    source_checksums: Mapping[str, str] | None = None,
-) -> None:
-    """Write the behaviour file of one fish (layout in docs/architecture.md):
-    ``/tail/theta`` (volumes, 6) rad, ``/tail/tail_sum`` (volumes,) rad,
-    ``/tail/theta_per_plane_frame`` (planes, volumes, 6) rad, ``/tail/n_samples``,
-    ``/time/{volume_start_s, volume_end_s, frame_times_s}``,
-    ``/stimulus/{epoch, direction_deg, moving_fraction}`` (volumes,)."""
+@dataclass(frozen=True)
+class AlignedTail:
+    """The tail log reduced to imaging volumes and plane frames (one of two alignment paths)."""
+
+    theta_volume: np.ndarray  # (volumes, 6) rad
+    n_volume: np.ndarray  # (volumes, 6) tracked samples
+    theta_frames: np.ndarray  # (planes, volumes, 6) rad
+    n_frames: np.ndarray  # (planes, volumes, 6)
+    valid: np.ndarray  # (volumes,) bool
+    volume_starts: np.ndarray  # (volumes,) s, tail clock
+    volume_ends: np.ndarray  # (volumes,) s
+    frame_times: np.ndarray  # (planes, volumes) s, tail clock
+    frame_mark: str  # "middle" | "start"
+    clock: ClockFit
+    tail_times: np.ndarray  # (samples,) s of the log the volumes come from
+    sources: tuple[str, ...]  # files read (stimulus log excluded)
+
+
+def align_by_timestamps(fish_row: Mapping[str, Any], config: TailAlignmentConfig) -> AlignedTail:
+    """Tail samples chosen by timestamp within each frame / volume interval, after putting
+    the frame times on the tail clock (:mod:`pipeline.behavior.clock`)."""
     n_planes = int(fish_row["n_planes"])
     frames = imaging_frame_times(fish_row, config.frame_times_mark)
     clock = synchronise(frames, fish_row, config.max_sync_residual_s)
@@ -167,32 +179,89 @@ def align_behavior(
     theta_volume, n_volume = interval_means(t, theta, volume_starts, volume_ends)
     theta_frames, n_frames = interval_means(t, theta, frame_starts.ravel(), frame_ends.ravel())
     valid = ~gap_affected(t, theta, volume_starts, volume_ends, config.max_gap_s) & np.all(n_volume > 0, axis=1)
+    sources = (str(tail_path), *frames.sources) + ((str(fish_row["frame_trigger"]),) if fish_row.get("frame_trigger") else ())
+    return AlignedTail(theta_volume, n_volume, theta_frames.reshape(n_planes, -1, theta.shape[1]),
+                       n_frames.reshape(n_planes, -1, theta.shape[1]), valid, volume_starts, volume_ends,
+                       frame_times, frames.mark, clock, t, sources)
+
+
+def align_by_frame_column(fish_row: Mapping[str, Any], config: TailAlignmentConfig) -> AlignedTail:
+    """NLP4Neuro Dataverse fish (:mod:`pipeline.io.dataverse`): each tail sample carries the
+    imaging frame it belongs to, so no clock is involved. Volume v = the samples of plane 0's
+    log with frame v (the paper's ``groupby("frame").mean()``); plane frame (p, v) = those of
+    plane p's log. A volume spans from its first sample to the next volume's first sample;
+    gaps longer than ``max_gap_s`` inside it (per segment) make it invalid."""
+    n_planes = int(fish_row["n_planes"])
+    root = fish_row["dataverse_dir"]
+    n_volumes = checked_frame_count(root, 0)
+    per_plane, sources = [], []
+    for plane in range(n_planes):
+        path = plane_folder(root, plane) / "tail_df.h5"
+        if checked_frame_count(root, plane) != n_volumes:
+            raise InputDataError(path, f"plane {plane} has a different frame count than plane 0 ({n_volumes})")
+        per_plane.append((read_tail_df(path), *frame_means(read_tail_df(path), n_volumes)))
+        sources.append(str(path))
+    tail0, theta_volume, n_volume, _ = per_plane[0]
+    t = tail0["t"].to_numpy(float)
+    first_sample = tail0.groupby("frame")["t"].min().reindex(pd.RangeIndex(n_volumes)).to_numpy(float)
+    if np.any(np.isnan(first_sample)):
+        raise InputDataError(sources[0], f"{int(np.isnan(first_sample).sum())} imaging frames have no tail sample "
+                                         "at all: their interval is undefined")
+    volume_starts = first_sample
+    volume_ends = np.append(first_sample[1:], t[-1] + float(np.median(np.diff(t))))
+    theta = tail0[THETA_COLUMNS].to_numpy(float)
+    valid = ~gap_affected(t, theta, volume_starts, volume_ends, config.max_gap_s) & np.all(n_volume > 0, axis=1)
+    not_measured = ClockFit("frame_column", float("nan"), float("nan"), float("nan"), 0)
+    return AlignedTail(theta_volume, n_volume, np.stack([p[1] for p in per_plane]), np.stack([p[2] for p in per_plane]),
+                       valid, volume_starts, volume_ends, np.stack([p[3] for p in per_plane]), "middle",
+                       not_measured, t, tuple(sources))
+
+
+def align_behavior(
+    fish_row: Mapping[str, Any],
+    out_path: str | Path,
+    config: TailAlignmentConfig,
+    *,
+    source_checksums: Mapping[str, str] | None = None,
+) -> None:
+    """Write the behaviour file of one fish (layout in docs/architecture.md):
+    ``/tail/theta`` (volumes, 6) rad, ``/tail/tail_sum`` (volumes,) rad,
+    ``/tail/theta_per_plane_frame`` (planes, volumes, 6) rad, ``/tail/n_samples``,
+    ``/tail/valid``, ``/time/{volume_start_s, volume_end_s, frame_times_s}``,
+    ``/stimulus/{epoch, direction_deg, moving_fraction}`` (volumes,) when a stimulus log is given."""
+    n_planes = int(fish_row["n_planes"])
+    by_frame_column = fish_row.get("input_type") == FRAME_COLUMN_INPUT
+    aligned = (align_by_frame_column if by_frame_column else align_by_timestamps)(fish_row, config)
+    valid = aligned.valid
     invalid_fraction = float(np.mean(~valid))
+    tail_source = aligned.sources[0]
     if invalid_fraction > config.max_invalid_fraction:
         first = int(np.argmin(valid))
         raise InputDataError(
-            tail_path, f"{invalid_fraction:.0%} of {valid.size} volumes are invalid (a segment untracked for more "
-            f"than tail_alignment.max_gap_s = {config.max_gap_s} s; first at t = {volume_starts[first]:.3f} s): "
+            tail_source, f"{invalid_fraction:.0%} of {valid.size} volumes are invalid (a segment untracked for more "
+            f"than tail_alignment.max_gap_s = {config.max_gap_s} s; first at t = {aligned.volume_starts[first]:.3f} s): "
             f"more than tail_alignment.max_invalid_fraction = {config.max_invalid_fraction:.0%}",
         )
     if not valid.all():
         log.warning("fish %s: %d of %d volumes invalid (tail gaps > %s s): excluded from training and metrics",
                     fish_row["fish_id"], int((~valid).sum()), valid.size, config.max_gap_s)
-    stimulus_path = Path(fish_row["stimulus_log"])
-    stimulus = pd.read_csv(stimulus_path)
-    if [c for c in STIMULUS_COLUMNS if c not in stimulus.columns]:
-        raise InputDataError(stimulus_path, f"missing column(s) of {STIMULUS_COLUMNS}")
-    unknown = set(stimulus["epoch"]) - set(EPOCH_CODES)
-    if unknown:
-        raise InputDataError(stimulus_path, f"unknown epoch name(s) {sorted(unknown)}; expected static/moving")
-    state = stimulus_per_interval(stimulus, volume_starts, volume_ends)
-    measured_rate = 1.0 / float(np.median(np.diff(t)))
+    state = None
+    sources = list(aligned.sources)
+    if fish_row.get("stimulus_log"):
+        stimulus_path = Path(fish_row["stimulus_log"])
+        stimulus = pd.read_csv(stimulus_path)
+        if [c for c in STIMULUS_COLUMNS if c not in stimulus.columns]:
+            raise InputDataError(stimulus_path, f"missing column(s) of {STIMULUS_COLUMNS}")
+        unknown = set(stimulus["epoch"]) - set(EPOCH_CODES)
+        if unknown:
+            raise InputDataError(stimulus_path, f"unknown epoch name(s) {sorted(unknown)}; expected static/moving")
+        state = stimulus_per_interval(stimulus, aligned.volume_starts, aligned.volume_ends)
+        sources.insert(1, str(stimulus_path))
+    measured_rate = 1.0 / float(np.median(np.diff(aligned.tail_times)))
     log.info("fish %s: %d volumes, tail at %.1f Hz, %.1f samples per volume and segment", fish_row["fish_id"],
-             volume_starts.size, measured_rate, float(n_volume.mean()))
+             valid.size, measured_rate, float(aligned.n_volume.mean()))
 
-    sources = [str(fish_row["tail_log"]), str(fish_row["stimulus_log"]), *frames.sources]
-    if fish_row.get("frame_trigger"):
-        sources.append(str(fish_row["frame_trigger"]))
+    clock = aligned.clock
     with atomic_paths(out_path) as (tmp,):
         with h5py.File(tmp, "w") as f:
             f.attrs.update({
@@ -201,31 +270,37 @@ def align_behavior(
                 "tail_rate_hz_measured": measured_rate,
                 "volume_rate_hz": float(fish_row["volume_rate_hz"]),
                 "n_planes": n_planes,
-                "frame_times_mark": frames.mark,
+                "frame_times_mark": aligned.frame_mark,
                 "clock_sync": clock.method,
                 "clock_offset_s": clock.offset_s,
                 "clock_drift_ppm": clock.drift_ppm,
                 "clock_residual_max_s": clock.residual_max_s,
                 "clock_n_pulses": clock.n_pulses,
                 "invalid_fraction": invalid_fraction,
+                "stimulus": "from the stimulus log" if state else "no stimulus log given: no stimulus datasets",
                 "source_files_json": json.dumps({p: (source_checksums or {}).get(p, "") for p in sources}),
                 "config_hash": config_hash({"tail_alignment": vars(config), "fish": dict(fish_row)}),
                 "code_version": code_version(),
             })
+            theta_volume = aligned.theta_volume
             write_dataset(f, "tail/theta", theta_volume, "rad", "mean segment angle per volume (theta_00..05, rostral->caudal)")
             write_dataset(f, "tail/tail_sum", theta_volume.sum(axis=1), "rad", "sum of the six segment angles per volume")
-            write_dataset(f, "tail/theta_per_plane_frame", theta_frames.reshape(n_planes, -1, theta.shape[1]), "rad",
-                     "mean segment angle over each plane frame (planes, volumes, 6)")
-            write_dataset(f, "tail/n_samples", n_volume, "count", "tracked samples averaged per volume and segment (volumes, 6)")
-            write_dataset(f, "tail/n_samples_per_plane_frame", n_frames.reshape(n_planes, -1, theta.shape[1]), "count",
+            write_dataset(f, "tail/theta_per_plane_frame", aligned.theta_frames, "rad",
+                          "mean segment angle over each plane frame (planes, volumes, 6)")
+            write_dataset(f, "tail/n_samples", aligned.n_volume, "count",
+                          "tracked samples averaged per volume and segment (volumes, 6)")
+            write_dataset(f, "tail/n_samples_per_plane_frame", aligned.n_frames, "count",
                           "tracked samples averaged per plane frame and segment (planes, volumes, 6)")
             write_dataset(f, "tail/valid", valid, "bool",
                           f"False: a segment untracked for > {config.max_gap_s} s overlaps the volume (excluded "
                           "from training and metrics)")
-            write_dataset(f, "time/volume_start_s", volume_starts, "s", "start of each volume's interval")
-            write_dataset(f, "time/volume_end_s", volume_ends, "s", "end of each volume's interval")
-            write_dataset(f, "time/frame_times_s", frame_times, "s",
-                          f"frame times ({frames.mark}) on the tail log's clock (attrs clock_*)")
-            write_dataset(f, "stimulus/epoch", state["epoch"], "code", f"epoch at the volume centre: {EPOCH_CODES}")
-            write_dataset(f, "stimulus/direction_deg", state["direction_deg"], "deg", "grating direction at the volume centre")
-            write_dataset(f, "stimulus/moving_fraction", state["moving_fraction"], "1", "fraction of the volume in moving epochs")
+            write_dataset(f, "time/volume_start_s", aligned.volume_starts, "s", "start of each volume's interval")
+            write_dataset(f, "time/volume_end_s", aligned.volume_ends, "s", "end of each volume's interval")
+            write_dataset(f, "time/frame_times_s", aligned.frame_times, "s",
+                          f"frame times ({aligned.frame_mark}) on the tail log's clock (attrs clock_*)")
+            if state:
+                write_dataset(f, "stimulus/epoch", state["epoch"], "code", f"epoch at the volume centre: {EPOCH_CODES}")
+                write_dataset(f, "stimulus/direction_deg", state["direction_deg"], "deg",
+                              "grating direction at the volume centre")
+                write_dataset(f, "stimulus/moving_fraction", state["moving_fraction"], "1",
+                              "fraction of the volume in moving epochs")

@@ -17,6 +17,7 @@ import pandas as pd
 import tifffile
 
 from pipeline.config import plain_row, plane_paths
+from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
 from pipeline.io.region_mask import read_region_mask
 from pipeline.io.scanimage import acquisition_files, read_acquisition
@@ -29,6 +30,7 @@ TAIL_COLUMNS = ["t", "frame"] + [f"theta_{i:02d}" for i in range(6)]
 FRAME_TIME_COLUMNS = ["volume", "plane", "t"]
 STIMULUS_COLUMNS = ["t_start", "t_end", "epoch", "direction_deg"]
 SUITE2P_FILES = ["F.npy", "Fneu.npy", "spks.npy", "stat.npy", "iscell.npy", "ops.npy"]
+DATAVERSE_FILES = ["F.npy", "stat.npy", "tail_df.h5"]
 
 #: Largest accepted relative difference between a declared and a measured sampling rate.
 RATE_TOLERANCE = 0.05
@@ -124,6 +126,44 @@ def _scanimage(row: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, A
     return entry, planes, starts
 
 
+def _inventory_dataverse(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An NLP4Neuro Dataverse fish (:mod:`pipeline.io.dataverse`): every plane's F.npy,
+    stat.npy and tail_df.h5 present, F and tail frame counts agreeing and equal across
+    planes, tail rate and frame rate (mean sample time per frame) as declared."""
+    n_planes, root = int(row["n_planes"]), row["dataverse_dir"]
+    planes = []
+    for plane in range(n_planes):
+        folder = plane_folder(root, plane)
+        n_frames = checked_frame_count(root, plane)
+        tail = read_tail_df(folder / "tail_df.h5")
+        planes.append({"plane": plane, "path": str(folder), "n_frames": n_frames,
+                       "n_rois": int(np.load(folder / "F.npy", mmap_mode="r").shape[0]), "n_tail_samples": int(len(tail)),
+                       "files": [describe_file(folder / name) for name in DATAVERSE_FILES]})
+        if n_frames != planes[0]["n_frames"]:
+            raise InputDataError(folder / "F.npy", f"{n_frames} frames but plane 0 has {planes[0]['n_frames']}")
+        frame_t = frame_means(tail, n_frames)[2]
+        _check_rate(folder / "tail_df.h5", frame_t[np.isfinite(frame_t)], float(row["volume_rate_hz"]),
+                    f"plane {plane} frame (mean sample time per frame)")
+        if plane == 0:
+            tail_t = tail["t"].to_numpy(float)
+            tail_rate = _check_rate(folder / "tail_df.h5", tail_t, float(row["tail_rate_hz"]), "tail sample")
+            untracked = float(np.mean(~np.isfinite(tail[TAIL_COLUMNS[2:]].to_numpy(float)).all(axis=1)))
+    stimulus = None
+    if row.get("stimulus_log"):
+        table = _read_csv(Path(row["stimulus_log"]), STIMULUS_COLUMNS)
+        stimulus = {**describe_file(row["stimulus_log"]), "n_epochs": int(len(table))}
+    return {
+        **_header("zebrafish", "fish_id", row),
+        "region_mask": None,
+        "planes": planes,
+        "frame_times": {"path": "each plane's tail_df.h5 frame column", "clock": "tail log's (frame column)",
+                        "frames_per_plane": {p["plane"]: p["n_frames"] for p in planes}},
+        "tail_log": {"path": planes[0]["files"][2]["path"], "measured_rate_hz": tail_rate,
+                     "untracked_fraction": untracked, "covers_imaging": True},
+        "stimulus_log": stimulus,
+    }
+
+
 def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     """Check one fish's inputs against its table row and return the inventory.
 
@@ -136,6 +176,8 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     stimulus log has its columns and positive-length epochs.
     Raises InputDataError naming the file and the problem.
     """
+    if row["input_type"] == "nlp4neuro_dataverse":
+        return _inventory_dataverse(row)
     n_planes = int(row["n_planes"])
     acquisition = None
     if row["input_type"] == "scanimage":
