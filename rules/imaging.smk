@@ -116,3 +116,24 @@ rule neural_file:
         CONDA_ENV
     script:
         "../workflow/scripts/neural_file.py"
+
+
+rule nwb_export:
+    """Export one fish's neural and behaviour files as NWB (pynwb) for deposit (DANDI).
+    Not part of `all`: ask for results/nwb/{fish}.nwb."""
+    input:
+        neural=f"{RESULTS}/neural/{{fish}}.h5",
+        behavior=f"{RESULTS}/behavior/{{fish}}.h5",
+    output:
+        f"{RESULTS}/nwb/{{fish}}.nwb",
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
+        runtime=30,
+    log:
+        f"{LOGS}/nwb_export/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/nwb_export/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/nwb_export.py"
