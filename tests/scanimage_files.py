@@ -29,7 +29,9 @@ def static_metadata(slices=SLICES, flyback=FLYBACK, channels=CHANNELS) -> str:
 
 def frame_header(number: int, t: float, epoch: str) -> str:
     return (f"frameNumbers = {number}\nacquisitionNumbers = 1\nframeNumberAcquisition = {number}\n"
-            f"frameTimestamps_sec = {t:.6f}\nepoch = {epoch}\nendOfAcquisition = 0")
+            f"frameTimestamps_sec = {t:.6f}\nacqTriggerTimestamps_sec = \nnextFileMarkerTimestamps_sec = \n"
+            f"endOfAcquisition = 0\nendOfAcquisitionMode = 0\ndcOverVoltage = 0\nepoch = {epoch}\n"
+            "auxTrigger0 = []\nauxTrigger1 = []\nI2CData = {{1.5, [255]}}")
 
 
 def truth_movie(volumes=VOLUMES, slices=SLICES, flyback=FLYBACK, channels=CHANNELS, seed=0):

@@ -60,6 +60,8 @@ LAYOUT_KEYS = (
     "SI.hRoiManager.scanFrameRate",
 )
 SLICE_KEYS = LAYOUT_KEYS[3:5]
+#: Per-page (ImageDescription) keys read
+FRAME_HEADER_KEYS = ("frameNumbers", "frameTimestamps_sec", "epoch")
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -193,8 +195,9 @@ def _page_records(tif: tifffile.TiffFile, path: str) -> tuple[np.ndarray, np.nda
     """(frameNumbers, frameTimestamps_sec, epoch of the first page) of every page."""
     numbers, stamps, epoch = [], [], None
     for index, page in enumerate(tif.pages):
-        try:
-            desc = tifffile.matlabstr2py(page.description)
+        try:  # parse only the lines used: other values (I2C packets, aux triggers) vary between versions
+            desc = tifffile.matlabstr2py("\n".join(
+                line for line in page.description.splitlines() if line.split("=")[0].strip() in FRAME_HEADER_KEYS))
             numbers.append(int(desc["frameNumbers"]))
             stamps.append(float(desc["frameTimestamps_sec"]))
         except (KeyError, TypeError, ValueError) as err:
