@@ -63,14 +63,14 @@ class FrameTimes:
 class ClockFit:
     """t_behaviour = offset_s + (1 + drift_ppm · 1e-6) · t_imaging."""
 
-    method: str  # "frame_trigger" | "declared_shared_clock"
+    method: str  # "frame_trigger" | "declared_shared_clock" | "frame_column" (Dataverse: no clock involved)
     offset_s: float  # NaN when not measured
     drift_ppm: float  # NaN when not measured
     residual_max_s: float  # largest |residual| of the fit, NaN when not measured
     n_pulses: int
 
     def to_behaviour_clock(self, t_imaging: np.ndarray) -> np.ndarray:
-        if self.method == "declared_shared_clock":
+        if self.method != "frame_trigger":  # nothing measured: the times are already on the tail clock
             return np.asarray(t_imaging, float)
         return self.offset_s + (1.0 + self.drift_ppm * 1e-6) * np.asarray(t_imaging, float)
 
