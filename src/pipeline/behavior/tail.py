@@ -5,9 +5,11 @@ across all output time steps in a given frame". Here a frame's samples are chose
 TIMESTAMP, not by counting samples, so any tail rate (200, 250, 700 Hz...), jitter and
 dropped camera frames are handled the same way:
 
-- plane frame (v, p) covers [t(v, p) - d/2, t(v, p) + d/2), with t the frame time from
-  ``frame_times.csv`` (mid-frame; use ``frame_times_mark="start"`` for start-of-frame
-  logs) and d = 1 / (volume_rate * n_planes) the plane period;
+- plane frame (v, p) covers [t(v, p) - d/2, t(v, p) + d/2), with t the frame time on the
+  tail clock (:mod:`pipeline.behavior.clock`: ``frame_times.csv``, mid-frame unless
+  ``frame_times_mark="start"``, or ScanImage header start times mapped by the
+  frame-trigger fit) and d the plane period, 1 / (volume_rate * n_planes) or, for ScanImage
+  headers, 1 / ``SI.hRoiManager.scanFrameRate``;
 - volume v covers the union of its plane frames, [t(v, 0) - d/2, t(v, P-1) + d/2): the
   time step the decoders see, whose neural vector holds every plane's neurons.
 
@@ -19,6 +21,9 @@ invalid (``tail/valid`` False; so does a volume in which a segment has no sample
 invalid volumes are excluded from training and metrics (:mod:`pipeline.data.windows`).
 The fish fails only when more than ``max_invalid_fraction`` of its volumes are invalid.
 A log that does not cover the imaging or whose timestamps do not increase is an error.
+
+NLP4Neuro Dataverse fish are aligned by their tail logs' ``frame`` column instead
+(:func:`align_by_frame_column`, the paper's ``groupby("frame").mean()``).
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from pipeline.behavior.clock import ClockFit, imaging_frame_times, synchronise
 from pipeline.io.atomic import atomic_paths
+from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
-from pipeline.behavior.clock import ClockFit, imaging_frame_times, synchronise
-from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.inventory import STIMULUS_COLUMNS, TAIL_COLUMNS
 from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
@@ -56,7 +61,7 @@ class TailAlignmentConfig(Params):
     """How the tail log is aligned to imaging frames (config key ``tail_alignment``)."""
 
     frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
-    max_gap_s: float = 0.1  # longest stretch without a tracked sample tolerated in the imaging span (s)
+    max_gap_s: float = 0.1  # longer stretches without a tracked sample of a segment invalidate the volumes (s)
     max_sync_residual_s: float = 0.005  # largest |residual| of the frame-trigger clock fit (s)
     max_invalid_fraction: float = 0.2  # the fish fails when more of its volumes are invalid (fraction)
 
