@@ -121,6 +121,8 @@ def fish_timing_inputs(row):
     logs, whose frame column does) and the frame trigger."""
     if "frame_times" in row:
         files = {"frame_times": row["frame_times"]}
+    elif row["input_type"] == "nwb":
+        files = {"nwb": row["nwb"]}
     elif row["input_type"] == "nlp4neuro_dataverse":
         files = {"tail_logs": dataverse_tail_logs(row)}
     else:
@@ -143,6 +145,8 @@ def fish_raw_inputs(wildcards):
         files["scanimage"] = scanimage_files(row)
     elif row["input_type"] == "nlp4neuro_dataverse":
         files["dataverse_planes"] = [f"{row['dataverse_dir']}/plane_{p}" for p in range(int(row["n_planes"]))]
+    elif row["input_type"] == "nwb":
+        pass  # the NWB file is the timing input
     else:
         files["suite2p_planes"] = [
             f"{row['suite2p_dir']}/plane{plane}" for plane in range(int(row["n_planes"]))
@@ -214,6 +218,8 @@ def neural_file_inputs(wildcards):
         planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
     elif row["input_type"] == "nlp4neuro_dataverse":
         planes = [f"{row['dataverse_dir']}/plane_{p}" for p in range(n_planes)]
+    elif row["input_type"] == "nwb":
+        planes = [row["nwb"]] * n_planes  # read plane by plane from the one file
     else:
         planes = [f"{row['suite2p_dir']}/plane{p}" for p in range(n_planes)]
     timing = fish_timing_inputs(row)

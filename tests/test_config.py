@@ -132,7 +132,7 @@ def test_bad_fish_tables_fail_naming_file_row_and_column(tmp_path, rows, message
 
 @pytest.mark.parametrize(
     "field, value",
-    [("input_type", "nwb"), ("volume_rate_hz", -1.1), ("fish_id", "fish 1"), ("channel", 0)],
+    [("input_type", "zarr"), ("volume_rate_hz", -1.1), ("fish_id", "fish 1"), ("channel", 0)],
 )
 def test_fish_table_schema_rejects_bad_values(tmp_path, field, value):
     table = read_fish_table(write_table(tmp_path, [{**GOOD_FISH, field: value}]))

@@ -24,6 +24,7 @@ FISH_COLUMNS: dict[str, str] = {
     "scanimage": "string",
     "channel": "int64",
     "dataverse_dir": "string",
+    "nwb": "string",
     "tail_log": "string",
     "stimulus_log": "string",
     "frame_times": "string",
@@ -47,9 +48,9 @@ SESSION_COLUMNS: dict[str, str] = {
 }
 
 #: Input types whose files carry the frame times (the ``frame_times`` column is then optional).
-FRAME_TIMES_IN_DATA = ("scanimage", "nlp4neuro_dataverse")
+FRAME_TIMES_IN_DATA = ("scanimage", "nlp4neuro_dataverse", "nwb")
 #: Input types whose files carry the tail log (``tail_log`` and ``stimulus_log`` are then optional).
-TAIL_IN_DATA = ("nlp4neuro_dataverse",)
+TAIL_IN_DATA = ("nlp4neuro_dataverse", "nwb")
 
 #: Placeholder for the 0-based plane index in the ``tiff`` path template.
 PLANE_PLACEHOLDER = "{plane}"
@@ -124,6 +125,8 @@ def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
             raise ConfigError(f"{where}, column 'scanimage': required when input_type is scanimage")
         elif row.get("input_type") == "nlp4neuro_dataverse" and pd.isna(row.get("dataverse_dir")):
             raise ConfigError(f"{where}, column 'dataverse_dir': required when input_type is nlp4neuro_dataverse")
+        elif row.get("input_type") == "nwb" and pd.isna(row.get("nwb")):
+            raise ConfigError(f"{where}, column 'nwb': required when input_type is nwb")
         if row.get("input_type") not in TAIL_IN_DATA:
             for column in ("tail_log", "stimulus_log"):
                 if pd.isna(row.get(column)):

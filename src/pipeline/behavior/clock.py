@@ -10,7 +10,9 @@ Where frame times come from (:func:`imaging_frame_times`):
   computer's clock), read by :mod:`pipeline.io.scanimage`;
 - for ``input_type: nlp4neuro_dataverse``, each plane's tail log: frame f's time is the mean
   ``t`` of the samples whose ``frame`` column is f (tail clock; NaN for a frame without
-  samples). Those fish are aligned by that column, not by times.
+  samples). Those fish are aligned by that column, not by times;
+- for ``input_type: nwb``, the timestamps of each plane's ``Fluorescence/plane{p}``
+  series (:mod:`pipeline.io.nwb`; NWB keeps one clock per file, the tail log's).
 
 How they are put on the behaviour clock (:func:`synchronise`):
 
@@ -105,6 +107,13 @@ def imaging_frame_times(fish_row: Mapping[str, Any], frame_times_mark: str = "mi
     if fish_row["input_type"] not in FRAME_TIMES_IN_DATA:
         raise InputDataError(fish_row.get("tail_log", "?"), f"no frame times: input_type {fish_row['input_type']} "
                                                             "needs a frame_times file")
+    plane_period = 1.0 / (float(fish_row["volume_rate_hz"]) * n_planes)
+    if fish_row["input_type"] == "nwb":  # one clock per NWB file: the tail log's
+        from pipeline.io.nwb import read_nwb_frame_times
+
+        times = read_nwb_frame_times(fish_row["nwb"], n_planes)
+        starts = times - (plane_period / 2 if frame_times_mark == "middle" else 0.0)
+        return FrameTimes(times, frame_times_mark, plane_period, np.sort(starts.ravel()), "tail", (str(fish_row["nwb"]),))
     if fish_row["input_type"] == "nlp4neuro_dataverse":
         from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 
@@ -112,7 +121,6 @@ def imaging_frame_times(fish_row: Mapping[str, Any], frame_times_mark: str = "mi
         n_frames = checked_frame_count(root, 0)
         paths = [plane_folder(root, p) / "tail_df.h5" for p in range(n_planes)]
         times = np.stack([frame_means(read_tail_df(path), n_frames)[2] for path in paths])
-        plane_period = 1.0 / (float(fish_row["volume_rate_hz"]) * n_planes)
         return FrameTimes(times, "middle", plane_period, np.array([]), "tail", tuple(str(p) for p in paths))
     from pipeline.io.scanimage import acquisition_files, read_acquisition
 

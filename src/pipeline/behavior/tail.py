@@ -44,6 +44,7 @@ from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
 from pipeline.io.inventory import STIMULUS_COLUMNS, TAIL_COLUMNS
+from pipeline.io.nwb import read_nwb_tail
 from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
@@ -178,13 +179,17 @@ def align_by_timestamps(fish_row: Mapping[str, Any], config: TailAlignmentConfig
     frame_starts, frame_ends = centres - plane_period / 2, centres + plane_period / 2
     volume_starts, volume_ends = frame_starts[0], frame_ends[-1]
 
-    tail_path = Path(fish_row["tail_log"])
-    t, theta = read_tail_log(tail_path)
+    if fish_row.get("input_type") == "nwb":
+        tail_path = Path(fish_row["nwb"])
+        t, theta = read_nwb_tail(tail_path)
+    else:
+        tail_path = Path(fish_row["tail_log"])
+        t, theta = read_tail_log(tail_path)
     _check_coverage(tail_path, t, (float(volume_starts[0]), float(volume_ends[-1])))
     theta_volume, n_volume = interval_means(t, theta, volume_starts, volume_ends)
     theta_frames, n_frames = interval_means(t, theta, frame_starts.ravel(), frame_ends.ravel())
     valid = ~gap_affected(t, theta, volume_starts, volume_ends, config.max_gap_s) & np.all(n_volume > 0, axis=1)
-    sources = (str(tail_path), *frames.sources) + ((str(fish_row["frame_trigger"]),) if fish_row.get("frame_trigger") else ())
+    sources = tuple(dict.fromkeys((str(tail_path), *frames.sources))) + ((str(fish_row["frame_trigger"]),) if fish_row.get("frame_trigger") else ())
     return AlignedTail(theta_volume, n_volume, theta_frames.reshape(n_planes, -1, theta.shape[1]),
                        n_frames.reshape(n_planes, -1, theta.shape[1]), valid, volume_starts, volume_ends,
                        frame_times, frames.mark, clock, t, sources)

@@ -29,6 +29,7 @@ from scipy import ndimage
 from pipeline.behavior.clock import imaging_frame_times
 from pipeline.imaging.extraction import read_suite2p_plane
 from pipeline.io.dataverse import read_dataverse_plane
+from pipeline.io.nwb import read_nwb_plane
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
@@ -82,9 +83,10 @@ def write_neural_file(
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in
                                             ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid"]}
-    read_plane = read_dataverse_plane if fish_row["input_type"] == "nlp4neuro_dataverse" else read_suite2p_plane
+    readers = {"nlp4neuro_dataverse": lambda folder, plane: read_dataverse_plane(folder), "nwb": read_nwb_plane}
+    read_plane = readers.get(fish_row.get("input_type"), lambda folder, plane: read_suite2p_plane(folder))
     for plane, folder in enumerate(plane_folders):
-        s2p = read_plane(folder)
+        s2p = read_plane(folder, plane)
         if s2p.n_frames != frame_times.shape[1]:
             raise InputDataError(folder, f"{s2p.n_frames} frames but {frames.sources[0]} lists "
                                          f"{frame_times.shape[1]} for plane {plane}")

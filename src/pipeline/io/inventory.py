@@ -19,6 +19,7 @@ import tifffile
 from pipeline.config import plain_row, plane_paths
 from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
+from pipeline.io.nwb import read_nwb_plane, read_nwb_tail
 from pipeline.io.region_mask import read_region_mask
 from pipeline.io.scanimage import acquisition_files, read_acquisition
 from pipeline.provenance import config_hash, describe_file
@@ -164,6 +165,36 @@ def _inventory_dataverse(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _inventory_nwb(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An NWB fish (:mod:`pipeline.io.nwb`): every plane's Fluorescence series with the same
+    number of frames at the declared volume rate, and the raw tail log at the declared rate."""
+    path = Path(row["nwb"])
+    planes = []
+    for plane in range(int(row["n_planes"])):
+        traces = read_nwb_plane(path, plane)
+        _check_rate(path, traces.frame_times_s, float(row["volume_rate_hz"]), f"plane {plane} frame")
+        planes.append({"plane": plane, "path": str(path), "n_frames": traces.n_frames, "n_rois": traces.n_rois})
+        if traces.n_frames != planes[0]["n_frames"]:
+            raise InputDataError(path, f"plane{plane} has {traces.n_frames} frames, plane0 {planes[0]['n_frames']}")
+    t, theta = read_nwb_tail(path)
+    stimulus = None
+    if row.get("stimulus_log"):
+        table = _read_csv(Path(row["stimulus_log"]), STIMULUS_COLUMNS)
+        stimulus = {**describe_file(row["stimulus_log"]), "n_epochs": int(len(table))}
+    return {
+        **_header("zebrafish", "fish_id", row),
+        "nwb": describe_file(path),
+        "region_mask": None,
+        "planes": planes,
+        "frame_times": {"path": f"{path} (Fluorescence timestamps)", "clock": "the NWB file's (shared with its tail log)",
+                        "frames_per_plane": {p["plane"]: p["n_frames"] for p in planes}},
+        "tail_log": {"path": f"{path} (BehavioralTimeSeries/tail_log)", "n_samples": int(t.size),
+                     "measured_rate_hz": _check_rate(path, t, float(row["tail_rate_hz"]), "tail sample"),
+                     "untracked_fraction": float(np.mean(~np.isfinite(theta).all(axis=1)))},
+        "stimulus_log": stimulus,
+    }
+
+
 def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     """Check one fish's inputs against its table row and return the inventory.
 
@@ -178,6 +209,8 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     """
     if row["input_type"] == "nlp4neuro_dataverse":
         return _inventory_dataverse(row)
+    if row["input_type"] == "nwb":
+        return _inventory_nwb(row)
     n_planes = int(row["n_planes"])
     acquisition = None
     if row["input_type"] == "scanimage":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -119,3 +120,104 @@ def export_fish_nwb(neural_path: str | Path, behavior_path: str | Path, out_path
         warnings.filterwarnings("ignore", message="The file path provided", category=UserWarning)  # the temporary name
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
+
+
+# ---- import (input_type nwb) ---------------------------------------------------------------
+# Convention read (the layout export_fish_nwb writes): processing/ophys/Fluorescence/plane{p}
+# (RoiResponseSeries, (frames, rois), timestamps = that plane's frame times, rois -> a
+# PlaneSegmentation with centroid_y_px / centroid_x_px columns or pixel masks), optionally
+# Fluorescence/plane{p}_neuropil; the raw tail log as processing/behavior/
+# BehavioralTimeSeries/tail_log (TimeSeries (samples, 6) rad with timestamps), all on the
+# file's one clock. Raw TwoPhotonSeries input is not supported.
+
+TAIL_LOG_SERIES = "tail_log"
+
+
+def _open_nwb(path: str | Path):
+    from pynwb import NWBHDF5IO
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(path, "NWB file not found")
+    try:
+        io = NWBHDF5IO(str(path), "r")
+        return io, io.read()
+    except Exception as err:  # pynwb/hdmf raise many types for a file that is not NWB
+        raise InputDataError(path, f"not a readable NWB file ({type(err).__name__}: {err})") from None
+
+
+def _series(nwbfile, path: Path, module: str, container: str, name: str):
+    try:
+        return nwbfile.processing[module][container][name]
+    except KeyError:
+        raise InputDataError(path, f"no series processing/{module}/{container}/{name}") from None
+
+
+@dataclass(frozen=True)
+class NwbPlane:
+    """One plane's ROI traces from an NWB file, in the fields write_neural_file reads."""
+
+    F: np.ndarray  # (rois, frames) float32
+    Fneu: np.ndarray  # (rois, frames); zeros without a neuropil series
+    spks: np.ndarray  # (rois, frames); NaN without a Deconvolved series
+    iscell: np.ndarray  # (rois, 2): [1, probability or NaN]
+    centroid_px: np.ndarray  # (rois, 2) (y, x)
+    frame_times_s: np.ndarray  # (frames,)
+
+    n_rois = property(lambda self: int(self.F.shape[0]))
+    n_frames = property(lambda self: int(self.F.shape[1]))
+    is_cell = property(lambda self: np.ones(self.n_rois, bool))
+
+
+def read_nwb_plane(path: str | Path, plane: int) -> NwbPlane:
+    """Plane ``plane``'s traces, neuropil, deconvolved activity and ROI centres."""
+    path = Path(path)
+    io, nwbfile = _open_nwb(path)
+    with io:
+        series = _series(nwbfile, path, "ophys", "Fluorescence", f"plane{plane}")
+        F = np.asarray(series.data[()], dtype=np.float32).T
+        times = np.asarray(series.get_timestamps(), dtype=float)
+        containers = nwbfile.processing["ophys"].data_interfaces
+        neuropil = containers["Fluorescence"].roi_response_series.get(f"plane{plane}_neuropil")
+        Fneu = np.asarray(neuropil.data[()], np.float32).T if neuropil is not None else np.zeros_like(F)
+        deconvolved = containers["Deconvolved"].roi_response_series.get(f"plane{plane}") if "Deconvolved" in containers else None
+        spks = np.asarray(deconvolved.data[()], np.float32).T if deconvolved is not None else np.full_like(F, np.nan)
+        table = series.rois.table.to_dataframe().iloc[list(series.rois.data[()])]
+        if {"centroid_y_px", "centroid_x_px"} <= set(table.columns):
+            centroid = table[["centroid_y_px", "centroid_x_px"]].to_numpy(np.float32)
+        elif "pixel_mask" in table.columns:  # weighted mean of (x, y, weight) pixels
+            centroid = np.array([[np.average([p[1] for p in m], weights=[p[2] for p in m]),
+                                  np.average([p[0] for p in m], weights=[p[2] for p in m])]
+                                 for m in table["pixel_mask"]], dtype=np.float32)
+        else:
+            raise InputDataError(path, f"ROIs of plane{plane} have neither centroid columns nor pixel masks")
+        probability = table["iscell_prob"].to_numpy(float) if "iscell_prob" in table.columns else np.full(len(table), np.nan)
+    if Fneu.shape != F.shape or spks.shape != F.shape or times.shape != (F.shape[1],):
+        raise InputDataError(path, f"plane{plane}: neuropil, deconvolved or timestamps do not match F {F.shape}")
+    return NwbPlane(F, Fneu, spks, np.column_stack([np.ones(F.shape[0]), probability]), centroid, times)
+
+
+def read_nwb_frame_times(path: str | Path, n_planes: int) -> np.ndarray:
+    """(planes, frames) s: the timestamps of each plane's Fluorescence series."""
+    path = Path(path)
+    io, nwbfile = _open_nwb(path)
+    with io:
+        times = [np.asarray(_series(nwbfile, path, "ophys", "Fluorescence", f"plane{p}").get_timestamps(), float)
+                 for p in range(n_planes)]
+    if len({t.size for t in times}) != 1:
+        raise InputDataError(path, f"planes have different frame counts {[t.size for t in times]}")
+    return np.stack(times)
+
+
+def read_nwb_tail(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The raw tail log: (t (samples,) s, theta (samples, 6) rad)."""
+    path = Path(path)
+    io, nwbfile = _open_nwb(path)
+    with io:
+        series = _series(nwbfile, path, "behavior", "BehavioralTimeSeries", TAIL_LOG_SERIES)
+        t, theta = np.asarray(series.get_timestamps(), float), np.asarray(series.data[()], float)
+    if theta.ndim != 2 or theta.shape != (t.size, 6):
+        raise InputDataError(path, f"{TAIL_LOG_SERIES} has shape {theta.shape}, expected ({t.size}, 6)")
+    if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise InputDataError(path, f"{TAIL_LOG_SERIES} timestamps must be finite and increasing")
+    return t, theta
