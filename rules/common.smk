@@ -178,11 +178,14 @@ def fish_behavior_inputs(wildcards):
 
 
 def raw_stack(wildcards):
-    """The raw TIFF stack of one plane: the table's (input_type tiff) or the plane
-    de-interleaved from a ScanImage acquisition (rule scanimage_plane)."""
+    """The raw TIFF stack of one plane: the table's (input_type tiff), the plane
+    de-interleaved from a ScanImage acquisition (rule scanimage_plane) or streamed from an
+    NWB TwoPhotonSeries (rule nwb_plane)."""
     row = fish_row(wildcards.fish)
     if row["input_type"] == "scanimage":
         return f"{RESULTS}/imaging/{wildcards.fish}/plane{wildcards.plane}/raw.tif"
+    if nwb_raw(row):
+        return f"{RESULTS}/imaging/{wildcards.fish}/plane{wildcards.plane}/raw_nwb.tif"
     if row["input_type"] != "tiff":
         raise WorkflowError(f"fish {wildcards.fish!r} has no raw stacks (input_type {row['input_type']})")
     return plane_paths(row["tiff"], int(row["n_planes"]))[int(wildcards.plane)]
@@ -192,6 +195,19 @@ def synthetic_plane_stacks(wildcards):
     """The rendered plane stacks of a synthetic fish (rule synth_zebrafish_plane)."""
     n_planes = int(fish_row(wildcards.fish)["n_planes"])
     return [f"{SYNTH}/zebrafish/{wildcards.fish}/plane{p}.tif" for p in range(n_planes)]
+
+
+def nwb_raw(row):
+    """Whether a fish row is an NWB file of raw TwoPhotonSeries (registered like stacks)."""
+    return row["input_type"] == "nwb" and row.get("nwb_data") == "raw"
+
+
+def nwb_plane_inputs(wildcards):
+    """A raw NWB fish's file and its inventory."""
+    row = fish_row(wildcards.fish)
+    if not nwb_raw(row):
+        raise WorkflowError(f"fish {wildcards.fish!r} is not a raw NWB recording")
+    return {"nwb": row["nwb"], "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json"}
 
 
 def scanimage_plane_inputs(wildcards):
@@ -214,7 +230,7 @@ def neural_file_inputs(wildcards):
     or ScanImage headers), region mask, inventory."""
     row = fish_row(wildcards.fish)
     n_planes = int(row["n_planes"])
-    if row["input_type"] in ("tiff", "scanimage"):
+    if row["input_type"] in ("tiff", "scanimage") or nwb_raw(row):
         planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
     elif row["input_type"] == "nlp4neuro_dataverse":
         planes = [f"{row['dataverse_dir']}/plane_{p}" for p in range(n_planes)]

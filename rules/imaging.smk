@@ -48,6 +48,26 @@ rule scanimage_plane:
         "../workflow/scripts/scanimage_plane.py"
 
 
+rule nwb_plane:
+    """Stream one plane's raw TwoPhotonSeries (acquisition/plane{p}) of an NWB fish
+    (input_type nwb, nwb_data raw) into a one-page-per-frame stack for motion correction."""
+    input:
+        unpack(nwb_plane_inputs),
+    output:
+        temp(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/raw_nwb.tif"),
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    log:
+        f"{LOGS}/nwb_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/nwb_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/nwb_plane.py"
+
+
 rule motion_correct:
     """Register one plane's raw stack (NoRMCorre by default, or suite2p / CaImAn: config
     motion_correction.method); writes the registered movie, shifts, template and

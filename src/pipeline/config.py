@@ -25,6 +25,7 @@ FISH_COLUMNS: dict[str, str] = {
     "channel": "int64",
     "dataverse_dir": "string",
     "nwb": "string",
+    "nwb_data": "string",
     "tail_log": "string",
     "stimulus_log": "string",
     "frame_times": "string",

@@ -122,3 +122,39 @@ def test_inventory_of_an_nwb_fish(nwb_fish):
     assert [p["n_frames"] for p in inventory["planes"]] == [N_FRAMES] * N_PLANES
     assert inventory["tail_log"]["n_samples"] == t.size
     assert inventory["tail_log"]["measured_rate_hz"] == pytest.approx(TAIL_HZ)
+
+
+def test_raw_two_photon_series_is_streamed_into_plane_stacks(tmp_path):
+    """nwb_data: raw — acquisition/plane{p} TwoPhotonSeries become the stacks that motion
+    correction reads (pixel-identical); frame times from their timestamps."""
+    import tifffile
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ophys import OpticalChannel, TwoPhotonSeries
+
+    from pipeline.behavior.clock import imaging_frame_times
+    from pipeline.io.nwb import write_nwb_plane_stack
+
+    rng = np.random.default_rng(2)
+    nwbfile = NWBFile(session_description="raw", identifier="r",
+                      session_start_time=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc))
+    device = nwbfile.create_device(name="scope")
+    movies, times = [], []
+    for plane in range(N_PLANES):
+        ip = nwbfile.create_imaging_plane(name=f"ip{plane}", optical_channel=OpticalChannel(
+            name="g", description="g", emission_lambda=520.0), description="", device=device, excitation_lambda=920.0,
+            imaging_rate=RATE_HZ, indicator="GCaMP6s", location="brain")
+        movies.append(rng.integers(0, 4000, (12, 9, 11), dtype=np.uint16))
+        times.append(np.arange(12) / RATE_HZ + plane * 0.4)
+        nwbfile.add_acquisition(TwoPhotonSeries(name=f"plane{plane}", data=movies[-1], imaging_plane=ip, unit="a.u.",
+                                                timestamps=times[-1]))
+    with NWBHDF5IO(str(tmp_path / "raw.nwb"), "w") as io:
+        io.write(nwbfile)
+    for plane in range(N_PLANES):
+        assert write_nwb_plane_stack(tmp_path / "raw.nwb", plane, tmp_path / f"p{plane}.tif") == 12
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / f"p{plane}.tif"), movies[plane])
+    row = {"fish_id": "r", "input_type": "nwb", "nwb": str(tmp_path / "raw.nwb"), "nwb_data": "raw",
+           "n_planes": N_PLANES, "volume_rate_hz": RATE_HZ}
+    np.testing.assert_array_equal(imaging_frame_times(row).times_s, np.stack(times))
+    with pytest.raises(InputDataError, match="no series acquisition/plane2"):
+        write_nwb_plane_stack(tmp_path / "raw.nwb", 2, tmp_path / "p2.tif")
+    assert not (tmp_path / "p2.tif").exists()

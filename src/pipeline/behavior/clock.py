@@ -111,7 +111,7 @@ def imaging_frame_times(fish_row: Mapping[str, Any], frame_times_mark: str = "mi
     if fish_row["input_type"] == "nwb":  # one clock per NWB file: the tail log's
         from pipeline.io.nwb import read_nwb_frame_times
 
-        times = read_nwb_frame_times(fish_row["nwb"], n_planes)
+        times = read_nwb_frame_times(fish_row["nwb"], n_planes, raw=fish_row.get("nwb_data") == "raw")
         starts = times - (plane_period / 2 if frame_times_mark == "middle" else 0.0)
         return FrameTimes(times, frame_times_mark, plane_period, np.sort(starts.ravel()), "tail", (str(fish_row["nwb"]),))
     if fish_row["input_type"] == "nlp4neuro_dataverse":

@@ -84,7 +84,9 @@ def write_neural_file(
     columns: dict[str, list[np.ndarray]] = {k: [] for k in
                                             ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid"]}
     readers = {"nlp4neuro_dataverse": lambda folder, plane: read_dataverse_plane(folder), "nwb": read_nwb_plane}
-    read_plane = readers.get(fish_row.get("input_type"), lambda folder, plane: read_suite2p_plane(folder))
+    segmented_input = fish_row.get("nwb_data", "segmented") == "segmented"  # raw NWB planes went through Suite2P
+    read_plane = (readers.get(fish_row.get("input_type")) if segmented_input else None) or (
+        lambda folder, plane: read_suite2p_plane(folder))
     for plane, folder in enumerate(plane_folders):
         s2p = read_plane(folder, plane)
         if s2p.n_frames != frame_times.shape[1]:

@@ -19,7 +19,7 @@ import tifffile
 from pipeline.config import plain_row, plane_paths
 from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
-from pipeline.io.nwb import read_nwb_plane, read_nwb_tail
+from pipeline.io.nwb import read_nwb_frame_times, read_nwb_plane, read_nwb_tail
 from pipeline.io.region_mask import read_region_mask
 from pipeline.io.scanimage import acquisition_files, read_acquisition
 from pipeline.provenance import config_hash, describe_file
@@ -166,16 +166,19 @@ def _inventory_dataverse(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _inventory_nwb(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An NWB fish (:mod:`pipeline.io.nwb`): every plane's Fluorescence series with the same
-    number of frames at the declared volume rate, and the raw tail log at the declared rate."""
+    """An NWB fish (:mod:`pipeline.io.nwb`): every plane's Fluorescence series (or, raw,
+    TwoPhotonSeries timestamps) with the same number of frames at the declared volume rate,
+    and the raw tail log at the declared rate."""
     path = Path(row["nwb"])
+    raw = row.get("nwb_data") == "raw"
+    frame_times = read_nwb_frame_times(path, int(row["n_planes"]), raw=raw)
     planes = []
-    for plane in range(int(row["n_planes"])):
-        traces = read_nwb_plane(path, plane)
-        _check_rate(path, traces.frame_times_s, float(row["volume_rate_hz"]), f"plane {plane} frame")
-        planes.append({"plane": plane, "path": str(path), "n_frames": traces.n_frames, "n_rois": traces.n_rois})
-        if traces.n_frames != planes[0]["n_frames"]:
-            raise InputDataError(path, f"plane{plane} has {traces.n_frames} frames, plane0 {planes[0]['n_frames']}")
+    for plane, times in enumerate(frame_times):
+        _check_rate(path, times, float(row["volume_rate_hz"]), f"plane {plane} frame")
+        info = {"plane": plane, "path": str(path), "n_frames": int(times.size)}
+        if not raw:
+            info["n_rois"] = read_nwb_plane(path, plane).n_rois
+        planes.append(info)
     t, theta = read_nwb_tail(path)
     stimulus = None
     if row.get("stimulus_log"):

@@ -128,7 +128,9 @@ def export_fish_nwb(neural_path: str | Path, behavior_path: str | Path, out_path
 # PlaneSegmentation with centroid_y_px / centroid_x_px columns or pixel masks), optionally
 # Fluorescence/plane{p}_neuropil; the raw tail log as processing/behavior/
 # BehavioralTimeSeries/tail_log (TimeSeries (samples, 6) rad with timestamps), all on the
-# file's one clock. Raw TwoPhotonSeries input is not supported.
+# file's one clock. Raw data instead (fish table nwb_data: raw): acquisition/plane{p}, one
+# TwoPhotonSeries per plane, data (frames, rows, columns) as stored, timestamps = frame times;
+# de-interleaving is not needed, each plane is streamed frame by frame into a TIFF stack.
 
 TAIL_LOG_SERIES = "tail_log"
 
@@ -197,12 +199,21 @@ def read_nwb_plane(path: str | Path, plane: int) -> NwbPlane:
     return NwbPlane(F, Fneu, spks, np.column_stack([np.ones(F.shape[0]), probability]), centroid, times)
 
 
-def read_nwb_frame_times(path: str | Path, n_planes: int) -> np.ndarray:
-    """(planes, frames) s: the timestamps of each plane's Fluorescence series."""
+def _raw_series(nwbfile, path: Path, plane: int):
+    try:
+        return nwbfile.acquisition[f"plane{plane}"]
+    except KeyError:
+        raise InputDataError(path, f"no series acquisition/plane{plane} (TwoPhotonSeries)") from None
+
+
+def read_nwb_frame_times(path: str | Path, n_planes: int, raw: bool = False) -> np.ndarray:
+    """(planes, frames) s: the timestamps of each plane's Fluorescence series (or, ``raw``,
+    of its TwoPhotonSeries)."""
     path = Path(path)
     io, nwbfile = _open_nwb(path)
     with io:
-        times = [np.asarray(_series(nwbfile, path, "ophys", "Fluorescence", f"plane{p}").get_timestamps(), float)
+        times = [np.asarray((_raw_series(nwbfile, path, p) if raw else
+                             _series(nwbfile, path, "ophys", "Fluorescence", f"plane{p}")).get_timestamps(), float)
                  for p in range(n_planes)]
     if len({t.size for t in times}) != 1:
         raise InputDataError(path, f"planes have different frame counts {[t.size for t in times]}")
@@ -221,3 +232,22 @@ def read_nwb_tail(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
         raise InputDataError(path, f"{TAIL_LOG_SERIES} timestamps must be finite and increasing")
     return t, theta
+
+
+def write_nwb_plane_stack(path: str | Path, plane: int, out_path: str | Path) -> int:
+    """Stream ``acquisition/plane{plane}`` (TwoPhotonSeries, (frames, rows, columns)) frame by
+    frame into a multipage TIFF (the ``tiff`` input layout motion correction reads),
+    atomically. Returns the number of frames."""
+    import tifffile
+    from tqdm import tqdm
+
+    path = Path(path)
+    io, nwbfile = _open_nwb(path)
+    with io:
+        data = _raw_series(nwbfile, path, plane).data  # h5py dataset: read lazily
+        if data.ndim != 3:
+            raise InputDataError(path, f"acquisition/plane{plane} has shape {data.shape}, expected (frames, rows, columns)")
+        with atomic_paths(out_path) as (tmp,), tifffile.TiffWriter(tmp, bigtiff=True) as writer:
+            for index in tqdm(range(data.shape[0]), desc=f"plane {plane}", mininterval=5):
+                writer.write(np.asarray(data[index]), contiguous=True, software=False, metadata=None)
+        return int(data.shape[0])
