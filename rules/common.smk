@@ -24,6 +24,8 @@ from pipeline.config import (
     synthetic_root,
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
+from pipeline.io.errors import InputDataError
+from pipeline.io.scanimage import acquisition_files
 from pipeline.provenance import config_hash
 from pipeline.salience.job import SalienceParams, salience_jobs
 from pipeline.seeding import derive_seed
@@ -106,16 +108,51 @@ def fish_recording_metadata(wildcards):
     return {key: row[key] for key in RECORDING_METADATA}
 
 
+def scanimage_files(row):
+    """The ScanImage files of a fish row (globs expanded; a glob matching nothing is an error)."""
+    try:
+        return acquisition_files(row["scanimage"])
+    except InputDataError as err:
+        raise WorkflowError(f"fish {row['fish_id']!r}, column 'scanimage': {err}") from None
+
+
+def dataverse_tail_logs(row):
+    """Every plane's tail_df.h5 of an NLP4Neuro Dataverse fish."""
+    return [f"{row['dataverse_dir']}/plane_{p}/tail_df.h5" for p in range(int(row["n_planes"]))]
+
+
+def fish_timing_inputs(row):
+    """Files that give a fish's frame times and relate them to the tail clock: the table's
+    frame_times (else the ScanImage files, whose headers hold them, or the Dataverse tail
+    logs, whose frame column does) and the frame trigger."""
+    if "frame_times" in row:
+        files = {"frame_times": row["frame_times"]}
+    elif row["input_type"] == "nwb":
+        files = {"nwb": row["nwb"]}
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        files = {"tail_logs": dataverse_tail_logs(row)}
+    else:
+        files = {"scanimage": scanimage_files(row)}
+    if "frame_trigger" in row:
+        files["frame_trigger"] = row["frame_trigger"]
+    return files
+
+
 def fish_raw_inputs(wildcards):
     """Every input file of a fish, named, for the inventory rule."""
     row = fish_row(wildcards.fish)
     files = {
-        "tail_log": row["tail_log"],
-        "stimulus_log": row["stimulus_log"],
-        "frame_times": row["frame_times"],
+        **{log: row[log] for log in ("tail_log", "stimulus_log") if log in row},
+        **fish_timing_inputs(row),
     }
     if row["input_type"] == "tiff":
         files["stacks"] = plane_paths(row["tiff"], int(row["n_planes"]))
+    elif row["input_type"] == "scanimage":
+        files["scanimage"] = scanimage_files(row)
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        files["dataverse_planes"] = [f"{row['dataverse_dir']}/plane_{p}" for p in range(int(row["n_planes"]))]
+    elif row["input_type"] == "nwb":
+        pass  # the NWB file is the timing input
     else:
         files["suite2p_planes"] = [
             f"{row['suite2p_dir']}/plane{plane}" for plane in range(int(row["n_planes"]))
@@ -140,33 +177,78 @@ def fish_behavior_inputs(wildcards):
     """The logs the behaviour alignment reads, plus the fish's inventory (provenance)."""
     row = fish_row(wildcards.fish)
     return {
-        "tail_log": row["tail_log"],
-        "stimulus_log": row["stimulus_log"],
-        "frame_times": row["frame_times"],
+        **{log: row[log] for log in ("tail_log", "stimulus_log") if log in row},
+        **fish_timing_inputs(row),
         "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
     }
 
 
 def raw_stack(wildcards):
-    """The raw TIFF stack of one plane of a fish with input_type tiff."""
+    """The raw TIFF stack of one plane: the table's (input_type tiff), the plane
+    de-interleaved from a ScanImage acquisition (rule scanimage_plane) or streamed from an
+    NWB TwoPhotonSeries (rule nwb_plane)."""
     row = fish_row(wildcards.fish)
+    if row["input_type"] == "scanimage":
+        return f"{RESULTS}/imaging/{wildcards.fish}/plane{wildcards.plane}/raw.tif"
+    if nwb_raw(row):
+        return f"{RESULTS}/imaging/{wildcards.fish}/plane{wildcards.plane}/raw_nwb.tif"
     if row["input_type"] != "tiff":
         raise WorkflowError(f"fish {wildcards.fish!r} has no raw stacks (input_type {row['input_type']})")
     return plane_paths(row["tiff"], int(row["n_planes"]))[int(wildcards.plane)]
 
 
+def synthetic_plane_stacks(wildcards):
+    """The rendered plane stacks of a synthetic fish (rule synth_zebrafish_plane)."""
+    n_planes = int(fish_row(wildcards.fish)["n_planes"])
+    return [f"{SYNTH}/zebrafish/{wildcards.fish}/plane{p}.tif" for p in range(n_planes)]
+
+
+def nwb_raw(row):
+    """Whether a fish row is an NWB file of raw TwoPhotonSeries (registered like stacks)."""
+    return row["input_type"] == "nwb" and row.get("nwb_data") == "raw"
+
+
+def nwb_plane_inputs(wildcards):
+    """A raw NWB fish's file and its inventory."""
+    row = fish_row(wildcards.fish)
+    if not nwb_raw(row):
+        raise WorkflowError(f"fish {wildcards.fish!r} is not a raw NWB recording")
+    return {"nwb": row["nwb"], "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json"}
+
+
+def scanimage_plane_inputs(wildcards):
+    """A ScanImage fish's acquisition files and its inventory (which checked them)."""
+    row = fish_row(wildcards.fish)
+    if row["input_type"] != "scanimage":
+        raise WorkflowError(f"fish {wildcards.fish!r} is not a ScanImage recording (input_type {row['input_type']})")
+    return {"files": scanimage_files(row), "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json"}
+
+
+def scanimage_plane_params(wildcards):
+    """What defines a de-interleaved plane: the acquisition's files, the channel and plane count."""
+    row = fish_row(wildcards.fish)
+    return {"files": scanimage_files(row), "channel": row.get("channel"), "n_planes": int(row["n_planes"])}
+
+
 def neural_file_inputs(wildcards):
-    """Suite2P plane folders of a fish: extracted by the pipeline from raw stacks, or the
-    lab's existing folders (input_type suite2p); plus frame times, region mask, inventory."""
+    """Suite2P plane folders of a fish: extracted by the pipeline from raw stacks (tiff or
+    ScanImage), or the lab's existing folders (input_type suite2p); plus frame times (file
+    or ScanImage headers), region mask, inventory."""
     row = fish_row(wildcards.fish)
     n_planes = int(row["n_planes"])
-    if row["input_type"] == "tiff":
+    if row["input_type"] in ("tiff", "scanimage") or nwb_raw(row):
         planes = [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/suite2p" for p in range(n_planes)]
+    elif row["input_type"] == "nlp4neuro_dataverse":
+        planes = [f"{row['dataverse_dir']}/plane_{p}" for p in range(n_planes)]
+    elif row["input_type"] == "nwb":
+        planes = [row["nwb"]] * n_planes  # read plane by plane from the one file
     else:
         planes = [f"{row['suite2p_dir']}/plane{p}" for p in range(n_planes)]
+    timing = fish_timing_inputs(row)
+    timing.pop("frame_trigger", None)  # the neural file keeps the frame times as acquired
     inputs = {
         "planes": planes,
-        "frame_times": row["frame_times"],
+        **timing,
         "inventory": f"{RESULTS}/inventory/fish/{wildcards.fish}.json",
     }
     if "region_table" in row:
@@ -237,7 +319,7 @@ def synthetic_truth(wildcards):
     """The ground-truth file of a synthetic fish (its logs come from the synth rules), else
     nothing: salience is then reported without precision@k."""
     row = fish_row(wildcards.fish)
-    if str(row["tail_log"]).startswith(f"{SYNTH}/zebrafish/"):
+    if str(row.get("tail_log", "")).startswith(f"{SYNTH}/zebrafish/"):
         return {"truth": f"{SYNTH}/ground_truth/zebrafish/{wildcards.fish}.h5"}
     return {}
 

@@ -25,6 +25,49 @@ rule align_behavior:
         "../workflow/scripts/align_behavior.py"
 
 
+rule scanimage_plane:
+    """De-interleave one plane of the functional channel from a ScanImage acquisition
+    (input_type scanimage) into a one-page-per-volume stack, streamed page by page; an
+    incomplete last volume is dropped (logged; recorded in the inventory)."""
+    input:
+        unpack(scanimage_plane_inputs),
+    output:
+        temp(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/raw.tif"),
+    params:
+        acquisition=scanimage_plane_params,
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    log:
+        f"{LOGS}/scanimage_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/scanimage_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/scanimage_plane.py"
+
+
+rule nwb_plane:
+    """Stream one plane's raw TwoPhotonSeries (acquisition/plane{p}) of an NWB fish
+    (input_type nwb, nwb_data raw) into a one-page-per-frame stack for motion correction."""
+    input:
+        unpack(nwb_plane_inputs),
+    output:
+        temp(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/raw_nwb.tif"),
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    log:
+        f"{LOGS}/nwb_plane/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/nwb_plane/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/nwb_plane.py"
+
+
 rule motion_correct:
     """Register one plane's raw stack (NoRMCorre by default, or suite2p / CaImAn: config
     motion_correction.method); writes the registered movie, shifts, template and
@@ -93,3 +136,24 @@ rule neural_file:
         CONDA_ENV
     script:
         "../workflow/scripts/neural_file.py"
+
+
+rule nwb_export:
+    """Export one fish's neural and behaviour files as NWB (pynwb) for deposit (DANDI).
+    Not part of `all`: ask for results/nwb/{fish}.nwb."""
+    input:
+        neural=f"{RESULTS}/neural/{{fish}}.h5",
+        behavior=f"{RESULTS}/behavior/{{fish}}.h5",
+    output:
+        f"{RESULTS}/nwb/{{fish}}.nwb",
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
+        runtime=30,
+    log:
+        f"{LOGS}/nwb_export/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/nwb_export/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/nwb_export.py"

@@ -48,6 +48,32 @@ rule synth_zebrafish_plane:
         "../workflow/scripts/synth_zebrafish_plane.py"
 
 
+rule synth_scanimage:
+    """Hand one synthetic fish over as a ScanImage rig would: its rendered planes interleaved
+    into two ScanImage files (two channels, last volume incomplete, imaging-clock frame
+    timestamps) and the frame trigger logged on the tail clock (pipeline.synth.scanimage)."""
+    input:
+        stacks=synthetic_plane_stacks,
+        frame_times=f"{SYNTH}/zebrafish/{{fish}}/frame_times.csv",
+    output:
+        acquisition=[f"{SYNTH}/zebrafish/{{fish}}/scanimage/{{fish}}_0000{k}.tif" for k in (1, 2)],
+        frame_trigger=f"{SYNTH}/zebrafish/{{fish}}/frame_trigger.csv",
+    params:
+        volume_rate_hz=lambda wildcards: fish_row(wildcards.fish)["volume_rate_hz"],
+        seed=lambda wildcards: unit_seed("synth", "scanimage", wildcards.fish),
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        f"{LOGS}/synth_scanimage/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_scanimage/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/synth_scanimage.py"
+
+
 rule synth_ibl_session:
     """Simulate one IBL-like Neuropixels session as a ONE cache (pipeline.synth.ibl)."""
     output:

@@ -117,6 +117,10 @@ def test_fish_table_types_and_plane_paths(tmp_path):
         ([{**GOOD_FISH, "n_planes": "five"}], "column 'n_planes'"),
         ([{**GOOD_FISH, "n_planes": 2.5}], "not an integer"),
         ([{**GOOD_FISH, "frame_rate": 1.1}], "unknown column"),
+        ([{**GOOD_FISH, "tail_log": ""}], "column 'tail_log': required when input_type is tiff"),
+        ([{**GOOD_FISH, "frame_times": ""}], "column 'frame_times': required when input_type is tiff"),
+        ([{**GOOD_FISH, "input_type": "scanimage", "tiff": ""}], "column 'scanimage': required"),
+        ([{**GOOD_FISH, "input_type": "nlp4neuro_dataverse", "tiff": ""}], "column 'dataverse_dir': required"),
     ],
 )
 def test_bad_fish_tables_fail_naming_file_row_and_column(tmp_path, rows, message):
@@ -128,7 +132,7 @@ def test_bad_fish_tables_fail_naming_file_row_and_column(tmp_path, rows, message
 
 @pytest.mark.parametrize(
     "field, value",
-    [("input_type", "nwb"), ("volume_rate_hz", -1.1), ("fish_id", "fish 1"), ("tail_log", "")],
+    [("input_type", "zarr"), ("volume_rate_hz", -1.1), ("fish_id", "fish 1"), ("channel", 0)],
 )
 def test_fish_table_schema_rejects_bad_values(tmp_path, field, value):
     table = read_fish_table(write_table(tmp_path, [{**GOOD_FISH, field: value}]))

@@ -35,6 +35,8 @@ def test_dry_run_of_the_demo_config():
     assert jobs["motion_correct"] == jobs["extract_plane"] == 2 * 3 and jobs["neural_file"] == 2
     assert jobs["neds_train_single"] == 3 and jobs["neds_baselines"] == 3  # multimodal x 3 sessions
     assert jobs["neds_pretrain"] == jobs["neds_finetune"] == jobs["neds_report"] == 1
+    # fish02 is handed over as a ScanImage acquisition: interleaved files, then one plane per job
+    assert jobs["synth_scanimage"] == 1 and jobs["scanimage_plane"] == 3 and jobs["inventory_fish"] == 2
 
 
 def test_dry_run_of_the_paper_config():

@@ -21,9 +21,15 @@ FISH_COLUMNS: dict[str, str] = {
     "input_type": "string",
     "tiff": "string",
     "suite2p_dir": "string",
+    "scanimage": "string",
+    "channel": "int64",
+    "dataverse_dir": "string",
+    "nwb": "string",
+    "nwb_data": "string",
     "tail_log": "string",
     "stimulus_log": "string",
     "frame_times": "string",
+    "frame_trigger": "string",
     "region_table": "string",
     "volume_rate_hz": "float64",
     "n_planes": "int64",
@@ -43,6 +49,11 @@ SESSION_COLUMNS: dict[str, str] = {
     "wheel_units": "string",
     "wheel_ticks_per_rev": "int64",
 }
+
+#: Input types whose files carry the frame times (the ``frame_times`` column is then optional).
+FRAME_TIMES_IN_DATA = ("scanimage", "nlp4neuro_dataverse", "nwb")
+#: Input types whose files carry the tail log (``tail_log`` and ``stimulus_log`` are then optional).
+TAIL_IN_DATA = ("nlp4neuro_dataverse", "nwb")
 
 #: Placeholder for the 0-based plane index in the ``tiff`` path template.
 PLANE_PLACEHOLDER = "{plane}"
@@ -97,7 +108,8 @@ def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str
 def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read config/fish.tsv (one row per fish, indexed by ``fish_id``) and check the
     fields that depend on each other: a ``tiff`` template with ``{plane}`` for raw input,
-    a ``suite2p_dir`` for Suite2P input."""
+    a ``suite2p_dir`` for Suite2P input, the ``scanimage`` files for ScanImage input, and
+    a ``frame_times`` file unless the input carries frame times (ScanImage headers)."""
     table = _read_table(path, FISH_COLUMNS, "fish_id")
     for fish_id, row in table.iterrows():
         where = f"{path}: row {fish_id!r}"
@@ -112,6 +124,18 @@ def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
                 )
         elif row.get("input_type") == "suite2p" and pd.isna(row.get("suite2p_dir")):
             raise ConfigError(f"{where}, column 'suite2p_dir': required when input_type is suite2p")
+        elif row.get("input_type") == "scanimage" and pd.isna(row.get("scanimage")):
+            raise ConfigError(f"{where}, column 'scanimage': required when input_type is scanimage")
+        elif row.get("input_type") == "nlp4neuro_dataverse" and pd.isna(row.get("dataverse_dir")):
+            raise ConfigError(f"{where}, column 'dataverse_dir': required when input_type is nlp4neuro_dataverse")
+        elif row.get("input_type") == "nwb" and pd.isna(row.get("nwb")):
+            raise ConfigError(f"{where}, column 'nwb': required when input_type is nwb")
+        if row.get("input_type") not in TAIL_IN_DATA:
+            for column in ("tail_log", "stimulus_log"):
+                if pd.isna(row.get(column)):
+                    raise ConfigError(f"{where}, column {column!r}: required when input_type is {row.get('input_type')}")
+        if row.get("input_type") not in FRAME_TIMES_IN_DATA and pd.isna(row.get("frame_times")):
+            raise ConfigError(f"{where}, column 'frame_times': required when input_type is {row.get('input_type')}")
     return table
 
 

@@ -36,7 +36,8 @@ def write_recording(folder, tail_rate_hz=200.0, seed=0, drop_fraction=0.01):
 
 
 def brute_force(row):
-    """Loop over volumes and plane frames; average the samples whose time falls inside."""
+    """Loop over volumes and plane frames; average, per segment, the tracked samples whose
+    time falls inside (pandas' mean skips NaN column by column)."""
     tail = pd.read_csv(row["tail_log"])
     frames = pd.read_csv(row["frame_times"]).sort_values(["plane", "volume"])
     d = 1 / (RATE_HZ * N_PLANES)
@@ -44,11 +45,11 @@ def brute_force(row):
     for v in range(N_VOLUMES):
         times = frames[frames.volume == v].sort_values("plane")["t"].to_numpy()
         inside = (tail.t >= times[0] - d / 2) & (tail.t < times[-1] + d / 2)
-        per_volume.append(tail.loc[inside, THETAS].dropna().mean().to_numpy())
+        per_volume.append(tail.loc[inside, THETAS].mean().to_numpy())
     per_frame = np.zeros((N_PLANES, N_VOLUMES, 6))
     for r in frames.itertuples():
         inside = (tail.t >= r.t - d / 2) & (tail.t < r.t + d / 2)
-        per_frame[r.plane, r.volume] = tail.loc[inside, THETAS].dropna().mean().to_numpy()
+        per_frame[r.plane, r.volume] = tail.loc[inside, THETAS].mean().to_numpy()
     return np.array(per_volume), per_frame
 
 
@@ -97,15 +98,10 @@ def _short_log(row):
     tail[tail.t < 20].to_csv(row["tail_log"], index=False)
 
 
-def _long_nan_run(row):
+def _untracked_most_of_the_time(row):
     tail = pd.read_csv(row["tail_log"])
-    tail.loc[(tail.t > 5) & (tail.t < 5.5), "theta_02"] = np.nan
+    tail.loc[(tail.t > 3) & (tail.t < 12), "theta_05"] = np.nan  # 9 of 27 s: a third of the volumes
     tail.to_csv(row["tail_log"], index=False)
-
-
-def _missing_rows(row):
-    tail = pd.read_csv(row["tail_log"])
-    tail[(tail.t < 7) | (tail.t > 7.4)].to_csv(row["tail_log"], index=False)
 
 
 def _backwards_time(row):
@@ -129,8 +125,7 @@ def _plane_missing_frames(row):
     "break_log, file_name, message",
     [
         (_short_log, "tail_log.csv", "must cover the whole imaging"),
-        (_long_nan_run, "tail_log.csv", "no tracked tail sample for 0.5"),
-        (_missing_rows, "tail_log.csv", "no tracked tail sample for 0.4"),
+        (_untracked_most_of_the_time, "tail_log.csv", r"3\d% of 30 volumes are invalid"),
         (_backwards_time, "tail_log.csv", "do not increase at row 100"),
         (_nan_time, "tail_log.csv", r"missing \(NaN\)"),
         (_plane_missing_frames, "frame_times.csv", "same number of frames"),
@@ -155,3 +150,43 @@ def test_short_untracked_stretches_are_tolerated(tmp_path):
     expected, _ = brute_force(row)
     with h5py.File(tmp_path / "b.h5") as f:
         np.testing.assert_allclose(f["tail/theta"][()], expected, atol=1e-12)
+
+
+def brute_force_valid(row, max_gap_s):
+    """A volume is valid unless, for some segment, two consecutive tracked samples (or the
+    imaging span's edges) more than max_gap_s apart enclose part of it."""
+    tail = pd.read_csv(row["tail_log"])
+    frames = pd.read_csv(row["frame_times"]).sort_values(["plane", "volume"])
+    d = 1 / (RATE_HZ * N_PLANES)
+    bounds = [(frames[frames.volume == v].t.min() - d / 2, frames[frames.volume == v].t.max() + d / 2)
+              for v in range(N_VOLUMES)]
+    span = (bounds[0][0], bounds[-1][1])
+    valid = np.ones(N_VOLUMES, bool)
+    for name in THETAS:
+        tracked = [span[0]] + [t for t in tail.t[tail[name].notna()] if span[0] < t < span[1]] + [span[1]]
+        for a, b in zip(tracked[:-1], tracked[1:]):
+            if b - a > max_gap_s:
+                for v, (start, end) in enumerate(bounds):
+                    if start < b and end > a:
+                        valid[v] = False
+    return valid
+
+
+def test_gaps_mark_volumes_invalid_per_segment_and_nan_is_skipped_per_segment(tmp_path, caplog):
+    row = write_recording(tmp_path)
+    tail = pd.read_csv(row["tail_log"])
+    tail.loc[(tail.t > 5) & (tail.t < 5.5), "theta_05"] = np.nan  # the tip lost for 0.5 s
+    tail.loc[tail.index % 7 == 0, "theta_04"] = np.nan  # and often one sample at a time
+    tail = tail[(tail.t < 11) | (tail.t > 11.4)]  # camera frames dropped for 0.4 s
+    tail.to_csv(row["tail_log"], index=False)
+    align_behavior(row, tmp_path / "b.h5", CONFIG)
+    expected_theta, _ = brute_force(row)
+    expected_valid = brute_force_valid(row, CONFIG.max_gap_s)
+    with h5py.File(tmp_path / "b.h5") as f:
+        valid, theta, n = f["tail/valid"][()], f["tail/theta"][()], f["tail/n_samples"][()]
+        assert f.attrs["invalid_fraction"] == pytest.approx(np.mean(~expected_valid))
+    np.testing.assert_array_equal(valid, expected_valid)
+    assert 2 <= (~valid).sum() <= 6  # the two stretches, each over one or two volumes
+    np.testing.assert_allclose(theta, expected_theta, atol=1e-12)  # segment 4 keeps its tracked samples
+    assert np.all(n[:, 4] < n[:, 3])
+    assert "invalid" in caplog.text

@@ -96,3 +96,43 @@ def test_blocks_are_views_of_one_normalised_copy():
     # train, val and test are consecutive rows of one (frames, neurons) float32 buffer
     assert splits.train.inputs.data_ptr() + 70 * 7 * 4 == splits.val.inputs.data_ptr()
     assert splits.val.inputs.data_ptr() + 15 * 7 * 4 == splits.test.inputs.data_ptr()
+
+
+def test_windows_over_invalid_volumes_never_reach_training_or_metrics():
+    """Brute force: a window is kept iff its block holds all its frames and all are valid;
+    the tail normaliser sees valid training volumes only; invalid targets are never gathered."""
+    rec = recording(n_frames=120)
+    valid = np.ones(120, bool)
+    valid[[3, 40, 41, 90, 110]] = False
+    tail = rec.tail_angles.copy()
+    tail[~valid] = 1e6  # what a broken tracker would leave
+    rec = DecodingRecording(rec.neural_activity, tail, rec.neuron_position_um, rec.neuron_region,
+                            rec.frame_times_s, rec.signal, valid)
+    seq_len = 6
+    splits = make_splits(rec, (0.6, 0.2, 0.2), seq_len)
+    for name in ("train", "val", "test"):
+        block = splits.frame_ranges[name]
+        expected = [s - block.start for s in block if s + seq_len <= block.stop and valid[s : s + seq_len].all()]
+        windows = splits[name]
+        np.testing.assert_array_equal(windows.window_starts.numpy(), expected)
+        _, targets = windows.batch(torch.arange(len(windows)))
+        assert torch.isfinite(targets).all() and targets.abs().max() < 10
+    train_valid = np.flatnonzero(valid[:72])
+    np.testing.assert_allclose(splits.tail_normaliser.mean, tail[train_valid].mean(0), rtol=1e-5)
+    assert torch.isnan(splits.train.targets[3]).all()  # z-scored target of an invalid volume: NaN, never used
+    with pytest.raises(ValueError, match="no window of seq_len=6 valid volumes"):
+        WindowSet(np.zeros((8, 2)), np.zeros((8, 6)), 6, valid=np.array([1, 1, 1, 0, 1, 1, 1, 1], bool))
+
+
+def test_overlap_average_with_gaps_matches_brute_force():
+    rng = np.random.default_rng(3)
+    starts = np.array([0, 1, 2, 7, 8, 12])
+    values = rng.standard_normal((starts.size, 3, 6))
+    averaged = average_overlapping_windows(values, starts, n_frames=16)
+    for frame in range(16):
+        members = [values[w, frame - s] for w, s in enumerate(starts) if 0 <= frame - s < 3]
+        if members:
+            np.testing.assert_allclose(averaged[frame], np.mean(members, axis=0), rtol=1e-5)
+        else:
+            assert np.isnan(averaged[frame]).all()  # frames 5, 6 and 15 are in no window
+    assert np.isnan(averaged[[5, 6, 15]]).all()

@@ -148,6 +148,36 @@ def test_suite2p_input(fish_row, tmp_path):
         inventory_fish(row)
 
 
+def test_imagej_single_ifd_hyperstack_is_refused_clearly(fish_row, tmp_path):
+    stack = np.zeros((N_VOLUMES, 16, 20), np.uint16)
+    # Fiji's layout for stacks > 4 GB: one IFD, the frames stored contiguously after it
+    tifffile.imwrite(tmp_path / "plane0.tif", stack, imagej=True, truncate=True, metadata={"axes": "TYX"})
+    with tifffile.TiffFile(tmp_path / "plane0.tif") as tif:
+        assert len(tif.pages) == 1 and tif.series[0].shape[0] == N_VOLUMES
+    with pytest.raises(InputDataError, match=f"ImageJ/Fiji hyperstack holding {N_VOLUMES} images in 1 IFD"):
+        inventory_fish(fish_row)
+
+
+def test_scanimage_input_with_header_frame_times(fish_row, tmp_path):
+    """A ScanImage acquisition (2 channels, flyback, incomplete last volume) without a
+    frame_times file: planes, layout and frame times come from the headers."""
+    from scanimage_files import FLYBACK, FRAME_RATE_HZ, SLICES, truth_movie, write_acquisition
+
+    files = write_acquisition(tmp_path, truth_movie(volumes=9), pages_per_file=25, drop_last_pages=2)
+    row = {**fish_row, "input_type": "scanimage", "scanimage": str(tmp_path / "fish_*.tif"), "channel": 2,
+           "n_planes": SLICES, "volume_rate_hz": FRAME_RATE_HZ / (SLICES + FLYBACK)}
+    del row["frame_times"]
+    inventory = inventory_fish(row)
+    assert [p["n_frames"] for p in inventory["planes"]] == [8] * SLICES
+    assert inventory["scanimage"]["incomplete_last_volume_dropped"] is True
+    assert [f["path"] for f in inventory["scanimage"]["files"]] == files
+    assert inventory["scanimage"]["layout"]["n_flyback"] == FLYBACK
+    assert inventory["frame_times"]["clock"].startswith("imaging")
+    assert inventory["tail_log"]["covers_imaging"].startswith("not decidable")
+    with pytest.raises(InputDataError, match="channel 3 was not saved"):
+        inventory_fish({**row, "channel": 3})
+
+
 @pytest.fixture
 def real_session(tmp_path):
     """A ONE cache (tables built with ONE's make_parquet_db) of one session assembled from

@@ -36,3 +36,20 @@ def test_pearson_matches_scipy_and_constant_is_nan():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         decoding_metrics(np.zeros((2, 3, 6)), np.zeros((2, 4, 6)))
+
+
+def test_frames_in_no_window_are_left_out_of_frame_metrics():
+    rng = np.random.default_rng(1)
+    starts = np.array([0, 1, 6])  # frames 4 and 5 lie in no window (an invalid volume at 5)
+    target, predicted = rng.standard_normal((3, 3, 6)), rng.standard_normal((3, 3, 6))
+    metrics = decoding_metrics(predicted, target, starts)
+    frames = {f: [] for f in range(9)}
+    for w, s in enumerate(starts):
+        for t in range(3):
+            frames[s + t].append(w * 3 + t)
+    covered = [f for f in frames if frames[f]]
+    assert covered == [0, 1, 2, 3, 6, 7, 8] and metrics["n_test_frames"] == 7
+    pred = np.array([np.mean([predicted.reshape(-1, 6)[i] for i in frames[f]], axis=0) for f in covered])
+    targ = np.array([np.mean([target.reshape(-1, 6)[i] for i in frames[f]], axis=0) for f in covered])
+    assert metrics["frame_rmse"] == pytest.approx(np.sqrt(np.mean((pred - targ) ** 2)))
+    assert metrics["tail_sum_pearson_r"] == pytest.approx(pearson_r(pred.sum(1), targ.sum(1)))

@@ -13,7 +13,11 @@ Fixes relative to the original scripts:
   losses weigh the small rostral angles like the large caudal ones and learning rates carry
   over between fish; predictions are mapped back to rad before any metric;
 - windows are never materialised: a batch is gathered from the (frames, neurons) array by
-  index arithmetic, so memory is one copy of the recording whatever ``seq_len`` is.
+  index arithmetic, so memory is one copy of the recording whatever ``seq_len`` is;
+- volumes the behaviour file marks invalid (``tail/valid`` False: tail tracking lost for
+  longer than ``tail_alignment.max_gap_s``) never reach training or metrics: a window
+  containing one is dropped from its block, the tail normaliser is fitted on valid training
+  volumes, and the z-scored targets of invalid volumes are NaN (any leak would show).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class DecodingRecording:
         neuron_region: (neurons,) str, anatomical region labels.
         frame_times_s: (frames,) float64, volume times (s; first plane's frames).
         signal: which neural dataset was read (``dff`` or ``spks``).
+        tail_valid: (frames,) bool, the behaviour file's ``tail/valid`` (False = volume
+            excluded); None = every volume valid.
     """
 
     neural_activity: np.ndarray
@@ -52,10 +58,16 @@ class DecodingRecording:
     neuron_region: np.ndarray
     frame_times_s: np.ndarray
     signal: str
+    tail_valid: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
         return self.tail_angles.shape[0]
+
+    @property
+    def valid_frames(self) -> np.ndarray:
+        """(frames,) bool: volumes that may enter a window."""
+        return np.ones(self.n_frames, bool) if self.tail_valid is None else np.asarray(self.tail_valid, bool)
 
     @property
     def n_neurons(self) -> int:
@@ -88,6 +100,7 @@ def load_recording(neural_path: str | Path, behavior_path: str | Path, signal: s
     try:
         with h5py.File(behavior_path, "r") as f:
             tail = f["tail/theta"][()].astype(np.float32)
+            valid = f["tail/valid"][()].astype(bool) if "tail/valid" in f else None
     except KeyError as err:
         raise InputDataError(behavior_path, f"missing dataset ({err})") from None
     if tail.ndim != 2 or tail.shape[1] != N_TAIL_SEGMENTS:
@@ -100,9 +113,12 @@ def load_recording(neural_path: str | Path, behavior_path: str | Path, signal: s
         raise InputDataError(neural_path, "no neurons")
     if not np.isfinite(activity).all():
         raise InputDataError(neural_path, f"neurons/{signal} holds non-finite values")
-    if not np.isfinite(tail).all():
-        raise InputDataError(behavior_path, "tail/theta holds non-finite values")
-    return DecodingRecording(activity, tail, position, region, frame_times, signal)
+    if valid is not None and valid.shape != (tail.shape[0],):
+        raise InputDataError(behavior_path, f"tail/valid has shape {valid.shape}, expected ({tail.shape[0]},)")
+    checked = tail if valid is None else tail[valid]
+    if not np.isfinite(checked).all():
+        raise InputDataError(behavior_path, "tail/theta holds non-finite values" + ("" if valid is None else " in valid volumes"))
+    return DecodingRecording(activity, tail, position, region, frame_times, signal, valid)
 
 
 def chronological_split(n_frames: int, fractions: tuple[float, float, float], seq_len: int) -> dict[str, range]:
@@ -165,7 +181,8 @@ class WindowSet:
     (``first_frame + i`` in the recording). :meth:`batch` gathers windows by index.
     """
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, seq_len: int, first_frame: int = 0) -> None:
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, seq_len: int, first_frame: int = 0,
+                 valid: np.ndarray | None = None) -> None:
         if inputs.shape[0] != targets.shape[0]:
             raise ValueError(f"inputs have {inputs.shape[0]} frames, targets {targets.shape[0]}")
         if seq_len < 1 or inputs.shape[0] < seq_len:
@@ -175,9 +192,16 @@ class WindowSet:
         self.seq_len = seq_len
         self.first_frame = first_frame
         self._offsets = torch.arange(seq_len)
+        invalid = np.zeros(inputs.shape[0], bool) if valid is None else ~np.asarray(valid, bool)
+        invalid_before = np.concatenate([[0], np.cumsum(invalid)])
+        #: block frame where each window starts: the windows whose frames are all valid, in order
+        self.window_starts = torch.as_tensor(np.flatnonzero(invalid_before[seq_len:] == invalid_before[:-seq_len]))
+        if len(self.window_starts) == 0:
+            raise ValueError(f"no window of seq_len={seq_len} valid volumes in a block of {inputs.shape[0]} frames "
+                             f"({int(invalid.sum())} invalid)")
 
     def __len__(self) -> int:
-        return self.inputs.shape[0] - self.seq_len + 1
+        return len(self.window_starts)
 
     @property
     def n_frames(self) -> int:
@@ -185,7 +209,7 @@ class WindowSet:
 
     def frame_index(self, window_index: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(batch, seq_len) block-frame indices of the given windows."""
-        return torch.as_tensor(window_index, dtype=torch.long)[:, None] + self._offsets[None, :]
+        return self.window_starts[torch.as_tensor(window_index, dtype=torch.long)][:, None] + self._offsets[None, :]
 
     def batch(self, window_index: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows ``window_index`` as (inputs (batch, seq_len, neurons), targets (batch, seq_len, 6))."""
@@ -215,31 +239,40 @@ def make_splits(recording: DecodingRecording, fractions: tuple[float, float, flo
     blocks are views of one normalised copy of the recording."""
     ranges = chronological_split(recording.n_frames, fractions, seq_len)
     train = ranges["train"]
-    activity_normaliser = Normaliser.fit(recording.neural_activity[train.start : train.stop])
-    tail_normaliser = Normaliser.fit(recording.tail_angles[train.start : train.stop])
+    valid = recording.valid_frames
+    train_valid = np.flatnonzero(valid[train.start : train.stop]) + train.start
+    activity_normaliser = Normaliser.fit(recording.neural_activity[train_valid])
+    tail_normaliser = Normaliser.fit(recording.tail_angles[train_valid])
     activity = activity_normaliser.transform(recording.neural_activity)
     tail = tail_normaliser.transform(recording.tail_angles)
+    tail[~valid] = np.nan  # never gathered (no window holds an invalid volume); NaN if it were
     sets = {
-        name: WindowSet(activity[r.start : r.stop], tail[r.start : r.stop], seq_len, first_frame=r.start)
+        name: WindowSet(activity[r.start : r.stop], tail[r.start : r.stop], seq_len, first_frame=r.start,
+                        valid=valid[r.start : r.stop])
         for name, r in ranges.items()
     }
     return DecodingSplits(**sets, activity_normaliser=activity_normaliser, tail_normaliser=tail_normaliser,
                           frame_ranges=ranges)
 
 
-def average_overlapping_windows(window_values: np.ndarray) -> np.ndarray:
+def average_overlapping_windows(window_values: np.ndarray, window_starts: np.ndarray | None = None,
+                                n_frames: int | None = None) -> np.ndarray:
     """Average per-window sequence predictions onto frames (paper Sec. 3.4: "for overlapping
     window time steps we averaged the predictions").
 
-    window_values: (n_windows, seq_len, channels) for consecutive stride-1 windows of one
-    block. Returns (n_windows + seq_len - 1, channels): frame f is the mean over the
-    windows containing it.
+    window_values: (n_windows, seq_len, channels) of one block; window_starts: (n_windows,)
+    block frame where each starts (default: consecutive stride-1 windows from frame 0,
+    :attr:`WindowSet.window_starts` otherwise). Returns (n_frames, channels), default
+    n_frames = last start + seq_len: frame f is the mean over the windows containing it,
+    NaN where none does (a frame next to an invalid volume).
     """
     n_windows, seq_len, channels = window_values.shape
-    n_frames = n_windows + seq_len - 1
+    starts = np.arange(n_windows) if window_starts is None else np.asarray(window_starts, dtype=np.int64)
+    n_frames = int(starts[-1]) + seq_len if n_frames is None else n_frames
     total = np.zeros((n_frames, channels), dtype=np.float64)
     count = np.zeros(n_frames, dtype=np.int64)
     for offset in range(seq_len):
-        total[offset : offset + n_windows] += window_values[:, offset]
-        count[offset : offset + n_windows] += 1
-    return (total / count[:, None]).astype(np.float32)
+        np.add.at(total, starts + offset, window_values[:, offset])
+        np.add.at(count, starts + offset, 1)
+    with np.errstate(invalid="ignore"):
+        return (total / count[:, None]).astype(np.float32)

@@ -26,8 +26,10 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from pipeline.behavior.tail import read_frame_times
+from pipeline.behavior.clock import imaging_frame_times
 from pipeline.imaging.extraction import read_suite2p_plane
+from pipeline.io.dataverse import read_dataverse_plane
+from pipeline.io.nwb import read_nwb_plane
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
@@ -74,16 +76,21 @@ def write_neural_file(
     n_planes = int(fish_row["n_planes"])
     if len(plane_folders) != n_planes:
         raise ValueError(f"{len(plane_folders)} plane folders for {n_planes} planes")
-    frame_times = read_frame_times(fish_row["frame_times"], n_planes)
+    frames = imaging_frame_times(fish_row)
+    frame_times = frames.times_s
     pixel_um, spacing_um = float(fish_row["pixel_size_um"]), float(fish_row["plane_spacing_um"])
     mask = read_region_mask(fish_row["region_table"]) if fish_row.get("region_table") else None
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in
                                             ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid"]}
+    readers = {"nlp4neuro_dataverse": lambda folder, plane: read_dataverse_plane(folder), "nwb": read_nwb_plane}
+    segmented_input = fish_row.get("nwb_data", "segmented") == "segmented"  # raw NWB planes went through Suite2P
+    read_plane = (readers.get(fish_row.get("input_type")) if segmented_input else None) or (
+        lambda folder, plane: read_suite2p_plane(folder))
     for plane, folder in enumerate(plane_folders):
-        s2p = read_suite2p_plane(folder)
+        s2p = read_plane(folder, plane)
         if s2p.n_frames != frame_times.shape[1]:
-            raise InputDataError(folder, f"{s2p.n_frames} frames but {fish_row['frame_times']} lists "
+            raise InputDataError(folder, f"{s2p.n_frames} frames but {frames.sources[0]} lists "
                                          f"{frame_times.shape[1]} for plane {plane}")
         keep = s2p.is_cell if config.cells_only else np.ones(s2p.n_rois, bool)
         if not keep.any():
@@ -104,7 +111,7 @@ def write_neural_file(
     log.info("fish %s: %d neurons over %d planes; regions %s", fish_row["fish_id"], plane.size, n_planes,
              {r: int(n) for r, n in zip(*np.unique(regions.astype(str), return_counts=True))})
 
-    sources = [fish_row["frame_times"]] + ([fish_row["region_table"]] if mask else [])
+    sources = [*frames.sources] + ([fish_row["region_table"]] if mask else [])
     with atomic_paths(out_path) as (tmp,):
         with h5py.File(tmp, "w") as f:
             f.attrs.update({

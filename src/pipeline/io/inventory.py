@@ -17,8 +17,11 @@ import pandas as pd
 import tifffile
 
 from pipeline.config import plain_row, plane_paths
+from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
+from pipeline.io.nwb import read_nwb_frame_times, read_nwb_plane, read_nwb_tail
 from pipeline.io.region_mask import read_region_mask
+from pipeline.io.scanimage import acquisition_files, read_acquisition
 from pipeline.provenance import config_hash, describe_file
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ TAIL_COLUMNS = ["t", "frame"] + [f"theta_{i:02d}" for i in range(6)]
 FRAME_TIME_COLUMNS = ["volume", "plane", "t"]
 STIMULUS_COLUMNS = ["t_start", "t_end", "epoch", "direction_deg"]
 SUITE2P_FILES = ["F.npy", "Fneu.npy", "spks.npy", "stat.npy", "iscell.npy", "ops.npy"]
+DATAVERSE_FILES = ["F.npy", "stat.npy", "tail_df.h5"]
 
 #: Largest accepted relative difference between a declared and a measured sampling rate.
 RATE_TOLERANCE = 0.05
@@ -90,8 +94,13 @@ def _tiff_stack(path: Path) -> dict[str, Any]:
             n_pages = len(tif.pages)
             page = tif.pages.first
             shape, dtype = tuple(int(s) for s in page.shape), str(page.dtype)
+            n_images = int((tif.imagej_metadata or {}).get("images", n_pages)) if tif.is_imagej else n_pages
     except (tifffile.TiffFileError, ValueError, OSError) as err:
         raise InputDataError(path, f"not a readable TIFF stack ({err})") from None
+    if n_images != n_pages:
+        raise InputDataError(path, f"an ImageJ/Fiji hyperstack holding {n_images} images in {n_pages} IFD(s) "
+                                   "(Fiji writes one IFD for stacks > 4 GB): save one page per frame "
+                                   "(e.g. tifffile.imwrite of the stack) or give the ScanImage files")
     if len(shape) != 2:
         raise InputDataError(path, f"pages must be 2-D (Ly, Lx), found shape {shape}")
     return {"n_frames": n_pages, "frame_shape_px": list(shape), "dtype": dtype}
@@ -107,21 +116,126 @@ def _suite2p_plane(folder: Path) -> dict[str, Any]:
     return {"n_frames": int(fluorescence.shape[1]), "n_rois": int(fluorescence.shape[0])}
 
 
+def _scanimage(row: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], np.ndarray]:
+    """ScanImage acquisition: (inventory entry, per-plane entries, plane frame starts (planes, volumes))."""
+    files = acquisition_files(row["scanimage"])
+    layout, starts, _ = read_acquisition(files, row.get("channel"), int(row["n_planes"]))
+    planes = [{"plane": p, "path": files[0], "n_frames": layout.n_volumes,
+               "frame_shape_px": list(layout.frame_shape_px), "dtype": layout.dtype} for p in range(layout.n_slices)]
+    entry = {"files": [describe_file(f) for f in files], "layout": layout.describe(),
+             "incomplete_last_volume_dropped": layout.n_dropped_pages > 0}
+    return entry, planes, starts
+
+
+def _inventory_dataverse(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An NLP4Neuro Dataverse fish (:mod:`pipeline.io.dataverse`): every plane's F.npy,
+    stat.npy and tail_df.h5 present, F and tail frame counts agreeing and equal across
+    planes, tail rate and frame rate (mean sample time per frame) as declared."""
+    n_planes, root = int(row["n_planes"]), row["dataverse_dir"]
+    planes = []
+    for plane in range(n_planes):
+        folder = plane_folder(root, plane)
+        n_frames = checked_frame_count(root, plane)
+        tail = read_tail_df(folder / "tail_df.h5")
+        planes.append({"plane": plane, "path": str(folder), "n_frames": n_frames,
+                       "n_rois": int(np.load(folder / "F.npy", mmap_mode="r").shape[0]), "n_tail_samples": int(len(tail)),
+                       "files": [describe_file(folder / name) for name in DATAVERSE_FILES]})
+        if n_frames != planes[0]["n_frames"]:
+            raise InputDataError(folder / "F.npy", f"{n_frames} frames but plane 0 has {planes[0]['n_frames']}")
+        frame_t = frame_means(tail, n_frames)[2]
+        _check_rate(folder / "tail_df.h5", frame_t[np.isfinite(frame_t)], float(row["volume_rate_hz"]),
+                    f"plane {plane} frame (mean sample time per frame)")
+        if plane == 0:
+            tail_t = tail["t"].to_numpy(float)
+            tail_rate = _check_rate(folder / "tail_df.h5", tail_t, float(row["tail_rate_hz"]), "tail sample")
+            untracked = float(np.mean(~np.isfinite(tail[TAIL_COLUMNS[2:]].to_numpy(float)).all(axis=1)))
+    stimulus = None
+    if row.get("stimulus_log"):
+        table = _read_csv(Path(row["stimulus_log"]), STIMULUS_COLUMNS)
+        stimulus = {**describe_file(row["stimulus_log"]), "n_epochs": int(len(table))}
+    return {
+        **_header("zebrafish", "fish_id", row),
+        "region_mask": None,
+        "planes": planes,
+        "frame_times": {"path": "each plane's tail_df.h5 frame column", "clock": "tail log's (frame column)",
+                        "frames_per_plane": {p["plane"]: p["n_frames"] for p in planes}},
+        "tail_log": {"path": planes[0]["files"][2]["path"], "measured_rate_hz": tail_rate,
+                     "untracked_fraction": untracked, "covers_imaging": True},
+        "stimulus_log": stimulus,
+    }
+
+
+def _inventory_nwb(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An NWB fish (:mod:`pipeline.io.nwb`): every plane's Fluorescence series (or, raw,
+    TwoPhotonSeries timestamps) with the same number of frames at the declared volume rate,
+    and the raw tail log at the declared rate."""
+    path = Path(row["nwb"])
+    raw = row.get("nwb_data") == "raw"
+    frame_times = read_nwb_frame_times(path, int(row["n_planes"]), raw=raw)
+    planes = []
+    for plane, times in enumerate(frame_times):
+        _check_rate(path, times, float(row["volume_rate_hz"]), f"plane {plane} frame")
+        info = {"plane": plane, "path": str(path), "n_frames": int(times.size)}
+        if not raw:
+            info["n_rois"] = read_nwb_plane(path, plane).n_rois
+        planes.append(info)
+    t, theta = read_nwb_tail(path)
+    stimulus = None
+    if row.get("stimulus_log"):
+        table = _read_csv(Path(row["stimulus_log"]), STIMULUS_COLUMNS)
+        stimulus = {**describe_file(row["stimulus_log"]), "n_epochs": int(len(table))}
+    return {
+        **_header("zebrafish", "fish_id", row),
+        "nwb": describe_file(path),
+        "region_mask": None,
+        "planes": planes,
+        "frame_times": {"path": f"{path} (Fluorescence timestamps)", "clock": "the NWB file's (shared with its tail log)",
+                        "frames_per_plane": {p["plane"]: p["n_frames"] for p in planes}},
+        "tail_log": {"path": f"{path} (BehavioralTimeSeries/tail_log)", "n_samples": int(t.size),
+                     "measured_rate_hz": _check_rate(path, t, float(row["tail_rate_hz"]), "tail sample"),
+                     "untracked_fraction": float(np.mean(~np.isfinite(theta).all(axis=1)))},
+        "stimulus_log": stimulus,
+    }
+
+
 def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     """Check one fish's inputs against its table row and return the inventory.
 
-    Checks: every plane's stack (or Suite2P plane folder) is readable; frame timestamps
-    exist for every plane, one per frame, at the declared volume rate; the tail log has
-    ``t, frame, theta_00..theta_05`` at the declared tail rate and overlaps the imaging;
-    the stimulus log has its columns and positive-length epochs.
+    Checks: every plane's stack (or Suite2P plane folder, or the ScanImage acquisition:
+    :func:`pipeline.io.scanimage.read_acquisition`) is readable; frame timestamps (the
+    table's file, else the ScanImage headers) exist for every plane, one per frame, at the
+    declared volume rate; the tail log has ``t, frame, theta_00..theta_05`` at the declared
+    tail rate and overlaps the imaging (only when both are on one clock: with imaging-clock
+    times the overlap is checked after synchronisation, in ``align_behavior``); the
+    stimulus log has its columns and positive-length epochs.
     Raises InputDataError naming the file and the problem.
     """
+    if row["input_type"] == "nlp4neuro_dataverse":
+        return _inventory_dataverse(row)
+    if row["input_type"] == "nwb":
+        return _inventory_nwb(row)
     n_planes = int(row["n_planes"])
-    frame_times = Path(row["frame_times"])
-    frames_per_plane, imaging_span = _frame_times(frame_times, n_planes, float(row["volume_rate_hz"]))
+    acquisition = None
+    if row["input_type"] == "scanimage":
+        acquisition, scanimage_planes, header_starts = _scanimage(row)
+    if row.get("frame_times"):
+        frame_times = Path(row["frame_times"])
+        frames_per_plane, imaging_span = _frame_times(frame_times, n_planes, float(row["volume_rate_hz"]))
+        frame_time_entry = {**describe_file(frame_times), **imaging_span, "clock": "tail log's (declared)"}
+    else:  # ScanImage headers (config.FRAME_TIMES_IN_DATA)
+        frame_times = Path(acquisition["files"][0]["path"])
+        for plane, starts in enumerate(header_starts):
+            _check_rate(frame_times, starts, float(row["volume_rate_hz"]), f"plane {plane} frame (ScanImage header)")
+        frames_per_plane = {p: int(header_starts.shape[1]) for p in range(n_planes)}
+        imaging_span = {"t_first_s": float(header_starts.min()), "t_last_s": float(header_starts.max())}
+        frame_time_entry = {"path": "ScanImage frame headers (frameTimestamps_sec)", **imaging_span,
+                            "clock": "imaging computer's (since the acquisition trigger)"}
+    same_clock = bool(row.get("frame_times")) and not row.get("frame_trigger")
 
     planes: list[dict[str, Any]] = []
-    if row["input_type"] == "tiff":
+    if row["input_type"] == "scanimage":
+        planes = scanimage_planes
+    elif row["input_type"] == "tiff":
         for plane, stack in enumerate(plane_paths(row["tiff"], n_planes)):
             info = {"plane": plane, **describe_file(stack), **_tiff_stack(Path(stack))}
             planes.append(info)
@@ -145,7 +259,7 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
     tail_t = tail["t"].to_numpy(float)
     tail_rate = _check_rate(tail_path, tail_t, float(row["tail_rate_hz"]), "tail sample")
     angles = tail[TAIL_COLUMNS[2:]].to_numpy(float)
-    if tail_t[-1] <= imaging_span["t_first_s"] or tail_t[0] >= imaging_span["t_last_s"]:
+    if same_clock and (tail_t[-1] <= imaging_span["t_first_s"] or tail_t[0] >= imaging_span["t_last_s"]):
         raise InputDataError(
             tail_path,
             f"tail log spans {tail_t[0]:.3f}-{tail_t[-1]:.3f} s, imaging spans "
@@ -172,7 +286,9 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
         **_header("zebrafish", "fish_id", row),
         "region_mask": region_mask,
         "planes": planes,
-        "frame_times": {**describe_file(frame_times), **imaging_span, "frames_per_plane": frames_per_plane},
+        "frame_times": {**frame_time_entry, "frames_per_plane": frames_per_plane},
+        "scanimage": acquisition,
+        "frame_trigger": describe_file(row["frame_trigger"]) if row.get("frame_trigger") else None,
         "tail_log": {
             **describe_file(tail_path),
             "n_samples": int(len(tail)),
@@ -180,7 +296,8 @@ def inventory_fish(row: Mapping[str, Any]) -> dict[str, Any]:
             "t_first_s": float(tail_t[0]),
             "t_last_s": float(tail_t[-1]),
             "untracked_fraction": float(np.mean(~np.isfinite(angles).all(axis=1))),
-            "covers_imaging": bool(tail_t[0] <= imaging_span["t_first_s"] and tail_t[-1] >= imaging_span["t_last_s"]),
+            "covers_imaging": (bool(tail_t[0] <= imaging_span["t_first_s"] and tail_t[-1] >= imaging_span["t_last_s"])
+                               if same_clock else "not decidable before clock synchronisation (align_behavior)"),
         },
         "stimulus_log": {**describe_file(stim_path), "n_epochs": int(len(stimulus))},
     }

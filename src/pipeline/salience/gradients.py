@@ -77,14 +77,16 @@ def input_gradient_salience(
         (gradient,) = torch.autograd.grad(per_component.sum(), inputs)
         np.add.at(signed, frames, gradient.cpu().double().numpy())
         np.add.at(windows_per_frame, frames.ravel(), 1)
-    moment_by_segment /= windows_per_frame[None, :, None]
-    signed /= windows_per_frame[:, None]
+    covered = windows_per_frame > 0  # frames in no window (next to an invalid volume): NaN, left out of the means
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moment_by_segment /= windows_per_frame[None, :, None]
+        signed /= windows_per_frame[:, None]
     moment = moment_by_segment.sum(axis=0)
     return SalienceMaps(
         moment=moment.astype(np.float32),
-        global_salience=moment.mean(axis=0).astype(np.float32),
-        global_by_segment=moment_by_segment.mean(axis=1).astype(np.float32),
-        signed_tail_sum=signed.mean(axis=0).astype(np.float32),
+        global_salience=moment[covered].mean(axis=0).astype(np.float32),
+        global_by_segment=moment_by_segment[:, covered].mean(axis=1).astype(np.float32),
+        signed_tail_sum=signed[covered].mean(axis=0).astype(np.float32),
     )
 
 

@@ -120,9 +120,12 @@ def run_salience_job(
                       "frame-averaged signed gradient of the predicted tail sum (>0: pushes to positive angles)")
         write_dataset(f, "salience/moment", maps.moment, unit, "moment-to-moment salience M(n, t) (frames, neurons)")
         write_dataset(f, "frames/index", np.arange(frames.start, frames.stop), "index", "volume index of each frame")
-        write_dataset(f, "frames/tail_sum_rad", recording.tail_angles[frames.start : frames.stop].sum(axis=1), "rad",
+        write_dataset(f, "frames/tail_sum_rad", np.where(recording.valid_frames[frames.start : frames.stop],
+                                                          recording.tail_angles[frames.start : frames.stop].sum(axis=1),
+                                                          np.nan), "rad",
                       "true tail sum")
-        write_dataset(f, "frames/predicted_tail_sum_rad", average_overlapping_windows(predicted).sum(axis=1), "rad",
+        write_dataset(f, "frames/predicted_tail_sum_rad", average_overlapping_windows(
+            predicted, windows.window_starts.numpy(), windows.n_frames).sum(axis=1), "rad",
                       "predicted tail sum, overlapping windows averaged")
         write_dataset(f, "neurons/position_um", recording.neuron_position_um, "um", "(x, y, z)")
         write_dataset(f, "neurons/region", recording.neuron_region, "label", "anatomical region")

@@ -111,8 +111,9 @@ def run_decoding_job(
     to_rad = splits.tail_normaliser.inverse
     predicted = to_rad(predict(model, splits.test, training.eval_batch_size, torch_device))
     target = to_rad(splits.test.targets[splits.test.frame_index(torch.arange(len(splits.test)))].numpy())
-    metrics = decoding_metrics(predicted, target)
-    mean_predictor = decoding_metrics(np.broadcast_to(splits.tail_normaliser.mean, target.shape).copy(), target)
+    starts = splits.test.window_starts.numpy()  # windows over invalid volumes are not in the block's windows
+    metrics = decoding_metrics(predicted, target, starts)
+    mean_predictor = decoding_metrics(np.broadcast_to(splits.tail_normaliser.mean, target.shape).copy(), target, starts)
 
     frames = splits.frame_ranges["test"]
     summary = {
@@ -157,11 +158,14 @@ def run_decoding_job(
         with h5py.File(tmp_predictions, "w") as f:
             f.attrs.update(fish=job.fish, model=job.model, seq_len=job.seq_len, config_hash=config_hash)
             write_dataset(f, "test/window_predictions", predicted, "rad",
-                          "predicted tail angles per test window (windows, seq_len, 6); window i starts at frame_index[i]")
-            write_dataset(f, "test/frame_predictions", average_overlapping_windows(predicted), "rad",
-                          "predictions averaged over the overlapping windows of each frame (frames, 6)")
-            write_dataset(f, "test/frame_targets", average_overlapping_windows(target), "rad",
-                          "true tail angles per test frame (frames, 6)")
+                          "predicted tail angles per test window (windows, seq_len, 6); window i starts at "
+                          "volume window_first_frame[i]")
+            write_dataset(f, "test/window_first_frame", frames.start + starts, "index",
+                          "recording volume where each test window starts (windows over invalid volumes left out)")
+            write_dataset(f, "test/frame_predictions", average_overlapping_windows(predicted, starts, len(frames)), "rad",
+                          "predictions averaged over the overlapping windows of each frame (frames, 6); NaN: in no window")
+            write_dataset(f, "test/frame_targets", average_overlapping_windows(target, starts, len(frames)), "rad",
+                          "true tail angles per test frame (frames, 6); NaN: in no window (invalid volume or next to one)")
             write_dataset(f, "test/frame_index", np.arange(frames.start, frames.stop), "index",
                           "imaging-volume index of each test frame in the recording")
             write_dataset(f, "test/frame_times_s", recording.frame_times_s[frames.start : frames.stop], "s",

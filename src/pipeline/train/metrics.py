@@ -11,7 +11,8 @@ predicted angles y[w, t, k], ŷ[w, t, k] in rad.
 - Frame level: predictions of overlapping windows are averaged onto frames
   (:func:`pipeline.data.windows.average_overlapping_windows`); ``frame_rmse`` is the RMSE
   over frames and segments, and ``tail_sum_pearson_r`` is Pearson's r between the predicted
-  and true tail sum Σ_k y[f, k] over the test frames f.
+  and true tail sum Σ_k y[f, k] over the test frames f. Frames in no window (next to a
+  volume the behaviour file marks invalid) are left out.
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
 
 
-def decoding_metrics(predicted_windows: np.ndarray, target_windows: np.ndarray) -> dict:
-    """All metrics of one test block from consecutive stride-1 windows (W, L, 6)."""
+def decoding_metrics(predicted_windows: np.ndarray, target_windows: np.ndarray,
+                     window_starts: np.ndarray | None = None) -> dict:
+    """All metrics of one test block from its windows (W, L, 6) starting at block frames
+    ``window_starts`` (default: consecutive stride-1 windows)."""
     if predicted_windows.shape != target_windows.shape or predicted_windows.ndim != 3:
         raise ValueError(f"shape mismatch: {predicted_windows.shape} vs {target_windows.shape}")
     per_window = window_rmse(predicted_windows, target_windows)
-    predicted_frames = average_overlapping_windows(predicted_windows)
-    target_frames = average_overlapping_windows(target_windows)
+    covered = np.isfinite(average_overlapping_windows(np.ones_like(target_windows[:, :, :1]), window_starts)[:, 0])
+    predicted_frames = average_overlapping_windows(predicted_windows, window_starts)[covered]
+    target_frames = average_overlapping_windows(target_windows, window_starts)[covered]
     return {
         "rmse": float(per_window.mean()),
         "rmse_sum_over_windows": float(per_window.sum()),
