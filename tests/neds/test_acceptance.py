@@ -47,7 +47,7 @@ def test_training_reports_throughput(measured):
 def test_region_classification_from_embeddings_beats_chance(sessions, trained_multimodal):
     model, _ = trained_multimodal
     data = sessions["sesA"]
-    result = classify_regions(neuron_embeddings(model, "sesA"), data.regions, RegionParams(), seed=0)
+    result = classify_regions(neuron_embeddings(model, "sesA", ("encoding", "decoding")), data.regions, RegionParams(), seed=0)
     print(result)
     assert result["accuracy"] > result["chance"] + 0.15
     assert np.sum(result["confusion"]) == result["n_neurons"]

@@ -1,7 +1,9 @@
 """Parameters of the NEDS stages (config key ``neds``; paper seed 002, Sec. 3 and App. C).
 
 The section has one sub-section per concern, each a frozen :class:`~pipeline.params.Params`
-dataclass: ``model`` (architecture), ``masking`` (multi-task masking), ``training``,
+dataclass: ``model`` (architecture of the single-session models) and ``multi_session_model``
+(of the pretrained model, inherited by fine-tuning: App. C Table 4 is larger and deeper than
+the single-session models of Table 3 / App. D), ``masking`` (multi-task masking), ``training``,
 ``pretraining`` and ``finetuning`` (optimisation of the single-session, multi-session and
 fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression) and ``region`` (brain
 region classification from neuron embeddings). Top-level keys choose which models exist:
@@ -31,7 +33,8 @@ VARIANT_SCHEMES: dict[str, tuple[str, ...] | None] = {
 
 @dataclass(frozen=True)
 class ModelParams(Params):
-    """Transformer size (paper Table 3/4: embedding 128-512, depth 5-22, 8 heads)."""
+    """Transformer size (paper App. C: single-session Table 3, embedding 128-512, depth 5-6,
+    about 3M parameters (App. D); multi-session Table 4, embedding 256, depth 22, 8 heads, 12M)."""
 
     embed_dim: int = 64  # D: width of every token (paper 256)
     n_heads: int = 4  # attention heads; embed_dim / n_heads must be even (rotary embeddings)
@@ -138,6 +141,7 @@ class NedsConfig(Params):
     gpus_per_training_job: int = 0  # GPUs a training job requests from the scheduler (paper scale: 1)
     threads: int = 2  # CPU threads of each training job
     model: ModelParams = field(default_factory=ModelParams)
+    multi_session_model: ModelParams = field(default_factory=ModelParams)
     masking: MaskingParams = field(default_factory=MaskingParams)
     training: TrainingParams = field(default_factory=TrainingParams)
     pretraining: TrainingParams = field(default_factory=TrainingParams)

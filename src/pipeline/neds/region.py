@@ -1,9 +1,13 @@
 """Brain-region classification from NEDS neuron embeddings (paper seed 002, Sec. 5.3).
 
-Neuron n's embedding is its column of the session's neural input matrix (D values: how
-its counts enter the spike tokens) concatenated with its row of the neural output matrix
-(D values: how its log-rate is read out), 2D values in all; a unimodal model has the same
-two matrices, so the same embedding is used for every variant. A linear support vector
+Neuron n's embedding is built from the matrices its model trained (Sec. 5.3): its column of
+the session's neural input matrix W_in (D values: how its counts enter the spike tokens)
+and/or its row of the neural output matrix W_out (D values: how its log-rate is read out).
+A model evaluated on encoding and decoding (multimodal, ablations, multi-session) uses both,
+concatenated (2D values); an encoding-only model uses W_out alone (every spike token is
+hidden, so W_in never receives a gradient and stays at its random initialisation); a
+decoding-only model uses W_in alone (spikes are never predicted, so W_out stays at init).
+A linear support vector
 classifier (features standardised within each training fold) is evaluated by stratified
 k-fold cross-validation across the pooled neurons -> accuracy and confusion matrix (rows:
 true region, columns: predicted, counts). Acronyms map to the configured regions by
@@ -24,12 +28,22 @@ from pipeline.neds.config import RegionParams
 from pipeline.neds.model import Neds
 
 
-def neuron_embeddings(model: Neds, session_id: str) -> np.ndarray:
-    """(neurons, 2 D): [neural input matrix column, neural output matrix row] per neuron."""
+def embedding_matrices(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """Adapter matrices (``neural_in``, ``neural_out``) that hold the neuron embeddings of a
+    model evaluated on ``tasks`` (:func:`pipeline.neds.train.evaluated_tasks`): W_in when it
+    decodes, W_out when it encodes (module docstring)."""
+    matrices = (("neural_in",) if "decoding" in tasks else ()) + (("neural_out",) if "encoding" in tasks else ())
+    if not matrices:
+        raise ValueError(f"no neuron embedding for a model evaluated on {list(tasks)}")
+    return matrices
+
+
+def neuron_embeddings(model: Neds, session_id: str, tasks: tuple[str, ...]) -> np.ndarray:
+    """(neurons, D or 2 D): the neuron's rows of :func:`embedding_matrices` (W_in column, then
+    W_out row), concatenated."""
     adapter = model.adapters[session_id]
-    weights_in = adapter.neural_in.weight.detach().cpu().numpy().T  # (N, D)
-    weights_out = adapter.neural_out.weight.detach().cpu().numpy()  # (N, D)
-    return np.concatenate([weights_in, weights_out], axis=1)
+    rows = {"neural_in": adapter.neural_in.weight.T, "neural_out": adapter.neural_out.weight}  # (N, D) each
+    return np.concatenate([rows[name].detach().cpu().numpy() for name in embedding_matrices(tasks)], axis=1)
 
 
 def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:

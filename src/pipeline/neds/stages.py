@@ -80,7 +80,7 @@ def run_pretraining(binned_paths: list[str | Path], config: NedsConfig, seed: in
                     summary_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the multimodal model on every training session (Sec. 5.2)."""
     sessions = {data.session_id: data for data in map(load_session, binned_paths)}
-    model = build_model(config.model, sessions, seed)
+    model = build_model(config.multi_session_model, sessions, seed)
     summary = _train_and_evaluate(model, sessions, config.masking.schemes, config.pretraining, config, seed,
                                   checkpoint_dir, progress)
     record = {"sessions": sorted(sessions), "training": summary,
@@ -126,8 +126,8 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], confi
         embeddings, acronyms = [], []
         for model_path, binned_path in pairs:
             data = load_session(binned_path)
-            model, _ = load_model(model_path)
-            embeddings.append(neuron_embeddings(model, data.session_id))
+            model, saved = load_model(model_path)
+            embeddings.append(neuron_embeddings(model, data.session_id, tuple(saved["record"]["training"]["tasks"])))
             acronyms.append(data.regions)
         results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), config.region, seed)
         log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})

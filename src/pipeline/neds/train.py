@@ -82,8 +82,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ne
 
 
 def model_for_finetuning(pretrained_path: str | Path, session: SessionData, seed: int) -> Neds:
-    """The pretrained shared transformer, mask token, modality embeddings and behaviour
-    decoders, with a NEW adapter (stitchers, session embedding, neural decoder) for ``session``."""
+    """The pretrained shared transformer, mask token, modality and time embeddings, with a
+    NEW adapter (stitchers, session embedding, neural and behaviour decoders) for ``session``."""
     pretrained, _ = load_model(pretrained_path)
     torch.manual_seed(derive_seed(seed, "neds_finetune_init", session.session_id))
     model = Neds(pretrained.params, {session.session_id: session.n_neurons}, pretrained.n_bins)
