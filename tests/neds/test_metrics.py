@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.neds.metrics import accuracy, bits_per_spike, co_bps, single_trial_r2
+from pipeline.neds.metrics import NonFinitePrediction, accuracy, bits_per_spike, co_bps, single_trial_r2
 
 
 def test_bits_per_spike_matches_the_hand_computed_value():
@@ -35,9 +35,16 @@ def test_co_bps_averages_over_neurons_with_spikes_only():
     assert co_bps(counts, rates) == pytest.approx(math.log2(1.5))
 
 
-def test_bits_per_spike_rejects_non_positive_rates():
-    with pytest.raises(ValueError, match="> 0"):
-        bits_per_spike(np.ones((2, 1)), np.array([[1.0], [0.0]]))
+def test_zero_rates_are_floored_and_non_finite_or_negative_rates_rejected():
+    # a rate that underflowed to 0 counts as 1e-9: counts 0 and 2, rates 1e-9 and 2, null mean 1
+    # LL = (0 - 1e-9) + (2 ln 2 - 2); null = 2 ln 1 - 2 -> bps = 2 ln 2 / (2 ln 2) = 1 (to 1e-9)
+    assert bits_per_spike(np.array([[0.0], [2.0]]), np.array([[0.0], [2.0]]))[0] == pytest.approx(1.0, abs=1e-8)
+    with pytest.raises(NonFinitePrediction):
+        bits_per_spike(np.ones((2, 1)), np.array([[1.0], [np.nan]]))
+    with pytest.raises(ValueError, match=">= 0"):
+        bits_per_spike(np.ones((2, 1)), np.array([[1.0], [-0.5]]))
+    with pytest.raises(NonFinitePrediction):
+        single_trial_r2(np.ones(3), np.array([1.0, np.inf, 0.0]))
 
 
 def test_single_trial_r2_pools_trials_and_bins():

@@ -10,6 +10,8 @@ over the trial's T tokens).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -76,10 +78,26 @@ def chance_metrics(data: SessionData, split: str = "test") -> dict[str, float]:
     return metrics
 
 
-def selection_score(metrics: dict[str, float]) -> float:
-    """Validation score that picks the best epoch: the sum of the task metrics present
-    (bps, R² of wheel and whisker, accuracy of choice and block; higher is better). Metrics,
-    not losses: the cross-entropy of a few validation trials grows with overconfidence while
-    the accuracy still improves."""
-    keys = ["bps", *(f"{n}_r2" for n in CONTINUOUS), *(f"{n}_accuracy" for n in DISCRETE)]
-    return float(sum(metrics[k] for k in keys if k in metrics))
+def task_scores(metrics: dict[str, float]) -> dict[str, float]:
+    """Validation score of each task present in ``metrics`` (higher is better): ``encoding``
+    = bps; ``decoding`` = the mean of the wheel and whisker R² and the choice and block
+    accuracies. Metrics, not losses: the cross-entropy of a few validation trials grows with
+    overconfidence while the accuracy still improves."""
+    scores = {}
+    if "bps" in metrics:
+        scores["encoding"] = float(metrics["bps"])
+    decoding = [metrics[k] for k in (*(f"{n}_r2" for n in CONTINUOUS), *(f"{n}_accuracy" for n in DISCRETE))
+                if k in metrics]
+    if decoding and not np.isnan(decoding).all():
+        scores["decoding"] = float(np.nanmean(decoding))  # an R² without variance (NaN) is left out
+    elif decoding:
+        scores["decoding"] = math.nan
+    return scores
+
+
+def selection_score(scores: dict[str, float]) -> float:
+    """The best-epoch rule: the mean of the :func:`task_scores` (encoding and decoding weigh
+    equally, whatever the number of decoding targets). The training summary records each
+    task's own best epoch and what the selected epoch gives up against it, so a trade between
+    the tasks is visible rather than silent."""
+    return float(np.mean(list(scores.values())))
