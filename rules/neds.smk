@@ -14,7 +14,7 @@ rule neds_baselines:
     output:
         f"{RESULTS}/neds/baselines/{{session}}.json",
     params:
-        neds=NEDS,
+        baselines=NEDS["baselines"],
         seed=lambda wildcards: unit_seed("neds_baselines", wildcards.session),
     threads: 1
     resources:
@@ -40,7 +40,9 @@ rule neds_train_single:
         model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
         metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
     params:
-        neds=NEDS,
+        model=NEDS["model"],
+        masking=lambda wildcards: neds_variant_masking(wildcards.variant),
+        training=NEDS["training"],
         seed=lambda wildcards: unit_seed("neds_single", wildcards.variant, wildcards.session),
         checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/single/{wildcards.variant}/{wildcards.session}",
     threads: NEDS["threads"]
@@ -64,7 +66,9 @@ rule neds_pretrain:
         model=f"{RESULTS}/neds/multi/pretrained.pt",
         summary=f"{RESULTS}/neds/multi/pretraining.json",
     params:
-        neds=NEDS,
+        model=NEDS["multi_session_model"],
+        masking=NEDS["masking"],
+        training=NEDS["pretraining"],
         seed=unit_seed("neds_pretrain"),
         checkpoint_dir=f"{RESULTS}/neds/checkpoints/pretrain",
     threads: NEDS["threads"]
@@ -90,7 +94,8 @@ rule neds_finetune:
         model=f"{RESULTS}/neds/multi/finetuned/{{session}}/model.pt",
         metrics=f"{RESULTS}/neds/multi/finetuned/{{session}}/metrics.json",
     params:
-        neds=NEDS,
+        masking=NEDS["masking"],
+        training=NEDS["finetuning"],
         seed=lambda wildcards: unit_seed("neds_finetune", wildcards.session),
         checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/finetune/{wildcards.session}",
     threads: NEDS["threads"]
@@ -114,7 +119,7 @@ rule neds_region:
     output:
         f"{RESULTS}/neds/region_classification.json",
     params:
-        neds=NEDS,
+        region=NEDS["region"],
         seed=unit_seed("neds_region"),
         model_names=list(neds_region_models()),
     threads: 1

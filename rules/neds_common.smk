@@ -1,8 +1,11 @@
 # NEDS constants and input functions (rules in rules/neds.smk): the configured variants,
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
+from pipeline.neds.config import NedsConfig
+
 NEDS = PARAMS["neds"]
-NEDS_VARIANTS = [*NEDS["variants"], *(f"no_{scheme}" for scheme in NEDS["masking_ablation"])]
+NEDS_CONFIG = NedsConfig.from_mapping(NEDS)
+NEDS_VARIANTS = list(NEDS_CONFIG.all_variants)
 NEDS_HELDOUT = list(NEDS["heldout_sessions"])
 NEDS_PRETRAIN = [session for session in SESSIONS.index if session not in NEDS_HELDOUT]
 NEDS_TRAINING_RESOURCES = dict(
@@ -16,6 +19,11 @@ if _unknown_heldout:
     raise WorkflowError(f"config neds.heldout_sessions: {_unknown_heldout} not in {config['session_table']}")
 if NEDS_HELDOUT and not NEDS_PRETRAIN:
     raise WorkflowError("config neds.heldout_sessions: every session is held out; none is left to pretrain on")
+
+
+def neds_variant_masking(variant):
+    """The masking sub-section with the variant's schemes (a param of its training jobs)."""
+    return {**NEDS["masking"], "schemes": list(NEDS_CONFIG.variant_schemes(variant))}
 
 
 def neds_binned(session):

@@ -1,8 +1,8 @@
 """The NEDS stages the Snakemake rules run (rules/neds.smk; one function per rule).
 
 Every stage reads binned session files (:func:`pipeline.neds.data.load_session`), writes
-its outputs atomically, and records the seed, the config hash of the section it used and
-the code version. Training stages keep resumable checkpoints in a per-job directory while
+its outputs atomically, and records the seed, the hash of the parameters it was given (its
+own slice of the ``neds`` section: what changes its result) and the code version. Training stages keep resumable checkpoints in a per-job directory while
 they run and delete it once their outputs are written; a checkpoint from a different
 configuration (fingerprint mismatch) is ignored.
 """
@@ -19,7 +19,14 @@ import numpy as np
 
 from pipeline.io.atomic import write_json
 from pipeline.neds.baselines import evaluate_baselines
-from pipeline.neds.config import NedsConfig, TrainingParams
+from pipeline.neds.config import (
+    BaselineParams,
+    MaskingParams,
+    ModelParams,
+    NedsConfig,
+    RegionParams,
+    TrainingParams,
+)
 from pipeline.neds.data import SessionData, load_session
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds.region import classify_regions, neuron_embeddings
@@ -45,79 +52,92 @@ from pipeline.train.loop import select_device
 log = logging.getLogger(__name__)
 
 
-def _provenance(config: NedsConfig, seed: int, **extra) -> dict:
-    return {"seed": seed, "config_hash": config_hash(config.to_dict()), "code_version": code_version(), **extra}
+def configured_device(config: Mapping) -> str:
+    """``neds.device`` of the whole workflow ``config`` (not a rule param: it does not change a
+    job's result)."""
+    return NedsConfig.from_mapping(config.get("neds")).device
 
 
-def _train_and_evaluate(model, sessions: dict[str, SessionData], schemes: tuple[str, ...], training: TrainingParams,
-                        config: NedsConfig, seed: int, checkpoint_dir: str | Path, progress: bool) -> dict:
-    device = select_device(config.device)
-    fingerprint = config_hash({"neds": config.to_dict(), "training": training.to_dict(), "seed": seed,
-                               "schemes": list(schemes), "sessions": {s: d.path for s, d in sessions.items()}})
-    return train_model(model, sessions, schemes, config.masking, training, seed=seed, checkpoint_dir=checkpoint_dir,
-                       device=device, fingerprint=fingerprint, progress=progress)
+def _provenance(params: dict, seed: int, **extra) -> dict:
+    """``params``: name -> Params the stage was given."""
+    return {"seed": seed, "config_hash": config_hash({k: v.to_dict() for k, v in params.items()}),
+            "code_version": code_version(), **extra}
 
 
-def run_single_session(binned_path: str | Path, variant: str, config: NedsConfig, seed: int, *,
-                       model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
-                       progress: bool = True) -> dict:
-    """Train one single-session variant (Sec. 5.1) and evaluate it on the test trials."""
+def _train(model, sessions: dict[str, SessionData], masking: MaskingParams, training: TrainingParams, seed: int,
+           device: str, checkpoint_dir: str | Path, progress: bool) -> dict:
+    """Train with ``masking.schemes``; the checkpoint fingerprint covers everything that
+    changes the result (model, masking, training, seed, session files)."""
+    fingerprint = config_hash({"architecture": model.architecture(), "masking": masking.to_dict(),
+                               "training": training.to_dict(), "seed": seed,
+                               "sessions": {s: d.path for s, d in sessions.items()}})
+    return train_model(model, sessions, masking.schemes, masking, training, seed=seed, checkpoint_dir=checkpoint_dir,
+                       device=select_device(device), fingerprint=fingerprint, progress=progress)
+
+
+def run_single_session(binned_path: str | Path, variant: str, model_params: ModelParams, masking: MaskingParams,
+                       training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
+                       metrics_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
+    """Train one single-session variant (Sec. 5.1; ``masking.schemes``: the variant's
+    schemes, :meth:`pipeline.neds.config.NedsConfig.variant_schemes`) and evaluate it on the
+    test trials. ``device``: auto, cpu or cuda."""
     data = load_session(binned_path)
-    schemes = config.variant_schemes(variant)
-    model = build_model(config.model, {data.session_id: data}, seed)
-    summary = _train_and_evaluate(model, {data.session_id: data}, schemes, config.training, config, seed,
-                                  checkpoint_dir, progress)
-    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(schemes))
+    model = build_model(model_params, {data.session_id: data}, seed)
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(masking.schemes))
     record = {"session": data.session_id, "model": f"neds_{variant}", "metrics": metrics, "training": summary,
-              **_provenance(config, seed, source=str(binned_path))}
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            source=str(binned_path))}
     save_model(model_path, model, record=record)
     write_json(record, metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_pretraining(binned_paths: list[str | Path], config: NedsConfig, seed: int, *, model_path: str | Path,
+def run_pretraining(binned_paths: list[str | Path], model_params: ModelParams, masking: MaskingParams,
+                    training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
                     summary_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the multimodal model on every training session (Sec. 5.2)."""
     sessions = {data.session_id: data for data in map(load_session, binned_paths)}
-    model = build_model(config.multi_session_model, sessions, seed)
-    summary = _train_and_evaluate(model, sessions, config.masking.schemes, config.pretraining, config, seed,
-                                  checkpoint_dir, progress)
+    model = build_model(model_params, sessions, seed)
+    summary = _train(model, sessions, masking, training, seed, device, checkpoint_dir, progress)
     record = {"sessions": sorted(sessions), "training": summary,
-              **_provenance(config, seed, sources=[str(p) for p in binned_paths])}
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            sources=[str(p) for p in binned_paths])}
     save_model(model_path, model, record=record)
     write_json(record, summary_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, config: NedsConfig, seed: int, *,
-                   model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
-                   progress: bool = True) -> dict:
-    """Fine-tune the pretrained model on a held-out session (new adapter) and evaluate it."""
+def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, masking: MaskingParams,
+                   training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
+                   metrics_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
+    """Fine-tune the pretrained model (its architecture) on a held-out session (new adapter)
+    and evaluate it."""
     data = load_session(binned_path)
     model = model_for_finetuning(pretrained_path, data, seed)
-    summary = _train_and_evaluate(model, {data.session_id: data}, config.masking.schemes, config.finetuning, config,
-                                  seed, checkpoint_dir, progress)
-    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(config.masking.schemes))
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(masking.schemes))
     record = {"session": data.session_id, "model": "neds_multi_session", "metrics": metrics, "training": summary,
-              **_provenance(config, seed, source=str(binned_path), pretrained=str(pretrained_path))}
+              **_provenance({"masking": masking, "training": training}, seed, source=str(binned_path),
+                            pretrained=str(pretrained_path))}
     save_model(model_path, model, record=record)
     write_json(record, metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_baselines(binned_path: str | Path, config: NedsConfig, seed: int, out_path: str | Path) -> dict:
+def run_baselines(binned_path: str | Path, params: BaselineParams, seed: int, out_path: str | Path) -> dict:
     """Linear and RRR baselines plus the chance predictor on the test trials."""
     data = load_session(binned_path)
-    record = {"session": data.session_id, **evaluate_baselines(data, config.baselines, seed),
-              "chance": chance_metrics(data), **_provenance(config, seed, source=str(binned_path))}
+    record = {"session": data.session_id, **evaluate_baselines(data, params, seed),
+              "chance": chance_metrics(data), **_provenance({"baselines": params}, seed, source=str(binned_path))}
     write_json(record, out_path)
     return record
 
 
-def run_region_classification(models: Mapping[str, list[tuple[str, str]]], config: NedsConfig, seed: int,
+def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
     """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
     each name's sessions are pooled and classified (Sec. 5.3)."""
@@ -129,9 +149,9 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], confi
             model, saved = load_model(model_path)
             embeddings.append(neuron_embeddings(model, data.session_id, tuple(saved["record"]["training"]["tasks"])))
             acronyms.append(data.regions)
-        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), config.region, seed)
+        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), params, seed)
         log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})
-    write_json({"models": results, **_provenance(config, seed)}, out_path)
+    write_json({"models": results, **_provenance({"region": params}, seed)}, out_path)
     return results
 
 
