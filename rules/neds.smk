@@ -137,21 +137,28 @@ rule neds_region:
 
 
 rule neds_report:
-    """NEDS tables (NEDS vs baselines, per-variable encoding, region classification,
-    training throughput) and the region confusion-matrix figure."""
+    """NEDS tables (NEDS vs baselines on the evaluated sessions with paired tests,
+    per-variable and per-region encoding, region classification, training) and figures
+    (region confusion matrices, per-task validation curves)."""
     input:
         models=neds_model_metrics(),
         baselines=expand(f"{RESULTS}/neds/baselines/{{session}}.json", session=SESSIONS.index),
         pretraining=[f"{RESULTS}/neds/multi/pretraining.json"] if NEDS_HELDOUT else [],
         region=f"{RESULTS}/neds/region_classification.json",
+        binned=[neds_binned(session) for session in NEDS_EVALUATED],
     output:
         **{
-            f"{table}_{ext}": f"{RESULTS}/tables/neds_{table}.{ext}"
+            f"{table}_{ext}": neds_report_file("tables", table, ext)
             for table in NEDS_TABLES
             for ext in ["csv", "md"]
         },
-        figure_pdf=f"{RESULTS}/figures/neds_region_confusion.pdf",
-        figure_png=f"{RESULTS}/figures/neds_region_confusion.png",
+        **{
+            f"{figure}_{ext}": neds_report_file("figures", figure, ext)
+            for figure in NEDS_FIGURES
+            for ext in ["pdf", "png"]
+        },
+    params:
+        sessions=NEDS_EVALUATED,
     threads: 1
     resources:
         mem_mb=2000,

@@ -2,12 +2,16 @@
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
 from pipeline.neds.config import NedsConfig
+from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
 NEDS = PARAMS["neds"]
 NEDS_CONFIG = NedsConfig.from_mapping(NEDS)
 NEDS_VARIANTS = list(NEDS_CONFIG.all_variants)
 NEDS_HELDOUT = list(NEDS["heldout_sessions"])
 NEDS_PRETRAIN = [session for session in SESSIONS.index if session not in NEDS_HELDOUT]
+# sessions every method is scored on in the comparison tables: the held-out ones (paper), or
+# all sessions when there is no multi-session model
+NEDS_EVALUATED = NEDS_HELDOUT or list(SESSIONS.index)
 NEDS_TRAINING_RESOURCES = dict(
     gpu=NEDS["gpus_per_training_job"],
     mem_mb=lambda wildcards, attempt: 4000 * attempt,
@@ -33,7 +37,7 @@ def neds_binned(session):
 def neds_region_models():
     """Model name -> (model files, binned files) whose neuron embeddings are classified: the
     held-out sessions (all sessions without multi-session training), fine-tuned and single-session."""
-    sessions = NEDS_HELDOUT or list(SESSIONS.index)
+    sessions = NEDS_EVALUATED
     models = {
         f"neds_{variant}": [f"{RESULTS}/neds/single/{variant}/{session}/model.pt" for session in sessions]
         for variant in NEDS["variants"]
@@ -57,11 +61,23 @@ def neds_model_metrics():
     ) + expand(f"{RESULTS}/neds/multi/finetuned/{{session}}/metrics.json", session=NEDS_HELDOUT)
 
 
-NEDS_TABLES = ["comparison", "encoding_per_variable", "region", "training"]
+NEDS_TABLES = list(REPORT_TABLES)
+NEDS_FIGURES = list(REPORT_FIGURES)
+NEDS_REPORT = "NEDS"
+
+
+def neds_report_file(kind, name, ext):
+    """results/{tables,figures}/neds_<name>.<ext>; the CSVs and PNGs go into the HTML report
+    with their caption report/neds_<name>.rst."""
+    path = f"{RESULTS}/{kind}/neds_{name}.{ext}"
+    if ext not in ("csv", "png"):
+        return path
+    return report(path, caption=f"../report/neds_{name}.rst", category=NEDS_REPORT,
+                  subcategory="Tables" if kind == "tables" else "Figures")
 
 
 def neds_targets():
-    """The NEDS tables and figure (everything else is upstream of them)."""
+    """The NEDS tables and figures (everything else is upstream of them)."""
     return expand(f"{RESULTS}/tables/neds_{{table}}.{{ext}}", table=NEDS_TABLES, ext=["csv", "md"]) + expand(
-        f"{RESULTS}/figures/neds_region_confusion.{{ext}}", ext=["pdf", "png"]
+        f"{RESULTS}/figures/neds_{{figure}}.{{ext}}", figure=NEDS_FIGURES, ext=["pdf", "png"]
     )

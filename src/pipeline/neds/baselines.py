@@ -30,8 +30,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from pipeline.neds.config import BaselineParams
 from pipeline.neds.data import BEHAVIORS, CONTINUOUS, DISCRETE, SessionData
-from pipeline.neds.evaluate import decoding_metrics
-from pipeline.neds.metrics import co_bps
+from pipeline.neds.evaluate import decoding_metrics, encoding_metrics
 
 
 @dataclass(frozen=True)
@@ -88,14 +87,14 @@ def encoder_features(arrays: dict[str, np.ndarray], behaviors: tuple[str, ...] =
     return np.concatenate(columns, axis=1).astype(np.float64)
 
 
-def _encoding_bps(data: SessionData, params: BaselineParams, seed: int, rank: int | None,
-                  behaviors: tuple[str, ...]) -> float:
+def _encoding(data: SessionData, params: BaselineParams, seed: int, rank: int | None,
+              behaviors: tuple[str, ...]) -> dict:
     train, test = data.arrays("train"), data.arrays("test")
     n_trials, n_bins, n_neurons = test["spikes"].shape
     fitted = fit_ridge(encoder_features(train, behaviors), train["spikes"].reshape(train["spikes"].shape[0], -1),
                        params, seed, rank=rank)
     rates = fitted.predict(encoder_features(test, behaviors)).reshape(n_trials, n_bins, n_neurons)
-    return co_bps(test["spikes"], np.maximum(rates, params.rate_floor))
+    return encoding_metrics(test["spikes"], np.maximum(rates, params.rate_floor))
 
 
 def _decode(data: SessionData, params: BaselineParams, seed: int, rank: int | None) -> dict[str, float]:
@@ -112,13 +111,14 @@ def _decode(data: SessionData, params: BaselineParams, seed: int, rank: int | No
 
 def evaluate_baselines(data: SessionData, params: BaselineParams, seed: int) -> dict[str, dict[str, float]]:
     """Test-split metrics of the ``linear`` and ``rrr`` baselines, keyed like
-    :func:`pipeline.neds.evaluate.evaluate_model` (``bps``, ``bps_<behaviour>``, decoding)."""
+    :func:`pipeline.neds.evaluate.evaluate_model` (``bps``, ``bps_per_neuron``,
+    ``bps_<behaviour>``, decoding)."""
     results = {}
     for method, encoder_rank, decoder_rank in [("linear", None, None),
                                                ("rrr", params.encoder_rank, params.decoder_rank)]:
-        metrics = {"bps": _encoding_bps(data, params, seed, encoder_rank, BEHAVIORS)}
+        metrics = _encoding(data, params, seed, encoder_rank, BEHAVIORS)
         for name in BEHAVIORS:
-            metrics[f"bps_{name}"] = _encoding_bps(data, params, seed, encoder_rank, (name,))
+            metrics[f"bps_{name}"] = _encoding(data, params, seed, encoder_rank, (name,))["bps"]
         metrics.update(_decode(data, params, seed, decoder_rank))
         results[method] = metrics
     return results

@@ -17,7 +17,7 @@ import torch
 
 from pipeline.neds.data import BEHAVIORS, CONTINUOUS, DISCRETE, SessionData
 from pipeline.neds.masking import decoding_mask, encoding_mask
-from pipeline.neds.metrics import accuracy, co_bps, single_trial_r2
+from pipeline.neds.metrics import accuracy, balanced_accuracy, bits_per_spike, co_bps, psth_r2, single_trial_r2
 from pipeline.neds.model import Neds
 
 
@@ -39,22 +39,36 @@ def predict(model: Neds, session_id: str, inputs: dict[str, torch.Tensor], task:
 
 
 def decoding_metrics(observed: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> dict[str, float]:
-    """``<behaviour>_r2`` for continuous and ``<behaviour>_accuracy`` for discrete behaviours."""
-    metrics = {f"{name}_r2": single_trial_r2(observed[name], predicted[name]) for name in CONTINUOUS}
-    metrics.update({f"{name}_accuracy": accuracy(observed[name], predicted[name]) for name in DISCRETE})
+    """``<behaviour>_r2`` (single trial) and ``<behaviour>_psth_r2`` for continuous,
+    ``<behaviour>_accuracy`` and ``<behaviour>_balanced_accuracy`` for discrete behaviours."""
+    metrics = {}
+    for name in CONTINUOUS:
+        metrics[f"{name}_r2"] = single_trial_r2(observed[name], predicted[name])
+        metrics[f"{name}_psth_r2"] = psth_r2(observed[name], predicted[name])
+    for name in DISCRETE:
+        metrics[f"{name}_accuracy"] = accuracy(observed[name], predicted[name])
+        metrics[f"{name}_balanced_accuracy"] = balanced_accuracy(observed[name], predicted[name])
     return metrics
 
 
+def encoding_metrics(counts: np.ndarray, rates: np.ndarray) -> dict:
+    """``bps`` (co-bps: mean over neurons with spikes) and ``bps_per_neuron`` (list, None for
+    a neuron without spikes; for per-region bps) of predicted ``rates`` (trials, bins, neurons)."""
+    per_neuron = bits_per_spike(counts, rates)
+    return {"bps": float(np.nanmean(per_neuron)),
+            "bps_per_neuron": [None if np.isnan(v) else float(v) for v in per_neuron]}
+
+
 def evaluate_model(model: Neds, session_id: str, data: SessionData, tasks: tuple[str, ...],
-                   split: str = "test", per_variable: bool = True) -> dict[str, float]:
-    """Metrics of ``tasks`` on ``split``: ``bps`` and (``per_variable``) ``bps_<behaviour>``
-    (encoding), ``<behaviour>_r2`` / ``<behaviour>_accuracy`` (decoding)."""
+                   split: str = "test", per_variable: bool = True) -> dict:
+    """Metrics of ``tasks`` on ``split``: :func:`encoding_metrics` and (``per_variable``)
+    ``bps_<behaviour>`` (encoding), :func:`decoding_metrics` (decoding)."""
     device = next(model.parameters()).device
     inputs = data.tensors(split, device)
     observed = data.arrays(split)
     metrics: dict[str, float] = {}
     if "encoding" in tasks:
-        metrics["bps"] = co_bps(observed["spikes"], predict(model, session_id, inputs, "encoding")["spikes"])
+        metrics.update(encoding_metrics(observed["spikes"], predict(model, session_id, inputs, "encoding")["spikes"]))
         for name in BEHAVIORS if per_variable else ():
             rates = predict(model, session_id, inputs, "encoding", visible_behavior=name)["spikes"]
             metrics[f"bps_{name}"] = co_bps(observed["spikes"], rates)
@@ -63,19 +77,16 @@ def evaluate_model(model: Neds, session_id: str, data: SessionData, tasks: tuple
     return metrics
 
 
-def chance_metrics(data: SessionData, split: str = "test") -> dict[str, float]:
+def chance_metrics(data: SessionData, split: str = "test") -> dict:
     """What a predictor without neural (or behavioural) information scores: the training
     trials' majority class for choice / block, the training mean per bin (the trial-averaged
     behaviour) for wheel and whisker, and the training mean rate per neuron and bin for bps."""
     train, evaluated = data.arrays("train"), data.arrays(split)
-    metrics = {f"{name}_r2": single_trial_r2(evaluated[name], np.broadcast_to(train[name].mean(axis=0), evaluated[name].shape))
-               for name in CONTINUOUS}
+    predicted = {name: np.broadcast_to(train[name].mean(axis=0), evaluated[name].shape) for name in CONTINUOUS}
     for name in DISCRETE:
-        majority = np.bincount(train[name], minlength=DISCRETE[name]).argmax()
-        metrics[f"{name}_accuracy"] = accuracy(evaluated[name], np.full_like(evaluated[name], majority))
+        predicted[name] = np.full_like(evaluated[name], np.bincount(train[name], minlength=DISCRETE[name]).argmax())
     rates = np.broadcast_to(np.maximum(train["spikes"].mean(axis=0), 1e-3), evaluated["spikes"].shape)
-    metrics["bps"] = co_bps(evaluated["spikes"], rates)
-    return metrics
+    return {**encoding_metrics(evaluated["spikes"], rates), **decoding_metrics(evaluated, predicted)}
 
 
 def task_scores(metrics: dict[str, float]) -> dict[str, float]:

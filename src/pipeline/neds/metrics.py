@@ -13,7 +13,13 @@ neuron has no bps).
 Single-trial R² of a continuous behaviour: over all evaluated trials and bins pooled,
 R² = 1 - sum (y - yhat)² / sum (y - ybar)² with ybar the mean over those trials and bins
 (sklearn ``r2_score`` of the flattened arrays): the variance explained trial by trial, bin by
-bin. Accuracy: fraction of trials whose predicted class is the true one.
+bin. PSTH R²: the same R² between the trial-averaged observed and predicted time courses
+(T values, the mean over the evaluated trials of each bin): how well the average time course
+is captured, beside the single-trial R² that also asks for the trial-to-trial variation.
+Accuracy: fraction of trials whose predicted class is the true one. Balanced accuracy: the
+mean over the classes present in the labels of the fraction of that class's trials predicted
+as it (recall), so that predicting the majority block on a session dominated by one block
+scores 1 / classes, not the majority fraction (sklearn ``balanced_accuracy_score``).
 
 Predicted rates of 0 (a log-rate that underflows in exp) are raised to :data:`RATE_FLOOR`
 spikes/bin, as the released NEDS code does; a non-finite prediction raises
@@ -73,3 +79,18 @@ def single_trial_r2(observed: np.ndarray, predicted: np.ndarray) -> float:
 def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Fraction of trials with ``predicted == labels``."""
     return float(np.mean(np.asarray(labels) == np.asarray(predicted)))
+
+
+def psth_r2(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """R² of the trial-averaged time course: :func:`single_trial_r2` of the means over axis 0
+    of ``observed`` and ``predicted`` (trials, bins)."""
+    observed, predicted = np.asarray(observed, np.float64), np.asarray(predicted, np.float64)
+    if observed.shape != predicted.shape or observed.ndim != 2:
+        raise ValueError(f"need two (trials, bins) arrays of one shape, got {observed.shape} and {predicted.shape}")
+    return single_trial_r2(observed.mean(axis=0), predicted.mean(axis=0))
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` of the recall of that class."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))

@@ -27,13 +27,16 @@ from pipeline.neds.config import (
     RegionParams,
     TrainingParams,
 )
-from pipeline.neds.data import SessionData, load_session
+from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds.region import classify_regions, neuron_embeddings
 from pipeline.neds.report import (
     comparison_table,
+    paired_tests_table,
+    per_region_table,
     per_variable_table,
     plot_confusion,
+    plot_validation_curves,
     region_table,
     training_table,
     write_table,
@@ -156,26 +159,41 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
 
 
 def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], training_records: list[str | Path],
-               region_path: str | Path, tables: Mapping[str, tuple[str, str]], figure: tuple[str, str]) -> None:
-    """Tables (``tables``: name -> (csv, md) for ``comparison``, ``encoding_per_variable``,
-    ``region``, ``training``) and the confusion-matrix figure (pdf, png) from the JSON
-    records of the NEDS jobs. ``training_records``: model records plus the pretraining summary."""
+               region_path: str | Path, binned_paths: Mapping[str, str | Path], tables: Mapping[str, tuple[str, str]],
+               figures: Mapping[str, tuple[str, str]]) -> None:
+    """Tables (``tables``: name -> (csv, md) for every name of
+    :data:`pipeline.neds.report.REPORT_TABLES`) and
+    figures (``figures``: ``region_confusion`` and ``validation_curves`` -> (pdf, png)) from
+    the JSON records of the NEDS jobs. ``binned_paths``: evaluated session -> binned file
+    (its region labels); only these sessions enter the comparison tables.
+    ``training_records``: model records plus the pretraining summary."""
 
     def read(path):
         return json.loads(Path(path).read_text())
 
     models, baselines = [read(p) for p in model_metrics], [read(p) for p in baseline_metrics]
+    sessions = list(binned_paths)
     trained = []
     for path in training_records:
         record = read(path)
         trained.append(record if "model" in record else
                        {"session": "+".join(record["sessions"]), "model": "neds_pretraining", **record})
     region = read(region_path)["models"]
-    write_table(comparison_table(models, baselines), *tables["comparison"],
-                "NEDS vs baselines (test trials): encoding bps, decoding accuracy and single-trial R2")
-    write_table(per_variable_table(models, baselines), *tables["encoding_per_variable"],
-                "Encoding bps from all behaviours and from each behaviour alone (test trials)")
+    comparison = comparison_table(models, baselines, sessions)
+    where = f"test trials of the evaluated sessions {', '.join(sessions)}"
+    write_table(comparison, *tables["comparison"],
+                f"NEDS vs baselines ({where}): encoding bps, decoding accuracy, balanced accuracy, single-trial "
+                "and PSTH R2; mean and s.e. over sessions")
+    write_table(paired_tests_table(comparison), *tables["paired_tests"],
+                "Paired per-session Wilcoxon tests against the reference NEDS model (Holm-adjusted per metric)")
+    write_table(per_variable_table(models, baselines, sessions), *tables["encoding_per_variable"],
+                f"Encoding bps from all behaviours and from each behaviour alone ({where})")
+    regions = {session: read_neuron_regions(path) for session, path in binned_paths.items()}
+    write_table(per_region_table(models, baselines, sessions, regions), *tables["encoding_per_region"],
+                f"Encoding bps per brain region, mean and s.e. over the region's neurons ({where})")
     write_table(region_table(region), *tables["region"],
                 "Brain-region classification from neuron embeddings (linear SVC, stratified k-fold)")
-    write_table(training_table(trained), *tables["training"], "NEDS training: epochs, throughput, device")
-    plot_confusion(region, *figure)
+    write_table(training_table(trained), *tables["training"],
+                "NEDS training: epochs, selected and per-task best epochs, throughput, device")
+    plot_confusion(region, *figures["region_confusion"])
+    plot_validation_curves(trained, *figures["validation_curves"])

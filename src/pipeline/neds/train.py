@@ -146,8 +146,8 @@ def _validation_scores(model: Neds, sessions: dict[str, SessionData], tasks: tup
     """(per-session validation metrics, per-task scores averaged over sessions); scores are
     NaN when a prediction is not finite."""
     try:
-        metrics = {sid: evaluate_model(model, sid, data, tasks, split="val", per_variable=False)
-                   for sid, data in sessions.items()}
+        metrics = {sid: {k: v for k, v in evaluate_model(model, sid, data, tasks, split="val", per_variable=False).items()
+                         if k != "bps_per_neuron"} for sid, data in sessions.items()}
     except NonFinitePrediction as err:
         log.warning("validation predictions are not finite (%s)", err)
         return None, {task: math.nan for task in tasks}
