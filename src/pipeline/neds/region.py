@@ -8,8 +8,10 @@ concatenated (2D values); an encoding-only model uses W_out alone (every spike t
 hidden, so W_in never receives a gradient and stays at its random initialisation); a
 decoding-only model uses W_in alone (spikes are never predicted, so W_out stays at init).
 A linear support vector
-classifier (features standardised within each training fold) is evaluated by stratified
-k-fold cross-validation across the pooled neurons -> accuracy and confusion matrix (rows:
+classifier (features standardised within each training fold; its regularisation C chosen
+from ``svc_c`` by an inner stratified ``inner_cv_folds``-fold search on each outer training
+fold, since embeddings have D or 2D dimensions and a session may have fewer neurons than
+that) is evaluated by stratified k-fold cross-validation across the pooled neurons -> accuracy and confusion matrix (rows:
 true region, columns: predicted, counts). Acronyms map to the configured regions by
 prefix (``VISa2/3`` -> ``VISa``, ``DG-mo`` -> ``DG``); other neurons are left out, and so
 are regions with fewer neurons than folds (listed in the result).
@@ -17,9 +19,11 @@ are regions with fewer neurons than folds (listed in the result).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -68,8 +72,12 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
                 "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
     x, y = embeddings[keep], labels[keep].astype(str)
     folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32)
-    classifier = make_pipeline(StandardScaler(), LinearSVC(C=params.svc_c, max_iter=20000, random_state=seed % 2**32))
-    predicted = cross_val_predict(classifier, x, y, cv=folds)
+    pipeline = make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed % 2**32))
+    inner = StratifiedKFold(params.inner_cv_folds, shuffle=True, random_state=(seed + 1) % 2**32)
+    classifier = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner)
+    with warnings.catch_warnings():  # a region with fewer inner-fold members than folds still gets classified
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        predicted = cross_val_predict(classifier, x, y, cv=folds)
     return {
         "accuracy": float(np.mean(predicted == y)),
         "chance": float(max(np.mean(y == c) for c in classes)),
