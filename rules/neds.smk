@@ -7,14 +7,14 @@ wildcard_constraints:
 
 
 rule neds_baselines:
-    """Linear (ridge, CV over the paper's grid) and reduced-rank regression encoder and
-    decoder, plus the chance predictor, on one session's test trials."""
+    """Linear (ridge, CV over the paper's grid) encoder and decoders, plus the chance
+    predictor, on one session's test trials."""
     input:
         binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
     output:
         f"{RESULTS}/neds/baselines/{{session}}.json",
     params:
-        baselines=NEDS["baselines"],
+        baselines=neds_linear_params(),
         seed=lambda wildcards: unit_seed("neds_baselines", wildcards.session),
     threads: 1
     resources:
@@ -28,6 +28,31 @@ rule neds_baselines:
         CONDA_ENV
     script:
         "../workflow/scripts/neds_baselines.py"
+
+
+rule neds_rrr:
+    """Multi-session reduced-rank regression (Zhang et al. 2024: shared temporal basis,
+    per-session neuron weights) encoder and decoders fitted on the training trials of every
+    session; test metrics per session."""
+    input:
+        binned=[neds_binned(session) for session in SESSIONS.index],
+    output:
+        f"{RESULTS}/neds/rrr.json",
+    params:
+        baselines=neds_rrr_params(),
+        seed=unit_seed("neds_rrr"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        f"{LOGS}/neds_rrr/rrr.log",
+    benchmark:
+        f"{BENCHMARKS}/neds_rrr/rrr.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neds_rrr.py"
 
 
 rule neds_train_single:
@@ -143,6 +168,7 @@ rule neds_report:
     input:
         models=neds_model_metrics(),
         baselines=expand(f"{RESULTS}/neds/baselines/{{session}}.json", session=SESSIONS.index),
+        rrr=f"{RESULTS}/neds/rrr.json",
         pretraining=[f"{RESULTS}/neds/multi/pretraining.json"] if NEDS_HELDOUT else [],
         region=f"{RESULTS}/neds/region_classification.json",
         binned=[neds_binned(session) for session in NEDS_EVALUATED],

@@ -25,6 +25,16 @@ if NEDS_HELDOUT and not NEDS_PRETRAIN:
     raise WorkflowError("config neds.heldout_sessions: every session is held out; none is left to pretrain on")
 
 
+def neds_linear_params():
+    """The baselines keys of the per-session linear baseline."""
+    return {key: NEDS["baselines"][key] for key in ("ridge_alphas", "cv_folds", "rate_floor")}
+
+
+def neds_rrr_params():
+    """The baselines keys of the multi-session RRR."""
+    return {key: NEDS["baselines"][key] for key in ("encoder_rank", "decoder_rank", "rrr_l2", "rrr_iterations", "rate_floor")}
+
+
 def neds_variant_masking(variant):
     """The masking sub-section with the variant's schemes (a param of its training jobs)."""
     return {**NEDS["masking"], "schemes": list(NEDS_CONFIG.variant_schemes(variant))}

@@ -188,5 +188,5 @@ def test_ci_config_runs_end_to_end(test_workdir):
     assert planned_jobs(added.stdout) == {
         "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
         "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
-        "neds_report": 1,
+        "neds_report": 1, "neds_rrr": 1,
     }

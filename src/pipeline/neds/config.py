@@ -97,20 +97,25 @@ class TrainingParams(Params):
 
 @dataclass(frozen=True)
 class BaselineParams(Params):
-    """Linear (ridge) and reduced-rank regression baselines (App. C)."""
+    """Linear (ridge, per session) and multi-session reduced-rank regression baselines (App. C;
+    :mod:`pipeline.neds.rrr`)."""
 
     ridge_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 100.0, 1000.0, 10000.0)  # paper's GridSearchCV grid
     cv_folds: int = 5  # folds of the regularisation search (training trials)
-    encoder_rank: int = 4  # RRR encoder rank (paper multi-session 4; single-session 2-50)
-    decoder_rank: int = 4  # RRR decoder rank
-    rate_floor: float = 0.001  # spikes/bin; linear encoders' predicted rates are clipped to this for bps
+    encoder_rank: int = 4  # RRR encoder rank R (paper multi-session 4; single-session 2-50)
+    decoder_rank: int = 4  # RRR decoder rank R
+    rrr_l2: float = 0.001  # RRR L2 penalty on the mean squared neuron weights and basis (dimensionless)
+    rrr_iterations: int = 300  # L-BFGS iterations of each RRR fit
+    rate_floor: float = 0.001  # spikes/bin; linear / RRR encoders' predicted rates are clipped to this for bps
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if not self.ridge_alphas or min(self.ridge_alphas) <= 0:
             raise ValueError("BaselineParams.ridge_alphas must be a non-empty list of positive numbers")
-        if self.cv_folds < 2 or self.encoder_rank < 1 or self.decoder_rank < 1:
-            raise ValueError("BaselineParams: cv_folds must be >= 2 and ranks >= 1")
+        if self.cv_folds < 2 or self.encoder_rank < 1 or self.decoder_rank < 1 or self.rrr_iterations < 1:
+            raise ValueError("BaselineParams: cv_folds must be >= 2, ranks and rrr_iterations >= 1")
+        if self.rrr_l2 < 0:
+            raise ValueError("BaselineParams.rrr_l2 must be >= 0")
         if self.rate_floor <= 0:
             raise ValueError("BaselineParams.rate_floor must be > 0")
 

@@ -2,7 +2,8 @@
 
 Inputs are the JSON records the NEDS jobs write (see docs/architecture.md, "NEDS"):
 per-session model records ``{"session", "model", "metrics", "training"}``, per-session
-baseline records ``{"session", "linear", "rrr", "chance"}`` and the region-classification
+baseline records ``{"session", "linear", "chance"}`` joined with the session's multi-session
+RRR metrics (``"rrr"``) and the region-classification
 record ``{model: classify_regions result}``.
 
 Every method is scored on the same sessions: the EVALUATED sessions (the held-out ones when

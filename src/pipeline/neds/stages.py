@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from pipeline.io.atomic import write_json
-from pipeline.neds.baselines import evaluate_baselines
+from pipeline.neds.baselines import evaluate_linear
 from pipeline.neds.config import (
     BaselineParams,
     MaskingParams,
@@ -30,6 +30,7 @@ from pipeline.neds.config import (
 from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds.region import classify_regions, neuron_embeddings
+from pipeline.neds.rrr import evaluate_multi_session_rrr
 from pipeline.neds.report import (
     comparison_table,
     paired_tests_table,
@@ -132,10 +133,22 @@ def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, masking
 
 
 def run_baselines(binned_path: str | Path, params: BaselineParams, seed: int, out_path: str | Path) -> dict:
-    """Linear and RRR baselines plus the chance predictor on the test trials."""
+    """Linear baseline plus the chance predictor on the test trials of one session."""
     data = load_session(binned_path)
-    record = {"session": data.session_id, **evaluate_baselines(data, params, seed),
+    record = {"session": data.session_id, "linear": evaluate_linear(data, params, seed),
               "chance": chance_metrics(data), **_provenance({"baselines": params}, seed, source=str(binned_path))}
+    write_json(record, out_path)
+    return record
+
+
+def run_rrr(binned_paths: list[str | Path], params: BaselineParams, seed: int, out_path: str | Path) -> dict:
+    """Multi-session RRR (:mod:`pipeline.neds.rrr`) fitted on the training trials of every
+    session; test metrics per session."""
+    sessions = {data.session_id: data for data in map(load_session, binned_paths)}
+    metrics = evaluate_multi_session_rrr(sessions, params, seed)
+    for sid, scores in metrics.items():
+        log.info("rrr %s: %s", sid, {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)})
+    record = {"sessions": metrics, **_provenance({"baselines": params}, seed, sources=[str(p) for p in binned_paths])}
     write_json(record, out_path)
     return record
 
@@ -158,8 +171,8 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
     return results
 
 
-def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], training_records: list[str | Path],
-               region_path: str | Path, binned_paths: Mapping[str, str | Path], tables: Mapping[str, tuple[str, str]],
+def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], rrr_path: str | Path,
+               training_records: list[str | Path], region_path: str | Path, binned_paths: Mapping[str, str | Path], tables: Mapping[str, tuple[str, str]],
                figures: Mapping[str, tuple[str, str]]) -> None:
     """Tables (``tables``: name -> (csv, md) for every name of
     :data:`pipeline.neds.report.REPORT_TABLES`) and
@@ -171,7 +184,9 @@ def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Pat
     def read(path):
         return json.loads(Path(path).read_text())
 
-    models, baselines = [read(p) for p in model_metrics], [read(p) for p in baseline_metrics]
+    rrr = read(rrr_path)["sessions"]
+    models = [read(p) for p in model_metrics]
+    baselines = [{**record, "rrr": rrr[record["session"]]} for record in map(read, baseline_metrics)]
     sessions = list(binned_paths)
     trained = []
     for path in training_records:
