@@ -11,7 +11,10 @@ A linear support vector
 classifier (features standardised within each training fold; its regularisation C chosen
 from ``svc_c`` by an inner stratified ``inner_cv_folds``-fold search on each outer training
 fold, since embeddings have D or 2D dimensions and a session may have fewer neurons than
-that) is evaluated by stratified k-fold cross-validation across the pooled neurons -> accuracy and confusion matrix (rows:
+that) is evaluated by cross-validation across the pooled neurons: stratified k-fold for
+single-session models (as the paper), and grouped by session (each fold holds out whole
+sessions, min(k, sessions) folds) for multi-session models, whose neuron embeddings share
+one space, so that a score cannot come from recognising a session -> accuracy and confusion matrix (rows:
 true region, columns: predicted, counts). Acronyms map to the configured regions by
 prefix (``VISa2/3`` -> ``VISa``, ``DG-mo`` -> ``DG``); other neurons are left out, and so
 are regions with fewer neurons than folds (listed in the result).
@@ -23,7 +26,7 @@ import warnings
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -56,11 +59,15 @@ def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
     return np.array([next((r for r in ordered if str(a).startswith(r)), "") for a in acronyms], dtype=object)
 
 
-def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int) -> dict:
-    """Cross-validated linear-SVC region classification (module docstring). Returns
-    ``accuracy``, ``chance`` (fraction of the most common region), ``classes``,
-    ``confusion`` (classes x classes counts), ``n_neurons``, ``excluded_regions``; with fewer
-    than two regions of ``cv_folds`` neurons, accuracy and chance are None and ``note`` says why."""
+def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int,
+                     sessions: np.ndarray | None = None) -> dict:
+    """Cross-validated linear-SVC region classification (module docstring); ``sessions``
+    (one id per neuron): fold by session (multi-session models). Returns ``accuracy``,
+    ``chance`` (fraction of the most common region), ``classes``, ``per_region_accuracy``
+    (class -> fraction of its neurons classified correctly), ``confusion`` (classes x classes
+    counts), ``cv`` (the scheme), ``n_neurons``, ``excluded_regions``; with fewer than two
+    regions of ``cv_folds`` neurons (or fewer than 2 sessions when grouped), accuracy and
+    chance are None and ``note`` says why."""
     labels = region_labels(acronyms, params.regions)
     counts = {r: int(np.sum(labels == r)) for r in params.regions}
     classes = [r for r in params.regions if counts[r] >= params.cv_folds]
@@ -71,17 +78,29 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
                 "excluded_regions": excluded,
                 "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
     x, y = embeddings[keep], labels[keep].astype(str)
-    folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32)
+    if sessions is None:
+        folds, groups = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32), None
+        scheme = f"stratified {params.cv_folds}-fold"
+    else:
+        groups = np.asarray(sessions)[keep]
+        n_groups = len(np.unique(groups))
+        if n_groups < 2:
+            return {"accuracy": None, "chance": None, "classes": classes, "confusion": [], "n_neurons": int(keep.sum()),
+                    "excluded_regions": excluded, "note": "grouped by session: needs neurons of >= 2 sessions"}
+        folds = GroupKFold(min(params.cv_folds, n_groups))
+        scheme = f"grouped by session, {min(params.cv_folds, n_groups)}-fold"
     pipeline = make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed % 2**32))
     inner = StratifiedKFold(params.inner_cv_folds, shuffle=True, random_state=(seed + 1) % 2**32)
     classifier = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner)
     with warnings.catch_warnings():  # a region with fewer inner-fold members than folds still gets classified
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        predicted = cross_val_predict(classifier, x, y, cv=folds)
+        predicted = cross_val_predict(classifier, x, y, cv=folds, groups=groups)
     return {
         "accuracy": float(np.mean(predicted == y)),
         "chance": float(max(np.mean(y == c) for c in classes)),
         "classes": classes,
+        "per_region_accuracy": {c: float(np.mean(predicted[y == c] == c)) for c in classes},
+        "cv": scheme,
         "confusion": confusion_matrix(y, predicted, labels=classes).tolist(),
         "n_neurons": int(keep.sum()),
         "excluded_regions": excluded,

@@ -146,9 +146,16 @@ def per_region_table(models: list[dict], baselines: list[dict], sessions: list[s
 
 
 def region_table(region: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"model": model, "accuracy": r["accuracy"] if r["accuracy"] is not None else np.nan,
-                          "chance": r["chance"] if r["chance"] is not None else np.nan, "n_neurons": r["n_neurons"],
-                          "regions": " ".join(r["classes"]), "note": r.get("note", "")} for model, r in region.items()])
+    """One row per model: accuracy, chance, neurons, cross-validation scheme, and the
+    accuracy of each region (fraction of its neurons classified correctly)."""
+    rows = []
+    for model, r in region.items():
+        row = {"model": model, "accuracy": r["accuracy"] if r["accuracy"] is not None else np.nan,
+               "chance": r["chance"] if r["chance"] is not None else np.nan, "n_neurons": r["n_neurons"],
+               "cv": r.get("cv", ""), "regions": " ".join(r["classes"])}
+        row.update({f"accuracy_{c}": v for c, v in r.get("per_region_accuracy", {}).items()})
+        rows.append({**row, "note": r.get("note", "")})
+    return pd.DataFrame(rows)
 
 
 def training_table(models: list[dict]) -> pd.DataFrame:

@@ -156,16 +156,22 @@ def run_rrr(binned_paths: list[str | Path], params: BaselineParams, seed: int, o
 def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
     """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
-    each name's sessions are pooled and classified (Sec. 5.3)."""
+    each name's sessions are pooled and classified (Sec. 5.3); folds group by session for
+    fine-tuned multi-session models (their records name the pretrained model)."""
     results = {}
     for name, pairs in models.items():
-        embeddings, acronyms = [], []
+        embeddings, acronyms, sessions, multi_session = [], [], [], []
         for model_path, binned_path in pairs:
             data = load_session(binned_path)
             model, saved = load_model(model_path)
             embeddings.append(neuron_embeddings(model, data.session_id, tuple(saved["record"]["training"]["tasks"])))
             acronyms.append(data.regions)
-        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), params, seed)
+            sessions.append(np.full(data.n_neurons, data.session_id))
+            multi_session.append("pretrained" in saved["record"])
+        if len(set(multi_session)) != 1:
+            raise ValueError(f"{name}: mixes single-session and fine-tuned multi-session models")
+        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), params, seed,
+                                         sessions=np.concatenate(sessions) if multi_session[0] else None)
         log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})
     write_json({"models": results, **_provenance({"region": params}, seed)}, out_path)
     return results
