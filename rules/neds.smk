@@ -4,6 +4,7 @@
 
 wildcard_constraints:
     variant="|".join(NEDS_VARIANTS),
+    draw=r"\d+",
 
 
 rule neds_baselines:
@@ -55,32 +56,87 @@ rule neds_rrr:
         "../workflow/scripts/neds_rrr.py"
 
 
-rule neds_train_single:
-    """Train one single-session NEDS variant (multimodal, encoding-only, decoding-only, or a
-    masking ablation no_<scheme>) on a session and evaluate it on its test trials. An
-    interrupted job resumes from its checkpoint directory (not an output)."""
-    input:
-        binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
-    output:
-        model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
-        metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
-    params:
-        model=NEDS["model"],
-        masking=lambda wildcards: neds_variant_masking(wildcards.variant),
-        training=NEDS["training"],
-        seed=lambda wildcards: unit_seed("neds_single", wildcards.variant, wildcards.session),
-        checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/single/{wildcards.variant}/{wildcards.session}",
-    threads: NEDS["threads"]
-    resources:
-        **NEDS_TRAINING_RESOURCES,
-    log:
-        f"{LOGS}/neds_train_single/{{variant}}/{{session}}.log",
-    benchmark:
-        f"{BENCHMARKS}/neds_train_single/{{variant}}/{{session}}.tsv"
-    conda:
-        CONDA_ENV
-    script:
-        "../workflow/scripts/neds_train_single.py"
+if not NEDS_SEARCH_DRAWS:
+
+    rule neds_train_single:
+        """Train one single-session NEDS variant (multimodal, encoding-only, decoding-only, or a
+        masking ablation no_<scheme>) on a session and evaluate it on its test trials. An
+        interrupted job resumes from its checkpoint directory (not an output)."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        output:
+            model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
+            metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
+        params:
+            model=NEDS["model"],
+            masking=lambda wildcards: neds_variant_masking(wildcards.variant),
+            training=NEDS["training"],
+            seed=lambda wildcards: unit_seed("neds_single", wildcards.variant, wildcards.session),
+            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/single/{wildcards.variant}/{wildcards.session}",
+        threads: NEDS["threads"]
+        resources:
+            **NEDS_TRAINING_RESOURCES,
+        log:
+            f"{LOGS}/neds_train_single/{{variant}}/{{session}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_train_single/{{variant}}/{{session}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_train_single.py"
+
+else:
+
+    rule neds_search_draw:
+        """One random hyperparameter draw (neds.search) of a single-session variant: train
+        with the drawn learning rate, weight decay, mask ratio and width / depth; validation
+        scores only. The draw's values are its params (a function of the seed and the draw
+        number alone), so adding draws leaves the existing draw jobs untouched."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        output:
+            model=f"{RESULTS}/neds/search/{{variant}}/{{session}}/draw{{draw}}/model.pt",
+            validation=f"{RESULTS}/neds/search/{{variant}}/{{session}}/draw{{draw}}/validation.json",
+        params:
+            model=lambda wildcards: neds_search_draw_params(wildcards)["model"],
+            masking=lambda wildcards: neds_search_draw_params(wildcards)["masking"],
+            training=lambda wildcards: neds_search_draw_params(wildcards)["training"],
+            seed=lambda wildcards: neds_search_seed(wildcards),
+            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/search/{wildcards.variant}/{wildcards.session}/draw{wildcards.draw}",
+        threads: NEDS["threads"]
+        resources:
+            **NEDS_TRAINING_RESOURCES,
+        log:
+            f"{LOGS}/neds_search_draw/{{variant}}/{{session}}/draw{{draw}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_search_draw/{{variant}}/{{session}}/draw{{draw}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_search_draw.py"
+
+    rule neds_search_select:
+        """The search's model of a (variant, session): the draw with the best validation
+        score, the only one evaluated on the test trials."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+            models=lambda wildcards: neds_search_draws(wildcards, "model.pt"),
+            validation=lambda wildcards: neds_search_draws(wildcards, "validation.json"),
+        output:
+            model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
+            metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        log:
+            f"{LOGS}/neds_search_select/{{variant}}/{{session}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_search_select/{{variant}}/{{session}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_search_select.py"
 
 
 rule neds_pretrain:

@@ -1,7 +1,8 @@
 # NEDS constants and input functions (rules in rules/neds.smk): the configured variants,
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
-from pipeline.neds.config import NedsConfig
+from pipeline.neds.config import MaskingParams, NedsConfig
+from pipeline.neds.search import draw_hyperparameters
 from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
 NEDS = PARAMS["neds"]
@@ -23,6 +24,27 @@ if _unknown_heldout:
     raise WorkflowError(f"config neds.heldout_sessions: {_unknown_heldout} not in {config['session_table']}")
 if NEDS_HELDOUT and not NEDS_PRETRAIN:
     raise WorkflowError("config neds.heldout_sessions: every session is held out; none is left to pretrain on")
+
+
+NEDS_SEARCH_DRAWS = NEDS_CONFIG.search.draws
+
+
+def neds_search_seed(wildcards):
+    return unit_seed("neds_search", wildcards.variant, wildcards.session)
+
+
+def neds_search_draw_params(wildcards):
+    """Draw ``wildcards.draw``'s model / masking (the variant's schemes) / training sub-sections."""
+    model, masking, training = draw_hyperparameters(
+        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(wildcards.variant)),
+        NEDS_CONFIG.training, neds_search_seed(wildcards), int(wildcards.draw))
+    return {"model": model.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+
+
+def neds_search_draws(wildcards, name):
+    """``name`` (model.pt / validation.json) of every draw of a (variant, session)."""
+    return [f"{RESULTS}/neds/search/{wildcards.variant}/{wildcards.session}/draw{draw}/{name}"
+            for draw in range(NEDS_SEARCH_DRAWS)]
 
 
 def neds_linear_params():

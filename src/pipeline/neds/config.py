@@ -138,6 +138,37 @@ class RegionParams(Params):
 
 
 @dataclass(frozen=True)
+class SearchParams(Params):
+    """Random hyperparameter search of the single-session models (App. C Table 3: 50 draws
+    per session; :mod:`pipeline.neds.search`). ``draws`` = 0: no search, the configured
+    ``model`` / ``masking`` / ``training`` values are trained once."""
+
+    draws: int = 0  # random draws per (session, variant); each draw is one job
+    learning_rate: tuple[float, ...] = (0.0001, 0.001)  # [low, high], log-uniform (1/epoch-step units of AdamW)
+    weight_decay: tuple[float, ...] = (0.001, 0.1)  # [low, high], log-uniform
+    mask_ratio: tuple[float, ...] = (0.1, 0.4)  # [low, high], uniform (fraction of tokens)
+    embed_dim: tuple[float, ...] = (128, 256, 512)  # choices (token width D)
+    mlp_dim: tuple[float, ...] = (256, 512, 1024)  # choices (the paper's "head dimension")
+    n_layers: tuple[float, ...] = (5, 6)  # choices (depth)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if self.draws < 0:
+            raise ValueError("SearchParams.draws must be >= 0")
+        for name in ("learning_rate", "weight_decay", "mask_ratio"):
+            low_high = getattr(self, name)
+            if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+                raise ValueError(f"SearchParams.{name} must be [low, high] with 0 < low <= high, got {list(low_high)}")
+        if self.mask_ratio[1] >= 1:
+            raise ValueError("SearchParams.mask_ratio must stay below 1")
+        for name in ("embed_dim", "mlp_dim", "n_layers"):
+            choices = getattr(self, name)
+            if not choices or any(c < 1 or not float(c).is_integer() for c in choices):
+                raise ValueError(f"SearchParams.{name} must be a list of positive integers, got {list(choices)}")
+            object.__setattr__(self, name, tuple(int(c) for c in choices))
+
+
+@dataclass(frozen=True)
 class NedsConfig(Params):
     """The ``neds`` config section (sub-sections above)."""
 
@@ -155,6 +186,7 @@ class NedsConfig(Params):
     finetuning: TrainingParams = field(default_factory=TrainingParams)
     baselines: BaselineParams = field(default_factory=BaselineParams)
     region: RegionParams = field(default_factory=RegionParams)
+    search: SearchParams = field(default_factory=SearchParams)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()

@@ -31,6 +31,7 @@ from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds.region import classify_regions, neuron_embeddings
 from pipeline.neds.rrr import evaluate_multi_session_rrr
+from pipeline.neds.search import best_draw
 from pipeline.neds.report import (
     comparison_table,
     paired_tests_table,
@@ -96,6 +97,47 @@ def run_single_session(binned_path: str | Path, variant: str, model_params: Mode
     write_json(record, metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
+
+
+def run_search_draw(binned_path: str | Path, variant: str, draw: int, model_params: ModelParams,
+                    masking: MaskingParams, training: TrainingParams, seed: int, *, device: str,
+                    model_path: str | Path, validation_path: str | Path, checkpoint_dir: str | Path,
+                    progress: bool = True) -> dict:
+    """One draw of the hyperparameter search (:mod:`pipeline.neds.search`): train like
+    :func:`run_single_session` with the drawn sub-sections; validation scores only."""
+    data = load_session(binned_path)
+    model = build_model(model_params, {data.session_id: data}, seed)
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    hyperparameters = {"model": model_params.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+    record = {"session": data.session_id, "model": f"neds_{variant}", "draw": draw,
+              "hyperparameters": hyperparameters, "training": summary,
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            source=str(binned_path))}
+    save_model(model_path, model, record=record)
+    write_json(record, validation_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
+def run_search_selection(binned_path: str | Path, draws: list[tuple[str | Path, str | Path]], *,
+                         model_path: str | Path, metrics_path: str | Path) -> dict:
+    """Pick the draw with the best validation score among ``draws`` ((model file, validation
+    record) pairs) and evaluate only that model on the test trials."""
+    records = [json.loads(Path(validation).read_text()) for _, validation in draws]
+    chosen = best_draw(records)
+    data = load_session(binned_path)
+    model, _ = load_model(draws[chosen][0])
+    record = records[chosen]
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(tuple(record["hyperparameters"]["masking"]
+                                                                               ["schemes"])))
+    log.info("selected draw %d of %d (validation score %.4f): %s", record["draw"], len(records),
+             record["training"]["best_val_score"], record["hyperparameters"])
+    result = {**record, "metrics": metrics,
+              "search": {"selected_draw": record["draw"],
+                         "validation_scores": {r["draw"]: r["training"]["best_val_score"] for r in records}}}
+    save_model(model_path, model, record=result)
+    write_json(result, metrics_path)
+    return result
 
 
 def run_pretraining(binned_paths: list[str | Path], model_params: ModelParams, masking: MaskingParams,
