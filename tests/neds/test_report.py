@@ -87,6 +87,9 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     assert grouped["cv"] == "grouped by session, 3-fold"
     assert grouped["per_region_accuracy"]["PO"] == 14 / 20 and grouped["per_region_accuracy"]["VISa"] == 1.0
     assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60))["accuracy"] is None
+    # two neurons per region and 2 outer folds: one per region in each training fold, no inner search possible
+    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2), seed=0)
+    assert tiny["svc_c_chosen"] == [0.001, 0.001] and tiny["n_neurons"] == 4
     few = classify_regions(embeddings[:8], acronyms[:8], RegionParams(), seed=0)
     assert few["accuracy"] is None and "fewer than 2 regions" in few["note"]
     region = {"neds_multimodal": result, "neds_tiny": few}

@@ -22,11 +22,12 @@ are regions with fewer neurons than folds (listed in the result).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -59,15 +60,36 @@ def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
     return np.array([next((r for r in ordered if str(a).startswith(r)), "") for a in acronyms], dtype=object)
 
 
+def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, params: RegionParams,
+                 seed: int) -> tuple[np.ndarray, float]:
+    """Predictions for ``x_test`` of a linear SVC trained on one outer training fold, C chosen
+    by inner stratified CV (folds: ``inner_cv_folds``, fewer when the largest region has fewer
+    neurons; the smallest, most regularising C when not even 2 are possible), and that C."""
+    classes, counts = np.unique(y_train, return_counts=True)
+    if classes.size < 2:  # a grouped fold whose training sessions hold a single region
+        return np.full(len(x_test), classes[0], dtype=y_train.dtype), math.nan
+    pipeline = make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed % 2**32))
+    n_inner = min(params.inner_cv_folds, int(counts.max()))
+    if n_inner < 2 or len(params.svc_c) == 1:
+        c = min(params.svc_c)
+        return pipeline.set_params(linearsvc__C=c).fit(x_train, y_train).predict(x_test), c
+    inner = StratifiedKFold(n_inner, shuffle=True, random_state=(seed + 1) % 2**32)
+    search = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner)
+    with warnings.catch_warnings():  # a region with fewer members than inner folds is still classified
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        search.fit(x_train, y_train)
+    return search.predict(x_test), float(search.best_params_["linearsvc__C"])
+
+
 def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int,
                      sessions: np.ndarray | None = None) -> dict:
     """Cross-validated linear-SVC region classification (module docstring); ``sessions``
     (one id per neuron): fold by session (multi-session models). Returns ``accuracy``,
     ``chance`` (fraction of the most common region), ``classes``, ``per_region_accuracy``
     (class -> fraction of its neurons classified correctly), ``confusion`` (classes x classes
-    counts), ``cv`` (the scheme), ``n_neurons``, ``excluded_regions``; with fewer than two
-    regions of ``cv_folds`` neurons (or fewer than 2 sessions when grouped), accuracy and
-    chance are None and ``note`` says why."""
+    counts), ``cv`` (the scheme), ``svc_c_chosen`` (C per outer fold), ``n_neurons``,
+    ``excluded_regions``; with fewer than two regions of ``cv_folds`` neurons (or fewer than 2
+    sessions when grouped), accuracy and chance are None and ``note`` says why."""
     labels = region_labels(acronyms, params.regions)
     counts = {r: int(np.sum(labels == r)) for r in params.regions}
     classes = [r for r in params.regions if counts[r] >= params.cv_folds]
@@ -89,18 +111,17 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
                     "excluded_regions": excluded, "note": "grouped by session: needs neurons of >= 2 sessions"}
         folds = GroupKFold(min(params.cv_folds, n_groups))
         scheme = f"grouped by session, {min(params.cv_folds, n_groups)}-fold"
-    pipeline = make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed % 2**32))
-    inner = StratifiedKFold(params.inner_cv_folds, shuffle=True, random_state=(seed + 1) % 2**32)
-    classifier = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner)
-    with warnings.catch_warnings():  # a region with fewer inner-fold members than folds still gets classified
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        predicted = cross_val_predict(classifier, x, y, cv=folds, groups=groups)
+    predicted, chosen_c = np.empty_like(y), []
+    for train, test in folds.split(x, y, groups):
+        predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed)
+        chosen_c.append(c)
     return {
         "accuracy": float(np.mean(predicted == y)),
         "chance": float(max(np.mean(y == c) for c in classes)),
         "classes": classes,
         "per_region_accuracy": {c: float(np.mean(predicted[y == c] == c)) for c in classes},
         "cv": scheme,
+        "svc_c_chosen": chosen_c,
         "confusion": confusion_matrix(y, predicted, labels=classes).tolist(),
         "n_neurons": int(keep.sum()),
         "excluded_regions": excluded,
