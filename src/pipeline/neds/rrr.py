@@ -12,9 +12,11 @@ and a TEMPORAL BASIS shared by all sessions, of rank R (``encoder_rank`` /
       z_k[r, t] = sum_{f, t'} x_k[t', f] V[r, f, t', t] + c[r, t]      (shared, R x T latents)
       yhat_k[t, n] = sum_r z_k[r, t] U_i[n, r] + b_i[t, n]              (session i's neurons)
 
-  y = spike counts z-scored per neuron and bin with training statistics (App. C: "both the
-  behavior inputs and spike count outputs are z-scored", MSE loss); predictions are mapped
-  back to counts and clipped at ``rate_floor`` for bits per spike.
+  y = spike counts z-scored per neuron with training statistics over trials and bins (App. C:
+  "both the behavior inputs and spike count outputs are z-scored", MSE loss; per neuron rather
+  than per neuron and bin, because with sparse firing a (bin, neuron) cell often has one or no
+  training spike, and its SD would blow a prediction up; the bin's mean is learned by b_i);
+  predictions are mapped back to counts and clipped at ``rate_floor`` for bits per spike.
 - decoder, one per behaviour, spikes s_k (T x N_i) z-scored per neuron::
 
       h_k[r, t'] = sum_n s_k[t', n] U_i[n, r]                            (session i's neurons)
@@ -86,7 +88,7 @@ class RrrEncoder:
 
     model: RrrModel
     x_scale: tuple[np.ndarray, np.ndarray]  # feature mean, SD (F,)
-    y_scale: dict[str, tuple[np.ndarray, np.ndarray]]  # session -> count mean, SD (T, N)
+    y_scale: dict[str, tuple[np.ndarray, np.ndarray]]  # session -> count mean, SD (N,)
 
     def predict(self, session_id: str, features: np.ndarray) -> np.ndarray:
         """Predicted counts (trials, T, N) from ``features`` (trials, T, F)."""
@@ -111,7 +113,7 @@ def fit_rrr_encoder(features: dict[str, np.ndarray], counts: dict[str, np.ndarra
     """Fit on ``features`` (trials, T, F) and ``counts`` (trials, T, N_i) of every session."""
     pooled = np.concatenate([f.reshape(-1, f.shape[-1]) for f in features.values()])
     x_scale = _standardise(pooled, 0)
-    y_scale = {sid: _standardise(c, 0) for sid, c in counts.items()}
+    y_scale = {sid: _standardise(c.reshape(-1, c.shape[-1]), 0) for sid, c in counts.items()}
     xs = {sid: torch.as_tensor((f - x_scale[0]) / x_scale[1], dtype=torch.float64) for sid, f in features.items()}
     ys = {sid: torch.as_tensor((c - y_scale[sid][0]) / y_scale[sid][1], dtype=torch.float64) for sid, c in counts.items()}
     n_bins, n_features = next(iter(features.values())).shape[1:]

@@ -255,7 +255,7 @@ def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Pat
     write_table(per_region_table(models, baselines, sessions, regions), *tables["encoding_per_region"],
                 f"Encoding bps per brain region, mean and s.e. over the region's neurons ({where})")
     write_table(region_table(region), *tables["region"],
-                "Brain-region classification from neuron embeddings (linear SVC, stratified k-fold)")
+                "Brain-region classification from neuron embeddings (linear SVC; cross-validation scheme per row)")
     write_table(training_table(trained), *tables["training"],
                 "NEDS training: epochs, selected and per-task best epochs, throughput, device")
     plot_confusion(region, *figures["region_confusion"])
