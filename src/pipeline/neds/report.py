@@ -251,7 +251,7 @@ def plot_validation_curves(trained: list[dict], pdf_path: str | Path, png_path: 
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation bps" if task == "encoding" else "validation mean of R² and accuracies")
         ax.set_title(f"{task} (dot: selected epoch)", fontsize=9)
-    axes[0][-1].legend(fontsize=6, loc="best")
+        ax.legend(fontsize=6, loc="best")
     with atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):
         fig.savefig(tmp_pdf, format="pdf", bbox_inches="tight")
         fig.savefig(tmp_png, format="png", dpi=150, bbox_inches="tight")
