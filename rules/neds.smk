@@ -4,17 +4,18 @@
 
 wildcard_constraints:
     variant="|".join(NEDS_VARIANTS),
+    draw=r"\d+",
 
 
 rule neds_baselines:
-    """Linear (ridge, CV over the paper's grid) and reduced-rank regression encoder and
-    decoder, plus the chance predictor, on one session's test trials."""
+    """Linear (ridge, CV over the paper's grid) encoder and decoders, plus the chance
+    predictor, on one session's test trials."""
     input:
         binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
     output:
         f"{RESULTS}/neds/baselines/{{session}}.json",
     params:
-        neds=NEDS,
+        baselines=neds_linear_params(),
         seed=lambda wildcards: unit_seed("neds_baselines", wildcards.session),
     threads: 1
     resources:
@@ -30,30 +31,112 @@ rule neds_baselines:
         "../workflow/scripts/neds_baselines.py"
 
 
-rule neds_train_single:
-    """Train one single-session NEDS variant (multimodal, encoding-only, decoding-only, or a
-    masking ablation no_<scheme>) on a session and evaluate it on its test trials. An
-    interrupted job resumes from its checkpoint directory (not an output)."""
+rule neds_rrr:
+    """Multi-session reduced-rank regression (Zhang et al. 2024: shared temporal basis,
+    per-session neuron weights) encoder and decoders fitted on the training trials of every
+    session; test metrics per session."""
     input:
-        binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        binned=[neds_binned(session) for session in SESSIONS.index],
     output:
-        model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
-        metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
+        f"{RESULTS}/neds/rrr.json",
     params:
-        neds=NEDS,
-        seed=lambda wildcards: unit_seed("neds_single", wildcards.variant, wildcards.session),
-        checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/single/{wildcards.variant}/{wildcards.session}",
-    threads: NEDS["threads"]
+        baselines=neds_rrr_params(),
+        seed=unit_seed("neds_rrr"),
+    threads: 1
     resources:
-        **NEDS_TRAINING_RESOURCES,
+        mem_mb=4000,
+        runtime=60,
     log:
-        f"{LOGS}/neds_train_single/{{variant}}/{{session}}.log",
+        f"{LOGS}/neds_rrr/rrr.log",
     benchmark:
-        f"{BENCHMARKS}/neds_train_single/{{variant}}/{{session}}.tsv"
+        f"{BENCHMARKS}/neds_rrr/rrr.tsv"
     conda:
         CONDA_ENV
     script:
-        "../workflow/scripts/neds_train_single.py"
+        "../workflow/scripts/neds_rrr.py"
+
+
+if not NEDS_SEARCH_DRAWS:
+
+    rule neds_train_single:
+        """Train one single-session NEDS variant (multimodal, encoding-only, decoding-only, or a
+        masking ablation no_<scheme>) on a session and evaluate it on its test trials. An
+        interrupted job resumes from its checkpoint directory (not an output)."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        output:
+            model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
+            metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
+        params:
+            model=NEDS["model"],
+            masking=lambda wildcards: neds_variant_masking(wildcards.variant),
+            training=NEDS["training"],
+            seed=lambda wildcards: unit_seed("neds_single", wildcards.variant, wildcards.session),
+            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/single/{wildcards.variant}/{wildcards.session}",
+        threads: NEDS["threads"]
+        resources:
+            **NEDS_TRAINING_RESOURCES,
+        log:
+            f"{LOGS}/neds_train_single/{{variant}}/{{session}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_train_single/{{variant}}/{{session}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_train_single.py"
+
+else:
+
+    rule neds_search_draw:
+        """One random hyperparameter draw (neds.search) of a single-session variant: train
+        with the drawn learning rate, weight decay, mask ratio and width / depth; validation
+        scores only. The draw's values are its params (a function of the seed and the draw
+        number alone), so adding draws leaves the existing draw jobs untouched."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        output:
+            model=f"{RESULTS}/neds/search/{{variant}}/{{session}}/draw{{draw}}/model.pt",
+            validation=f"{RESULTS}/neds/search/{{variant}}/{{session}}/draw{{draw}}/validation.json",
+        params:
+            model=lambda wildcards: neds_search_draw_params(wildcards)["model"],
+            masking=lambda wildcards: neds_search_draw_params(wildcards)["masking"],
+            training=lambda wildcards: neds_search_draw_params(wildcards)["training"],
+            seed=lambda wildcards: neds_search_seed(wildcards),
+            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/search/{wildcards.variant}/{wildcards.session}/draw{wildcards.draw}",
+        threads: NEDS["threads"]
+        resources:
+            **NEDS_TRAINING_RESOURCES,
+        log:
+            f"{LOGS}/neds_search_draw/{{variant}}/{{session}}/draw{{draw}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_search_draw/{{variant}}/{{session}}/draw{{draw}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_search_draw.py"
+
+    rule neds_search_select:
+        """The search's model of a (variant, session): the draw with the best validation
+        score, the only one evaluated on the test trials."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+            models=lambda wildcards: neds_search_draws(wildcards, "model.pt"),
+            validation=lambda wildcards: neds_search_draws(wildcards, "validation.json"),
+        output:
+            model=f"{RESULTS}/neds/single/{{variant}}/{{session}}/model.pt",
+            metrics=f"{RESULTS}/neds/single/{{variant}}/{{session}}/metrics.json",
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        log:
+            f"{LOGS}/neds_search_select/{{variant}}/{{session}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_search_select/{{variant}}/{{session}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_search_select.py"
 
 
 rule neds_pretrain:
@@ -64,7 +147,9 @@ rule neds_pretrain:
         model=f"{RESULTS}/neds/multi/pretrained.pt",
         summary=f"{RESULTS}/neds/multi/pretraining.json",
     params:
-        neds=NEDS,
+        model=NEDS["multi_session_model"],
+        masking=NEDS["masking"],
+        training=NEDS["pretraining"],
         seed=unit_seed("neds_pretrain"),
         checkpoint_dir=f"{RESULTS}/neds/checkpoints/pretrain",
     threads: NEDS["threads"]
@@ -90,7 +175,8 @@ rule neds_finetune:
         model=f"{RESULTS}/neds/multi/finetuned/{{session}}/model.pt",
         metrics=f"{RESULTS}/neds/multi/finetuned/{{session}}/metrics.json",
     params:
-        neds=NEDS,
+        masking=NEDS["masking"],
+        training=NEDS["finetuning"],
         seed=lambda wildcards: unit_seed("neds_finetune", wildcards.session),
         checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/finetune/{wildcards.session}",
     threads: NEDS["threads"]
@@ -114,7 +200,7 @@ rule neds_region:
     output:
         f"{RESULTS}/neds/region_classification.json",
     params:
-        neds=NEDS,
+        region=NEDS["region"],
         seed=unit_seed("neds_region"),
         model_names=list(neds_region_models()),
     threads: 1
@@ -132,21 +218,29 @@ rule neds_region:
 
 
 rule neds_report:
-    """NEDS tables (NEDS vs baselines, per-variable encoding, region classification,
-    training throughput) and the region confusion-matrix figure."""
+    """NEDS tables (NEDS vs baselines on the evaluated sessions with paired tests,
+    per-variable and per-region encoding, region classification, training) and figures
+    (region confusion matrices, per-task validation curves)."""
     input:
         models=neds_model_metrics(),
         baselines=expand(f"{RESULTS}/neds/baselines/{{session}}.json", session=SESSIONS.index),
+        rrr=f"{RESULTS}/neds/rrr.json",
         pretraining=[f"{RESULTS}/neds/multi/pretraining.json"] if NEDS_HELDOUT else [],
         region=f"{RESULTS}/neds/region_classification.json",
+        binned=[neds_binned(session) for session in NEDS_EVALUATED],
     output:
         **{
-            f"{table}_{ext}": f"{RESULTS}/tables/neds_{table}.{ext}"
+            f"{table}_{ext}": neds_report_file("tables", table, ext)
             for table in NEDS_TABLES
             for ext in ["csv", "md"]
         },
-        figure_pdf=f"{RESULTS}/figures/neds_region_confusion.pdf",
-        figure_png=f"{RESULTS}/figures/neds_region_confusion.png",
+        **{
+            f"{figure}_{ext}": neds_report_file("figures", figure, ext)
+            for figure in NEDS_FIGURES
+            for ext in ["pdf", "png"]
+        },
+    params:
+        sessions=NEDS_EVALUATED,
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,10 +1,18 @@
 # NEDS constants and input functions (rules in rules/neds.smk): the configured variants,
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
+from pipeline.neds.config import MaskingParams, NedsConfig
+from pipeline.neds.search import draw_hyperparameters
+from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
+
 NEDS = PARAMS["neds"]
-NEDS_VARIANTS = [*NEDS["variants"], *(f"no_{scheme}" for scheme in NEDS["masking_ablation"])]
+NEDS_CONFIG = NedsConfig.from_mapping(NEDS)
+NEDS_VARIANTS = list(NEDS_CONFIG.all_variants)
 NEDS_HELDOUT = list(NEDS["heldout_sessions"])
 NEDS_PRETRAIN = [session for session in SESSIONS.index if session not in NEDS_HELDOUT]
+# sessions every method is scored on in the comparison tables: the held-out ones (paper), or
+# all sessions when there is no multi-session model
+NEDS_EVALUATED = NEDS_HELDOUT or list(SESSIONS.index)
 NEDS_TRAINING_RESOURCES = dict(
     gpu=NEDS["gpus_per_training_job"],
     mem_mb=lambda wildcards, attempt: 4000 * attempt,
@@ -18,6 +26,42 @@ if NEDS_HELDOUT and not NEDS_PRETRAIN:
     raise WorkflowError("config neds.heldout_sessions: every session is held out; none is left to pretrain on")
 
 
+NEDS_SEARCH_DRAWS = NEDS_CONFIG.search.draws
+
+
+def neds_search_seed(wildcards):
+    return unit_seed("neds_search", wildcards.variant, wildcards.session)
+
+
+def neds_search_draw_params(wildcards):
+    """Draw ``wildcards.draw``'s model / masking (the variant's schemes) / training sub-sections."""
+    model, masking, training = draw_hyperparameters(
+        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(wildcards.variant)),
+        NEDS_CONFIG.training, neds_search_seed(wildcards), int(wildcards.draw))
+    return {"model": model.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+
+
+def neds_search_draws(wildcards, name):
+    """``name`` (model.pt / validation.json) of every draw of a (variant, session)."""
+    return [f"{RESULTS}/neds/search/{wildcards.variant}/{wildcards.session}/draw{draw}/{name}"
+            for draw in range(NEDS_SEARCH_DRAWS)]
+
+
+def neds_linear_params():
+    """The baselines keys of the per-session linear baseline."""
+    return {key: NEDS["baselines"][key] for key in ("ridge_alphas", "cv_folds", "rate_floor")}
+
+
+def neds_rrr_params():
+    """The baselines keys of the multi-session RRR."""
+    return {key: NEDS["baselines"][key] for key in ("encoder_rank", "decoder_rank", "rrr_l2", "rrr_iterations", "rate_floor")}
+
+
+def neds_variant_masking(variant):
+    """The masking sub-section with the variant's schemes (a param of its training jobs)."""
+    return {**NEDS["masking"], "schemes": list(NEDS_CONFIG.variant_schemes(variant))}
+
+
 def neds_binned(session):
     return f"{RESULTS}/ibl/binned/{session}.h5"
 
@@ -25,7 +69,7 @@ def neds_binned(session):
 def neds_region_models():
     """Model name -> (model files, binned files) whose neuron embeddings are classified: the
     held-out sessions (all sessions without multi-session training), fine-tuned and single-session."""
-    sessions = NEDS_HELDOUT or list(SESSIONS.index)
+    sessions = NEDS_EVALUATED
     models = {
         f"neds_{variant}": [f"{RESULTS}/neds/single/{variant}/{session}/model.pt" for session in sessions]
         for variant in NEDS["variants"]
@@ -49,11 +93,23 @@ def neds_model_metrics():
     ) + expand(f"{RESULTS}/neds/multi/finetuned/{{session}}/metrics.json", session=NEDS_HELDOUT)
 
 
-NEDS_TABLES = ["comparison", "encoding_per_variable", "region", "training"]
+NEDS_TABLES = list(REPORT_TABLES)
+NEDS_FIGURES = list(REPORT_FIGURES)
+NEDS_REPORT = "NEDS"
+
+
+def neds_report_file(kind, name, ext):
+    """results/{tables,figures}/neds_<name>.<ext>; the CSVs and PNGs go into the HTML report
+    with their caption report/neds_<name>.rst."""
+    path = f"{RESULTS}/{kind}/neds_{name}.{ext}"
+    if ext not in ("csv", "png"):
+        return path
+    return report(path, caption=f"../report/neds_{name}.rst", category=NEDS_REPORT,
+                  subcategory="Tables" if kind == "tables" else "Figures")
 
 
 def neds_targets():
-    """The NEDS tables and figure (everything else is upstream of them)."""
+    """The NEDS tables and figures (everything else is upstream of them)."""
     return expand(f"{RESULTS}/tables/neds_{{table}}.{{ext}}", table=NEDS_TABLES, ext=["csv", "md"]) + expand(
-        f"{RESULTS}/figures/neds_region_confusion.{{ext}}", ext=["pdf", "png"]
+        f"{RESULTS}/figures/neds_{{figure}}.{{ext}}", figure=NEDS_FIGURES, ext=["pdf", "png"]
     )

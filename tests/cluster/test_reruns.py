@@ -24,7 +24,7 @@ SESSION_JOBS = {"synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session
 # Aggregates (each one job over all recordings / models) and the default target.
 MODEL_COMPARISON_TABLE = {"evaluate_model_comparison": 1, "all": 1}  # Table 1 / Fig. 2a
 TRACE_FIGURE = {"plot_test_traces": 1}  # Fig. 2c: test traces of evaluation.trace_fish, every model
-NEDS_AGGREGATES = {"neds_region": 1, "neds_report": 1, "all": 1}
+NEDS_AGGREGATES = {"neds_rrr": 1, "neds_region": 1, "neds_report": 1, "all": 1}  # neds_rrr: multi-session
 
 
 @contextmanager

@@ -26,3 +26,13 @@ def test_variants_and_masking_ablation():
         config.variant_schemes("no_neural")
     with pytest.raises(ValueError, match="masking_ablation"):
         NedsConfig.from_mapping({"masking_ablation": ["cross_modal"], "masking": {"schemes": ["neural", "behavior"]}})
+
+
+def test_search_and_model_sections():
+    config = NedsConfig.from_mapping({"search": {"draws": 3, "n_layers": [2, 3]}, "multi_session_model": {"n_layers": 4}})
+    assert config.search.draws == 3 and config.search.n_layers == (2, 3) and config.multi_session_model.n_layers == 4
+    assert config.model.n_layers != 4  # single- and multi-session architectures are configured apart
+    with pytest.raises(ValueError, match="learning_rate must be \\[low, high\\]"):
+        NedsConfig.from_mapping({"search": {"learning_rate": [0.01, 0.001]}})
+    with pytest.raises(ValueError, match="positive integers"):
+        NedsConfig.from_mapping({"search": {"embed_dim": [12.5]}})

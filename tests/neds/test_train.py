@@ -1,8 +1,10 @@
 """Training mechanics: exact resumption after SIGTERM, multi-session pretraining and
-fine-tuning with a new session adapter, checkpoint fingerprints."""
+fine-tuning with a new session adapter, checkpoint fingerprints, mixed-session batches of the
+configured size, and non-finite losses / validation epochs that are skipped, not fatal."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +90,62 @@ def test_pretraining_then_finetuning_on_a_new_session(sessions, tmp_path):
     reloaded, record = load_model(tmp_path / "pretrained.pt")
     assert record["architecture"]["sessions"] == {"sesA": sessions["sesA"].n_neurons,
                                                   "sesB": sessions["sesB"].n_neurons}
+
+
+def test_batches_mix_sessions_and_have_the_configured_size(sessions):
+    from pipeline.neds.train import epoch_batches
+
+    both = {sid: small(sessions[sid], n_train=30) for sid in ("sesA", "sesB")}
+    batches = epoch_batches(both, 16, seed=4, epoch=0)
+    assert [sum(len(rows) for _, rows in batch) for batch in batches] == [16, 16, 16, 12]
+    assert any(len(batch) == 2 for batch in batches)  # a batch draws from both sessions
+    seen = {sid: sorted(int(r) for batch in batches for s, rows in batch if s == sid for r in rows) for sid in both}
+    assert seen == {"sesA": list(range(30)), "sesB": list(range(30))}  # every trial once per epoch
+    assert all(np.array_equal(a[1], b[1]) for x, y in zip(batches, epoch_batches(both, 16, 4, 0)) for a, b in zip(x, y))
+
+
+def test_a_non_finite_validation_epoch_is_logged_and_skipped(sessions, tmp_path, monkeypatch, caplog):
+    import pipeline.neds.train as train_module
+
+    real = train_module.evaluate_model
+    calls = []
+
+    def nan_in_the_first_epoch(*args, **kwargs):
+        calls.append(1)
+        metrics = real(*args, **kwargs)
+        return {k: float("nan") for k in metrics} if len(calls) == 1 else metrics
+
+    monkeypatch.setattr(train_module, "evaluate_model", nan_in_the_first_epoch)
+    _, summary = _train(small(sessions["sesA"]), tmp_path)
+    assert summary["epochs"] == 2 and summary["best_epoch"] == 1
+    assert summary["history"][0]["val_score"] is None and "epoch skipped for selection" in caplog.text
+    assert set(summary["task_shortfall"]) == {"encoding", "decoding"}
+
+
+def test_a_non_finite_prediction_is_skipped_and_a_job_without_usable_epoch_fails(sessions, tmp_path, monkeypatch):
+    import pipeline.neds.train as train_module
+    from pipeline.neds.metrics import NonFinitePrediction
+
+    def diverged(*args, **kwargs):
+        raise NonFinitePrediction("predicted rates must be finite")
+
+    monkeypatch.setattr(train_module, "evaluate_model", diverged)
+    with pytest.raises(RuntimeError, match="no epoch of 2 had finite validation scores"):
+        _train(small(sessions["sesA"]), tmp_path)
+
+
+def test_a_non_finite_loss_skips_the_batch(sessions, tmp_path, monkeypatch):
+    import pipeline.neds.train as train_module
+
+    real = train_module.masked_losses
+    calls = []
+
+    def nan_first_batch(*args, **kwargs):
+        calls.append(1)
+        losses = real(*args, **kwargs)
+        return {k: v * float("nan") for k, v in losses.items()} if len(calls) == 1 else losses
+
+    monkeypatch.setattr(train_module, "masked_losses", nan_first_batch)
+    model, summary = _train(small(sessions["sesA"]), tmp_path)
+    assert summary["skipped_batches"] == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -1,6 +1,7 @@
-"""Linear and reduced-rank regression (RRR) encoders and decoders (paper seed 002, Sec. 4.2, App. C).
+"""Per-session linear encoders and decoders (paper seed 002, Sec. 4.2, App. C); the
+multi-session reduced-rank regression baseline is :mod:`pipeline.neds.rrr`.
 
-Both use ALL time bins of a trial to predict each time bin (one multi-output regression per
+They use ALL time bins of a trial to predict each time bin (one multi-output regression per
 trial): the encoder maps a trial's behaviour (wheel speed and whisker motion energy in every
 bin, one-hot choice and block: 2T + 5 features) to its spike counts (T x N outputs); the
 decoder maps its spike counts (T x N features) to one behaviour (T outputs for wheel or
@@ -10,10 +11,6 @@ Linear: inputs and outputs standardised with training statistics, ridge regressi
 regularisation is chosen by ``GridSearchCV`` over ``ridge_alphas`` (the paper's grid) with
 ``cv_folds`` shuffled folds of the training trials (score: R² for continuous outputs,
 accuracy for classes); predictions mapped back to the original scale.
-
-RRR: the same ridge solution constrained to rank r (``encoder_rank`` / ``decoder_rank``):
-the coefficient matrix B is replaced by B V_r V_r^T, with V_r the top r right singular
-vectors of the fitted training outputs X B (classic reduced-rank ridge regression).
 
 Encoders predict counts, which can be <= 0; for bits per spike they are clipped to
 ``rate_floor`` spikes/bin.
@@ -30,8 +27,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from pipeline.neds.config import BaselineParams
 from pipeline.neds.data import BEHAVIORS, CONTINUOUS, DISCRETE, SessionData
-from pipeline.neds.evaluate import decoding_metrics
-from pipeline.neds.metrics import co_bps
+from pipeline.neds.evaluate import decoding_metrics, encoding_metrics
 
 
 @dataclass(frozen=True)
@@ -58,11 +54,10 @@ def _class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true.argmax(axis=1) == y_pred.argmax(axis=1)))
 
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, params: BaselineParams, seed: int, *, classes: bool = False,
-              rank: int | None = None) -> LinearMap:
+def fit_ridge(x: np.ndarray, y: np.ndarray, params: BaselineParams, seed: int, *, classes: bool = False) -> LinearMap:
     """Ridge regression of ``y`` (trials, K) on ``x`` (trials, F) with the regularisation
     chosen by cross-validation (module docstring); ``classes``: ``y`` is one-hot, kept
-    unscaled and scored by accuracy; ``rank``: reduce the solution to that rank (RRR)."""
+    unscaled and scored by accuracy."""
     x_mean, x_scale = _scale(x)
     y_mean, y_scale = (y.mean(axis=0), np.ones(y.shape[1])) if classes else _scale(y)
     xs, ys = (x - x_mean) / x_scale, (y - y_mean) / y_scale
@@ -71,9 +66,6 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, params: BaselineParams, seed: int, *
                           scoring=make_scorer(_class_accuracy) if classes else "r2")
     search.fit(xs, ys)
     coef = np.atleast_2d(search.best_estimator_.coef_).T  # (F, K)
-    if rank is not None and rank < min(coef.shape):
-        _, _, vt = np.linalg.svd(xs @ coef, full_matrices=False)
-        coef = coef @ vt[:rank].T @ vt[:rank]
     return LinearMap(x_mean, x_scale, y_mean, y_scale, coef, float(search.best_params_["alpha"]))
 
 
@@ -88,37 +80,33 @@ def encoder_features(arrays: dict[str, np.ndarray], behaviors: tuple[str, ...] =
     return np.concatenate(columns, axis=1).astype(np.float64)
 
 
-def _encoding_bps(data: SessionData, params: BaselineParams, seed: int, rank: int | None,
-                  behaviors: tuple[str, ...]) -> float:
+def _encoding(data: SessionData, params: BaselineParams, seed: int, behaviors: tuple[str, ...]) -> dict:
     train, test = data.arrays("train"), data.arrays("test")
     n_trials, n_bins, n_neurons = test["spikes"].shape
     fitted = fit_ridge(encoder_features(train, behaviors), train["spikes"].reshape(train["spikes"].shape[0], -1),
-                       params, seed, rank=rank)
+                       params, seed)
     rates = fitted.predict(encoder_features(test, behaviors)).reshape(n_trials, n_bins, n_neurons)
-    return co_bps(test["spikes"], np.maximum(rates, params.rate_floor))
+    return encoding_metrics(test["spikes"], np.maximum(rates, params.rate_floor))
 
 
-def _decode(data: SessionData, params: BaselineParams, seed: int, rank: int | None) -> dict[str, float]:
+def _decode(data: SessionData, params: BaselineParams, seed: int) -> dict[str, float]:
     train, test = data.arrays("train"), data.arrays("test")
     x_train, x_test = (a["spikes"].reshape(a["spikes"].shape[0], -1).astype(np.float64) for a in (train, test))
     predicted = {}
     for name in CONTINUOUS:
-        predicted[name] = fit_ridge(x_train, train[name], params, seed, rank=rank).predict(x_test)
+        predicted[name] = fit_ridge(x_train, train[name], params, seed).predict(x_test)
     for name, n_classes in DISCRETE.items():
-        fitted = fit_ridge(x_train, np.eye(n_classes)[train[name]], params, seed, classes=True, rank=rank)
+        fitted = fit_ridge(x_train, np.eye(n_classes)[train[name]], params, seed, classes=True)
         predicted[name] = fitted.predict(x_test).argmax(axis=1)
     return decoding_metrics(test, predicted)
 
 
-def evaluate_baselines(data: SessionData, params: BaselineParams, seed: int) -> dict[str, dict[str, float]]:
-    """Test-split metrics of the ``linear`` and ``rrr`` baselines, keyed like
-    :func:`pipeline.neds.evaluate.evaluate_model` (``bps``, ``bps_<behaviour>``, decoding)."""
-    results = {}
-    for method, encoder_rank, decoder_rank in [("linear", None, None),
-                                               ("rrr", params.encoder_rank, params.decoder_rank)]:
-        metrics = {"bps": _encoding_bps(data, params, seed, encoder_rank, BEHAVIORS)}
-        for name in BEHAVIORS:
-            metrics[f"bps_{name}"] = _encoding_bps(data, params, seed, encoder_rank, (name,))
-        metrics.update(_decode(data, params, seed, decoder_rank))
-        results[method] = metrics
-    return results
+def evaluate_linear(data: SessionData, params: BaselineParams, seed: int) -> dict:
+    """Test-split metrics of the linear encoder and decoders, keyed like
+    :func:`pipeline.neds.evaluate.evaluate_model` (``bps``, ``bps_per_neuron``,
+    ``bps_<behaviour>``, decoding)."""
+    metrics = _encoding(data, params, seed, BEHAVIORS)
+    for name in BEHAVIORS:
+        metrics[f"bps_{name}"] = _encoding(data, params, seed, (name,))["bps"]
+    metrics.update(_decode(data, params, seed))
+    return metrics

@@ -1,7 +1,9 @@
 """Parameters of the NEDS stages (config key ``neds``; paper seed 002, Sec. 3 and App. C).
 
 The section has one sub-section per concern, each a frozen :class:`~pipeline.params.Params`
-dataclass: ``model`` (architecture), ``masking`` (multi-task masking), ``training``,
+dataclass: ``model`` (architecture of the single-session models) and ``multi_session_model``
+(of the pretrained model, inherited by fine-tuning: App. C Table 4 is larger and deeper than
+the single-session models of Table 3 / App. D), ``masking`` (multi-task masking), ``training``,
 ``pretraining`` and ``finetuning`` (optimisation of the single-session, multi-session and
 fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression) and ``region`` (brain
 region classification from neuron embeddings). Top-level keys choose which models exist:
@@ -31,7 +33,8 @@ VARIANT_SCHEMES: dict[str, tuple[str, ...] | None] = {
 
 @dataclass(frozen=True)
 class ModelParams(Params):
-    """Transformer size (paper Table 3/4: embedding 128-512, depth 5-22, 8 heads)."""
+    """Transformer size (paper App. C: single-session Table 3, embedding 128-512, depth 5-6,
+    about 3M parameters (App. D); multi-session Table 4, embedding 256, depth 22, 8 heads, 12M)."""
 
     embed_dim: int = 64  # D: width of every token (paper 256)
     n_heads: int = 4  # attention heads; embed_dim / n_heads must be even (rotary embeddings)
@@ -94,20 +97,25 @@ class TrainingParams(Params):
 
 @dataclass(frozen=True)
 class BaselineParams(Params):
-    """Linear (ridge) and reduced-rank regression baselines (App. C)."""
+    """Linear (ridge, per session) and multi-session reduced-rank regression baselines (App. C;
+    :mod:`pipeline.neds.rrr`)."""
 
     ridge_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 100.0, 1000.0, 10000.0)  # paper's GridSearchCV grid
     cv_folds: int = 5  # folds of the regularisation search (training trials)
-    encoder_rank: int = 4  # RRR encoder rank (paper multi-session 4; single-session 2-50)
-    decoder_rank: int = 4  # RRR decoder rank
-    rate_floor: float = 0.001  # spikes/bin; linear encoders' predicted rates are clipped to this for bps
+    encoder_rank: int = 4  # RRR encoder rank R (paper multi-session 4; single-session 2-50)
+    decoder_rank: int = 4  # RRR decoder rank R
+    rrr_l2: float = 0.001  # RRR L2 penalty on the mean squared neuron weights and basis (dimensionless)
+    rrr_iterations: int = 300  # L-BFGS iterations of each RRR fit
+    rate_floor: float = 0.001  # spikes/bin; linear / RRR encoders' predicted rates are clipped to this for bps
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if not self.ridge_alphas or min(self.ridge_alphas) <= 0:
             raise ValueError("BaselineParams.ridge_alphas must be a non-empty list of positive numbers")
-        if self.cv_folds < 2 or self.encoder_rank < 1 or self.decoder_rank < 1:
-            raise ValueError("BaselineParams: cv_folds must be >= 2 and ranks >= 1")
+        if self.cv_folds < 2 or self.encoder_rank < 1 or self.decoder_rank < 1 or self.rrr_iterations < 1:
+            raise ValueError("BaselineParams: cv_folds must be >= 2, ranks and rrr_iterations >= 1")
+        if self.rrr_l2 < 0:
+            raise ValueError("BaselineParams.rrr_l2 must be >= 0")
         if self.rate_floor <= 0:
             raise ValueError("BaselineParams.rate_floor must be > 0")
 
@@ -118,13 +126,46 @@ class RegionParams(Params):
 
     regions: tuple[str, ...] = ("PO", "LP", "DG", "CA1", "VISa")  # classes; acronyms map by prefix (VISa2/3 -> VISa)
     cv_folds: int = 5  # stratified folds across neurons (paper 5)
-    svc_c: float = 1.0  # LinearSVC regularisation C
+    svc_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # LinearSVC C candidates, chosen by inner CV per fold
+    inner_cv_folds: int = 3  # stratified folds of the inner C search (within each outer training fold)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         object.__setattr__(self, "regions", tuple(str(r) for r in self.regions))
-        if len(self.regions) < 2 or self.cv_folds < 2 or self.svc_c <= 0:
-            raise ValueError("RegionParams: need >= 2 regions, cv_folds >= 2 and svc_c > 0")
+        if len(self.regions) < 2 or self.cv_folds < 2 or self.inner_cv_folds < 2 or not self.svc_c \
+                or min(self.svc_c) <= 0:
+            raise ValueError("RegionParams: need >= 2 regions, cv_folds and inner_cv_folds >= 2, svc_c values > 0")
+
+
+@dataclass(frozen=True)
+class SearchParams(Params):
+    """Random hyperparameter search of the single-session models (App. C Table 3: 50 draws
+    per session; :mod:`pipeline.neds.search`). ``draws`` = 0: no search, the configured
+    ``model`` / ``masking`` / ``training`` values are trained once."""
+
+    draws: int = 0  # random draws per (session, variant); each draw is one job
+    learning_rate: tuple[float, ...] = (0.0001, 0.001)  # [low, high], log-uniform (1/epoch-step units of AdamW)
+    weight_decay: tuple[float, ...] = (0.001, 0.1)  # [low, high], log-uniform
+    mask_ratio: tuple[float, ...] = (0.1, 0.4)  # [low, high], uniform (fraction of tokens)
+    embed_dim: tuple[float, ...] = (128, 256, 512)  # choices (token width D)
+    mlp_dim: tuple[float, ...] = (256, 512, 1024)  # choices (the paper's "head dimension")
+    n_layers: tuple[float, ...] = (5, 6)  # choices (depth)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if self.draws < 0:
+            raise ValueError("SearchParams.draws must be >= 0")
+        for name in ("learning_rate", "weight_decay", "mask_ratio"):
+            low_high = getattr(self, name)
+            if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+                raise ValueError(f"SearchParams.{name} must be [low, high] with 0 < low <= high, got {list(low_high)}")
+        if self.mask_ratio[1] >= 1:
+            raise ValueError("SearchParams.mask_ratio must stay below 1")
+        for name in ("embed_dim", "mlp_dim", "n_layers"):
+            choices = getattr(self, name)
+            if not choices or any(c < 1 or not float(c).is_integer() for c in choices):
+                raise ValueError(f"SearchParams.{name} must be a list of positive integers, got {list(choices)}")
+            object.__setattr__(self, name, tuple(int(c) for c in choices))
 
 
 @dataclass(frozen=True)
@@ -138,12 +179,14 @@ class NedsConfig(Params):
     gpus_per_training_job: int = 0  # GPUs a training job requests from the scheduler (paper scale: 1)
     threads: int = 2  # CPU threads of each training job
     model: ModelParams = field(default_factory=ModelParams)
+    multi_session_model: ModelParams = field(default_factory=ModelParams)
     masking: MaskingParams = field(default_factory=MaskingParams)
     training: TrainingParams = field(default_factory=TrainingParams)
     pretraining: TrainingParams = field(default_factory=TrainingParams)
     finetuning: TrainingParams = field(default_factory=TrainingParams)
     baselines: BaselineParams = field(default_factory=BaselineParams)
     region: RegionParams = field(default_factory=RegionParams)
+    search: SearchParams = field(default_factory=SearchParams)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()

@@ -73,16 +73,35 @@ def _read(f: h5py.File, path: Path, name: str) -> np.ndarray:
     return f[name][()]
 
 
-def load_session(path: str | Path) -> SessionData:
-    """Read and check a binned session file; bad content raises InputDataError naming it."""
-    path = Path(path)
+def _regions(f: h5py.File, path: Path, n_neurons: int) -> np.ndarray:
+    regions = np.asarray(f["neurons/region"].asstr()[()]) if "neurons/region" in f else None
+    if regions is None or regions.shape != (n_neurons,):
+        raise InputDataError(path, f"neurons/region must hold one acronym per neuron ({n_neurons})")
+    return regions
+
+
+def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise InputDataError(path, "binned session file not found")
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as err:
         raise InputDataError(path, f"not a readable HDF5 file ({err})") from None
-    with f:
+
+
+def read_neuron_regions(path: str | Path) -> np.ndarray:
+    """The brain-region label of every neuron (``neurons/region``) without reading the counts."""
+    path = Path(path)
+    with _open(path) as f:
+        if "spikes/counts" not in f or f["spikes/counts"].ndim != 3:
+            raise InputDataError(path, "spikes/counts must be a (trials, bins, neurons) dataset")
+        return _regions(f, path, f["spikes/counts"].shape[2])
+
+
+def load_session(path: str | Path) -> SessionData:
+    """Read and check a binned session file; bad content raises InputDataError naming it."""
+    path = Path(path)
+    with _open(path) as f:
         counts = _read(f, path, "spikes/counts")
         if counts.ndim != 3 or min(counts.shape) == 0:
             raise InputDataError(path, f"spikes/counts must be (trials, bins, neurons) and non-empty, got {counts.shape}")
@@ -106,9 +125,7 @@ def load_session(path: str | Path) -> SessionData:
             if labels.shape != (n_trials,) or labels.min() < 0 or labels.max() >= n_classes:
                 raise InputDataError(path, f"behavior/{name} must be ({n_trials},) classes in 0..{n_classes - 1}")
             discrete[name] = labels
-        regions = np.asarray(f["neurons/region"].asstr()[()]) if "neurons/region" in f else None
-        if regions is None or regions.shape != (n_neurons,):
-            raise InputDataError(path, f"neurons/region must hold one acronym per neuron ({n_neurons})")
+        regions = _regions(f, path, n_neurons)
         splits = {name: _read(f, path, f"splits/{name}").astype(np.int64) for name in SPLITS}
         for name, rows in splits.items():
             if rows.size and (rows.min() < 0 or rows.max() >= n_trials):

@@ -13,21 +13,43 @@ neuron has no bps).
 Single-trial R² of a continuous behaviour: over all evaluated trials and bins pooled,
 R² = 1 - sum (y - yhat)² / sum (y - ybar)² with ybar the mean over those trials and bins
 (sklearn ``r2_score`` of the flattened arrays): the variance explained trial by trial, bin by
-bin. Accuracy: fraction of trials whose predicted class is the true one.
+bin. PSTH R²: the same R² between the trial-averaged observed and predicted time courses
+(T values, the mean over the evaluated trials of each bin): how well the average time course
+is captured, beside the single-trial R² that also asks for the trial-to-trial variation.
+Accuracy: fraction of trials whose predicted class is the true one. Balanced accuracy: the
+mean over the classes present in the labels of the fraction of that class's trials predicted
+as it (recall), so that predicting the majority block on a session dominated by one block
+scores 1 / classes, not the majority fraction (sklearn ``balanced_accuracy_score``).
+
+Predicted rates of 0 (a log-rate that underflows in exp) are raised to :data:`RATE_FLOOR`
+spikes/bin, as the released NEDS code does; a non-finite prediction raises
+:class:`NonFinitePrediction` (a diverged model), which training treats as an unusable epoch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Predicted rates (spikes/bin) below this are raised to it (the released code's 1e-9).
+RATE_FLOOR = 1e-9
+
+
+class NonFinitePrediction(ValueError):
+    """A prediction holds NaN or infinity."""
+
 
 def bits_per_spike(counts: np.ndarray, rates: np.ndarray) -> np.ndarray:
     """bps per neuron (neurons,) from ``counts`` and predicted ``rates`` (spikes/bin), both
-    (..., neurons); leading axes (trials, bins) are pooled. NaN for neurons without spikes."""
+    (..., neurons); leading axes (trials, bins) are pooled. NaN for neurons without spikes.
+    Rates must be finite (else :class:`NonFinitePrediction`) and >= 0 (else ValueError);
+    rates below :data:`RATE_FLOOR` count as the floor."""
     counts = np.asarray(counts, np.float64).reshape(-1, np.shape(counts)[-1])
     rates = np.asarray(rates, np.float64).reshape(counts.shape)
-    if (rates <= 0).any() or not np.isfinite(rates).all():
-        raise ValueError("predicted rates must be finite and > 0")
+    if not np.isfinite(rates).all():
+        raise NonFinitePrediction("predicted rates must be finite")
+    if (rates < 0).any():
+        raise ValueError("predicted rates must be >= 0")
+    rates = np.maximum(rates, RATE_FLOOR)
     spikes = counts.sum(axis=0)
     mean_rate = counts.mean(axis=0)
     log_likelihood = (counts * np.log(rates) - rates).sum(axis=0)
@@ -48,6 +70,8 @@ def single_trial_r2(observed: np.ndarray, predicted: np.ndarray) -> float:
     predicted = np.asarray(predicted, np.float64).ravel()
     if observed.shape != predicted.shape:
         raise ValueError(f"shapes differ: {observed.shape} vs {predicted.shape}")
+    if not np.isfinite(predicted).all():
+        raise NonFinitePrediction("predicted behaviour must be finite")
     total = np.sum((observed - observed.mean()) ** 2)
     return float(1.0 - np.sum((observed - predicted) ** 2) / total) if total > 0 else float("nan")
 
@@ -55,3 +79,18 @@ def single_trial_r2(observed: np.ndarray, predicted: np.ndarray) -> float:
 def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Fraction of trials with ``predicted == labels``."""
     return float(np.mean(np.asarray(labels) == np.asarray(predicted)))
+
+
+def psth_r2(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """R² of the trial-averaged time course: :func:`single_trial_r2` of the means over axis 0
+    of ``observed`` and ``predicted`` (trials, bins)."""
+    observed, predicted = np.asarray(observed, np.float64), np.asarray(predicted, np.float64)
+    if observed.shape != predicted.shape or observed.ndim != 2:
+        raise ValueError(f"need two (trials, bins) arrays of one shape, got {observed.shape} and {predicted.shape}")
+    return single_trial_r2(observed.mean(axis=0), predicted.mean(axis=0))
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` of the recall of that class."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))

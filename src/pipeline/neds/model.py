@@ -14,13 +14,18 @@ motion energy, choice, block), D = ``embed_dim``. Inputs (a dict, never modified
 Tokenisation (Sec. 3.3): every modality gives one token per bin. Spikes: the session's
 neural input matrix (N -> D, a "stitcher"); continuous behaviours: a session-specific
 1 -> D matrix per behaviour; discrete behaviours: a session-specific class embedding,
-replicated over the T bins. Hidden tokens are replaced by one learned mask token; then the
+replicated over the T bins. (The released code's stitcher is N -> 2N, softsign, -> D; here it
+is one N -> D matrix, as Sec. 3.4 and 5.3 describe it: a neuron's input embedding must be a
+row of fixed width D to be pooled across sessions for region classification, and the 2N²
+weights per session of the two-layer stitcher dominate the parameter count for the IBL's
+several hundred neurons per session.) Hidden tokens are replaced by one learned mask token; then the
 modality embedding, a learned embedding of the time bin (PE_t of Sec. 3.4) and the session
 embedding are added, and rotary embeddings of the time bin (Sec. 3.3) enter every attention
 layer. (With rotary embeddings alone a fully masked modality's tokens differ only in relative
 phase, so the trial-averaged time course is hard to learn from a few hundred trials.) Outputs (Eq. 1): neural log-rates (B, T, N) from the
 session's neural output matrix (D -> N); each continuous behaviour (B, T) and each discrete
-behaviour's logits (B, T, classes) from linear decoders shared across sessions.
+behaviour's logits (B, T, classes) from the session's own linear behaviour decoders
+(Sec. 3.3: "session- and modality-specific decoders for each animal").
 """
 
 from __future__ import annotations
@@ -87,10 +92,11 @@ class Block(nn.Module):
 
 
 class SessionAdapter(nn.Module):
-    """Everything specific to one session (Sec. 3.4): input matrices ("stitchers") for the
-    spikes (N -> D) and for each behaviour, the session embedding (D,), and the neural output
-    matrix (D -> N). Rows of ``neural_in.weight.T`` and ``neural_out.weight`` are the neuron
-    embeddings of Sec. 5.3."""
+    """Everything specific to one session (Sec. 3.3, 3.4): input matrices ("stitchers") for
+    the spikes (N -> D) and for each behaviour, the session embedding (D,), the neural output
+    matrix (D -> N) and one linear decoder per behaviour (D -> 1 for continuous, D -> classes
+    for discrete ones). Rows of ``neural_in.weight.T`` and ``neural_out.weight`` are the
+    neuron embeddings of Sec. 5.3."""
 
     def __init__(self, n_neurons: int, embed_dim: int):
         super().__init__()
@@ -99,6 +105,8 @@ class SessionAdapter(nn.Module):
         self.discrete_in = nn.ModuleDict({name: nn.Embedding(k, embed_dim) for name, k in DISCRETE.items()})
         self.session_embedding = nn.Parameter(torch.zeros(embed_dim))
         self.neural_out = nn.Linear(embed_dim, n_neurons)
+        self.continuous_out = nn.ModuleDict({name: nn.Linear(embed_dim, 1) for name in CONTINUOUS})
+        self.discrete_out = nn.ModuleDict({name: nn.Linear(embed_dim, k) for name, k in DISCRETE.items()})
         # Small initial neuron weights: after training, a neuron's rows (its embedding,
         # Sec. 5.3) are dominated by what was learned rather than by the random start.
         for weight in (self.neural_in.weight, self.neural_out.weight):
@@ -131,8 +139,6 @@ class Neds(nn.Module):
         self.embedding_dropout = nn.Dropout(params.dropout)
         self.blocks = nn.ModuleList([Block(params) for _ in range(params.n_layers)])
         self.final_norm = nn.LayerNorm(width)
-        self.continuous_out = nn.ModuleDict({name: nn.Linear(width, 1) for name in CONTINUOUS})
-        self.discrete_out = nn.ModuleDict({name: nn.Linear(width, k) for name, k in DISCRETE.items()})
         cos, sin = rotary_tables(n_bins, width // params.n_heads, torch.device("cpu"))
         # every modality's token t sits at time bin t
         self.register_buffer("rotary_cos", cos.repeat(len(MODALITIES), 1), persistent=False)
@@ -147,10 +153,6 @@ class Neds(nn.Module):
     def from_architecture(cls, architecture: dict) -> "Neds":
         return cls(ModelParams.from_mapping(architecture["params"]), dict(architecture["sessions"]),
                    int(architecture["n_bins"]))
-
-    def add_session(self, session_id: str, n_neurons: int) -> None:
-        """A fresh adapter (new stitchers, session embedding, neural decoder) for fine-tuning."""
-        self.adapters[session_id] = SessionAdapter(n_neurons, self.params.embed_dim).to(self.mask_token.device)
 
     def forward(self, session_id: str, inputs: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
         """Predictions of every token of ``session_id``'s trials under ``mask``.
@@ -170,7 +172,7 @@ class Neds(nn.Module):
         h = self.final_norm(x).view(batch, n_modalities, n_bins, width)
         outputs = {"spikes": adapter.neural_out(h[:, 0])}
         for row, name in enumerate(MODALITIES[1:], start=1):
-            head = self.continuous_out[name] if name in CONTINUOUS else self.discrete_out[name]
+            head = adapter.continuous_out[name] if name in CONTINUOUS else adapter.discrete_out[name]
             outputs[name] = head(h[:, row]).squeeze(-1) if name in CONTINUOUS else head(h[:, row])
         return outputs
 

@@ -1,8 +1,8 @@
 """The NEDS stages the Snakemake rules run (rules/neds.smk; one function per rule).
 
 Every stage reads binned session files (:func:`pipeline.neds.data.load_session`), writes
-its outputs atomically, and records the seed, the config hash of the section it used and
-the code version. Training stages keep resumable checkpoints in a per-job directory while
+its outputs atomically, and records the seed, the hash of the parameters it was given (its
+own slice of the ``neds`` section: what changes its result) and the code version. Training stages keep resumable checkpoints in a per-job directory while
 they run and delete it once their outputs are written; a checkpoint from a different
 configuration (fingerprint mismatch) is ignored.
 """
@@ -18,15 +18,27 @@ from typing import Mapping
 import numpy as np
 
 from pipeline.io.atomic import write_json
-from pipeline.neds.baselines import evaluate_baselines
-from pipeline.neds.config import NedsConfig, TrainingParams
-from pipeline.neds.data import SessionData, load_session
+from pipeline.neds.baselines import evaluate_linear
+from pipeline.neds.config import (
+    BaselineParams,
+    MaskingParams,
+    ModelParams,
+    NedsConfig,
+    RegionParams,
+    TrainingParams,
+)
+from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds.region import classify_regions, neuron_embeddings
+from pipeline.neds.rrr import evaluate_multi_session_rrr
+from pipeline.neds.search import best_draw
 from pipeline.neds.report import (
     comparison_table,
+    paired_tests_table,
+    per_region_table,
     per_variable_table,
     plot_confusion,
+    plot_validation_curves,
     region_table,
     training_table,
     write_table,
@@ -45,117 +57,206 @@ from pipeline.train.loop import select_device
 log = logging.getLogger(__name__)
 
 
-def _provenance(config: NedsConfig, seed: int, **extra) -> dict:
-    return {"seed": seed, "config_hash": config_hash(config.to_dict()), "code_version": code_version(), **extra}
+def configured_device(config: Mapping) -> str:
+    """``neds.device`` of the whole workflow ``config`` (not a rule param: it does not change a
+    job's result)."""
+    return NedsConfig.from_mapping(config.get("neds")).device
 
 
-def _train_and_evaluate(model, sessions: dict[str, SessionData], schemes: tuple[str, ...], training: TrainingParams,
-                        config: NedsConfig, seed: int, checkpoint_dir: str | Path, progress: bool) -> dict:
-    device = select_device(config.device)
-    fingerprint = config_hash({"neds": config.to_dict(), "training": training.to_dict(), "seed": seed,
-                               "schemes": list(schemes), "sessions": {s: d.path for s, d in sessions.items()}})
-    return train_model(model, sessions, schemes, config.masking, training, seed=seed, checkpoint_dir=checkpoint_dir,
-                       device=device, fingerprint=fingerprint, progress=progress)
+def _provenance(params: dict, seed: int, **extra) -> dict:
+    """``params``: name -> Params the stage was given."""
+    return {"seed": seed, "config_hash": config_hash({k: v.to_dict() for k, v in params.items()}),
+            "code_version": code_version(), **extra}
 
 
-def run_single_session(binned_path: str | Path, variant: str, config: NedsConfig, seed: int, *,
-                       model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
-                       progress: bool = True) -> dict:
-    """Train one single-session variant (Sec. 5.1) and evaluate it on the test trials."""
+def _train(model, sessions: dict[str, SessionData], masking: MaskingParams, training: TrainingParams, seed: int,
+           device: str, checkpoint_dir: str | Path, progress: bool) -> dict:
+    """Train with ``masking.schemes``; the checkpoint fingerprint covers everything that
+    changes the result (model, masking, training, seed, session files)."""
+    fingerprint = config_hash({"architecture": model.architecture(), "masking": masking.to_dict(),
+                               "training": training.to_dict(), "seed": seed,
+                               "sessions": {s: d.path for s, d in sessions.items()}})
+    return train_model(model, sessions, masking.schemes, masking, training, seed=seed, checkpoint_dir=checkpoint_dir,
+                       device=select_device(device), fingerprint=fingerprint, progress=progress)
+
+
+def run_single_session(binned_path: str | Path, variant: str, model_params: ModelParams, masking: MaskingParams,
+                       training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
+                       metrics_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
+    """Train one single-session variant (Sec. 5.1; ``masking.schemes``: the variant's
+    schemes, :meth:`pipeline.neds.config.NedsConfig.variant_schemes`) and evaluate it on the
+    test trials. ``device``: auto, cpu or cuda."""
     data = load_session(binned_path)
-    schemes = config.variant_schemes(variant)
-    model = build_model(config.model, {data.session_id: data}, seed)
-    summary = _train_and_evaluate(model, {data.session_id: data}, schemes, config.training, config, seed,
-                                  checkpoint_dir, progress)
-    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(schemes))
+    model = build_model(model_params, {data.session_id: data}, seed)
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(masking.schemes))
     record = {"session": data.session_id, "model": f"neds_{variant}", "metrics": metrics, "training": summary,
-              **_provenance(config, seed, source=str(binned_path))}
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            source=str(binned_path))}
     save_model(model_path, model, record=record)
     write_json(record, metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_pretraining(binned_paths: list[str | Path], config: NedsConfig, seed: int, *, model_path: str | Path,
+def run_search_draw(binned_path: str | Path, variant: str, draw: int, model_params: ModelParams,
+                    masking: MaskingParams, training: TrainingParams, seed: int, *, device: str,
+                    model_path: str | Path, validation_path: str | Path, checkpoint_dir: str | Path,
+                    progress: bool = True) -> dict:
+    """One draw of the hyperparameter search (:mod:`pipeline.neds.search`): train like
+    :func:`run_single_session` with the drawn sub-sections; validation scores only."""
+    data = load_session(binned_path)
+    model = build_model(model_params, {data.session_id: data}, seed)
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    hyperparameters = {"model": model_params.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+    record = {"session": data.session_id, "model": f"neds_{variant}", "draw": draw,
+              "hyperparameters": hyperparameters, "training": summary,
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            source=str(binned_path))}
+    save_model(model_path, model, record=record)
+    write_json(record, validation_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
+def run_search_selection(binned_path: str | Path, draws: list[tuple[str | Path, str | Path]], *,
+                         model_path: str | Path, metrics_path: str | Path) -> dict:
+    """Pick the draw with the best validation score among ``draws`` ((model file, validation
+    record) pairs) and evaluate only that model on the test trials."""
+    records = [json.loads(Path(validation).read_text()) for _, validation in draws]
+    chosen = best_draw(records)
+    data = load_session(binned_path)
+    model, _ = load_model(draws[chosen][0])
+    record = records[chosen]
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(tuple(record["hyperparameters"]["masking"]
+                                                                               ["schemes"])))
+    log.info("selected draw %d of %d (validation score %.4f): %s", record["draw"], len(records),
+             record["training"]["best_val_score"], record["hyperparameters"])
+    result = {**record, "metrics": metrics,
+              "search": {"selected_draw": record["draw"],
+                         "validation_scores": {r["draw"]: r["training"]["best_val_score"] for r in records}}}
+    save_model(model_path, model, record=result)
+    write_json(result, metrics_path)
+    return result
+
+
+def run_pretraining(binned_paths: list[str | Path], model_params: ModelParams, masking: MaskingParams,
+                    training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
                     summary_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the multimodal model on every training session (Sec. 5.2)."""
     sessions = {data.session_id: data for data in map(load_session, binned_paths)}
-    model = build_model(config.model, sessions, seed)
-    summary = _train_and_evaluate(model, sessions, config.masking.schemes, config.pretraining, config, seed,
-                                  checkpoint_dir, progress)
+    model = build_model(model_params, sessions, seed)
+    summary = _train(model, sessions, masking, training, seed, device, checkpoint_dir, progress)
     record = {"sessions": sorted(sessions), "training": summary,
-              **_provenance(config, seed, sources=[str(p) for p in binned_paths])}
+              **_provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                            sources=[str(p) for p in binned_paths])}
     save_model(model_path, model, record=record)
     write_json(record, summary_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, config: NedsConfig, seed: int, *,
-                   model_path: str | Path, metrics_path: str | Path, checkpoint_dir: str | Path,
-                   progress: bool = True) -> dict:
-    """Fine-tune the pretrained model on a held-out session (new adapter) and evaluate it."""
+def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, masking: MaskingParams,
+                   training: TrainingParams, seed: int, *, device: str, model_path: str | Path,
+                   metrics_path: str | Path, checkpoint_dir: str | Path, progress: bool = True) -> dict:
+    """Fine-tune the pretrained model (its architecture) on a held-out session (new adapter)
+    and evaluate it."""
     data = load_session(binned_path)
     model = model_for_finetuning(pretrained_path, data, seed)
-    summary = _train_and_evaluate(model, {data.session_id: data}, config.masking.schemes, config.finetuning, config,
-                                  seed, checkpoint_dir, progress)
-    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(config.masking.schemes))
+    summary = _train(model, {data.session_id: data}, masking, training, seed, device, checkpoint_dir, progress)
+    metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(masking.schemes))
     record = {"session": data.session_id, "model": "neds_multi_session", "metrics": metrics, "training": summary,
-              **_provenance(config, seed, source=str(binned_path), pretrained=str(pretrained_path))}
+              **_provenance({"masking": masking, "training": training}, seed, source=str(binned_path),
+                            pretrained=str(pretrained_path))}
     save_model(model_path, model, record=record)
     write_json(record, metrics_path)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def run_baselines(binned_path: str | Path, config: NedsConfig, seed: int, out_path: str | Path) -> dict:
-    """Linear and RRR baselines plus the chance predictor on the test trials."""
+def run_baselines(binned_path: str | Path, params: BaselineParams, seed: int, out_path: str | Path) -> dict:
+    """Linear baseline plus the chance predictor on the test trials of one session."""
     data = load_session(binned_path)
-    record = {"session": data.session_id, **evaluate_baselines(data, config.baselines, seed),
-              "chance": chance_metrics(data), **_provenance(config, seed, source=str(binned_path))}
+    record = {"session": data.session_id, "linear": evaluate_linear(data, params, seed),
+              "chance": chance_metrics(data), **_provenance({"baselines": params}, seed, source=str(binned_path))}
     write_json(record, out_path)
     return record
 
 
-def run_region_classification(models: Mapping[str, list[tuple[str, str]]], config: NedsConfig, seed: int,
+def run_rrr(binned_paths: list[str | Path], params: BaselineParams, seed: int, out_path: str | Path) -> dict:
+    """Multi-session RRR (:mod:`pipeline.neds.rrr`) fitted on the training trials of every
+    session; test metrics per session."""
+    sessions = {data.session_id: data for data in map(load_session, binned_paths)}
+    metrics = evaluate_multi_session_rrr(sessions, params, seed)
+    for sid, scores in metrics.items():
+        log.info("rrr %s: %s", sid, {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)})
+    record = {"sessions": metrics, **_provenance({"baselines": params}, seed, sources=[str(p) for p in binned_paths])}
+    write_json(record, out_path)
+    return record
+
+
+def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
     """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
-    each name's sessions are pooled and classified (Sec. 5.3)."""
+    each name's sessions are pooled and classified (Sec. 5.3); folds group by session for
+    fine-tuned multi-session models (their records name the pretrained model)."""
     results = {}
     for name, pairs in models.items():
-        embeddings, acronyms = [], []
+        embeddings, acronyms, sessions, multi_session = [], [], [], []
         for model_path, binned_path in pairs:
             data = load_session(binned_path)
-            model, _ = load_model(model_path)
-            embeddings.append(neuron_embeddings(model, data.session_id))
+            model, saved = load_model(model_path)
+            embeddings.append(neuron_embeddings(model, data.session_id, tuple(saved["record"]["training"]["tasks"])))
             acronyms.append(data.regions)
-        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), config.region, seed)
+            sessions.append(np.full(data.n_neurons, data.session_id))
+            multi_session.append("pretrained" in saved["record"])
+        if len(set(multi_session)) != 1:
+            raise ValueError(f"{name}: mixes single-session and fine-tuned multi-session models")
+        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), params, seed,
+                                         sessions=np.concatenate(sessions) if multi_session[0] else None)
         log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})
-    write_json({"models": results, **_provenance(config, seed)}, out_path)
+    write_json({"models": results, **_provenance({"region": params}, seed)}, out_path)
     return results
 
 
-def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], training_records: list[str | Path],
-               region_path: str | Path, tables: Mapping[str, tuple[str, str]], figure: tuple[str, str]) -> None:
-    """Tables (``tables``: name -> (csv, md) for ``comparison``, ``encoding_per_variable``,
-    ``region``, ``training``) and the confusion-matrix figure (pdf, png) from the JSON
-    records of the NEDS jobs. ``training_records``: model records plus the pretraining summary."""
+def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Path], rrr_path: str | Path,
+               training_records: list[str | Path], region_path: str | Path, binned_paths: Mapping[str, str | Path], tables: Mapping[str, tuple[str, str]],
+               figures: Mapping[str, tuple[str, str]]) -> None:
+    """Tables (``tables``: name -> (csv, md) for every name of
+    :data:`pipeline.neds.report.REPORT_TABLES`) and
+    figures (``figures``: ``region_confusion`` and ``validation_curves`` -> (pdf, png)) from
+    the JSON records of the NEDS jobs. ``binned_paths``: evaluated session -> binned file
+    (its region labels); only these sessions enter the comparison tables.
+    ``training_records``: model records plus the pretraining summary."""
 
     def read(path):
         return json.loads(Path(path).read_text())
 
-    models, baselines = [read(p) for p in model_metrics], [read(p) for p in baseline_metrics]
+    rrr = read(rrr_path)["sessions"]
+    models = [read(p) for p in model_metrics]
+    baselines = [{**record, "rrr": rrr[record["session"]]} for record in map(read, baseline_metrics)]
+    sessions = list(binned_paths)
     trained = []
     for path in training_records:
         record = read(path)
         trained.append(record if "model" in record else
                        {"session": "+".join(record["sessions"]), "model": "neds_pretraining", **record})
     region = read(region_path)["models"]
-    write_table(comparison_table(models, baselines), *tables["comparison"],
-                "NEDS vs baselines (test trials): encoding bps, decoding accuracy and single-trial R2")
-    write_table(per_variable_table(models, baselines), *tables["encoding_per_variable"],
-                "Encoding bps from all behaviours and from each behaviour alone (test trials)")
+    comparison = comparison_table(models, baselines, sessions)
+    where = f"test trials of the evaluated sessions {', '.join(sessions)}"
+    write_table(comparison, *tables["comparison"],
+                f"NEDS vs baselines ({where}): encoding bps, decoding accuracy, balanced accuracy, single-trial "
+                "and PSTH R2; mean and s.e. over sessions")
+    write_table(paired_tests_table(comparison), *tables["paired_tests"],
+                "Paired per-session Wilcoxon tests against the reference NEDS model (Holm-adjusted per metric)")
+    write_table(per_variable_table(models, baselines, sessions), *tables["encoding_per_variable"],
+                f"Encoding bps from all behaviours and from each behaviour alone ({where})")
+    regions = {session: read_neuron_regions(path) for session, path in binned_paths.items()}
+    write_table(per_region_table(models, baselines, sessions, regions), *tables["encoding_per_region"],
+                f"Encoding bps per brain region, mean and s.e. over the region's neurons ({where})")
     write_table(region_table(region), *tables["region"],
-                "Brain-region classification from neuron embeddings (linear SVC, stratified k-fold)")
-    write_table(training_table(trained), *tables["training"], "NEDS training: epochs, throughput, device")
-    plot_confusion(region, *figure)
+                "Brain-region classification from neuron embeddings (linear SVC; cross-validation scheme per row)")
+    write_table(training_table(trained), *tables["training"],
+                "NEDS training: epochs, selected and per-task best epochs, throughput, device")
+    plot_confusion(region, *figures["region_confusion"])
+    plot_validation_curves(trained, *figures["validation_curves"])

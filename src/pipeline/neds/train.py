@@ -1,12 +1,24 @@
 """Training NEDS: single-session, multi-session pretraining and fine-tuning (Sec. 5.1, 5.2).
 
-One loop serves all three: batches are drawn from one session at a time (sessions differ
-in their number of neurons), each sample gets its own masking scheme and mask
-(:func:`pipeline.neds.masking.sample_masks`), and the loss is the sum of the per-modality
-losses (:func:`pipeline.neds.model.masked_losses`). AdamW with linear warm-up and cosine
-decay. After every epoch the validation metrics (deterministic evaluation masks: encoding
-and/or decoding, see :func:`evaluated_tasks`; :func:`pipeline.neds.evaluate.selection_score`)
-pick the best epoch, whose weights are the result.
+One loop serves all three. Every batch holds ``batch_size`` trials drawn from the pooled
+training trials of ALL sessions (:func:`epoch_batches`), so the configured batch size is the
+real one in multi-session pretraining; the model runs once per session present in the batch
+(sessions differ in their number of neurons) and the batch loss is the trial-weighted mean of
+those groups' losses, followed by one optimizer step. Each sample gets its own masking scheme
+and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is the sum of its
+per-modality losses (:func:`pipeline.neds.model.masked_losses`). AdamW with linear warm-up
+and cosine decay.
+
+Best epoch: after every epoch the validation trials are scored per task (deterministic
+evaluation masks; encoding and/or decoding, see :func:`evaluated_tasks`;
+:func:`pipeline.neds.evaluate.task_scores`, averaged over sessions) and the epoch with the
+best :func:`pipeline.neds.evaluate.selection_score` (encoding and decoding weigh equally) is
+kept. The summary holds the per-task validation curves, each task's own best epoch and the
+selected epoch's shortfall against it (``task_shortfall``), so a trade is reported.
+
+Non-finite values: a batch whose loss is NaN / infinite is logged and skipped (no update;
+counted in ``skipped_batches``); an epoch whose validation predictions or scores are not
+finite is logged and cannot be selected; a job in which no epoch is usable fails naming it.
 
 Resumption (:mod:`pipeline.train.checkpoint`): ``last.pt`` after every epoch and when
 SIGTERM arrives (then :class:`~pipeline.train.checkpoint.TrainingInterrupted` is raised);
@@ -27,10 +39,11 @@ from tqdm import tqdm
 
 from pipeline.neds.config import MaskingParams, ModelParams, TrainingParams
 from pipeline.neds.data import SessionData
-from pipeline.neds.evaluate import evaluate_model, selection_score
-from pipeline.neds.masking import MODALITIES, sample_masks
+from pipeline.neds.evaluate import evaluate_model, selection_score, task_scores
+from pipeline.neds.masking import MODALITIES, Mask, sample_masks
+from pipeline.neds.metrics import NonFinitePrediction
 from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses
-from pipeline.seeding import derive_seed, rng_for
+from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import (
     StopSignal,
     TrainingInterrupted,
@@ -82,8 +95,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ne
 
 
 def model_for_finetuning(pretrained_path: str | Path, session: SessionData, seed: int) -> Neds:
-    """The pretrained shared transformer, mask token, modality embeddings and behaviour
-    decoders, with a NEW adapter (stitchers, session embedding, neural decoder) for ``session``."""
+    """The pretrained shared transformer, mask token, modality and time embeddings, with a
+    NEW adapter (stitchers, session embedding, neural and behaviour decoders) for ``session``."""
     pretrained, _ = load_model(pretrained_path)
     torch.manual_seed(derive_seed(seed, "neds_finetune_init", session.session_id))
     model = Neds(pretrained.params, {session.session_id: session.n_neurons}, pretrained.n_bins)
@@ -109,13 +122,37 @@ def _schedule(total_steps: int, warmup_fraction: float):
     return factor
 
 
-def epoch_batches(sessions: dict[str, SessionData], batch_size: int, seed: int, epoch: int) -> list[tuple[str, np.ndarray]]:
-    """(session, training-split positions) of every batch of an epoch, sessions interleaved;
-    a function of (seed, epoch) only."""
-    batches = [(sid, batch) for sid, data in sorted(sessions.items())
-               for batch in epoch_batch_order(data.splits["train"].size, batch_size, derive_seed(seed, sid), epoch)]
-    order = rng_for(seed, "session_interleave", epoch).permutation(len(batches))
-    return [batches[i] for i in order]
+def epoch_batches(sessions: dict[str, SessionData], batch_size: int, seed: int,
+                  epoch: int) -> list[list[tuple[str, np.ndarray]]]:
+    """The batches of an epoch: the training trials of all sessions pooled, permuted and cut
+    into ``batch_size`` trials (the last batch may be smaller); each batch is a list of
+    (session, training-split positions) groups in session order. A function of (seed, epoch)."""
+    pool = [(sid, position) for sid, data in sorted(sessions.items()) for position in range(data.splits["train"].size)]
+    batches = []
+    for rows in epoch_batch_order(len(pool), batch_size, seed, epoch):
+        groups: dict[str, list[int]] = {}
+        for row in rows:
+            sid, position = pool[row]
+            groups.setdefault(sid, []).append(position)
+        batches.append([(sid, np.array(groups[sid])) for sid in sorted(groups)])
+    return batches
+
+
+def _rows(mask: Mask, start: int, stop: int) -> Mask:
+    return Mask(mask.hidden[start:stop], mask.target[start:stop], mask.scheme[start:stop])
+
+
+def _validation_scores(model: Neds, sessions: dict[str, SessionData], tasks: tuple[str, ...]):
+    """(per-session validation metrics, per-task scores averaged over sessions); scores are
+    NaN when a prediction is not finite."""
+    try:
+        metrics = {sid: {k: v for k, v in evaluate_model(model, sid, data, tasks, split="val", per_variable=False).items()
+                         if k != "bps_per_neuron"} for sid, data in sessions.items()}
+    except NonFinitePrediction as err:
+        log.warning("validation predictions are not finite (%s)", err)
+        return None, {task: math.nan for task in tasks}
+    per_session = [task_scores(m) for m in metrics.values()]
+    return metrics, {task: float(np.mean([s[task] for s in per_session])) for task in tasks}
 
 
 def train_model(
@@ -132,8 +169,10 @@ def train_model(
     progress: bool = True,
 ) -> dict:
     """Train ``model`` in place on the training trials of ``sessions``; load the best
-    epoch's weights at the end. Returns a summary: epochs, best epoch and validation loss,
-    per-epoch history, training tokens/s (M x T tokens per trial), device, parameters.
+    epoch's weights at the end. Returns a summary: epochs, best epoch, its validation score
+    and per-task scores, each task's own best epoch and the selected epoch's shortfall
+    against it, skipped batches, per-epoch history (train loss, validation score, per-task
+    scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
     ``fingerprint`` identifies the job's configuration: a ``last.pt`` with another one is ignored."""
     for sid, data in sessions.items():
         if data.splits["val"].size == 0:
@@ -143,12 +182,16 @@ def train_model(
     train_inputs = {sid: data.tensors("train", device) for sid, data in sessions.items()}
     n_bins = model.n_bins
     steps_per_epoch = len(epoch_batches(sessions, params.batch_size, seed, 0))
+    n_train = sum(data.splits["train"].size for data in sessions.values())
+    if params.batch_size > n_train:
+        log.warning("batch_size %d exceeds the %d training trials: every batch holds %d", params.batch_size, n_train,
+                    n_train)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(params.epochs * steps_per_epoch, params.warmup_fraction))
     last_path, best_path = checkpoint_paths(checkpoint_dir)
     state = {"epoch": 0, "position": 0, "best_score": -math.inf, "best_epoch": -1, "history": [],
-             "train_seconds": 0.0, "train_tokens": 0}
+             "train_seconds": 0.0, "train_tokens": 0, "skipped_batches": 0}
     if last_path.exists():
         saved = load_checkpoint(last_path, map_location=device)
         if (saved["architecture"] == model.architecture() and saved["schemes"] == list(schemes)
@@ -184,45 +227,70 @@ def train_model(
                     state["train_seconds"] += time.perf_counter() - started
                     checkpoint(last_path)
                     raise TrainingInterrupted(f"stopped at epoch {epoch}, batch {position}; state in {last_path}")
-                sid, rows = batches[position]
-                rows_t = torch.as_tensor(rows, device=device)
-                inputs = {name: values[rows_t] for name, values in train_inputs[sid].items()}
+                groups = batches[position]
+                n_trials = sum(len(rows) for _, rows in groups)
                 generator = torch.Generator().manual_seed(derive_seed(seed, "mask", epoch, position))
-                mask = sample_masks(len(rows), n_bins, schemes, masking.mask_ratio,
+                mask = sample_masks(n_trials, n_bins, schemes, masking.mask_ratio,
                                     masking.single_behavior_probability, generator)
-                loss = sum(masked_losses(model(sid, inputs, mask), inputs, mask).values())
+                loss, start = 0.0, 0
+                for sid, rows in groups:
+                    rows_t = torch.as_tensor(rows, device=device)
+                    inputs = {name: values[rows_t] for name, values in train_inputs[sid].items()}
+                    group_mask = _rows(mask, start, start + len(rows))
+                    group_loss = sum(masked_losses(model(sid, inputs, group_mask), inputs, group_mask).values())
+                    loss = loss + group_loss * (len(rows) / n_trials)
+                    start += len(rows)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if params.grad_clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip_norm)
-                optimizer.step()
+                if torch.isfinite(loss):
+                    loss.backward()
+                    if params.grad_clip_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip_norm)
+                    optimizer.step()
+                    epoch_losses.append(loss.item())
+                else:
+                    state["skipped_batches"] += 1
+                    log.warning("epoch %d, batch %d: non-finite loss %s; batch skipped", epoch, position, loss.item())
                 scheduler.step()
-                epoch_losses.append(loss.item())
-                state["train_tokens"] += len(rows) * len(MODALITIES) * n_bins
+                state["train_tokens"] += n_trials * len(MODALITIES) * n_bins
             if device.type == "cuda":
                 torch.cuda.synchronize()
             state["train_seconds"] += time.perf_counter() - started
-            val_metrics = {sid: evaluate_model(model, sid, data, tasks, split="val", per_variable=False)
-                           for sid, data in sessions.items()}
-            score = float(np.mean([selection_score(m) for m in val_metrics.values()]))
-            state["history"].append({"epoch": epoch, "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None,
-                                     "val_score": score, "val_metrics": val_metrics})
-            log.info("epoch %d: train loss %.4f, val score %.4f %s", epoch, state["history"][-1]["train_loss"], score,
-                     {sid: {k: round(v, 3) for k, v in m.items()} for sid, m in val_metrics.items()})
+            val_metrics, scores = _validation_scores(model, sessions, tasks)
+            score = selection_score(scores)
+            usable = math.isfinite(score)
+            train_loss = float(np.mean(epoch_losses)) if epoch_losses else None
+            state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_score": score if usable else None,
+                                     "val_task_scores": {t: v if math.isfinite(v) else None for t, v in scores.items()},
+                                     "val_metrics": val_metrics})
+            if usable:
+                log.info("epoch %d: train loss %s, val score %.4f, per task %s", epoch, train_loss, score,
+                         {t: round(v, 4) for t, v in scores.items()})
+            else:
+                log.warning("epoch %d: non-finite validation score (%s); epoch skipped for selection", epoch, scores)
             state["epoch"], state["position"] = epoch + 1, 0
-            if score > state["best_score"]:
+            if usable and score > state["best_score"]:
                 state["best_score"], state["best_epoch"] = score, epoch
                 save_checkpoint(best_path, model=model.state_dict())
             checkpoint(last_path)
             bar.update(1)
-            bar.set_postfix(loss=state["history"][-1]["train_loss"], val_score=score)
+            bar.set_postfix(loss=train_loss, val_score=score)
         bar.close()
+    if state["best_epoch"] < 0:
+        raise RuntimeError(f"no epoch of {params.epochs} had finite validation scores "
+                           f"(checkpoints in {checkpoint_dir}); lower the learning rate or check the inputs")
     model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
     model.eval()
     tokens_per_s = state["train_tokens"] / state["train_seconds"] if state["train_seconds"] > 0 else float("nan")
-    log.info("best epoch %d (val score %.4f); %.0f training tokens/s on %s", state["best_epoch"], state["best_score"],
-             tokens_per_s, device)
+    selected = state["history"][state["best_epoch"]]["val_task_scores"]
+    task_best = {task: max((h for h in state["history"] if h["val_task_scores"][task] is not None),
+                           key=lambda h: h["val_task_scores"][task]) for task in tasks}
+    shortfall = {task: task_best[task]["val_task_scores"][task] - selected[task] for task in tasks}
+    log.info("best epoch %d (val score %.4f, per task %s); each task's own best epoch %s, shortfall %s; "
+             "%.0f training tokens/s on %s", state["best_epoch"], state["best_score"], selected,
+             {t: h["epoch"] for t, h in task_best.items()}, shortfall, tokens_per_s, device)
     return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val_score": state["best_score"],
+            "best_val_task_scores": selected, "task_best_epoch": {t: h["epoch"] for t, h in task_best.items()},
+            "task_shortfall": shortfall, "skipped_batches": state["skipped_batches"],
             "history": state["history"], "tokens_per_s": tokens_per_s, "train_seconds": state["train_seconds"],
             "device": str(device), "n_parameters": count_parameters(model), "schemes": list(schemes),
             "tokens_per_trial": len(MODALITIES) * n_bins, "tasks": list(tasks)}

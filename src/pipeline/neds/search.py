@@ -1,0 +1,43 @@
+"""Random hyperparameter search of the single-session NEDS models as DAG jobs (paper seed
+002, App. C: Ray Tune's 50 random draws per session over Table 3's ranges).
+
+Draw d of (variant, session) takes learning rate and weight decay log-uniformly, the mask
+ratio uniformly and embedding width, feed-forward width and depth uniformly from the
+configured choices (``neds.search``), from a generator seeded by (job seed, d) alone: a
+draw's hyperparameters never depend on how many draws are configured, so adding draws adds
+only the new draw jobs (and reruns the selection). Every draw trains on the training trials
+and is scored on the validation trials only (:func:`pipeline.neds.train.train_model`'s
+selection score of its best epoch); the selection job evaluates only the best draw on the
+test trials. Attention heads stay ``model.n_heads`` (the paper fixes 8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
+from pipeline.seeding import rng_for
+
+
+def draw_hyperparameters(search: SearchParams, model: ModelParams, masking: MaskingParams, training: TrainingParams,
+                         seed: int, draw: int) -> tuple[ModelParams, MaskingParams, TrainingParams]:
+    """The configured sub-sections with draw ``draw``'s values (module docstring)."""
+    rng = rng_for(seed, "neds_search", draw)
+
+    def log_uniform(low_high):
+        return float(math.exp(rng.uniform(math.log(low_high[0]), math.log(low_high[1]))))
+
+    learning_rate, weight_decay = log_uniform(search.learning_rate), log_uniform(search.weight_decay)
+    mask_ratio = float(rng.uniform(*search.mask_ratio))
+    embed_dim, mlp_dim, n_layers = (int(rng.choice(search.embed_dim)), int(rng.choice(search.mlp_dim)),
+                                    int(rng.choice(search.n_layers)))
+    return (dataclasses.replace(model, embed_dim=embed_dim, mlp_dim=mlp_dim, n_layers=n_layers),
+            dataclasses.replace(masking, mask_ratio=mask_ratio),
+            dataclasses.replace(training, learning_rate=learning_rate, weight_decay=weight_decay))
+
+
+def best_draw(validation_records: list[dict]) -> int:
+    """Position of the record with the highest ``best_val_score`` (the first on ties)."""
+    scores = [record["training"]["best_val_score"] for record in validation_records]
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))

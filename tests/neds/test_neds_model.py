@@ -1,0 +1,65 @@
+"""Model structure: per-session behaviour decoders, and the neuron-embedding matrices each
+variant uses for region classification are exactly the ones its training updates."""
+
+import pytest
+import torch
+
+from pipeline.neds.config import MASKING_SCHEMES, ModelParams, NedsConfig
+from pipeline.neds.data import CONTINUOUS, DISCRETE
+from pipeline.neds.masking import sample_masks
+from pipeline.neds.model import Neds, masked_losses
+from pipeline.neds.region import embedding_matrices
+from pipeline.neds.train import evaluated_tasks
+
+N_BINS = 20
+MICRO = ModelParams(embed_dim=8, n_heads=2, n_layers=1, mlp_dim=8, dropout=0.0, attention_dropout=0.0)
+
+
+def _inputs(n_neurons, n_trials=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"spikes": torch.poisson(torch.full((n_trials, N_BINS, n_neurons), 0.5), generator=g),
+            "wheel_speed": torch.randn(n_trials, N_BINS, generator=g),
+            "whisker_motion_energy": torch.randn(n_trials, N_BINS, generator=g),
+            "choice": torch.randint(2, (n_trials,), generator=g), "block": torch.randint(3, (n_trials,), generator=g)}
+
+
+def test_every_session_has_its_own_behaviour_decoders():
+    model = Neds(MICRO, {"a": 5, "b": 7}, N_BINS)
+    for name in CONTINUOUS:
+        assert model.adapters["a"].continuous_out[name] is not model.adapters["b"].continuous_out[name]
+    for name, n_classes in DISCRETE.items():
+        assert model.adapters["b"].discrete_out[name].out_features == n_classes
+    shared = [name for name, _ in model.named_parameters() if not name.startswith("adapters.")]
+    assert not any("_out" in name for name in shared), shared  # no behaviour decoder outside the adapters
+    # a decoder of session a does not move session b's behaviour prediction
+    inputs = _inputs(7)
+    mask = sample_masks(8, N_BINS, ("behavior",), 0.3, 0.5, torch.Generator().manual_seed(0))
+    before = model("b", inputs, mask)["wheel_speed"].detach()
+    with torch.no_grad():
+        model.adapters["a"].continuous_out["wheel_speed"].bias += 10
+    assert torch.equal(model("b", inputs, mask)["wheel_speed"], before)
+
+
+@pytest.mark.parametrize("variant", ["multimodal", "encoding", "decoding"])
+def test_region_embedding_matrices_are_the_ones_training_updates(variant):
+    schemes = NedsConfig().variant_schemes(variant)
+    chosen = embedding_matrices(evaluated_tasks(schemes))
+    assert chosen == {"multimodal": ("neural_in", "neural_out"), "encoding": ("neural_out",),
+                      "decoding": ("neural_in",)}[variant]
+    torch.manual_seed(0)
+    model = Neds(MICRO, {"s": 6}, N_BINS)
+    inputs = _inputs(6)
+    mask = sample_masks(8, N_BINS, schemes, 0.3, 0.5, torch.Generator().manual_seed(1))
+    sum(masked_losses(model("s", inputs, mask), inputs, mask).values()).backward()
+    adapter = model.adapters["s"]
+    for name in ("neural_in", "neural_out"):
+        grad = getattr(adapter, name).weight.grad
+        received = grad is not None and bool(grad.abs().sum() > 0)
+        assert received == (name in chosen), (variant, name)  # chosen matrices train, the others never do
+
+
+def test_every_scheme_set_has_an_embedding():
+    for scheme in MASKING_SCHEMES:
+        assert embedding_matrices(evaluated_tasks((scheme,)))
+    with pytest.raises(ValueError, match="no neuron embedding"):
+        embedding_matrices(())
