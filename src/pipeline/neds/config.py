@@ -124,7 +124,7 @@ class BaselineParams(Params):
 class RegionParams(Params):
     """Brain-region classification from neuron embeddings (Sec. 5.3)."""
 
-    regions: tuple[str, ...] = ("PO", "LP", "DG", "CA1", "VISa")  # classes; acronyms map by prefix (VISa2/3 -> VISa)
+    regions: tuple[str, ...] = ("PO", "LP", "DG", "CA1", "VISa")  # classes: exact acronyms at ibl_binning.region_level (Beryl by default)
     cv_folds: int = 5  # stratified folds across neurons (paper 5)
     svc_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # LinearSVC C candidates, chosen by inner CV per fold
     inner_cv_folds: int = 3  # stratified folds of the inner C search (within each outer training fold)

@@ -15,9 +15,11 @@ that) is evaluated by cross-validation across the pooled neurons: stratified k-f
 single-session models (as the paper), and grouped by session (each fold holds out whole
 sessions, min(k, sessions) folds) for multi-session models, whose neuron embeddings share
 one space, so that a score cannot come from recognising a session -> accuracy and confusion matrix (rows:
-true region, columns: predicted, counts). Acronyms map to the configured regions by
-prefix (``VISa2/3`` -> ``VISa``, ``DG-mo`` -> ``DG``); other neurons are left out, and so
-are regions with fewer neurons than folds (listed in the result).
+true region, columns: predicted, counts). Labels are the binned file's ``neurons/region``
+acronyms, already mapped by iblatlas to the configured atlas level (``ibl_binning.region_level``,
+Beryl by default; :mod:`pipeline.ibl.regions`), and must equal a configured region exactly
+(no prefix matching: ``VISam`` is not ``VISa``, ``POL`` is not ``PO``); other neurons are left
+out, and so are regions with fewer neurons than folds (listed in the result).
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ def neuron_embeddings(model: Neds, session_id: str, tasks: tuple[str, ...]) -> n
 
 
 def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
-    """Each acronym's configured region (longest matching prefix), or '' when none matches."""
-    ordered = sorted(regions, key=len, reverse=True)
-    return np.array([next((r for r in ordered if str(a).startswith(r)), "") for a in acronyms], dtype=object)
+    """Each acronym if it is one of the configured ``regions`` (exact match), else ''."""
+    wanted = set(regions)
+    return np.array([str(a) if str(a) in wanted else "" for a in acronyms], dtype=object)
 
 
 def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, params: RegionParams,
