@@ -82,7 +82,7 @@ def test_table1_with_one_run_per_cell_says_not_computable(tmp_path):
     model_comparison_stage(paths, "exp1", MODELS, 0.05, **out)
     md = out["tables"]["md"].read_text()
     assert "| lstm | 5 | 1 | 1 | 0.200 ± n/a | n.c. |" in md
-    assert "n.c.: test not computable (n = 1 vs 1 (needs >= 2 each))" in md
+    assert "n.c.: test not computable (1 fish with both arms (needs >= 2); n = 1 vs 1 (needs >= 2 each))" in md
     csv = pd.read_csv(out["tables"]["csv"], comment="#")
     assert csv["p_value"].isna().all()
 
@@ -155,3 +155,25 @@ def test_fig2c_rejects_runs_with_different_test_frames(tmp_path):
              write_predictions(tmp_path / "jobs", experiment="exp1", fish="fish01", model="lstm", run=1, n_frames=50)]
     with pytest.raises(ValueError, match="test frames differ"):
         traces_stage({"lstm": paths}, "fish01", 5, 0, tmp_path / "f.pdf", tmp_path / "f.png")
+
+
+def test_table1_takes_the_pretrained_arm_of_its_own_experiment_and_names_its_protocol(tmp_path):
+    """paper.yaml: Table 1 from the Exp. 2 jobs (5 epochs, batch 32, 70:10:20), Fig. 2a from Exp. 1."""
+    exp1 = [write_metrics(tmp_path / "jobs", experiment="exp1", fish="fish01", model=model, run=run,
+                          rmse=0.1 + 0.01 * run, pearson_r=0.1) for model in ("lstm", "bert") for run in range(2)]
+    exp2 = [write_metrics(tmp_path / "jobs", experiment="exp2", fish="fish01", model="bert", weights=weights,
+                          run=run, rmse=rmse + 0.001 * run, pearson_r=0.2, epochs=5, batch_size=32,
+                          split_fractions=(0.7, 0.1, 0.2))
+            for weights, rmse in (("pretrained", 0.05), ("untrained", 0.09)) for run in range(2)]
+    exp2 += [write_metrics(tmp_path / "jobs", experiment="exp2", fish="fish01", model="lstm", run=run, rmse=0.07,
+                           pearson_r=0.1, epochs=5, batch_size=32, split_fractions=(0.7, 0.1, 0.2))
+             for run in range(2)]
+    out = outputs(tmp_path, "table1")
+    comparison = model_comparison_stage(exp1, "exp1", ["lstm", "bert"], 0.05, **out, table_metrics=exp2,
+                                        table_experiment="exp2", table_model_order=["lstm", "bert"])
+    rmse = comparison[comparison["metric"] == "rmse"].set_index("model")
+    assert rmse.loc["bert", "mean"] == pytest.approx(0.0505) and (rmse["n"] == 2).all()
+    md = out["tables"]["md"].read_text()
+    assert "Experiment 'exp2'" in md and "bert pretrained" in md and "lstm untrained" in md
+    assert "Protocol: 5 epochs, batch 32, learning rate 0.0001, chronological train:val:test split 70:10:20 %" in md
+    assert "Fish-level columns (fish = the unit; n = fish)" in md

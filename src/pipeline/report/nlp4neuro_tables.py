@@ -1,13 +1,17 @@
 """Tables 1-3 of NLP4Neuro (paper seed 000, Sec. 4 and App. A.11) from the comparison
 frames of :mod:`pipeline.stats.comparisons`. The CSV holds the tidy frame (one row per
 cell and metric, every statistic at full precision); LaTeX and Markdown show one row per
-cell with mean ± SEM, the n behind it and the (adjusted) p-value of its test."""
+cell with mean ± SEM over jobs and the paper protocol's (adjusted) p-value, then the
+fish-level mean with its 95 % bootstrap CI over fish and the mixed model's adjusted p-value
+(:mod:`pipeline.stats.fish_level`). Every footer names the training protocol of the jobs
+and the n behind each column with its unit."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.report.tables import Table, format_mean_sem, format_p_value
+from pipeline.report.tables import Table, format_mean_sem, format_p_value, format_value
+from pipeline.stats.fish_level import MIXED_MODEL
 from pipeline.stats.hypothesis import MANN_WHITNEY, WILCOXON
 from pipeline.stats.records import METRICS
 
@@ -18,6 +22,24 @@ PEARSON_DEFINITION = ("Pearson r: between predicted and true tail sum (sum of th
 SEM_DEFINITION = ("mean ± SEM over every (fish, run) job of the cell; SEM = sample SD (ddof = 1) / sqrt(n); "
                   "n/a when n = 1")
 NOT_COMPUTABLE = "n.c.: test not computable"
+FISH_LEVEL_NOTE = ("Fish-level columns (fish = the unit; n = fish): fish mean = mean over fish of each fish's mean "
+                   "over its runs, [95 % CI] = percentile bootstrap over fish ({resamples} resamples; n/a with 1 "
+                   "fish); p LMM = " + MIXED_MODEL + " of the arm against {reference}, Holm-adjusted over the "
+                   "same family as the paper column; * = adjusted p < {alpha:g}.")
+
+
+def _fish_cell(row) -> str:
+    ci = ("n/a" if pd.isna(row["fish_ci_low"])
+          else f"[{format_value(row['fish_ci_low'])}, {format_value(row['fish_ci_high'])}]")
+    return f"{format_value(row['fish_mean'])} {ci}"
+
+
+def _lmm_cell(row) -> str:
+    if row["lmm_note"] == "reference":
+        return "best"
+    if row["lmm_note"]:
+        return "n.c."
+    return format_p_value(row["lmm_p_adjusted"]) + ("*" if row["lmm_significant"] else "")
 
 
 def _p_cell(row) -> str:
@@ -29,7 +51,8 @@ def _p_cell(row) -> str:
 
 
 def _not_computable_note(frame: pd.DataFrame) -> list[str]:
-    reasons = sorted({r.removeprefix("not computable: ") for r in frame["test_note"] if r and r != "best"})
+    notes = [r for column in ("test_note", "paper_note", "lmm_note") if column in frame for r in frame[column]]
+    reasons = sorted({r.removeprefix("not computable: ") for r in notes if r and r not in ("best", "reference")})
     return [f"{NOT_COMPUTABLE} ({'; '.join(reasons)})"] if reasons else []
 
 
@@ -50,24 +73,33 @@ def _wide(frame: pd.DataFrame, keys: list[str], value_columns: dict[str, callabl
     return pd.concat(parts, axis=1)
 
 
-def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: float) -> Table:
-    """Table 1: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM, n), each model
-    against the best model of its seq_len (Mann-Whitney U, Holm within seq_len)."""
+def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
+                           resamples: int, weights_used: dict[str, str]) -> Table:
+    """Table 1: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over jobs, n),
+    each model against the best model of its seq_len (paper: Mann-Whitney U on pooled jobs,
+    Holm within seq_len; fish level: per-fish means with bootstrap CI, mixed model).
+    ``weights_used``: model -> the weights option its rows come from."""
     keys = ["model", "seq_len"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
         "p {short}": _p_cell,
+        "{short} fish mean [95 % CI]": _fish_cell,
+        "p LMM {short}": _lmm_cell,
     })
     n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n", "n_fish"]]
     display = pd.concat([n.rename(columns={"n": "n (jobs)", "n_fish": "fish"}), display], axis=1).reset_index()
     display = display.rename(columns={"model": "Model", "seq_len": "L"})
     notes = [
-        f"Experiment {experiment!r}: every (fish, run) job of a model at window length L (imaging volumes).",
+        f"Experiment {experiment!r}: every (fish, run) job of a model at window length L (imaging volumes); "
+        f"weights: {', '.join(f'{m} {w}' for m, w in weights_used.items())}.",
+        protocol,
         RMSE_DEFINITION + "; lower is better.", PEARSON_DEFINITION + "; higher is better.", SEM_DEFINITION + ".",
-        f"Test: {MANN_WHITNEY} of each model's per-job values against the best model of the same L (lowest mean "
-        "RMSE; highest mean r), jobs of all fish and runs pooled as independent samples.",
+        f"Paper protocol (p columns; n = jobs): {MANN_WHITNEY} of each model's per-job values against the best model "
+        "of the same L (lowest mean RMSE; highest mean r), jobs of all fish and runs pooled as independent samples "
+        "(runs of a fish share its data and test block: anti-conservative).",
         "Correction: Holm-Bonferroni over the comparisons against the best within each L and metric; p shown is "
         f"the adjusted p; * = adjusted p < {alpha:g}.",
+        FISH_LEVEL_NOTE.format(resamples=resamples, reference="the best model of the same L", alpha=alpha),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 1: test-set decoding performance per model and window length ({experiment})",
@@ -75,14 +107,21 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
 
 
 def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alpha: float,
-                                  without_twins: list[str]) -> Table:
-    """Table 2: pretrained vs untrained per model and seq_len (Wilcoxon signed-rank on the
-    (fish, run) twins, Holm over the table's cells of a metric)."""
+                                  without_twins: list[str], protocol: str, resamples: int) -> Table:
+    """Table 2: pretrained vs untrained per model and seq_len: the paper's Mann-Whitney U
+    beside the Wilcoxon signed-rank test on the (fish, run) twins (Holm over the table's
+    cells of a metric), and the fish-level columns (pretrained as the arm)."""
     keys = ["model", "seq_len"]
     display = _wide(comparison, keys, {
         "{short} pretrained": lambda r: format_mean_sem(r["pretrained_mean"], r["pretrained_sem"]),
         "{short} untrained": lambda r: format_mean_sem(r["untrained_mean"], r["untrained_sem"]),
-        "p {short}": _p_cell,
+        "p MW {short}": lambda r: _p_cell({"test_note": r["paper_note"], "p_adjusted": r["paper_p_adjusted"],
+                                           "significant": r["paper_significant"]}),
+        "p Wilcoxon {short}": _p_cell,
+        "{short} pre-un fish mean [95 % CI]": lambda r: _fish_cell({
+            "fish_mean": r["difference_fish_mean"], "fish_ci_low": r["difference_ci_low"],
+            "fish_ci_high": r["difference_ci_high"]}),
+        "p LMM {short}": _lmm_cell,
     })
     n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n_pairs", "n_fish"]]
     display = pd.concat([n.rename(columns={"n_pairs": "pairs", "n_fish": "fish"}), display], axis=1).reset_index()
@@ -90,11 +129,16 @@ def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alp
     notes = [
         f"Experiment {experiment!r}: each pretrained job and its untrained twin share fish, L, run and seed "
         "(pipeline seed derivation), so they are paired by (fish, run); n = pairs.",
+        protocol,
         RMSE_DEFINITION + ".", PEARSON_DEFINITION + ".", SEM_DEFINITION + ".",
-        f"Test: {WILCOXON} on the per-pair differences pretrained - untrained (zero differences dropped), the "
-        "paired test the design supports; not computable with < 2 pairs or < 2 non-zero differences.",
-        "Correction: Holm-Bonferroni over all (model, L) cells of the metric; p shown is the adjusted p; "
+        f"Paper protocol (p MW; n = jobs per arm): {MANN_WHITNEY} of the pretrained vs the untrained jobs, pooled "
+        "over fish and runs as independent samples.",
+        f"Paired test (p Wilcoxon; n = pairs): {WILCOXON} on the per-pair differences pretrained - untrained (zero "
+        "differences dropped); not computable with < 2 pairs or < 2 non-zero differences.",
+        "Correction: Holm-Bonferroni over all (model, L) cells of the metric, per test; p shown is the adjusted p; "
         f"* = adjusted p < {alpha:g}.",
+        "pre-un fish mean: mean over fish of each fish's mean difference pretrained - untrained.",
+        FISH_LEVEL_NOTE.format(resamples=resamples, reference="untrained", alpha=alpha),
         *_not_computable_note(comparison),
     ]
     if without_twins:
@@ -106,13 +150,16 @@ def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alp
                  data=comparison, display=display, notes=notes)
 
 
-def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float) -> Table:
+def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
+                    resamples: int) -> Table:
     """Table 3: embedding strategies per model (and seq_len), each against the model's best
-    strategy (Mann-Whitney U, Holm within model and seq_len)."""
+    strategy (paper: Mann-Whitney U, Holm within model and seq_len; fish-level columns)."""
     keys = ["model", "seq_len", "embedding"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
         "p {short}": _p_cell,
+        "{short} fish mean [95 % CI]": _fish_cell,
+        "p LMM {short}": _lmm_cell,
     })
     n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n", "n_fish"]]
     display = pd.concat([n.rename(columns={"n": "n (jobs)", "n_fish": "fish"}), display], axis=1).reset_index()
@@ -122,10 +169,13 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float) -> 
     notes = [
         f"Experiment {experiment!r}: input-embedding strategies (linear = null encoding, sinusoidal position, "
         "Shaw relative position, Laplacian eigenmaps, sparse autoencoder) per model and window length L.",
+        protocol,
         RMSE_DEFINITION + "; lower is better.", PEARSON_DEFINITION + "; higher is better.", SEM_DEFINITION + ".",
-        f"Test: {MANN_WHITNEY} of each strategy's per-job values against the model's best strategy at the same L.",
+        f"Paper protocol (p columns; n = jobs): {MANN_WHITNEY} of each strategy's per-job values against the "
+        "model's best strategy at the same L, jobs pooled as independent samples.",
         "Correction: Holm-Bonferroni within each model and L and metric; p shown is the adjusted p; "
         f"* = adjusted p < {alpha:g}.",
+        FISH_LEVEL_NOTE.format(resamples=resamples, reference="the model's best strategy", alpha=alpha),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 3: input-embedding strategies per model ({experiment})",

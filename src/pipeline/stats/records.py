@@ -4,7 +4,9 @@ One row per ``metrics.json``: the job's identity (experiment, fish, model, weigh
 embedding, seq_len, run, seed), its test metrics ``rmse`` (paper Eq. 15: mean over test
 windows of each window's RMSE over steps and segments, rad) and ``tail_sum_pearson_r``
 (Pearson r between predicted and true tail sums on the window-averaged test frames), the
-test-set sizes, the mean predictor's RMSE, and the job's ``config_hash`` and code version.
+test-set sizes, the mean predictor's RMSE, the training protocol (``epochs``, ``batch_size``,
+``learning_rate``, ``split`` as "70:10:20" train:val:test percent) and the job's
+``config_hash`` and code version.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 
 JOB_FIELDS = ("experiment", "fish", "model", "weights", "embedding", "seq_len", "run", "seed")
 TEST_FIELDS = ("rmse", "tail_sum_pearson_r", "n_test_windows", "n_test_frames")
+#: the training protocol of a job (paper Sec. 3.4): metrics.json ``training`` + the job's split
+PROTOCOL_FIELDS = ("epochs", "batch_size", "learning_rate", "split")
 #: column -> (label with unit, direction): "lower" when smaller is better.
 METRICS = {
     "rmse": ("RMSE (rad)", "lower"),
@@ -38,6 +42,8 @@ def read_metrics_record(path: str | os.PathLike) -> dict:
         record = {name: job[name] for name in JOB_FIELDS}
         record.update({name: test[name] for name in TEST_FIELDS})
         record["mean_predictor_rmse"] = metrics["mean_predictor_test"]["rmse"]
+        record.update({name: metrics["training"][name] for name in PROTOCOL_FIELDS[:3]})
+        record["split"] = ":".join(f"{100 * f:g}" for f in job["split_fractions"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise MetricsFileError(f"{path}: not a training-job metrics file ({type(err).__name__}: {err})") from None
     provenance = metrics.get("provenance", {})
@@ -63,3 +69,15 @@ def load_records(paths: Iterable[str | os.PathLike], experiment: str | None = No
     if duplicated.any():
         raise MetricsFileError(f"duplicate jobs: {records.loc[duplicated, 'path'].tolist()[:4]}")
     return records.sort_values(identity, kind="stable").reset_index(drop=True)
+
+
+def protocol_note(records: pd.DataFrame) -> str:
+    """The training protocol(s) of ``records`` for a table footer, e.g. "Protocol: 5 epochs,
+    batch 32, learning rate 0.0001, chronological train:val:test split 70:10:20 %"; models
+    trained under a different protocol (per-model overrides) are named with theirs."""
+    parts = []
+    for (epochs, batch, rate, split), group in records.groupby(list(PROTOCOL_FIELDS), sort=True):
+        models = ", ".join(dict.fromkeys(group["model"]))
+        parts.append(f"{epochs} epochs, batch {batch}, learning rate {rate:g}, chronological train:val:test "
+                     f"split {split} % ({models})")
+    return "Protocol: " + "; ".join(parts) + "."
