@@ -64,8 +64,15 @@ def test_table1_and_fig2a(tmp_path, fonts_used):
     out = outputs(tmp_path, "table1")
     model_comparison_stage(paths, "exp1", MODELS, 0.05, **out)
     csv = pd.read_csv(out["tables"]["csv"], comment="#")
+    baselines = csv[csv["test_note"] == "baseline"]
+    csv = csv[csv["test_note"] != "baseline"]
     assert len(csv) == len(MODELS) * 2 * 2 and set(csv["n"]) == {6}
+    # baseline rows: one per baseline, L and metric, over the 2 fish (fabricated ridge RMSE 0.3)
+    assert len(baselines) == 3 * 2 * 2 and set(baselines["n"]) == {2}
+    ridge = baselines[(baselines["model"] == "baseline: ridge") & (baselines["metric"] == "rmse")]
+    assert list(ridge["mean"]) == pytest.approx([0.3, 0.3])
     md = out["tables"]["md"].read_text()
+    assert "| baseline: stimulus only | 5 | 2 | 2 | 0.450 ± 0.000 | – |" in md and "Baseline rows (n = fish" in md
     reservoir_l5 = csv[(csv["model"] == "reservoir") & (csv["seq_len"] == 5) & (csv["metric"] == "rmse")].iloc[0]
     cell = format_mean_sem(reservoir_l5["mean"], reservoir_l5["sem"])
     assert reservoir_l5["significant"] and f"| reservoir | 5 | 6 | 2 | {cell} | " in md
@@ -103,7 +110,8 @@ def test_table2_and_fig2b(tmp_path, fonts_used):
     # four pairs, all untrained worse: exact p = 2/16 per model; Holm over 2 cells -> 0.25
     assert rmse.loc["bert", "p_value"] == pytest.approx(0.125) and rmse.loc["bert", "p_adjusted"] == pytest.approx(0.25)
     md = out["tables"]["md"].read_text()
-    assert "Wilcoxon signed-rank" in md and "paired by (fish, run)" in md
+    assert "Wilcoxon signed-rank" in md and "paired by (fish, run)" in md and "Mann-Whitney U" in md
+    assert "Baselines, RMSE (rad) on the same test windows" in md and "L 5 ridge 0.300" in md
     assert "Not in the table (no pretrained weights, untrained only): gpt2_small." in md
     assert_column_width_png(out["figure_png"])
     assert min(fonts_used) >= MIN_FONT_PT
@@ -126,6 +134,7 @@ def test_table3_and_fig3(tmp_path, fonts_used):
     assert rmse["best_arm"].iloc[0] == "linear"
     expected = stats.mannwhitneyu([0.12, 0.121, 0.122], [0.1, 0.101, 0.102]).pvalue
     assert rmse.loc["laplacian", "p_value"] == pytest.approx(expected)
+    assert "| baseline | baseline: ridge | 5 | 1 | 1 |" in out["tables"]["md"].read_text()
     assert_column_width_png(out["figure_png"])
     assert min(fonts_used) >= MIN_FONT_PT
 

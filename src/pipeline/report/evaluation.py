@@ -25,7 +25,7 @@ from pipeline.report.figures import (
 )
 from pipeline.report.nlp4neuro_tables import embedding_table, model_comparison_table, pretrained_vs_untrained_table
 from pipeline.report.tables import Provenance, write_table
-from pipeline.stats.comparisons import compare_against_best, compare_paired_weights, table1_arm
+from pipeline.stats.comparisons import baseline_rows, compare_against_best, compare_paired_weights, table1_arm
 from pipeline.stats.records import METRICS, load_records, protocol_note
 
 PathLike = str | os.PathLike
@@ -59,10 +59,12 @@ def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_o
     comparison = compare_against_best(table_records, "model", ["seq_len"], list(METRICS), alpha,
                                       table_model_order, **stats)
     settings = {"role": "model_comparison", "experiment": table_experiment, "alpha": alpha, **stats}
+    baselines = baseline_rows(table_records, "model", [], list(METRICS), **stats)
     table = model_comparison_table(comparison, table_experiment, alpha, protocol_note(table_records), resamples,
-                                   weights_used)
+                                   weights_used, baselines)
     write_table(table, tables, table_provenance(table_records, settings))
-    save_figure(model_comparison_figure(figure_comparison, model_order), figure_pdf, figure_png)
+    figure_baselines = baseline_rows(records, "model", [], ["rmse"], **stats)
+    save_figure(model_comparison_figure(figure_comparison, model_order, figure_baselines), figure_pdf, figure_png)
     return comparison
 
 
@@ -81,8 +83,9 @@ def pretrained_vs_untrained_stage(metrics: Sequence[PathLike], experiment: str, 
     settings = {"role": "pretrained_vs_untrained", "experiment": experiment, "alpha": alpha,
                 "resamples": resamples, "seed": seed}
     paired = records[~records["model"].isin(without_twins)]
+    baselines = baseline_rows(paired, "model", [], ["rmse"], resamples, seed)
     table = pretrained_vs_untrained_table(comparison, experiment, alpha, without_twins, protocol_note(paired),
-                                          resamples)
+                                          resamples, baselines)
     write_table(table, tables, table_provenance(records, settings))
     save_figure(pretrained_vs_untrained_figure(comparison, paired, model_order), figure_pdf, figure_png)
     return comparison
@@ -104,7 +107,8 @@ def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: 
     comparison = comparison.sort_values(["model", "seq_len"], key=lambda c: c.map(order) if c.name == "model" else c,
                                         kind="stable").reset_index(drop=True)
     settings = {"role": "embeddings", "experiment": experiment, "alpha": alpha, "resamples": resamples, "seed": seed}
-    table = embedding_table(comparison, experiment, alpha, protocol_note(records), resamples)
+    baselines = baseline_rows(records, "embedding", ["model"], list(METRICS), resamples, seed)
+    table = embedding_table(comparison, experiment, alpha, protocol_note(records), resamples, baselines)
     write_table(table, tables, table_provenance(records, settings))
     save_figure(embedding_figure(comparison, records, model_order, embedding_order), figure_pdf, figure_png)
     return comparison

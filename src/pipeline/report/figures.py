@@ -74,8 +74,10 @@ def _mark(ax, x: float, y: float, text: str) -> None:
                 fontsize=MIN_FONT_PT + 1 if text == "*" else MIN_FONT_PT)
 
 
-def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]):
-    """Fig. 2a from the Table 1 comparison frame (rows of metric ``rmse``)."""
+def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str],
+                            baselines: pd.DataFrame | None = None):
+    """Fig. 2a from a comparison frame (rows of metric ``rmse``), with the baseline rows
+    (:func:`pipeline.stats.comparisons.baseline_rows`) as dashed grey curves (mean over fish)."""
     rmse = comparison[comparison["metric"] == "rmse"]
     models = [m for m in model_order if m in set(rmse["model"])]
     colors = _colors(models)
@@ -91,6 +93,12 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
             for xi, (_, row) in zip(x, rows.iterrows()):
                 if row["significant"]:
                     _mark(ax, xi, row["mean"] + (0 if np.isnan(row["sem"]) else row["sem"]), "*")
+        if baselines is not None and not baselines.empty:
+            base = baselines[(baselines["metric"] == "rmse") & baselines["seq_len"].isin(seq_lens)]
+            for (label, rows), style in zip(base.groupby("model", sort=False), (":", "--", "-.")):
+                rows = rows.sort_values("seq_len")
+                ax.plot([seq_lens.index(v) for v in rows["seq_len"]], rows["mean"], linestyle=style, color="0.5",
+                        linewidth=0.8, label=label.removeprefix("baseline: ") + " (baseline)")
         ax.set_xticks(range(len(seq_lens)), [str(s) for s in seq_lens])
         ax.set_xlabel("window length L (imaging volumes)")
         ax.set_ylabel("test RMSE (rad)")

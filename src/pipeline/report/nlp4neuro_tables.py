@@ -37,6 +37,8 @@ def _fish_cell(row) -> str:
 def _lmm_cell(row) -> str:
     if row["lmm_note"] == "reference":
         return "best"
+    if row["lmm_note"] == "baseline":
+        return "–"
     if row["lmm_note"]:
         return "n.c."
     return format_p_value(row["lmm_p_adjusted"]) + ("*" if row["lmm_significant"] else "")
@@ -45,6 +47,8 @@ def _lmm_cell(row) -> str:
 def _p_cell(row) -> str:
     if row["test_note"] == "best":
         return "best"
+    if row["test_note"] == "baseline":
+        return "–"
     if row["test_note"]:
         return "n.c."
     return format_p_value(row["p_adjusted"]) + ("*" if row["significant"] else "")
@@ -52,8 +56,25 @@ def _p_cell(row) -> str:
 
 def _not_computable_note(frame: pd.DataFrame) -> list[str]:
     notes = [r for column in ("test_note", "paper_note", "lmm_note") if column in frame for r in frame[column]]
-    reasons = sorted({r.removeprefix("not computable: ") for r in notes if r and r not in ("best", "reference")})
+    reasons = sorted({r.removeprefix("not computable: ") for r in notes
+                      if r and r not in ("best", "reference", "baseline")})
     return [f"{NOT_COMPUTABLE} ({'; '.join(reasons)})"] if reasons else []
+
+
+BASELINE_NOTE = ("Baseline rows (n = fish; a baseline is deterministic given fish, L and split, so runs add "
+                 "nothing): on the same test windows, the training-mean predictor (no correlation: n/a), ridge "
+                 "regression from the window's activity (first 64 principal components of the training block, "
+                 "every step of the window as lagged features; strength chosen on validation) and the same ridge "
+                 "on the stimulus state alone (epoch, moving fraction, grating direction per volume); mean ± SEM and "
+                 "95 % bootstrap CI over fish; not tested. A decoder that does not beat the stimulus-only row decodes "
+                 "nothing beyond the visual stimulus.")
+
+
+def with_baselines(comparison: pd.DataFrame, baselines: pd.DataFrame | None) -> pd.DataFrame:
+    """The comparison rows followed by the baseline rows (same columns)."""
+    if baselines is None or baselines.empty:
+        return comparison
+    return pd.concat([comparison, baselines], ignore_index=True)
 
 
 SHORT_LABELS = {"rmse": ("RMSE (rad)", "RMSE"), "tail_sum_pearson_r": ("Pearson r", "r")}
@@ -74,11 +95,13 @@ def _wide(frame: pd.DataFrame, keys: list[str], value_columns: dict[str, callabl
 
 
 def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
-                           resamples: int, weights_used: dict[str, str]) -> Table:
+                           resamples: int, weights_used: dict[str, str], baselines: pd.DataFrame | None = None) -> Table:
     """Table 1: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over jobs, n),
     each model against the best model of its seq_len (paper: Mann-Whitney U on pooled jobs,
     Holm within seq_len; fish level: per-fish means with bootstrap CI, mixed model).
-    ``weights_used``: model -> the weights option its rows come from."""
+    ``weights_used``: model -> the weights option its rows come from; ``baselines``: rows of
+    :func:`pipeline.stats.comparisons.baseline_rows`, shown after the models."""
+    comparison = with_baselines(comparison, baselines)
     keys = ["model", "seq_len"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
@@ -100,6 +123,7 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
         "Correction: Holm-Bonferroni over the comparisons against the best within each L and metric; p shown is "
         f"the adjusted p; * = adjusted p < {alpha:g}.",
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="the best model of the same L", alpha=alpha),
+        *([BASELINE_NOTE] if baselines is not None and not baselines.empty else []),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 1: test-set decoding performance per model and window length ({experiment})",
@@ -107,7 +131,8 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
 
 
 def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alpha: float,
-                                  without_twins: list[str], protocol: str, resamples: int) -> Table:
+                                  without_twins: list[str], protocol: str, resamples: int,
+                                  baselines: pd.DataFrame | None = None) -> Table:
     """Table 2: pretrained vs untrained per model and seq_len: the paper's Mann-Whitney U
     beside the Wilcoxon signed-rank test on the (fish, run) twins (Holm over the table's
     cells of a metric), and the fish-level columns (pretrained as the arm)."""
@@ -141,6 +166,12 @@ def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alp
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="untrained", alpha=alpha),
         *_not_computable_note(comparison),
     ]
+    if baselines is not None and not baselines.empty:
+        rmse = baselines[baselines["metric"] == "rmse"]
+        values = "; ".join(f"L {r.seq_len} {r.model.removeprefix('baseline: ')} {format_mean_sem(r.mean, r.sem)}"
+                           for r in rmse.itertuples())
+        notes.append(f"Baselines, RMSE (rad) on the same test windows, mean ± SEM over fish (n = fish): {values}. "
+                     + BASELINE_NOTE.split(": ", 1)[1])
     if without_twins:
         notes.append(f"Not in the table (no pretrained weights, untrained only): {', '.join(without_twins)}.")
     unpaired = int(comparison["unpaired_jobs"].sum()) if not comparison.empty else 0
@@ -151,9 +182,11 @@ def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alp
 
 
 def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
-                    resamples: int) -> Table:
+                    resamples: int, baselines: pd.DataFrame | None = None) -> Table:
     """Table 3: embedding strategies per model (and seq_len), each against the model's best
-    strategy (paper: Mann-Whitney U, Holm within model and seq_len; fish-level columns)."""
+    strategy (paper: Mann-Whitney U, Holm within model and seq_len; fish-level columns), then
+    the baseline rows (model "baseline")."""
+    comparison = with_baselines(comparison, baselines)
     keys = ["model", "seq_len", "embedding"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
@@ -176,6 +209,7 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, pro
         "Correction: Holm-Bonferroni within each model and L and metric; p shown is the adjusted p; "
         f"* = adjusted p < {alpha:g}.",
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="the model's best strategy", alpha=alpha),
+        *([BASELINE_NOTE] if baselines is not None and not baselines.empty else []),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 3: input-embedding strategies per model ({experiment})",

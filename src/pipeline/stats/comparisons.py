@@ -39,7 +39,7 @@ from pipeline.stats.hypothesis import (
     summarise,
     wilcoxon_signed_rank,
 )
-from pipeline.stats.records import METRICS
+from pipeline.stats.records import BASELINES, METRICS
 
 
 def _ordered(values: Sequence, order: Sequence | None) -> list:
@@ -115,6 +115,32 @@ def compare_against_best(records: pd.DataFrame, arm: str, family: Sequence[str],
                              "best_arm": best, "is_best": a == best, **_test_columns(tests.get(a), alpha),
                              **_fish_columns(cells[a], cells[best], metric, resamples, seed),
                              **_lmm_columns(mixed.get(a), alpha)})
+    return pd.DataFrame(rows)
+
+
+def baseline_rows(records: pd.DataFrame, arm: str, family: Sequence[str], metrics: Sequence[str],
+                  resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Rows of the baseline decoders (:mod:`pipeline.train.baselines`) per seq_len and metric,
+    in the layout of :func:`compare_against_best`: ``arm`` = the baseline's label, other
+    family columns than seq_len = "baseline". A baseline is deterministic given fish, seq_len
+    and split, so its unit is the fish: per-fish value = mean over the fish's jobs (equal up
+    to rounding), n = n_fish, mean ± SEM and bootstrap CI over fish. Not tested against the
+    best arm (``test_note`` = ``lmm_note`` = "baseline"); NaN where a metric is undefined
+    (the training mean has no correlation) or the metrics files predate baselines."""
+    rows = []
+    for seq_len, cell in records.groupby("seq_len", sort=True):
+        for name, label in BASELINES.items():
+            for metric in metrics:
+                per_fish = per_fish_means(cell[f"{name}_{metric}"], cell["fish"])
+                defined = per_fish.notna().all()
+                summary = summarise(per_fish.to_numpy()) if defined else None
+                low, high = bootstrap_ci(per_fish.to_numpy(), resamples, seed) if defined else (np.nan, np.nan)
+                rows.append({**{key: "baseline" for key in family}, "seq_len": seq_len, arm: label,
+                             "metric": metric, "n": len(per_fish), "n_fish": len(per_fish),
+                             "mean": summary.mean if defined else np.nan, "sem": summary.sem if defined else np.nan,
+                             "best_arm": "", "is_best": False, **_test_columns(None, 0.05), "test_note": "baseline",
+                             "fish_mean": summary.mean if defined else np.nan, "fish_ci_low": low,
+                             "fish_ci_high": high, **_lmm_columns(None, 0.05), "lmm_note": "baseline"})
     return pd.DataFrame(rows)
 
 

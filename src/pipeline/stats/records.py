@@ -5,8 +5,10 @@ embedding, seq_len, run, seed), its test metrics ``rmse`` (paper Eq. 15: mean ov
 windows of each window's RMSE over steps and segments, rad) and ``tail_sum_pearson_r``
 (Pearson r between predicted and true tail sums on the window-averaged test frames), the
 test-set sizes, the mean predictor's RMSE, the training protocol (``epochs``, ``batch_size``,
-``learning_rate``, ``split`` as "70:10:20" train:val:test percent) and the job's
-``config_hash`` and code version.
+``learning_rate``, ``split`` as "70:10:20" train:val:test percent), the baselines' test
+metrics on the same windows (``<baseline>_rmse``, ``<baseline>_tail_sum_pearson_r`` for
+``mean_predictor``, ``ridge``, ``stimulus``; :mod:`pipeline.train.baselines`; NaN in a
+metrics file written before baselines existed) and the job's ``config_hash`` and code version.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ METRICS = {
 }
 
 
+#: baseline decoders in each job's metrics (pipeline.train.baselines) -> table label
+BASELINES = {"mean_predictor": "baseline: training mean", "ridge": "baseline: ridge",
+             "stimulus": "baseline: stimulus only"}
+
+
 class MetricsFileError(ValueError):
     """A metrics file that does not follow the training-job contract."""
 
@@ -41,6 +48,11 @@ def read_metrics_record(path: str | os.PathLike) -> dict:
         job, test = metrics["job"], metrics["test"]
         record = {name: job[name] for name in JOB_FIELDS}
         record.update({name: test[name] for name in TEST_FIELDS})
+        baselines = metrics.get("baselines_test", {})
+        for name in BASELINES:
+            for metric in METRICS:
+                value = baselines.get(name, {}).get(metric)
+                record[f"{name}_{metric}"] = float("nan") if value is None else float(value)
         record["mean_predictor_rmse"] = metrics["mean_predictor_test"]["rmse"]
         record.update({name: metrics["training"][name] for name in PROTOCOL_FIELDS[:3]})
         record["split"] = ":".join(f"{100 * f:g}" for f in job["split_fractions"])
