@@ -95,7 +95,8 @@ def _wide(frame: pd.DataFrame, keys: list[str], value_columns: dict[str, callabl
 
 
 def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
-                           resamples: int, weights_used: dict[str, str], baselines: pd.DataFrame | None = None) -> Table:
+                           resamples: int, weights_used: dict[str, str],
+                           baselines: pd.DataFrame | None = None) -> Table:
     """Table 1: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over jobs, n),
     each model against the best model of its seq_len (paper: Mann-Whitney U on pooled jobs,
     Holm within seq_len; fish level: per-fish means with bootstrap CI, mixed model).

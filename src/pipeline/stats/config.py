@@ -127,4 +127,5 @@ def resolve_evaluation(section: Mapping[str, Any] | None, design, fish_ids: list
                              f"{experiments['model_comparison']!r} {list(experiment.seq_lens)}")
         trace_fish = trace_fish or (experiment_fish[0] if experiment_fish else "")
         trace_seq_len = trace_seq_len or min(experiment.seq_lens)
-    return Evaluation(experiments, params.alpha, params.bootstrap_resamples, trace_fish, trace_seq_len, params.trace_frames)
+    return Evaluation(experiments, params.alpha, params.bootstrap_resamples, trace_fish, trace_seq_len,
+                      params.trace_frames)

@@ -76,7 +76,8 @@ def mixed_model_test(values: Sequence[float], is_arm: Sequence[bool], fish: Sequ
         return HypothesisTestResult(MIXED_MODEL, n_fish, n_fish,
                                     not_computable_reason=f"not computable: {n_fish} fish with both arms (needs >= 2)")
     if frame["value"].nunique() == 1:
-        return HypothesisTestResult(MIXED_MODEL, n_fish, n_fish, not_computable_reason="not computable: all values tied")
+        return HypothesisTestResult(MIXED_MODEL, n_fish, n_fish,
+                                    not_computable_reason="not computable: all values tied")
     from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -97,7 +98,8 @@ def mixed_model_test(values: Sequence[float], is_arm: Sequence[bool], fish: Sequ
     effect, se = float(fit.fe_params[1]), float(fit.bse_fe[1])
     if not (math.isfinite(se) and se > 0):
         return HypothesisTestResult(MIXED_MODEL, n_fish, n_fish, effect=effect,
-                                    not_computable_reason="not computable: the effect's standard error is 0 or undefined")
+                                    not_computable_reason="not computable: the effect's standard error is 0 "
+                                                          "or undefined")
     t = effect / se
     p = float(2 * stats.t.sf(abs(t), df=n_fish - 1))
     return HypothesisTestResult(MIXED_MODEL, n_fish, n_fish, statistic=t, p_value=p, effect=effect)
