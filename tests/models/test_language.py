@@ -129,6 +129,24 @@ def test_quantised_backbone_with_lora_adapters_on_cpu(tmp_path, quantization):
     assert not torch.allclose(twin(x), model(x))
 
 
+def test_quantised_moe_is_refused_naming_the_model(tmp_path):
+    """transformers 5 fuses Mixtral experts into 3-D parameters that bitsandbytes leaves in full
+    precision: the config refuses family moe + quantisation, and a quantised load that still
+    holds such weights (a Mixtral checkpoint behind another family) is an error naming it."""
+    with pytest.raises(ValueError, match="quantised mixture of experts refused.*Mixtral-8x7B"):
+        LanguageModelParams(family="moe", source="mistralai/Mixtral-8x7B-v0.1", quantization="4bit", lora_rank=4)
+    transformers = import_transformers()
+    config = transformers.MixtralConfig(hidden_size=64, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                        num_experts_per_tok=2, vocab_size=8, max_position_embeddings=16,
+                                        bos_token_id=None, eos_token_id=None)
+    torch.manual_seed(0)
+    transformers.MixtralModel(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family="llama", source=str(tmp_path), quantization="4bit", lora_rank=2)
+    with pytest.raises(ValueError, match=rf"{tmp_path.name}.*full precision.*experts.gate_up_proj"):
+        decoder(params, "pretrained")
+
+
 def test_quantisation_requires_lora():
     with pytest.raises(ValueError, match="lora_rank"):
         LanguageModelParams(family="llama", source="x", quantization="4bit")

@@ -26,6 +26,16 @@ random weights (the paper's AutoConfig arm) and is trained with the same budget.
 is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
 bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
 embedding and head are always fully trained.
+
+Quantised mixtures of experts are refused. transformers 5 stores Mixtral-style experts as
+fused 3-D parameters (``experts.gate_up_proj`` (experts, 2 ffn, d), ``experts.down_proj``),
+and bitsandbytes quantises only ``nn.Linear`` layers: a tiny Mixtral loaded in 4-bit NF4
+(transformers 5.23, bitsandbytes 0.50.2, CPU backend) keeps both as full-precision
+Parameters, and peft's ``all-linear`` LoRA does not adapt them, so a "4-bit MoE" would hold
+its experts in full precision (~90 GB in bf16 for Mixtral-8x7B) with frozen experts. Hence
+``family: moe`` with ``quantization`` is a config error, and any quantised backbone that
+still holds a floating-point parameter of 3 or more dimensions after loading is an error
+naming its source, never a silent full-precision MoE.
 """
 
 from __future__ import annotations
@@ -72,6 +82,11 @@ class LanguageModelParams(Params):
             raise ValueError(f"LanguageModelParams.quantization must be one of {QUANTIZATION}")
         if self.quantization != "none" and self.lora_rank < 1:
             raise ValueError("quantised backbones cannot be fully fine-tuned: set lora_rank > 0")
+        if self.quantization != "none" and self.family == "moe":
+            raise ValueError(f"quantised mixture of experts refused ({self.source or 'moe from config_overrides'}, "
+                             f"{self.quantization}): transformers 5 fuses the experts into 3-D parameters that "
+                             "bitsandbytes does not quantise and LoRA does not adapt, so they would stay in full "
+                             "precision and frozen (pipeline.models.language); use quantization: none")
         if self.lora_rank < 0:
             raise ValueError("LanguageModelParams.lora_rank must be >= 0")
         if not self.source and not self.config_overrides:
@@ -165,6 +180,13 @@ def load_backbone(params: LanguageModelParams, weights: str, seed: int, device: 
     else:
         torch.manual_seed(seed)
         backbone = transformers.AutoModel.from_config(config)
+    if quantised:
+        unquantised = [name for name, p in backbone.named_parameters() if p.is_floating_point() and p.dim() >= 3]
+        if unquantised:
+            raise ValueError(f"model {params.source!r} loaded with {params.quantization} quantisation keeps "
+                             f"{len(unquantised)} fused multi-dimensional weight(s) in full precision (e.g. "
+                             f"{unquantised[0]}): bitsandbytes quantises nn.Linear only; refusing a silently "
+                             "unquantised mixture of experts")
     # Neural tokens enter as inputs_embeds: the vocabulary embedding is never used, so it is
     # frozen (no gradients, no optimiser state: 131M values for a 7B LLaMA).
     backbone.get_input_embeddings().requires_grad_(False)
