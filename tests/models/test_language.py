@@ -147,6 +147,38 @@ def test_quantised_moe_is_refused_naming_the_model(tmp_path):
         decoder(params, "pretrained")
 
 
+TINY = {
+    "bert": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
+             "vocab_size": 4, "max_position_embeddings": 16},
+    "gpt2": {"n_embd": 32, "n_layer": 1, "n_head": 4, "n_positions": 16, "vocab_size": 4},
+    "llama": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 4, "max_position_embeddings": 16},
+}
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_position_strategies_leave_no_backbone_position(family):
+    """Exp. 3 isolated: with sinusoidal / relative embeddings the backbone adds no position.
+    BERT is then permutation-equivariant; a causal model's last output is invariant to the
+    order of the tokens before it. With ``linear`` (backbone positions kept) neither holds."""
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 6, 32)
+    order = torch.tensor([3, 1, 4, 0, 2, 5])  # the last token stays last
+    params = LanguageModelParams(family=family, config_overrides=TINY[family])
+    gaps = {}
+    for embedding in ("linear", "sinusoidal", "relative"):
+        model = decoder(params, "untrained", embedding).eval()
+        assert model.backbone_positions == (embedding == "linear")
+        with torch.no_grad():
+            hidden, permuted = model.backbone_hidden(tokens), model.backbone_hidden(tokens[:, order])
+        if family == "bert":
+            gaps[embedding] = float((permuted - hidden[:, order]).abs().max())
+        else:
+            gaps[embedding] = float((permuted[:, -1] - hidden[:, -1]).abs().max())
+    assert gaps["sinusoidal"] < 1e-6 and gaps["relative"] < 1e-6, gaps  # float32 rounding only
+    assert gaps["linear"] > 1e-5, gaps  # random-init position tables are small (GPT-2: std 0.02)
+
+
 def test_quantisation_requires_lora():
     with pytest.raises(ValueError, match="lora_rank"):
         LanguageModelParams(family="llama", source="x", quantization="4bit")

@@ -134,7 +134,8 @@ def test_table3_and_fig3(tmp_path, fonts_used):
     assert rmse["best_arm"].iloc[0] == "linear"
     expected = stats.mannwhitneyu([0.12, 0.121, 0.122], [0.1, 0.101, 0.102]).pvalue
     assert rmse.loc["laplacian", "p_value"] == pytest.approx(expected)
-    assert "| baseline | baseline: ridge | 5 | 1 | 1 |" in out["tables"]["md"].read_text()
+    md = out["tables"]["md"].read_text()
+    assert "| baseline | baseline: ridge | 5 | 1 | 1 | – |" in md and "| bert | relative | 5 | 3 | 1 | 10 |" in md
     assert_column_width_png(out["figure_png"])
     assert min(fonts_used) >= MIN_FONT_PT
 

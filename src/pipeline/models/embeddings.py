@@ -58,6 +58,9 @@ from pipeline.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("linear", "sinusoidal", "relative", "laplacian", "sparse_ae")
+#: strategies that supply the token order themselves; with them the backbone adds no position
+#: of its own (pipeline.models.language), so Exp. 3 compares the strategies, not the backbone's
+POSITION_STRATEGIES = ("sinusoidal", "relative")
 
 
 @dataclass(frozen=True)
@@ -435,6 +438,11 @@ class InputEmbedding(nn.Module):
             ShawRelativeSelfAttention(d_model, params.n_heads, params.max_relative_distance)
             if strategy == "relative" else None
         )
+
+    @property
+    def supplies_position(self) -> bool:
+        """True for the strategies that encode token order (:data:`POSITION_STRATEGIES`)."""
+        return self.strategy in POSITION_STRATEGIES
 
     def fit(self, train_frames: np.ndarray, seed: int) -> None:
         """Fit the fixed transform on the normalised training frames (n_train_frames,

@@ -27,6 +27,16 @@ is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the back
 bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
 embedding and head are always fully trained.
 
+Experiment 3 isolated (paper Sec. 4.3): when the input-embedding strategy supplies the
+token order (``sinusoidal``, ``relative``; :data:`pipeline.models.embeddings.POSITION_STRATEGIES`),
+the backbone adds no position of its own: every token gets position id 0, so BERT and GPT-2
+add the same learned position vector to every token (a constant shift that carries no
+order) and LLaMA / Mixtral rotary embeddings rotate every query and key by angle 0 (the
+identity). The other strategies keep the backbone's positions (``linear`` is the paper's
+default decoder). The backbone is then equivariant to permutations of its input tokens
+(bidirectional BERT) and, on a constant sequence, gives the same output at every step
+(causal models keep only what the causal mask implies).
+
 Quantised mixtures of experts are refused. transformers 5 stores Mixtral-style experts as
 fused 3-D parameters (``experts.gate_up_proj`` (experts, 2 ffn, d), ``experts.down_proj``),
 and bitsandbytes quantises only ``nn.Linear`` layers: a tiny Mixtral loaded in 4-bit NF4
@@ -239,7 +249,16 @@ class LanguageModelDecoder(nn.Module):
         torch.manual_seed(seed)
         self.embedding = build_embedding(embedding, n_neurons, d_model, embedding_params)
         self.head = nn.Linear(d_model, N_TAIL_SEGMENTS)
+        self.backbone_positions = not self.embedding.supplies_position  # module docstring, Exp. 3
+
+    def backbone_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Backbone output (batch, L, d_model) for token embeddings (batch, L, d_model);
+        without backbone positions every token has position id 0."""
+        kwargs = {}
+        if not self.backbone_positions:
+            kwargs["position_ids"] = torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device)
+        return self.backbone(inputs_embeds=tokens, **kwargs).last_hidden_state
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(inputs_embeds=self.embedding(windows)).last_hidden_state
+        hidden = self.backbone_hidden(self.embedding(windows))
         return self.head(hidden.to(self.head.weight.dtype))

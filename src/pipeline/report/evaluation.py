@@ -103,6 +103,9 @@ def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: 
         raise ValueError(f"experiment {experiment!r}: no model has more than one embedding strategy")
     comparison = compare_against_best(records, "embedding", ["model", "seq_len"], list(METRICS), alpha,
                                       embedding_order, resamples, seed)
+    parameters = records.groupby(["model", "seq_len", "embedding"])["n_parameters_trainable"].max().rename(
+        "n_parameters_trainable")
+    comparison = comparison.join(parameters, on=["model", "seq_len", "embedding"])
     order = {m: i for i, m in enumerate(model_order)}
     comparison = comparison.sort_values(["model", "seq_len"], key=lambda c: c.map(order) if c.name == "model" else c,
                                         kind="stable").reset_index(drop=True)

@@ -195,14 +195,20 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, pro
         "{short} fish mean [95 % CI]": _fish_cell,
         "p LMM {short}": _lmm_cell,
     })
-    n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n", "n_fish"]]
-    display = pd.concat([n.rename(columns={"n": "n (jobs)", "n_fish": "fish"}), display], axis=1).reset_index()
+    n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n", "n_fish", "n_parameters_trainable"]]
+    n["n_parameters_trainable"] = n["n_parameters_trainable"].map(lambda v: "–" if pd.isna(v) else f"{int(v):,}")
+    display = pd.concat([n.rename(columns={"n": "n (jobs)", "n_fish": "fish",
+                                           "n_parameters_trainable": "trainable params"}), display],
+                        axis=1).reset_index()
     display = display.rename(columns={"model": "Model", "seq_len": "L", "embedding": "Embedding"})
     first = ["Model", "Embedding", "L"]
     display = display[first + [c for c in display.columns if c not in first]]
     notes = [
         f"Experiment {experiment!r}: input-embedding strategies (linear = null encoding, sinusoidal position, "
-        "Shaw relative position, Laplacian eigenmaps, sparse autoencoder) per model and window length L.",
+        "Shaw relative position, Laplacian eigenmaps, sparse autoencoder) per model and window length L. With "
+        "sinusoidal and relative the backbone adds no position of its own (every token at position 0: BERT/GPT-2 "
+        "position vectors constant, LLaMA rotary angle 0); the others keep the backbone's positions. trainable "
+        "params: the decoder's trainable parameters (relative adds an attention layer, about 4 d_model²).",
         protocol,
         RMSE_DEFINITION + "; lower is better.", PEARSON_DEFINITION + "; higher is better.", SEM_DEFINITION + ".",
         f"Paper protocol (p columns; n = jobs): {MANN_WHITNEY} of each strategy's per-job values against the "

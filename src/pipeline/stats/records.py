@@ -8,7 +8,8 @@ test-set sizes, the mean predictor's RMSE, the training protocol (``epochs``, ``
 ``learning_rate``, ``split`` as "70:10:20" train:val:test percent), the baselines' test
 metrics on the same windows (``<baseline>_rmse``, ``<baseline>_tail_sum_pearson_r`` for
 ``mean_predictor``, ``ridge``, ``stimulus``; :mod:`pipeline.train.baselines`; NaN in a
-metrics file written before baselines existed) and the job's ``config_hash`` and code version.
+metrics file written before baselines existed) and the job's ``config_hash`` and code version, and the decoder's parameter counts
+(``n_parameters_total``, ``n_parameters_trainable``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def read_metrics_record(path: str | os.PathLike) -> dict:
                 record[f"{name}_{metric}"] = float("nan") if value is None else float(value)
         record["mean_predictor_rmse"] = metrics["mean_predictor_test"]["rmse"]
         record.update({name: metrics["training"][name] for name in PROTOCOL_FIELDS[:3]})
+        record.update({name: int(metrics["performance"][name])
+                       for name in ("n_parameters_total", "n_parameters_trainable")})
         record["split"] = ":".join(f"{100 * f:g}" for f in job["split_fractions"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise MetricsFileError(f"{path}: not a training-job metrics file ({type(err).__name__}: {err})") from None
