@@ -179,6 +179,25 @@ def test_position_strategies_leave_no_backbone_position(family):
     assert gaps["linear"] > 1e-5, gaps  # random-init position tables are small (GPT-2: std 0.02)
 
 
+@pytest.mark.parametrize("family, lora_rank", [("bert", 0), ("llama", 2)])
+def test_twins_train_the_same_parameters_from_the_same_head(tmp_path, family, lora_rank):
+    """Fair twins: the untrained arm trains exactly the pretrained arm's parameter set (names
+    and shapes: all weights, or the same LoRA adapters), and the trained-from-scratch parts
+    (embedding, head) start from the same values (same seed)."""
+    transformers = import_transformers()
+    config = (transformers.BertConfig if family == "bert" else transformers.LlamaConfig)(**TINY[family])
+    torch.manual_seed(1)
+    transformers.AutoModel.from_config(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family=family, source=str(tmp_path), lora_rank=lora_rank)
+    twins = {weights: decoder(params, weights, seed=5) for weights in ("pretrained", "untrained")}
+    trainable = {weights: {name: tuple(p.shape) for name, p in model.named_parameters() if p.requires_grad}
+                 for weights, model in twins.items()}
+    assert trainable["pretrained"] == trainable["untrained"]
+    assert (lora_rank > 0) == any("lora_" in name for name in trainable["pretrained"])
+    for name in ("head.weight", "embedding.projection.weight"):
+        torch.testing.assert_close(twins["pretrained"].get_parameter(name), twins["untrained"].get_parameter(name))
+
+
 def test_quantisation_requires_lora():
     with pytest.raises(ValueError, match="lora_rank"):
         LanguageModelParams(family="llama", source="x", quantization="4bit")

@@ -22,7 +22,15 @@ Backbones (``family``):
 Weights: ``pretrained`` loads with ``from_pretrained`` (hub id or local directory; a
 ``package:<module>[/subdir]`` source points into an installed Python package that ships
 weights, for offline use); ``untrained`` builds the same architecture from its config with
-random weights (the paper's AutoConfig arm) and is trained with the same budget. Remote code
+random weights (the paper's AutoConfig arm) and is trained with the same budget. Fair twins:
+both arms train exactly the same parameter set (every backbone weight, or the same LoRA
+adapters on the same kind of base, quantised alike), the embedding and head start from the
+same values (seeded), and batch order follows (seed, epoch), so only the backbone's initial
+weights differ. For a LoRA model this compares a pretrained base with a frozen *random* base;
+an all-weights from-scratch arm is not built. Its memory for the 6.7B model, computed (not
+measured): bf16 weights 13.4 GB + bf16 gradients 13.4 GB + 8-bit Adam states (2 bytes per
+parameter) 13.4 GB = 40 GB, or 67 GB with an fp32 master copy, plus activations (small at
+32 windows x 20 tokens with gradient checkpointing): it would fit one 141 GB GPU. Remote code
 is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
 bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
 embedding and head are always fully trained.
