@@ -10,7 +10,9 @@ Output ``salience.h5`` (units: rad per z-scored activity unit):
 ``neurons/position_um`` (neurons, 3), ``neurons/region`` (neurons,),
 ``neurons/driver_side`` (neurons,; "left"/"right"/"" where the truth is known);
 ``top_k/index`` (k,) most salient first; attrs: split, top_k, model, fish, seq_len,
-precision_at_k and chance_at_k (NaN without truth), config_hash.
+precision_at_k and chance_at_k (NaN without truth), config_hash, and the ablation of paper
+App. A.13 (:func:`replacement_ablation`): ``ablation_rmse_intact``, ``ablation_rmse_top_k``,
+``ablation_rmse_random_k`` (mean over ``ablation_draws`` draws), ``ablation_rise_ratio``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import h5py
 import numpy as np
 
 from pipeline.data.windows import (
+    WindowSet,
     average_overlapping_windows,
     load_recording,
     make_splits,
@@ -30,14 +33,17 @@ from pipeline.data.windows import (
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
 from pipeline.params import Params
-from pipeline.salience.gradients import input_gradient_salience, precision_at_k, top_k
+from pipeline.salience.gradients import combine_blocks, input_gradient_salience, precision_at_k, top_k
+from pipeline.seeding import derive_seed
+from pipeline.train.metrics import decoding_metrics
 from pipeline.salience.validation import planted_driver_sides
 from pipeline.train.job import load_trained_decoder
 from pipeline.train.loop import predict, select_device
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all")  # "all": every frame of the recording (paper Eq. 21)
+ABLATION_DRAWS = 10  # random draws of donors / of the k random neurons in the ablation
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class SalienceParams(Params):
     experiment: str = "model_comparison"  # experiment whose trained decoders are explained
     models: tuple = ()  # catalog names to explain (empty: no salience jobs)
     seq_len: int = 10  # window length of the explained decoders (one of the experiment's seq_lens)
-    split: str = "test"  # frames the salience is computed on: train, val or test
+    split: str = "all"  # frames of Eq. 21: all (the paper: whole recording), train, val or test
     top_k: int = 20  # neurons reported / drawn as the most salient
     example_frame: int = 30  # frame (index within the split) of the moment-to-moment figure (Fig. 6)
     match_distance_px: float = 3.0  # synthetic fish: ROI-to-true-neuron centroid distance for driver labels (px)
@@ -80,6 +86,38 @@ def salience_jobs(params: SalienceParams, design, fish_ids: list[str]) -> list[d
     return chosen
 
 
+def replacement_ablation(model, splits, neurons: np.ndarray, seed: int, device,
+                         draws: int = ABLATION_DRAWS) -> dict:
+    """Paper App. A.13 ablation on the held-out test block: the activity of ``neurons`` (the
+    top-k salient) is replaced by that of k other neurons drawn at random (donors), and the
+    test RMSE (Eq. 15, rad) compared with replacing k random neurons the same way. Returns
+    ``ablation_rmse_intact``, ``ablation_rmse_top_k``, ``ablation_rmse_random_k`` (each
+    replaced condition averaged over ``draws`` seeded draws) and ``ablation_rise_ratio`` =
+    (top_k - intact) / (random_k - intact)."""
+    rng = np.random.default_rng(seed)
+    test = splits.test
+    inputs, n_neurons, k = test.inputs.numpy(), test.inputs.shape[1], len(neurons)
+    target = splits.tail_normaliser.inverse(test.targets[test.frame_index(np.arange(len(test)))].numpy())
+
+    def rmse(activity):
+        predicted = predict(model, WindowSet(activity, test.targets.numpy(), test.seq_len), 64, device)
+        return decoding_metrics(splits.tail_normaliser.inverse(predicted), target)["rmse"]
+
+    def replaced(chosen):
+        donors = rng.choice(np.setdiff1d(np.arange(n_neurons), chosen), size=len(chosen), replace=False)
+        activity = inputs.copy()
+        activity[:, chosen] = inputs[:, donors]
+        return rmse(activity)
+
+    intact = rmse(inputs)
+    top = float(np.mean([replaced(np.asarray(neurons)) for _ in range(draws)]))
+    random_k = float(np.mean([replaced(rng.choice(n_neurons, size=k, replace=False)) for _ in range(draws)]))
+    rise_random = random_k - intact
+    ratio = (top - intact) / rise_random if rise_random > 0 else float("nan")
+    return {"ablation_rmse_intact": intact, "ablation_rmse_top_k": top, "ablation_rmse_random_k": random_k,
+            "ablation_rise_ratio": ratio}
+
+
 def run_salience_job(
     model_path: str | Path,
     neural_path: str | Path,
@@ -98,19 +136,24 @@ def run_salience_job(
     job = checkpoint["job"]
     recording = load_recording(neural_path, behavior_path, job["signal"])
     splits = make_splits(recording, tuple(job["split_fractions"]), int(job["seq_len"]))
-    windows = splits[split]
-    maps = input_gradient_salience(model, windows, splits.tail_normaliser.std, device=torch_device)
+    blocks = ("train", "val", "test") if split == "all" else (split,)
+    maps = combine_blocks([input_gradient_salience(model, splits[b], splits.tail_normaliser.std, device=torch_device)
+                           for b in blocks])
     ranked = top_k(maps.global_salience, k)
     sides = planted_driver_sides(neural_path, truth_path, match_distance_px) if truth_path else np.full(recording.n_neurons, "")
     if truth_path:
         precision, chance = precision_at_k(ranked, sides != "", k)
     else:
         precision, chance = float("nan"), float("nan")
-    predicted = splits.tail_normaliser.inverse(predict(model, windows, 64, torch_device))
-    frames = splits.frame_ranges[split]
+    predicted_tail_sum = np.concatenate([
+        average_overlapping_windows(splits.tail_normaliser.inverse(predict(model, splits[b], 64, torch_device)))
+        .sum(axis=1) for b in blocks])
+    frames = range(splits.frame_ranges[blocks[0]].start, splits.frame_ranges[blocks[-1]].stop)
+    ablation = replacement_ablation(model, splits, ranked, derive_seed(int(job["seed"]), "salience-ablation"),
+                                    torch_device)
     attrs = {"split": split, "top_k": len(ranked), "model": job["model"], "fish": job["fish"],
              "seq_len": int(job["seq_len"]), "run": int(job["run"]), "precision_at_k": precision,
-             "chance_at_k": chance, "config_hash": config_hash}
+             "chance_at_k": chance, "config_hash": config_hash, **ablation}
     with atomic_paths(out_path) as (tmp,), h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         unit = "rad per z-unit"
@@ -122,12 +165,14 @@ def run_salience_job(
         write_dataset(f, "frames/index", np.arange(frames.start, frames.stop), "index", "volume index of each frame")
         write_dataset(f, "frames/tail_sum_rad", recording.tail_angles[frames.start : frames.stop].sum(axis=1), "rad",
                       "true tail sum")
-        write_dataset(f, "frames/predicted_tail_sum_rad", average_overlapping_windows(predicted).sum(axis=1), "rad",
+        write_dataset(f, "frames/predicted_tail_sum_rad", predicted_tail_sum, "rad",
                       "predicted tail sum, overlapping windows averaged")
         write_dataset(f, "neurons/position_um", recording.neuron_position_um, "um", "(x, y, z)")
         write_dataset(f, "neurons/region", recording.neuron_region, "label", "anatomical region")
         write_dataset(f, "neurons/driver_side", sides, "label", "planted driver side from the synthetic truth ('' = not a driver / unknown)")
         write_dataset(f, "top_k/index", ranked, "index", "neurons by decreasing global salience")
-    log.info("%s %s L%d run%d: top-%d precision %.2f (chance %.3f)", job["fish"], job["model"], job["seq_len"],
-             job["run"], len(ranked), precision, chance)
+    log.info("%s %s L%d run%d: top-%d precision %.2f (chance %.3f); test RMSE %.4f intact, %.4f top-k replaced, "
+             "%.4f random-k replaced", job["fish"], job["model"], job["seq_len"], job["run"], len(ranked), precision,
+             chance, ablation["ablation_rmse_intact"], ablation["ablation_rmse_top_k"],
+             ablation["ablation_rmse_random_k"])
     return attrs
