@@ -36,12 +36,13 @@ bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on 
 embedding and head are always fully trained.
 
 Experiment 3 isolated (paper Sec. 4.3): when the input-embedding strategy supplies the
-token order (``sinusoidal``, ``relative``; :data:`pipeline.models.embeddings.POSITION_STRATEGIES`),
-the backbone adds no position of its own: every token gets position id 0, so BERT and GPT-2
+token order (``sinusoidal``, ``relative``) and for the two controls (``linear_no_position``,
+``relative_control``; :data:`pipeline.models.embeddings.WITHOUT_BACKBONE_POSITION`), the
+backbone adds no position of its own: every token gets position id 0, so BERT and GPT-2
 add the same learned position vector to every token (a constant shift that carries no
 order) and LLaMA / Mixtral rotary embeddings rotate every query and key by angle 0 (the
-identity). The other strategies keep the backbone's positions (``linear`` is the paper's
-default decoder). The backbone is then equivariant to permutations of its input tokens
+identity). ``linear``, ``laplacian`` and ``sparse_ae`` keep the backbone's positions
+(``linear`` is the paper's default decoder). The backbone is then equivariant to permutations of its input tokens
 (bidirectional BERT) and, on a constant sequence, gives the same output at every step
 (causal models keep only what the causal mask implies).
 
@@ -257,7 +258,7 @@ class LanguageModelDecoder(nn.Module):
         torch.manual_seed(seed)
         self.embedding = build_embedding(embedding, n_neurons, d_model, embedding_params)
         self.head = nn.Linear(d_model, N_TAIL_SEGMENTS)
-        self.backbone_positions = not self.embedding.supplies_position  # module docstring, Exp. 3
+        self.backbone_positions = not self.embedding.without_backbone_position  # module docstring, Exp. 3
 
     def backbone_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """Backbone output (batch, L, d_model) for token embeddings (batch, L, d_model);

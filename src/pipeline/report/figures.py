@@ -45,7 +45,8 @@ STYLE = {
     "pdf.fonttype": 42, "savefig.dpi": 300, "figure.dpi": 150,
 }
 EMBEDDING_LABELS = {"linear": "Linear", "sinusoidal": "Pos.", "relative": "Rel. pos.", "laplacian": "Spectral",
-                    "sparse_ae": "Sparse AE"}
+                    "sparse_ae": "Sparse AE", "linear_no_position": "Linear, no pos.",
+                    "relative_control": "Rel. ctrl."}
 LOG_SCALE_RATIO = 3.0  # Fig. 2a uses a log RMSE axis when the largest model mean exceeds the smallest this many times
 WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#8c8c8c"}
 
