@@ -64,4 +64,6 @@ def write_predictions(root: Path, *, experiment: str, fish: str, model: str, wei
         h5["test/frame_times_s"] = times
         h5["test/frame_targets"] = target.astype(np.float32)
         h5["test/frame_predictions"] = prediction.astype(np.float32)
+        h5["test/baseline_frame_predictions/ridge"] = (0.5 * target).astype(np.float32)
+        h5["test/baseline_frame_predictions/stimulus"] = np.zeros_like(target, dtype=np.float32)
     return path

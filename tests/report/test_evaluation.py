@@ -157,6 +157,8 @@ def test_fig2c_traces(tmp_path, fonts_used):
     traces_stage(predictions, "fish01", 5, 40, pdf, png)
     assert pdf.stat().st_size > 0
     assert_column_width_png(png)
+    baselines = figures.read_tail_sum_traces("lstm", predictions["lstm"]).baselines
+    assert set(baselines) == {"ridge", "stimulus"} and not baselines["stimulus"].any()
     assert min(fonts_used) >= MIN_FONT_PT
 
 

@@ -26,7 +26,8 @@ def test_job_baselines_on_the_synthetic_fish(decoding_fish):
     splits = make_splits(load_recording(neural, behavior), (0.7, 0.15, 0.15), 10)
     stimulus = stimulus_features(behavior)
     assert stimulus.shape == (splits.frame_ranges["test"].stop, 8) and np.isfinite(stimulus).all()
-    baselines = baseline_metrics(splits, stimulus)
+    baselines, predictions = baseline_metrics(splits, stimulus)
+    assert predictions["ridge"].shape == (len(splits.test), 10, 6)
     assert set(baselines) == {"mean_predictor", "ridge", "stimulus"}
     # the planted drivers make activity decodable: ridge beats the mean; the tail is not the stimulus
     assert baselines["ridge"]["rmse"] < 0.9 * baselines["mean_predictor"]["rmse"]

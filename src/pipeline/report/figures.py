@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import h5py
@@ -145,12 +145,15 @@ def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFra
 
 @dataclass(frozen=True)
 class ModelTraces:
-    """One model's test-set tail sum on one fish: ``predicted`` (runs, frames) rad."""
+    """One model's test-set tail sum on one fish: ``predicted`` (runs, frames) rad;
+    ``baselines``: baseline name -> (frames,) rad tail sum (the same for every run; empty
+    for files written before baselines existed)."""
 
     model: str
     times_s: np.ndarray
     target: np.ndarray
     predicted: np.ndarray
+    baselines: dict = field(default_factory=dict)
 
 
 def read_tail_sum_traces(model: str, paths: Sequence[str | os.PathLike]) -> ModelTraces:
@@ -167,7 +170,10 @@ def read_tail_sum_traces(model: str, paths: Sequence[str | os.PathLike]) -> Mode
             elif not np.array_equal(index, frame_index):
                 raise ValueError(f"{path}: test frames differ from {paths[0]}")
             predicted.append(h5["test/frame_predictions"][()].sum(axis=1))
-    return ModelTraces(model, np.asarray(times, float), np.asarray(target, float), np.asarray(predicted, float))
+            group = h5.get("test/baseline_frame_predictions")
+            baselines = {name: group[name][()].sum(axis=1).astype(float) for name in group} if group else {}
+    return ModelTraces(model, np.asarray(times, float), np.asarray(target, float), np.asarray(predicted, float),
+                       baselines)
 
 
 def confidence_band(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,6 +199,9 @@ def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frame
             t = trace.times_s[shown] - trace.times_s[0]
             mean, low, high = confidence_band(trace.predicted[:, shown])
             ax.plot(t, trace.target[shown], color="black", linewidth=0.8)
+            for name, style in zip(("ridge", "stimulus"), ("--", ":")):
+                if name in trace.baselines:
+                    ax.plot(t, trace.baselines[name][shown], color="0.55", linewidth=0.6, linestyle=style)
             ax.plot(t, mean, color=colors[trace.model], linewidth=0.8)
             if np.isfinite(low).all():
                 ax.fill_between(t, low, high, color=colors[trace.model], alpha=0.3, linewidth=0)
@@ -201,6 +210,9 @@ def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frame
                    Line2D([], [], color="0.45", linewidth=0.8, label="prediction (run mean)")]
         if any(trace.predicted.shape[0] > 1 for trace in traces):
             handles.append(Patch(color="0.45", alpha=0.3, linewidth=0, label="95% CI"))
+        if any(trace.baselines for trace in traces):
+            handles += [Line2D([], [], color="0.55", linewidth=0.6, linestyle="--", label="ridge baseline"),
+                        Line2D([], [], color="0.55", linewidth=0.6, linestyle=":", label="stimulus-only baseline")]
         figure.legend(handles=handles, frameon=False, ncol=3, loc="outside upper center")
         axes[-1, 0].set_xlabel(f"time from test-set start (s); fish {fish}, L = {seq_len}")
         figure.supylabel("tail sum (rad)", fontsize=STYLE["axes.labelsize"])

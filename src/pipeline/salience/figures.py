@@ -70,7 +70,7 @@ def _traces(ax, path: str | os.PathLike, frame: int | None = None) -> None:
     ax.plot(t, predicted, color="#d62728", lw=0.8, label="predicted")
     if frame is not None:
         ax.axvline(frame, color="#1f77b4", lw=0.8, ls="--")
-    ax.set_xlabel("frame in split")
+    ax.set_xlabel("frame of the salience split")
     ax.set_ylabel("tail sum (rad)")
 
 

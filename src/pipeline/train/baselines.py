@@ -86,9 +86,10 @@ def fit_window_ridge(features: dict[str, np.ndarray], targets: dict[str, np.ndar
     return predict(weights, "test").reshape(-1, seq_len, n_targets), strength
 
 
-def baseline_metrics(splits: DecodingSplits, stimulus: np.ndarray) -> dict[str, dict]:
+def baseline_metrics(splits: DecodingSplits, stimulus: np.ndarray) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """Test metrics of the three baselines on ``splits`` (z-scored blocks of one job) with
-    ``stimulus`` (volumes, features) of the whole recording. Each entry also holds the
+    ``stimulus`` (volumes, features) of the whole recording, and their test-window
+    predictions (name -> (windows, seq_len, 6) rad). Each metrics entry also holds the
     chosen ``ridge_strength`` where there is one. An undefined metric (the training mean's
     tail-sum correlation) is None (JSON null)."""
     seq_len = splits.test.seq_len
@@ -96,21 +97,24 @@ def baseline_metrics(splits: DecodingSplits, stimulus: np.ndarray) -> dict[str, 
     blocks = ("train", "val", "test")
     tail = {s: splits[s].targets.numpy() for s in blocks}
     target_rad = to_rad(_windows(tail["test"], seq_len).reshape(-1, seq_len, tail["test"].shape[1]))
-    results = {"mean_predictor": decoding_metrics(
-        np.broadcast_to(splits.tail_normaliser.mean, target_rad.shape).copy(), target_rad)}
+    predictions = {"mean_predictor": np.broadcast_to(splits.tail_normaliser.mean, target_rad.shape).copy()}
+    results = {"mean_predictor": decoding_metrics(predictions["mean_predictor"], target_rad)}
 
     activity = {s: splits[s].inputs.numpy() for s in blocks}
     n_components = min(RIDGE_COMPONENTS, activity["train"].shape[1], activity["train"].shape[0])
     _, _, components = np.linalg.svd(activity["train"] - activity["train"].mean(axis=0), full_matrices=False)
     projected = {s: activity[s] @ components[:n_components].T for s in blocks}
     predicted, strength = fit_window_ridge(projected, tail, seq_len)
-    results["ridge"] = {**decoding_metrics(to_rad(predicted), target_rad), "ridge_strength": strength,
+    predictions["ridge"] = to_rad(predicted)
+    results["ridge"] = {**decoding_metrics(predictions["ridge"], target_rad), "ridge_strength": strength,
                         "n_components": int(n_components)}
 
     if stimulus.shape[0] != splits.frame_ranges["test"].stop:
         raise ValueError(f"stimulus has {stimulus.shape[0]} volumes, the recording {splits.frame_ranges['test'].stop}")
     stimulus_blocks = {s: stimulus[r.start:r.stop] for s, r in splits.frame_ranges.items()}
     predicted, strength = fit_window_ridge(stimulus_blocks, tail, seq_len)
-    results["stimulus"] = {**decoding_metrics(to_rad(predicted), target_rad), "ridge_strength": strength}
-    return {name: {key: None if isinstance(value, float) and np.isnan(value) else value
-                   for key, value in metrics.items()} for name, metrics in results.items()}
+    predictions["stimulus"] = to_rad(predicted)
+    results["stimulus"] = {**decoding_metrics(predictions["stimulus"], target_rad), "ridge_strength": strength}
+    results = {name: {key: None if isinstance(value, float) and np.isnan(value) else value
+                      for key, value in metrics.items()} for name, metrics in results.items()}
+    return results, predictions

@@ -7,7 +7,7 @@ Output contract (documented in docs/architecture.md):
   the per-neuron normaliser and the split; loadable with ``torch.load(weights_only=True)``.
 - ``predictions.h5``: ``test/window_predictions`` (windows, seq_len, 6) rad,
   ``test/frame_predictions`` and ``test/frame_targets`` (frames, 6) rad (overlapping windows
-  averaged), ``test/frame_index`` (frames,) recording volume index, ``test/frame_times_s``.
+  averaged), ``test/baseline_frame_predictions/{ridge,stimulus}`` (frames, 6) rad, ``test/frame_index`` (frames,) recording volume index, ``test/frame_times_s``.
 - ``metrics.json``: the metrics of :mod:`pipeline.train.metrics`, the baselines' metrics on the
   same windows (:mod:`pipeline.train.baselines`: training mean, ridge, stimulus only), the training history, wall time, throughput, peak memory and
   parameter counts, and provenance (inputs' SHA-256, config hash, code version, seed, device).
@@ -114,7 +114,7 @@ def run_decoding_job(
     predicted = to_rad(predict(model, splits.test, training.eval_batch_size, torch_device))
     target = to_rad(splits.test.targets[splits.test.frame_index(torch.arange(len(splits.test)))].numpy())
     metrics = decoding_metrics(predicted, target)
-    baselines = baseline_metrics(splits, stimulus)
+    baselines, baseline_predictions = baseline_metrics(splits, stimulus)
     mean_predictor = baselines["mean_predictor"]
 
     frames = splits.frame_ranges["test"]
@@ -166,6 +166,10 @@ def run_decoding_job(
                           "predictions averaged over the overlapping windows of each frame (frames, 6)")
             write_dataset(f, "test/frame_targets", average_overlapping_windows(target), "rad",
                           "true tail angles per test frame (frames, 6)")
+            for name in ("ridge", "stimulus"):
+                write_dataset(f, f"test/baseline_frame_predictions/{name}",
+                              average_overlapping_windows(baseline_predictions[name]), "rad",
+                              f"{name} baseline (pipeline.train.baselines) averaged like frame_predictions (frames, 6)")
             write_dataset(f, "test/frame_index", np.arange(frames.start, frames.stop), "index",
                           "imaging-volume index of each test frame in the recording")
             write_dataset(f, "test/frame_times_s", recording.frame_times_s[frames.start : frames.stop], "s",
