@@ -31,8 +31,9 @@ rule salience:
 
 
 rule salience_summary:
-    """Salience table (regions, Pt vs Hb, hemisphere asymmetry, precision@k) and Figs. 4-6
-    of one model over every fish and run (runs on the submitting host: cheap)."""
+    """Salience table (regions, Pt vs Hb, hemisphere asymmetry, precision@k, ablation), Figs.
+    4-6 and the App. A.13 PCA figure of one model over every fish and run (runs on the
+    submitting host: cheap)."""
     localrule: True
     input:
         lambda wildcards: [p for paths in salience_files(wildcards.model).values() for p in paths],
@@ -46,6 +47,8 @@ rule salience_summary:
         asymmetry_png=report(f"{RESULTS}/figures/fig5_asymmetry_{{model}}.png", caption="../report/fig5_asymmetry.rst", category="Salience"),
         moment_pdf=f"{RESULTS}/figures/fig6_moment_salience_{{model}}.pdf",
         moment_png=report(f"{RESULTS}/figures/fig6_moment_salience_{{model}}.png", caption="../report/fig6_moment_salience.rst", category="Salience"),
+        pca_pdf=f"{RESULTS}/figures/figA13_activation_pca_{{model}}.pdf",
+        pca_png=report(f"{RESULTS}/figures/figA13_activation_pca_{{model}}.png", caption="../report/figA13_activation_pca.rst", category="Salience"),
     params:
         files=lambda wildcards: salience_files(wildcards.model),
         salience=PARAMS["salience"],

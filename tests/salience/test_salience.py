@@ -90,6 +90,10 @@ def test_planted_drivers_rank_high_on_a_synthetic_fish(salience_fish, tmp_path):
         n_frames = f["frames/index"].shape[0]
         assert f["salience/moment"].shape == (n_frames, side.size) and n_frames == 800  # the whole recording
         assert f["frames/predicted_tail_sum_rad"].shape == (n_frames,)
+        # App. A.13 PCA: replacing the salient neurons moves the representation more than random ones
+        intact, top, random_k = (f[f"pca/{name}"][()] for name in ("intact", "top_k_replaced", "random_k_replaced"))
+        assert intact.shape == (summary_windows := top.shape[0], 2) and summary_windows > 0
+        assert np.linalg.norm(top - intact, axis=1).mean() > np.linalg.norm(random_k - intact, axis=1).mean()
         assert f["salience/global"].attrs["units"] == "rad per z-unit"
     # Left and right drivers push the tail to opposite sides (paper Fig. 5 asymmetry).
     assert np.sign(signed[side == "left"].mean()) == -np.sign(signed[side == "right"].mean())

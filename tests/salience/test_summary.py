@@ -77,9 +77,12 @@ def test_stage_writes_table_and_figures(tmp_path):
             write_dataset(f, "neurons/region", entry.region, "label", "")
             write_dataset(f, "frames/tail_sum_rad", np.sin(np.arange(30)), "rad", "")
             write_dataset(f, "frames/predicted_tail_sum_rad", 0.8 * np.sin(np.arange(30)), "rad", "")
+            for shift, condition in enumerate(("intact", "top_k_replaced", "random_k_replaced")):
+                write_dataset(f, f"pca/{condition}", np.random.default_rng(seed).normal(shift, 1, (40, 2)), "a.u.", "")
+            write_dataset(f, "pca/explained_variance_ratio", np.array([0.6, 0.2]), "1", "")
         paths[name] = [path]
     tables = {fmt: tmp_path / f"t.{fmt}" for fmt in ("csv", "tex", "md")}
-    figures = {key: (tmp_path / f"{key}.pdf", tmp_path / f"{key}.png") for key in ("map", "asymmetry", "moment")}
+    figures = {key: (tmp_path / f"{key}.pdf", tmp_path / f"{key}.png") for key in ("map", "asymmetry", "moment", "pca")}
     salience_summary_stage(paths, "lstm", 5, 10, tables, figures, "hash123")
     data = pd.read_csv(tables["csv"], comment="#")
     assert list(data["fish"]) == ["a", "b"]

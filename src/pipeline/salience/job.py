@@ -12,7 +12,9 @@ Output ``salience.h5`` (units: rad per z-scored activity unit):
 ``top_k/index`` (k,) most salient first; attrs: split, top_k, model, fish, seq_len,
 precision_at_k and chance_at_k (NaN without truth), config_hash, and the ablation of paper
 App. A.13 (:func:`replacement_ablation`): ``ablation_rmse_intact``, ``ablation_rmse_top_k``,
-``ablation_rmse_random_k`` (mean over ``ablation_draws`` draws), ``ablation_rise_ratio``.
+``ablation_rmse_random_k`` (mean over ``ablation_draws`` draws), ``ablation_rise_ratio``;
+``pca/{intact, top_k_replaced, random_k_replaced}`` (test windows, 2) and
+``pca/explained_variance_ratio`` (2,) (:func:`activation_pca`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
 from pipeline.data.windows import (
     WindowSet,
@@ -34,11 +37,11 @@ from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
 from pipeline.params import Params
 from pipeline.salience.gradients import combine_blocks, input_gradient_salience, precision_at_k, top_k
-from pipeline.seeding import derive_seed
-from pipeline.train.metrics import decoding_metrics
 from pipeline.salience.validation import planted_driver_sides
+from pipeline.seeding import derive_seed
 from pipeline.train.job import load_trained_decoder
 from pipeline.train.loop import predict, select_device
+from pipeline.train.metrics import decoding_metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,59 @@ def salience_jobs(params: SalienceParams, design, fish_ids: list[str]) -> list[d
     return chosen
 
 
+def replace_neurons(activity: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``activity`` (frames, neurons) whose ``chosen`` columns hold the activity of
+    as many other neurons drawn at random without replacement (App. A.13)."""
+    donors = rng.choice(np.setdiff1d(np.arange(activity.shape[1]), chosen), size=len(chosen), replace=False)
+    replaced = activity.copy()
+    replaced[:, chosen] = activity[:, donors]
+    return replaced
+
+
+@torch.no_grad()
+def decoder_representation(model, windows: WindowSet, device, batch_size: int = 64) -> np.ndarray:
+    """(windows, features) the decoder's last representation before its linear readout at the
+    last step of each window: the input of ``head`` (LSTM, language models) or the reservoir
+    state (reservoir computer)."""
+    captured = []
+    hook = None
+    if hasattr(model, "head"):
+        hook = model.head.register_forward_hook(lambda module, args, output: captured.append(args[0][:, -1]))
+    try:
+        for start in range(0, len(windows), batch_size):
+            inputs, _ = windows.batch(torch.arange(start, min(start + batch_size, len(windows))))
+            inputs = inputs.to(device)
+            if hook is None:
+                captured.append(model.states(inputs)[:, -1])
+            else:
+                model(inputs)
+    finally:
+        if hook is not None:
+            hook.remove()
+    return torch.cat(captured).float().cpu().numpy()
+
+
+def activation_pca(model, splits, neurons: np.ndarray, seed: int, device) -> dict[str, np.ndarray]:
+    """App. A.13 PCA: the decoder's representation (:func:`decoder_representation`) of the
+    test windows with intact activity, with the top-k salient neurons replaced, and with k
+    random neurons replaced (one seeded draw each), projected on the first two principal
+    components of the intact representation. Returns (windows, 2) per condition and the
+    explained-variance ratio (2,) of the intact fit."""
+    rng = np.random.default_rng(seed)
+    test = splits.test
+    inputs = test.inputs.numpy()
+    conditions = {"intact": inputs, "top_k_replaced": replace_neurons(inputs, np.asarray(neurons), rng),
+                  "random_k_replaced": replace_neurons(inputs, rng.choice(inputs.shape[1], len(neurons),
+                                                                          replace=False), rng)}
+    features = {name: decoder_representation(model, WindowSet(activity, test.targets.numpy(), test.seq_len), device)
+                for name, activity in conditions.items()}
+    mean = features["intact"].mean(axis=0)
+    _, singular, components = np.linalg.svd(features["intact"] - mean, full_matrices=False)
+    explained = singular**2 / max(float((singular**2).sum()), 1e-30)
+    projected = {name: ((values - mean) @ components[:2].T).astype(np.float32) for name, values in features.items()}
+    return {**projected, "explained_variance_ratio": explained[:2].astype(np.float32)}
+
+
 def replacement_ablation(model, splits, neurons: np.ndarray, seed: int, device,
                          draws: int = ABLATION_DRAWS) -> dict:
     """Paper App. A.13 ablation on the held-out test block: the activity of ``neurons`` (the
@@ -103,15 +159,10 @@ def replacement_ablation(model, splits, neurons: np.ndarray, seed: int, device,
         predicted = predict(model, WindowSet(activity, test.targets.numpy(), test.seq_len), 64, device)
         return decoding_metrics(splits.tail_normaliser.inverse(predicted), target)["rmse"]
 
-    def replaced(chosen):
-        donors = rng.choice(np.setdiff1d(np.arange(n_neurons), chosen), size=len(chosen), replace=False)
-        activity = inputs.copy()
-        activity[:, chosen] = inputs[:, donors]
-        return rmse(activity)
-
     intact = rmse(inputs)
-    top = float(np.mean([replaced(np.asarray(neurons)) for _ in range(draws)]))
-    random_k = float(np.mean([replaced(rng.choice(n_neurons, size=k, replace=False)) for _ in range(draws)]))
+    top = float(np.mean([rmse(replace_neurons(inputs, np.asarray(neurons), rng)) for _ in range(draws)]))
+    random_k = float(np.mean([rmse(replace_neurons(inputs, rng.choice(n_neurons, size=k, replace=False), rng))
+                              for _ in range(draws)]))
     rise_random = random_k - intact
     ratio = (top - intact) / rise_random if rise_random > 0 else float("nan")
     return {"ablation_rmse_intact": intact, "ablation_rmse_top_k": top, "ablation_rmse_random_k": random_k,
@@ -151,6 +202,7 @@ def run_salience_job(
     frames = range(splits.frame_ranges[blocks[0]].start, splits.frame_ranges[blocks[-1]].stop)
     ablation = replacement_ablation(model, splits, ranked, derive_seed(int(job["seed"]), "salience-ablation"),
                                     torch_device)
+    pca = activation_pca(model, splits, ranked, derive_seed(int(job["seed"]), "salience-pca"), torch_device)
     attrs = {"split": split, "top_k": len(ranked), "model": job["model"], "fish": job["fish"],
              "seq_len": int(job["seq_len"]), "run": int(job["run"]), "precision_at_k": precision,
              "chance_at_k": chance, "config_hash": config_hash, **ablation}
@@ -171,6 +223,11 @@ def run_salience_job(
         write_dataset(f, "neurons/region", recording.neuron_region, "label", "anatomical region")
         write_dataset(f, "neurons/driver_side", sides, "label", "planted driver side from the synthetic truth ('' = not a driver / unknown)")
         write_dataset(f, "top_k/index", ranked, "index", "neurons by decreasing global salience")
+        for name in ("intact", "top_k_replaced", "random_k_replaced"):
+            write_dataset(f, f"pca/{name}", pca[name], "a.u.",
+                          f"decoder representation of the test windows ({name}) on PC1, PC2 of the intact one")
+        write_dataset(f, "pca/explained_variance_ratio", pca["explained_variance_ratio"], "1",
+                      "variance of the intact representation explained by PC1, PC2")
     log.info("%s %s L%d run%d: top-%d precision %.2f (chance %.3f); test RMSE %.4f intact, %.4f top-k replaced, "
              "%.4f random-k replaced", job["fish"], job["model"], job["seq_len"], job["run"], len(ranked), precision,
              chance, ablation["ablation_rmse_intact"], ablation["ablation_rmse_top_k"],
