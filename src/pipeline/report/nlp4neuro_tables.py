@@ -155,6 +155,10 @@ def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alp
     notes = [
         f"Experiment {experiment!r}: each pretrained job and its untrained twin share fish, L, run and seed "
         "(pipeline seed derivation), so they are paired by (fish, run); n = pairs.",
+        "Arms: pretrained = the backbone's published weights; untrained = the same architecture with random "
+        "(seeded) weights. Both train exactly the same parameters (every backbone weight, or the same LoRA adapters "
+        "on a frozen base: pretrained vs random) with the same budget, seed, embedding/head initialisation and "
+        "batch order.",
         protocol,
         RMSE_DEFINITION + ".", PEARSON_DEFINITION + ".", SEM_DEFINITION + ".",
         f"Paper protocol (p MW; n = jobs per arm): {MANN_WHITNEY} of the pretrained vs the untrained jobs, pooled "
