@@ -73,6 +73,8 @@ def test_table1_and_fig2a(tmp_path, fonts_used):
     assert list(ridge["mean"]) == pytest.approx([0.3, 0.3])
     md = out["tables"]["md"].read_text()
     assert "| baseline: stimulus only | 5 | 2 | 2 | 0.450 ± 0.000 | – |" in md and "Baseline rows (n = fish" in md
+    # every fabricated decoder is far below the training mean's 0.5 rad on both fish
+    assert "Beyond the training mean, per fish" in md and "fish01: 6 of 6 (model, L) cells, best lstm L" in md
     reservoir_l5 = csv[(csv["model"] == "reservoir") & (csv["seq_len"] == 5) & (csv["metric"] == "rmse")].iloc[0]
     cell = format_mean_sem(reservoir_l5["mean"], reservoir_l5["sem"])
     assert reservoir_l5["significant"] and f"| reservoir | 5 | 6 | 2 | {cell} | " in md

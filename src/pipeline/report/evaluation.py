@@ -25,7 +25,13 @@ from pipeline.report.figures import (
 )
 from pipeline.report.nlp4neuro_tables import embedding_table, model_comparison_table, pretrained_vs_untrained_table
 from pipeline.report.tables import Provenance, write_table
-from pipeline.stats.comparisons import baseline_rows, compare_against_best, compare_paired_weights, table1_arm
+from pipeline.stats.comparisons import (
+    baseline_rows,
+    beyond_training_mean,
+    compare_against_best,
+    compare_paired_weights,
+    table1_arm,
+)
 from pipeline.stats.records import METRICS, load_records, protocol_note
 
 PathLike = str | os.PathLike
@@ -61,7 +67,7 @@ def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_o
     settings = {"role": "model_comparison", "experiment": table_experiment, "alpha": alpha, **stats}
     baselines = baseline_rows(table_records, "model", [], list(METRICS), **stats)
     table = model_comparison_table(comparison, table_experiment, alpha, protocol_note(table_records), resamples,
-                                   weights_used, baselines)
+                                   weights_used, baselines, beyond_training_mean(table_records))
     write_table(table, tables, table_provenance(table_records, settings))
     figure_baselines = baseline_rows(records, "model", [], ["rmse"], **stats)
     save_figure(model_comparison_figure(figure_comparison, model_order, figure_baselines), figure_pdf, figure_png)

@@ -94,9 +94,26 @@ def _wide(frame: pd.DataFrame, keys: list[str], value_columns: dict[str, callabl
     return pd.concat(parts, axis=1)
 
 
+def beyond_mean_note(beyond: pd.DataFrame) -> str:
+    """Footer line: per fish, the decoders whose RMSE is below the training mean's with a 95 %
+    CI over runs excluding zero (:func:`pipeline.stats.comparisons.beyond_training_mean`)."""
+    parts = []
+    for fish, cells in beyond.groupby("fish", sort=True):
+        winners = cells[cells["beats_mean"]].sort_values("difference_mean")
+        if winners.empty:
+            parts.append(f"{fish}: none")
+        else:
+            best = winners.iloc[0]
+            parts.append(f"{fish}: {len(winners)} of {len(cells)} (model, L) cells, best {best['model']} L "
+                         f"{best['seq_len']} {format_value(best['difference_mean'], 4)} rad [95 % CI "
+                         f"{format_value(best['ci_low'], 4)}, {format_value(best['ci_high'], 4)}]")
+    return ("Beyond the training mean, per fish (RMSE − training-mean RMSE on the same windows, 95 % t-CI over runs; "
+            "n = runs): " + "; ".join(parts) + ".")
+
+
 def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: float, protocol: str,
                            resamples: int, weights_used: dict[str, str],
-                           baselines: pd.DataFrame | None = None) -> Table:
+                           baselines: pd.DataFrame | None = None, beyond: pd.DataFrame | None = None) -> Table:
     """Table 1: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over jobs, n),
     each model against the best model of its seq_len (paper: Mann-Whitney U on pooled jobs,
     Holm within seq_len; fish level: per-fish means with bootstrap CI, mixed model).
@@ -125,6 +142,7 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
         f"the adjusted p; * = adjusted p < {alpha:g}.",
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="the best model of the same L", alpha=alpha),
         *([BASELINE_NOTE] if baselines is not None and not baselines.empty else []),
+        *([beyond_mean_note(beyond)] if beyond is not None and not beyond.empty else []),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 1: test-set decoding performance per model and window length ({experiment})",

@@ -144,6 +144,22 @@ def baseline_rows(records: pd.DataFrame, arm: str, family: Sequence[str], metric
     return pd.DataFrame(rows)
 
 
+def beyond_training_mean(records: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per fish, seq_len and model: test RMSE minus the training-mean predictor's RMSE on the
+    same windows, over the runs (n = runs): mean and its two-sided ``level`` t confidence
+    interval (NaN with one run); ``beats_mean`` when the whole interval is below 0."""
+    from scipy import stats as scipy_stats
+
+    rows = []
+    for (fish, seq_len, model), cell in records.groupby(["fish", "seq_len", "model"], sort=True):
+        difference = (cell["rmse"] - cell["mean_predictor_rmse"]).to_numpy(float)
+        n, mean = difference.size, float(difference.mean())
+        half = (scipy_stats.t.ppf(0.5 + level / 2, n - 1) * difference.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+        rows.append({"fish": fish, "seq_len": seq_len, "model": model, "n_runs": n, "difference_mean": mean,
+                     "ci_low": mean - half, "ci_high": mean + half, "beats_mean": bool(mean + half < 0)})
+    return pd.DataFrame(rows)
+
+
 def table1_arm(records: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """Table 1's rows: each model's pretrained jobs when it has any (the paper's Table 1 is
     the pretrained column of Table 2, App. A.10), else its jobs of its one weights option.
