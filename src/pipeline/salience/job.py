@@ -91,8 +91,12 @@ def salience_jobs(params: SalienceParams, design, fish_ids: list[str]) -> list[d
 
 def replace_neurons(activity: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A copy of ``activity`` (frames, neurons) whose ``chosen`` columns hold the activity of
-    as many other neurons drawn at random without replacement (App. A.13)."""
-    donors = rng.choice(np.setdiff1d(np.arange(activity.shape[1]), chosen), size=len(chosen), replace=False)
+    as many other neurons drawn at random (App. A.13): without replacement, or with
+    replacement when fewer other neurons than ``chosen`` exist (small recordings)."""
+    pool = np.setdiff1d(np.arange(activity.shape[1]), chosen)
+    if pool.size == 0:
+        raise ValueError(f"no neuron outside the {len(chosen)} replaced ones to draw donors from")
+    donors = rng.choice(pool, size=len(chosen), replace=pool.size < len(chosen))
     replaced = activity.copy()
     replaced[:, chosen] = activity[:, donors]
     return replaced
@@ -200,6 +204,9 @@ def run_salience_job(
         average_overlapping_windows(splits.tail_normaliser.inverse(predict(model, splits[b], 64, torch_device)))
         .sum(axis=1) for b in blocks])
     frames = range(splits.frame_ranges[blocks[0]].start, splits.frame_ranges[blocks[-1]].stop)
+    if len(ranked) >= recording.n_neurons:
+        raise ValueError(f"{neural_path}: top_k = {len(ranked)} leaves no other neuron of {recording.n_neurons} for "
+                         "the App. A.13 replacement ablation; lower salience.top_k")
     ablation = replacement_ablation(model, splits, ranked, derive_seed(int(job["seed"]), "salience-ablation"),
                                     torch_device)
     pca = activation_pca(model, splits, ranked, derive_seed(int(job["seed"]), "salience-pca"), torch_device)
