@@ -72,7 +72,7 @@ wildcard_constraints:
     experiment=r"[A-Za-z0-9][A-Za-z0-9_.]*",
     model=r"[A-Za-z0-9][A-Za-z0-9_.]*",
     weights=r"pretrained|untrained",
-    embedding=r"linear|sinusoidal|relative|laplacian|sparse_ae",
+    embedding=r"linear_no_position|relative_control|linear|sinusoidal|relative|laplacian|sparse_ae",
     seq_len=r"\d+",
     run=r"\d+",
 
@@ -284,7 +284,7 @@ def decoder_job(wildcards):
 def decoder_embedding_params(wildcards):
     """Embedding parameters, only for the strategies that have any (so changing them does
     not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
-    return DESIGN.embedding if wildcards.embedding in ("relative", "laplacian", "sparse_ae") else {}
+    return DESIGN.embedding if wildcards.embedding in ("relative", "relative_control", "laplacian", "sparse_ae") else {}
 
 
 def decoder_model_spec(wildcards):

@@ -14,10 +14,13 @@ localrules:
 
 
 rule evaluate_model_comparison:
-    """Table 1 + Fig. 2a: per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over
-    fish x runs, n), each model against the best of its seq_len (Mann-Whitney U, Holm)."""
+    """Table 1 (jobs of the model_table experiment) + Fig. 2a (model_comparison experiment):
+    per model x seq_len, RMSE and tail-sum Pearson r (mean ± SEM over fish x runs, n), each
+    model against the best of its seq_len (paper: Mann-Whitney U, Holm; fish level: mixed
+    model, bootstrap CIs over fish)."""
     input:
         metrics=evaluation_metrics("model_comparison"),
+        table_metrics=evaluation_metrics("model_table"),
     output:
         csv=table_file("model_comparison", "csv", "../report/table1_model_comparison.rst"),
         tex=table_file("model_comparison", "tex"),

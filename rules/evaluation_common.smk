@@ -20,9 +20,14 @@ TRACE_FIGURE = "fig2c_test_traces"
 
 
 def evaluation_jobs(role):
-    """The training jobs of the experiment that plays ``role``."""
+    """The training jobs of the experiment that plays ``role``; for Table 1 (``model_table``)
+    only the arm it shows: pretrained jobs of models with pretrained weights."""
     experiment = EVALUATION.experiments.get(role)
-    return [job for job in DECODER_JOBS if job["experiment"] == experiment]
+    jobs = [job for job in DECODER_JOBS if job["experiment"] == experiment]
+    if role == "model_table":
+        jobs = [job for job in jobs
+                if job["weights"] == "pretrained" or not DESIGN.models[job["model"]].has_pretrained_weights]
+    return jobs
 
 
 def evaluation_metrics(role):
@@ -31,9 +36,15 @@ def evaluation_metrics(role):
 
 
 def evaluation_settings(role):
-    """The rule's params: experiment name, model order (as in the config), alpha."""
+    """The rule's params: experiment name, model order (as in the config), alpha, bootstrap
+    resamples and seed (the root seed); Table 1's experiment and model order with Fig. 2a."""
     name = EVALUATION.experiments[role]
-    return {"experiment": name, "models": list(DESIGN.experiments[name].models), "alpha": EVALUATION.alpha}
+    settings = {"experiment": name, "models": list(DESIGN.experiments[name].models), "alpha": EVALUATION.alpha,
+                "resamples": EVALUATION.bootstrap_resamples, "seed": config["seed"]}
+    if role == "model_comparison":
+        table = EVALUATION.experiments["model_table"]
+        settings.update(table_experiment=table, table_models=list(DESIGN.experiments[table].models))
+    return settings
 
 
 def trace_predictions():

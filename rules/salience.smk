@@ -31,21 +31,24 @@ rule salience:
 
 
 rule salience_summary:
-    """Salience table (regions, Pt vs Hb, hemisphere asymmetry, precision@k) and Figs. 4-6
-    of one model over every fish and run (runs on the submitting host: cheap)."""
+    """Salience table (regions, Pt vs Hb, hemisphere asymmetry, precision@k, ablation), Figs.
+    4-6 and the App. A.13 PCA figure of one model over every fish and run (runs on the
+    submitting host: cheap)."""
     localrule: True
     input:
         lambda wildcards: [p for paths in salience_files(wildcards.model).values() for p in paths],
     output:
-        table_csv=report(f"{RESULTS}/tables/salience_{{model}}.csv", category="Salience"),
+        table_csv=report(f"{RESULTS}/tables/salience_{{model}}.csv", caption="../report/salience_table.rst", category="Salience"),
         table_tex=f"{RESULTS}/tables/salience_{{model}}.tex",
         table_md=f"{RESULTS}/tables/salience_{{model}}.md",
         map_pdf=f"{RESULTS}/figures/fig4_salience_map_{{model}}.pdf",
-        map_png=report(f"{RESULTS}/figures/fig4_salience_map_{{model}}.png", category="Salience"),
+        map_png=report(f"{RESULTS}/figures/fig4_salience_map_{{model}}.png", caption="../report/fig4_salience_map.rst", category="Salience"),
         asymmetry_pdf=f"{RESULTS}/figures/fig5_asymmetry_{{model}}.pdf",
-        asymmetry_png=report(f"{RESULTS}/figures/fig5_asymmetry_{{model}}.png", category="Salience"),
+        asymmetry_png=report(f"{RESULTS}/figures/fig5_asymmetry_{{model}}.png", caption="../report/fig5_asymmetry.rst", category="Salience"),
         moment_pdf=f"{RESULTS}/figures/fig6_moment_salience_{{model}}.pdf",
-        moment_png=report(f"{RESULTS}/figures/fig6_moment_salience_{{model}}.png", category="Salience"),
+        moment_png=report(f"{RESULTS}/figures/fig6_moment_salience_{{model}}.png", caption="../report/fig6_moment_salience.rst", category="Salience"),
+        pca_pdf=f"{RESULTS}/figures/figA13_activation_pca_{{model}}.pdf",
+        pca_png=report(f"{RESULTS}/figures/figA13_activation_pca_{{model}}.png", caption="../report/figA13_activation_pca.rst", category="Salience"),
     params:
         files=lambda wildcards: salience_files(wildcards.model),
         salience=PARAMS["salience"],

@@ -19,17 +19,23 @@ def job_dir(root: Path, **job) -> Path:
 
 def write_metrics(root: Path, *, experiment: str, fish: str, model: str, weights: str = "untrained",
                   embedding: str = "linear", seq_len: int = 5, run: int = 0, rmse: float, pearson_r: float,
-                  seed: int | None = None) -> Path:
+                  seed: int | None = None, epochs: int = 10, batch_size: int = 16,
+                  split_fractions: tuple = (0.7, 0.15, 0.15)) -> Path:
     """One metrics.json with the contract's fields; ``seed`` defaults to the design's rule
     (a function of fish, model, seq_len, run only), so twins share it."""
     job = dict(experiment=experiment, fish=fish, model=model, weights=weights, embedding=embedding,
                seq_len=seq_len, run=run)
     seed = seed if seed is not None else abs(hash((fish, model, seq_len, run))) % (2**31)
     metrics = {
-        "job": {**job, "seed": seed, "signal": "dff", "split_fractions": [0.7, 0.15, 0.15]},
+        "job": {**job, "seed": seed, "signal": "dff", "split_fractions": list(split_fractions)},
+        "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": 1e-4, "weight_decay": 0.01,
+                     "max_grad_norm": 1.0, "eval_batch_size": 64},
         "test": {"rmse": rmse, "rmse_sum_over_windows": rmse * 40, "per_segment_rmse": [rmse] * 6,
                  "frame_rmse": rmse, "tail_sum_pearson_r": pearson_r, "n_test_windows": 40, "n_test_frames": 44},
         "mean_predictor_test": {"rmse": 0.5, "frame_rmse": 0.5, "per_segment_rmse": [0.5] * 6},
+        "baselines_test": {"mean_predictor": {"rmse": 0.5, "tail_sum_pearson_r": None},
+                           "ridge": {"rmse": 0.3, "tail_sum_pearson_r": 0.2},
+                           "stimulus": {"rmse": 0.45, "tail_sum_pearson_r": 0.05}},
         "performance": {"wall_time_s": 1.0, "train_windows_per_s": 100.0, "peak_rss_mb": 100.0,
                         "n_parameters_total": 10, "n_parameters_trainable": 10},
         "provenance": {"config_hash": f"hash-{fish}-{model}-{weights}-{embedding}-{seq_len}-{run}",
@@ -58,4 +64,6 @@ def write_predictions(root: Path, *, experiment: str, fish: str, model: str, wei
         h5["test/frame_times_s"] = times
         h5["test/frame_targets"] = target.astype(np.float32)
         h5["test/frame_predictions"] = prediction.astype(np.float32)
+        h5["test/baseline_frame_predictions/ridge"] = (0.5 * target).astype(np.float32)
+        h5["test/baseline_frame_predictions/stimulus"] = np.zeros_like(target, dtype=np.float32)
     return path

@@ -292,3 +292,19 @@ def test_gradients_reach_the_input_windows(strategy):
     with torch.no_grad():
         finite_difference = (objective(windows + step * direction) - objective(windows - step * direction)) / (2 * step)
     torch.testing.assert_close((windows.grad * direction).sum(), finite_difference, rtol=1e-5, atol=1e-7)
+
+
+def test_relative_control_is_the_same_layer_without_relative_terms():
+    """Capacity-matched control of Exp. 3: plain attention (permutation-equivariant) with the
+    relative layer's parameters minus the two (2k + 1, d_z) tables."""
+    from pipeline.models.embeddings import ShawRelativeSelfAttention
+
+    torch.manual_seed(0)
+    relative = ShawRelativeSelfAttention(16, 4, max_relative_distance=3)
+    control = ShawRelativeSelfAttention(16, 4, max_relative_distance=3, relative=False)
+    n_relative, n_control = (sum(p.numel() for p in m.parameters()) for m in (relative, control))
+    assert n_relative - n_control == 2 * (2 * 3 + 1) * 4
+    x, order = torch.randn(2, 6, 16), torch.tensor([5, 2, 0, 4, 1, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(control(x[:, order]), control(x)[:, order])
+        assert not torch.allclose(relative(x[:, order]), relative(x)[:, order], atol=1e-4)

@@ -129,6 +129,75 @@ def test_quantised_backbone_with_lora_adapters_on_cpu(tmp_path, quantization):
     assert not torch.allclose(twin(x), model(x))
 
 
+def test_quantised_moe_is_refused_naming_the_model(tmp_path):
+    """transformers 5 fuses Mixtral experts into 3-D parameters that bitsandbytes leaves in full
+    precision: the config refuses family moe + quantisation, and a quantised load that still
+    holds such weights (a Mixtral checkpoint behind another family) is an error naming it."""
+    with pytest.raises(ValueError, match="quantised mixture of experts refused.*Mixtral-8x7B"):
+        LanguageModelParams(family="moe", source="mistralai/Mixtral-8x7B-v0.1", quantization="4bit", lora_rank=4)
+    transformers = import_transformers()
+    config = transformers.MixtralConfig(hidden_size=64, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                        num_experts_per_tok=2, vocab_size=8, max_position_embeddings=16,
+                                        bos_token_id=None, eos_token_id=None)
+    torch.manual_seed(0)
+    transformers.MixtralModel(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family="llama", source=str(tmp_path), quantization="4bit", lora_rank=2)
+    with pytest.raises(ValueError, match=rf"{tmp_path.name}.*full precision.*experts.gate_up_proj"):
+        decoder(params, "pretrained")
+
+
+TINY = {
+    "bert": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
+             "vocab_size": 4, "max_position_embeddings": 16},
+    "gpt2": {"n_embd": 32, "n_layer": 1, "n_head": 4, "n_positions": 16, "vocab_size": 4},
+    "llama": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 4, "max_position_embeddings": 16},
+}
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_position_strategies_leave_no_backbone_position(family):
+    """Exp. 3 isolated: with sinusoidal / relative embeddings the backbone adds no position.
+    BERT is then permutation-equivariant; a causal model's last output is invariant to the
+    order of the tokens before it. With ``linear`` (backbone positions kept) neither holds."""
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 6, 32)
+    order = torch.tensor([3, 1, 4, 0, 2, 5])  # the last token stays last
+    params = LanguageModelParams(family=family, config_overrides=TINY[family])
+    gaps = {}
+    for embedding in ("linear", "sinusoidal", "relative", "linear_no_position", "relative_control"):
+        model = decoder(params, "untrained", embedding).eval()
+        assert model.backbone_positions == (embedding == "linear")
+        with torch.no_grad():
+            hidden, permuted = model.backbone_hidden(tokens), model.backbone_hidden(tokens[:, order])
+        if family == "bert":
+            gaps[embedding] = float((permuted - hidden[:, order]).abs().max())
+        else:
+            gaps[embedding] = float((permuted[:, -1] - hidden[:, -1]).abs().max())
+    assert max(gaps[e] for e in gaps if e != "linear") < 1e-6, gaps  # float32 rounding only
+    assert gaps["linear"] > 1e-5, gaps  # random-init position tables are small (GPT-2: std 0.02)
+
+
+@pytest.mark.parametrize("family, lora_rank", [("bert", 0), ("llama", 2)])
+def test_twins_train_the_same_parameters_from_the_same_head(tmp_path, family, lora_rank):
+    """Fair twins: the untrained arm trains exactly the pretrained arm's parameter set (names
+    and shapes: all weights, or the same LoRA adapters), and the trained-from-scratch parts
+    (embedding, head) start from the same values (same seed)."""
+    transformers = import_transformers()
+    config = (transformers.BertConfig if family == "bert" else transformers.LlamaConfig)(**TINY[family])
+    torch.manual_seed(1)
+    transformers.AutoModel.from_config(config).save_pretrained(tmp_path)
+    params = LanguageModelParams(family=family, source=str(tmp_path), lora_rank=lora_rank)
+    twins = {weights: decoder(params, weights, seed=5) for weights in ("pretrained", "untrained")}
+    trainable = {weights: {name: tuple(p.shape) for name, p in model.named_parameters() if p.requires_grad}
+                 for weights, model in twins.items()}
+    assert trainable["pretrained"] == trainable["untrained"]
+    assert (lora_rank > 0) == any("lora_" in name for name in trainable["pretrained"])
+    for name in ("head.weight", "embedding.projection.weight"):
+        torch.testing.assert_close(twins["pretrained"].get_parameter(name), twins["untrained"].get_parameter(name))
+
+
 def test_quantisation_requires_lora():
     with pytest.raises(ValueError, match="lora_rank"):
         LanguageModelParams(family="llama", source="x", quantization="4bit")

@@ -33,7 +33,7 @@ def test_ridge_readout_equals_the_closed_form_solution():
     windows = WindowSet(inputs, targets, seq_len=4)
     params = ReservoirParams(reservoir_size=20, ridge=0.5, washout=1)
     model = ReservoirDecoder(5, params, seed=2)
-    model.fit_readout(windows, batch_size=7)  # streamed over uneven batches
+    model.fit_readout(windows, windows, batch_size=7)  # streamed over uneven batches
     # Explicit R (states after washout, plus a bias row) and Y, then W = Y R^T (R R^T + beta I)^-1.
     x, y = windows.batch(torch.arange(len(windows)))
     states = model.states(x)[:, 1:].reshape(-1, 20).double().numpy()
@@ -42,7 +42,31 @@ def test_ridge_readout_equals_the_closed_form_solution():
     expected = big_y @ big_r.T @ np.linalg.inv(big_r @ big_r.T + 0.5 * np.eye(21))
     np.testing.assert_allclose(model.readout.double().numpy(), expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="washout"):
-        ReservoirDecoder(5, ReservoirParams(reservoir_size=20, washout=4), seed=2).fit_readout(windows)
+        ReservoirDecoder(5, ReservoirParams(reservoir_size=20, washout=4), seed=2).fit_readout(windows, windows)
+
+
+def test_washout_is_the_same_in_fit_prediction_and_validation_and_beta_is_chosen_on_validation():
+    rng = np.random.default_rng(1)
+    inputs = rng.standard_normal((120, 5))
+    signal = np.tanh(inputs[:, :1] + np.roll(inputs[:, 1:2], 1))
+    targets = np.repeat(signal, 6, axis=1) + 0.3 * rng.standard_normal((120, 6))
+    train, val = WindowSet(inputs[:80], targets[:80], seq_len=5), WindowSet(inputs[80:], targets[80:], seq_len=5)
+    grid = (1e-3, 1.0, 1e3)
+    model = ReservoirDecoder(5, ReservoirParams(reservoir_size=30, ridge=grid, washout=2), seed=3)
+    chosen_mse = model.fit_readout(train, val, batch_size=16)
+    x, y = val.batch(torch.arange(len(val)))
+    predicted = model(x)
+    # prediction: the washout steps are the training mean (0 in z-units), not an unfitted readout
+    assert torch.all(predicted[:, :2] == 0) and torch.all(predicted[:, 2:] != 0)
+    # the validation score is the MSE of exactly what is predicted after the washout
+    assert chosen_mse == pytest.approx(float(((predicted[:, 2:] - y[:, 2:]) ** 2).mean()), rel=1e-4)
+    # beta: the grid value with the lowest validation MSE when each is fitted alone
+    scores = {}
+    for beta in grid:
+        single = ReservoirDecoder(5, ReservoirParams(reservoir_size=30, ridge=beta, washout=2), seed=3)
+        scores[beta] = single.fit_readout(train, val, batch_size=16)
+    assert float(model.ridge_strength) == min(scores, key=scores.get)
+    assert chosen_mse == pytest.approx(min(scores.values()))
 
 
 def test_bad_parameters_are_rejected():

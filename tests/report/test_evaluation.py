@@ -64,8 +64,17 @@ def test_table1_and_fig2a(tmp_path, fonts_used):
     out = outputs(tmp_path, "table1")
     model_comparison_stage(paths, "exp1", MODELS, 0.05, **out)
     csv = pd.read_csv(out["tables"]["csv"], comment="#")
+    baselines = csv[csv["test_note"] == "baseline"]
+    csv = csv[csv["test_note"] != "baseline"]
     assert len(csv) == len(MODELS) * 2 * 2 and set(csv["n"]) == {6}
+    # baseline rows: one per baseline, L and metric, over the 2 fish (fabricated ridge RMSE 0.3)
+    assert len(baselines) == 3 * 2 * 2 and set(baselines["n"]) == {2}
+    ridge = baselines[(baselines["model"] == "baseline: ridge") & (baselines["metric"] == "rmse")]
+    assert list(ridge["mean"]) == pytest.approx([0.3, 0.3])
     md = out["tables"]["md"].read_text()
+    assert "| baseline: stimulus only | 5 | 2 | 2 | 0.450 ± 0.000 | – |" in md and "Baseline rows (n = fish" in md
+    # every fabricated decoder is far below the training mean's 0.5 rad on both fish
+    assert "Beyond the training mean, per fish" in md and "fish01: 6 of 6 (model, L) cells, best lstm L" in md
     reservoir_l5 = csv[(csv["model"] == "reservoir") & (csv["seq_len"] == 5) & (csv["metric"] == "rmse")].iloc[0]
     cell = format_mean_sem(reservoir_l5["mean"], reservoir_l5["sem"])
     assert reservoir_l5["significant"] and f"| reservoir | 5 | 6 | 2 | {cell} | " in md
@@ -82,7 +91,7 @@ def test_table1_with_one_run_per_cell_says_not_computable(tmp_path):
     model_comparison_stage(paths, "exp1", MODELS, 0.05, **out)
     md = out["tables"]["md"].read_text()
     assert "| lstm | 5 | 1 | 1 | 0.200 ± n/a | n.c. |" in md
-    assert "n.c.: test not computable (n = 1 vs 1 (needs >= 2 each))" in md
+    assert "n.c.: test not computable (1 fish with both arms (needs >= 2); n = 1 vs 1 (needs >= 2 each))" in md
     csv = pd.read_csv(out["tables"]["csv"], comment="#")
     assert csv["p_value"].isna().all()
 
@@ -103,7 +112,8 @@ def test_table2_and_fig2b(tmp_path, fonts_used):
     # four pairs, all untrained worse: exact p = 2/16 per model; Holm over 2 cells -> 0.25
     assert rmse.loc["bert", "p_value"] == pytest.approx(0.125) and rmse.loc["bert", "p_adjusted"] == pytest.approx(0.25)
     md = out["tables"]["md"].read_text()
-    assert "Wilcoxon signed-rank" in md and "paired by (fish, run)" in md
+    assert "Wilcoxon signed-rank" in md and "paired by (fish, run)" in md and "Mann-Whitney U" in md
+    assert "Baselines, RMSE (rad) on the same test windows" in md and "L 5 ridge 0.300" in md
     assert "Not in the table (no pretrained weights, untrained only): gpt2_small." in md
     assert_column_width_png(out["figure_png"])
     assert min(fonts_used) >= MIN_FONT_PT
@@ -126,6 +136,8 @@ def test_table3_and_fig3(tmp_path, fonts_used):
     assert rmse["best_arm"].iloc[0] == "linear"
     expected = stats.mannwhitneyu([0.12, 0.121, 0.122], [0.1, 0.101, 0.102]).pvalue
     assert rmse.loc["laplacian", "p_value"] == pytest.approx(expected)
+    md = out["tables"]["md"].read_text()
+    assert "| baseline | baseline: ridge | 5 | 1 | 1 | – |" in md and "| bert | relative | 5 | 3 | 1 | 10 |" in md
     assert_column_width_png(out["figure_png"])
     assert min(fonts_used) >= MIN_FONT_PT
 
@@ -147,6 +159,8 @@ def test_fig2c_traces(tmp_path, fonts_used):
     traces_stage(predictions, "fish01", 5, 40, pdf, png)
     assert pdf.stat().st_size > 0
     assert_column_width_png(png)
+    baselines = figures.read_tail_sum_traces("lstm", predictions["lstm"]).baselines
+    assert set(baselines) == {"ridge", "stimulus"} and not baselines["stimulus"].any()
     assert min(fonts_used) >= MIN_FONT_PT
 
 
@@ -155,3 +169,25 @@ def test_fig2c_rejects_runs_with_different_test_frames(tmp_path):
              write_predictions(tmp_path / "jobs", experiment="exp1", fish="fish01", model="lstm", run=1, n_frames=50)]
     with pytest.raises(ValueError, match="test frames differ"):
         traces_stage({"lstm": paths}, "fish01", 5, 0, tmp_path / "f.pdf", tmp_path / "f.png")
+
+
+def test_table1_takes_the_pretrained_arm_of_its_own_experiment_and_names_its_protocol(tmp_path):
+    """paper.yaml: Table 1 from the Exp. 2 jobs (5 epochs, batch 32, 70:10:20), Fig. 2a from Exp. 1."""
+    exp1 = [write_metrics(tmp_path / "jobs", experiment="exp1", fish="fish01", model=model, run=run,
+                          rmse=0.1 + 0.01 * run, pearson_r=0.1) for model in ("lstm", "bert") for run in range(2)]
+    exp2 = [write_metrics(tmp_path / "jobs", experiment="exp2", fish="fish01", model="bert", weights=weights,
+                          run=run, rmse=rmse + 0.001 * run, pearson_r=0.2, epochs=5, batch_size=32,
+                          split_fractions=(0.7, 0.1, 0.2))
+            for weights, rmse in (("pretrained", 0.05), ("untrained", 0.09)) for run in range(2)]
+    exp2 += [write_metrics(tmp_path / "jobs", experiment="exp2", fish="fish01", model="lstm", run=run, rmse=0.07,
+                           pearson_r=0.1, epochs=5, batch_size=32, split_fractions=(0.7, 0.1, 0.2))
+             for run in range(2)]
+    out = outputs(tmp_path, "table1")
+    comparison = model_comparison_stage(exp1, "exp1", ["lstm", "bert"], 0.05, **out, table_metrics=exp2,
+                                        table_experiment="exp2", table_model_order=["lstm", "bert"])
+    rmse = comparison[comparison["metric"] == "rmse"].set_index("model")
+    assert rmse.loc["bert", "mean"] == pytest.approx(0.0505) and (rmse["n"] == 2).all()
+    md = out["tables"]["md"].read_text()
+    assert "Experiment 'exp2'" in md and "bert pretrained" in md and "lstm untrained" in md
+    assert "Protocol: 5 epochs, batch 32, learning rate 0.0001, chronological train:val:test split 70:10:20 %" in md
+    assert "Fish-level columns (fish = the unit; n = fish)" in md

@@ -110,7 +110,10 @@ def test_aggregates_run_and_the_report_builds(finished_workdir):
     assert result.returncode == 0, result.stdout[-3000:]
     tables = finished_workdir / "results" / "tables"
     csv = pd.read_csv(tables / "table1_model_comparison.csv", comment="#")
-    assert sorted(csv["model"].unique()) == ["gpt2_tiny", "lstm", "reservoir"] and set(csv["n"]) == {1}
+    decoders, baselines = csv[csv["test_note"] != "baseline"], csv[csv["test_note"] == "baseline"]
+    assert sorted(decoders["model"].unique()) == ["gpt2_tiny", "lstm", "reservoir"] and set(decoders["n"]) == {1}
+    assert sorted(baselines["model"].unique()) == ["baseline: ridge", "baseline: stimulus only",
+                                                   "baseline: training mean"]
     assert "not computable" in (tables / "table1_model_comparison.md").read_text()
     for rule in ("evaluate_model_comparison", "plot_test_traces"):
         assert (finished_workdir / "results" / "logs" / rule / f"{rule}.log").exists()

@@ -114,3 +114,18 @@ def test_records_reject_other_experiments_duplicates_and_broken_files(tmp_path):
     broken.write_text(json.dumps({"job": {}, "test": {}}))
     with pytest.raises(MetricsFileError, match="broken.json"):
         load_records([broken])
+
+
+def test_beyond_training_mean_is_a_t_interval_over_runs():
+    import pandas as pd
+
+    from pipeline.stats.comparisons import beyond_training_mean
+
+    records = pd.DataFrame({"fish": ["f1"] * 3 + ["f2"] * 3, "seq_len": 5, "model": "lstm",
+                            "rmse": [0.40, 0.42, 0.41, 0.50, 0.52, 0.47],
+                            "mean_predictor_rmse": [0.5] * 6})
+    result = beyond_training_mean(records).set_index("fish")
+    difference = np.array([-0.10, -0.08, -0.09])
+    half = stats.t.ppf(0.975, 2) * difference.std(ddof=1) / np.sqrt(3)
+    assert result.loc["f1", "ci_high"] == pytest.approx(difference.mean() + half)
+    assert result.loc["f1", "beats_mean"] and not result.loc["f2", "beats_mean"]  # f2 straddles zero

@@ -12,13 +12,17 @@ with rule_log(snakemake.log[0]):
         experiment=settings["experiment"],
         model_order=settings["models"],
         alpha=settings["alpha"],
+        resamples=settings["resamples"],
+        seed=settings["seed"],
         tables={ext: snakemake.output[ext] for ext in ("csv", "tex", "md")},
         figure_pdf=snakemake.output.pdf,
         figure_png=snakemake.output.png,
     )
     role = snakemake.params.role
     if role == "model_comparison":
-        model_comparison_stage(**common)
+        model_comparison_stage(**common, table_metrics=list(snakemake.input.table_metrics),
+                               table_experiment=settings["table_experiment"],
+                               table_model_order=settings["table_models"])
     elif role == "pretrained_vs_untrained":
         pretrained_vs_untrained_stage(**common)
     elif role == "embeddings":

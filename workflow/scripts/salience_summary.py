@@ -15,6 +15,7 @@ with rule_log(snakemake.log[0]):
             "map": (out.map_pdf, out.map_png),
             "asymmetry": (out.asymmetry_pdf, out.asymmetry_png),
             "moment": (out.moment_pdf, out.moment_png),
+            "pca": (out.pca_pdf, out.pca_png),
         },
         config_hash=snakemake.params.params_hash,
     )

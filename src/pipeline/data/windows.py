@@ -193,6 +193,7 @@ class WindowSet:
         self.first_frame = first_frame
         self._offsets = torch.arange(seq_len)
         invalid = np.zeros(inputs.shape[0], bool) if valid is None else ~np.asarray(valid, bool)
+        self.valid = ~invalid  #: (frames,) bool, False = volume no window may contain
         invalid_before = np.concatenate([[0], np.cumsum(invalid)])
         #: block frame where each window starts: the windows whose frames are all valid, in order
         self.window_starts = torch.as_tensor(np.flatnonzero(invalid_before[seq_len:] == invalid_before[:-seq_len]))
@@ -202,6 +203,11 @@ class WindowSet:
 
     def __len__(self) -> int:
         return len(self.window_starts)
+
+    def with_inputs(self, inputs: np.ndarray) -> "WindowSet":
+        """The same windows (targets, seq_len, first frame, valid volumes) over other
+        ``inputs`` (frames, neurons), e.g. activity with some neurons replaced."""
+        return WindowSet(inputs, self.targets.numpy(), self.seq_len, self.first_frame, self.valid)
 
     @property
     def n_frames(self) -> int:

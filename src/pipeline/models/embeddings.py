@@ -1,4 +1,5 @@
-"""The five input-embedding strategies of the NLP4Neuro decoders (paper Sec. 3.3, App. A.8).
+"""The five input-embedding strategies of the NLP4Neuro decoders (paper Sec. 3.3, App. A.8)
+and two controls that isolate them.
 
 A window of neural activity (batch, seq_len, n_neurons), one normalised activity vector per
 imaging frame, becomes a sequence of token embeddings (batch, seq_len, d_model) that a
@@ -24,6 +25,15 @@ strategy         tokens
                  autoencoder (Ng 2011; Cunningham et al. 2023) trained on training frames
                  with reconstruction + L1 sparsity, then frozen.
 ===============  ==========================================================================
+
+Two controls isolate Experiment 3 (not strategies of the paper):
+``linear_no_position`` is ``linear`` with the backbone's own positions removed, and
+``relative_control`` is ``relative``'s extra attention layer without the relative terms
+(capacity-matched: it lacks only the two (2k + 1, d_z) tables). With ``sinusoidal``,
+``relative`` and both controls the backbone adds no position
+(:data:`WITHOUT_BACKBONE_POSITION`, :mod:`pipeline.models.language`), so ``sinusoidal`` vs
+``linear_no_position`` measures absolute position and ``relative`` vs ``relative_control``
+the relative terms, each at equal capacity.
 
 The ``laplacian`` and ``sparse_ae`` transforms are fitted once on the training frames
 (:meth:`InputEmbedding.fit`) before the decoder is trained; everything they fit lives in
@@ -57,7 +67,11 @@ from pipeline.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("linear", "sinusoidal", "relative", "laplacian", "sparse_ae")
+STRATEGIES = ("linear", "sinusoidal", "relative", "laplacian", "sparse_ae",  # the paper's five
+              "linear_no_position", "relative_control")  # Exp. 3 controls
+#: strategies with which the backbone adds no position of its own (pipeline.models.language):
+#: those that supply the token order themselves, and the two controls
+WITHOUT_BACKBONE_POSITION = ("sinusoidal", "relative", "linear_no_position", "relative_control")
 
 
 @dataclass(frozen=True)
@@ -124,10 +138,12 @@ class ShawRelativeSelfAttention(nn.Module):
     al.) and k = ``max_relative_distance``. Positions enter only through j - i, so the layer
     is equivariant to translations of the content except for the clipped counts at the
     sequence ends, and (unlike attention without positions) not to reversal. Every query
-    attends to the whole window (no causal mask).
+    attends to the whole window (no causal mask). With ``relative=False`` (the
+    ``relative_control`` strategy) the tables and both relative terms are left out: plain
+    multi-head self-attention, equivariant to any permutation of the tokens.
     """
 
-    def __init__(self, d_model: int, n_heads: int, max_relative_distance: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, max_relative_distance: int, relative: bool = True) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -139,8 +155,10 @@ class ShawRelativeSelfAttention(nn.Module):
         self.value = nn.Linear(d_model, d_model, bias=False)
         self.output = nn.Linear(d_model, d_model)
         n_distances = 2 * max_relative_distance + 1
-        self.relative_key = nn.Parameter(torch.randn(n_distances, self.head_dim) * self.head_dim ** -0.5)
-        self.relative_value = nn.Parameter(torch.randn(n_distances, self.head_dim) * self.head_dim ** -0.5)
+        self.relative = relative
+        if relative:
+            self.relative_key = nn.Parameter(torch.randn(n_distances, self.head_dim) * self.head_dim ** -0.5)
+            self.relative_value = nn.Parameter(torch.randn(n_distances, self.head_dim) * self.head_dim ** -0.5)
         self.norm = nn.LayerNorm(d_model)
 
     def relative_distance_index(self, seq_len: int, device: torch.device) -> torch.Tensor:
@@ -158,11 +176,15 @@ class ShawRelativeSelfAttention(nn.Module):
             return x.view(batch, seq_len, self.n_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden))
-        index = self.relative_distance_index(seq_len, hidden.device)
-        a_key, a_value = self.relative_key[index], self.relative_value[index]  # (seq, seq, head_dim)
-        logits = (q @ k.transpose(-1, -2) + torch.einsum("bhid,ijd->bhij", q, a_key)) / math.sqrt(self.head_dim)
-        weights = logits.softmax(dim=-1)
-        z = weights @ v + torch.einsum("bhij,ijd->bhid", weights, a_value)
+        logits = q @ k.transpose(-1, -2)
+        if self.relative:
+            index = self.relative_distance_index(seq_len, hidden.device)
+            a_key, a_value = self.relative_key[index], self.relative_value[index]  # (seq, seq, head_dim)
+            logits = logits + torch.einsum("bhid,ijd->bhij", q, a_key)
+        weights = (logits / math.sqrt(self.head_dim)).softmax(dim=-1)
+        z = weights @ v
+        if self.relative:
+            z = z + torch.einsum("bhij,ijd->bhid", weights, a_value)
         z = z.transpose(1, 2).reshape(batch, seq_len, d_model)
         return self.norm(hidden + self.output(z))
 
@@ -432,9 +454,15 @@ class InputEmbedding(nn.Module):
                                                params.sparse_ae_batch_size)
         self.projection = nn.Linear(params.n_components if self.reduction is not None else n_neurons, d_model)
         self.relative_attention = (
-            ShawRelativeSelfAttention(d_model, params.n_heads, params.max_relative_distance)
-            if strategy == "relative" else None
+            ShawRelativeSelfAttention(d_model, params.n_heads, params.max_relative_distance,
+                                      relative=strategy == "relative")
+            if strategy in ("relative", "relative_control") else None
         )
+
+    @property
+    def without_backbone_position(self) -> bool:
+        """True when the backbone must add no position (:data:`WITHOUT_BACKBONE_POSITION`)."""
+        return self.strategy in WITHOUT_BACKBONE_POSITION
 
     def fit(self, train_frames: np.ndarray, seed: int) -> None:
         """Fit the fixed transform on the normalised training frames (n_train_frames,
@@ -452,7 +480,7 @@ class InputEmbedding(nn.Module):
         tokens = self.projection(features)
         if self.strategy == "sinusoidal":
             tokens = tokens + sinusoidal_position_table(windows.shape[1], self.d_model).to(tokens)
-        elif self.strategy == "relative":
+        elif self.relative_attention is not None:
             tokens = self.relative_attention(tokens)
         return tokens
 

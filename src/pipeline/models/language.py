@@ -22,10 +22,39 @@ Backbones (``family``):
 Weights: ``pretrained`` loads with ``from_pretrained`` (hub id or local directory; a
 ``package:<module>[/subdir]`` source points into an installed Python package that ships
 weights, for offline use); ``untrained`` builds the same architecture from its config with
-random weights (the paper's AutoConfig arm) and is trained with the same budget. Remote code
+random weights (the paper's AutoConfig arm) and is trained with the same budget. Fair twins:
+both arms train exactly the same parameter set (every backbone weight, or the same LoRA
+adapters on the same kind of base, quantised alike), the embedding and head start from the
+same values (seeded), and batch order follows (seed, epoch), so only the backbone's initial
+weights differ. For a LoRA model this compares a pretrained base with a frozen *random* base;
+an all-weights from-scratch arm is not built. Its memory for the 6.7B model, computed (not
+measured): bf16 weights 13.4 GB + bf16 gradients 13.4 GB + 8-bit Adam states (2 bytes per
+parameter) 13.4 GB = 40 GB, or 67 GB with an fp32 master copy, plus activations (small at
+32 windows x 20 tokens with gradient checkpointing): it would fit one 141 GB GPU. Remote code
 is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
 bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
 embedding and head are always fully trained.
+
+Experiment 3 isolated (paper Sec. 4.3): when the input-embedding strategy supplies the
+token order (``sinusoidal``, ``relative``) and for the two controls (``linear_no_position``,
+``relative_control``; :data:`pipeline.models.embeddings.WITHOUT_BACKBONE_POSITION`), the
+backbone adds no position of its own: every token gets position id 0, so BERT and GPT-2
+add the same learned position vector to every token (a constant shift that carries no
+order) and LLaMA / Mixtral rotary embeddings rotate every query and key by angle 0 (the
+identity). ``linear``, ``laplacian`` and ``sparse_ae`` keep the backbone's positions
+(``linear`` is the paper's default decoder). The backbone is then equivariant to permutations of its input tokens
+(bidirectional BERT) and, on a constant sequence, gives the same output at every step
+(causal models keep only what the causal mask implies).
+
+Quantised mixtures of experts are refused. transformers 5 stores Mixtral-style experts as
+fused 3-D parameters (``experts.gate_up_proj`` (experts, 2 ffn, d), ``experts.down_proj``),
+and bitsandbytes quantises only ``nn.Linear`` layers: a tiny Mixtral loaded in 4-bit NF4
+(transformers 5.23, bitsandbytes 0.50.2, CPU backend) keeps both as full-precision
+Parameters, and peft's ``all-linear`` LoRA does not adapt them, so a "4-bit MoE" would hold
+its experts in full precision (~90 GB in bf16 for Mixtral-8x7B) with frozen experts. Hence
+``family: moe`` with ``quantization`` is a config error, and any quantised backbone that
+still holds a floating-point parameter of 3 or more dimensions after loading is an error
+naming its source, never a silent full-precision MoE.
 """
 
 from __future__ import annotations
@@ -72,6 +101,11 @@ class LanguageModelParams(Params):
             raise ValueError(f"LanguageModelParams.quantization must be one of {QUANTIZATION}")
         if self.quantization != "none" and self.lora_rank < 1:
             raise ValueError("quantised backbones cannot be fully fine-tuned: set lora_rank > 0")
+        if self.quantization != "none" and self.family == "moe":
+            raise ValueError(f"quantised mixture of experts refused ({self.source or 'moe from config_overrides'}, "
+                             f"{self.quantization}): transformers 5 fuses the experts into 3-D parameters that "
+                             "bitsandbytes does not quantise and LoRA does not adapt, so they would stay in full "
+                             "precision and frozen (pipeline.models.language); use quantization: none")
         if self.lora_rank < 0:
             raise ValueError("LanguageModelParams.lora_rank must be >= 0")
         if not self.source and not self.config_overrides:
@@ -165,6 +199,13 @@ def load_backbone(params: LanguageModelParams, weights: str, seed: int, device: 
     else:
         torch.manual_seed(seed)
         backbone = transformers.AutoModel.from_config(config)
+    if quantised:
+        unquantised = [name for name, p in backbone.named_parameters() if p.is_floating_point() and p.dim() >= 3]
+        if unquantised:
+            raise ValueError(f"model {params.source!r} loaded with {params.quantization} quantisation keeps "
+                             f"{len(unquantised)} fused multi-dimensional weight(s) in full precision (e.g. "
+                             f"{unquantised[0]}): bitsandbytes quantises nn.Linear only; refusing a silently "
+                             "unquantised mixture of experts")
     # Neural tokens enter as inputs_embeds: the vocabulary embedding is never used, so it is
     # frozen (no gradients, no optimiser state: 131M values for a 7B LLaMA).
     backbone.get_input_embeddings().requires_grad_(False)
@@ -217,7 +258,16 @@ class LanguageModelDecoder(nn.Module):
         torch.manual_seed(seed)
         self.embedding = build_embedding(embedding, n_neurons, d_model, embedding_params)
         self.head = nn.Linear(d_model, N_TAIL_SEGMENTS)
+        self.backbone_positions = not self.embedding.without_backbone_position  # module docstring, Exp. 3
+
+    def backbone_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Backbone output (batch, L, d_model) for token embeddings (batch, L, d_model);
+        without backbone positions every token has position id 0."""
+        kwargs = {}
+        if not self.backbone_positions:
+            kwargs["position_ids"] = torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device)
+        return self.backbone(inputs_embeds=tokens, **kwargs).last_hidden_state
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(inputs_embeds=self.embedding(windows)).last_hidden_state
+        hidden = self.backbone_hidden(self.embedding(windows))
         return self.head(hidden.to(self.head.weight.dtype))

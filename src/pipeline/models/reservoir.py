@@ -14,11 +14,16 @@ regression (Eq. 3), never by gradient descent:
 
 where the columns of R are the states [r(t); 1] of every training window step after the
 washout and Y holds the matching tail angles. R Rᵀ and Y Rᵀ are accumulated over batches, so
-the fit streams over any number of windows.
+the fit streams over any number of windows. β is chosen from the ``ridge`` grid by the
+lowest validation MSE (computed from the validation windows' accumulated R Rᵀ, Y Rᵀ and
+Y Yᵀ, one pass); the chosen β is kept in the ``ridge_strength`` buffer.
 
 Each window is run from the zero state (the model sees the same ``seq_len`` frames as every
-other decoder); ``washout`` leading steps of each window are excluded from the readout fit
-because their states still carry the zero initial condition.
+other decoder). Washout, identically in fit, prediction and metrics: the ``washout`` leading
+steps of each window, whose states still carry the zero initial condition, are left out of
+the readout fit and the validation score, and the model predicts the training mean for them
+(0 in the z-scored units the decoders work in) instead of applying a readout that was never
+fitted there. Metrics then score every step of every window, as for every other decoder.
 """
 
 from __future__ import annotations
@@ -39,11 +44,15 @@ class ReservoirParams(Params):
     input_scaling: float = 1.0  # W_in entries are U(-1, 1) * input_scaling / sqrt(neurons)
     leak_rate: float = 0.3  # a in Eq. 2, in (0, 1]
     connectivity: float = 0.1  # fraction of non-zero entries of A
-    ridge: float = 1e-2  # β in Eq. 3
-    washout: int = 1  # leading steps of each window left out of the readout fit (< seq_len)
+    ridge: tuple[float, ...] = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4)  # β grid (Eq. 3); chosen on validation
+    washout: int = 1  # leading steps of each window: not fitted, predicted as the training mean (< seq_len)
 
     def __post_init__(self) -> None:
+        if isinstance(self.ridge, (int, float)):  # a single β is a grid of one
+            object.__setattr__(self, "ridge", (self.ridge,))
         self._coerce_field_types()
+        if not self.ridge:
+            raise ValueError("ReservoirParams.ridge must hold at least one β")
         if self.reservoir_size < 1:
             raise ValueError("ReservoirParams.reservoir_size must be >= 1")
         if not 0 < self.spectral_radius:
@@ -52,7 +61,7 @@ class ReservoirParams(Params):
             raise ValueError("ReservoirParams.leak_rate must be in (0, 1]")
         if not 0 < self.connectivity <= 1:
             raise ValueError("ReservoirParams.connectivity must be in (0, 1]")
-        if self.ridge < 0 or self.input_scaling <= 0 or self.washout < 0:
+        if min(self.ridge) < 0 or self.input_scaling <= 0 or self.washout < 0:
             raise ValueError("ReservoirParams: ridge >= 0, input_scaling > 0 and washout >= 0 are required")
 
 
@@ -80,6 +89,7 @@ class ReservoirDecoder(nn.Module):
         self.register_buffer("recurrent", recurrent.float())  # A (N_r, N_r)
         self.register_buffer("input_weights", w_in.float())  # W_in (N_r, neurons)
         self.register_buffer("readout", torch.zeros(N_TAIL_SEGMENTS, n + 1))  # W_out (6, N_r + 1)
+        self.register_buffer("ridge_strength", torch.tensor(float("nan")))  # β chosen on validation
 
     def states(self, windows: torch.Tensor) -> torch.Tensor:
         """Reservoir states (batch, seq_len, N_r) from the zero state (Eq. 2)."""
@@ -97,22 +107,50 @@ class ReservoirDecoder(nn.Module):
         return torch.cat([states, states.new_ones(*states.shape[:-1], 1)], dim=-1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self._with_bias(self.states(windows)) @ self.readout.T
+        """Tail (batch, seq_len, 6) in z-scored units; the washout steps are 0 (training mean)."""
+        predicted = self._with_bias(self.states(windows)) @ self.readout.T
+        fitted = (torch.arange(windows.shape[1], device=windows.device) >= self.params.washout).to(predicted.dtype)
+        return predicted * fitted[None, :, None]
+
+    def _accumulate(self, windows: WindowSet, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+        """R Rᵀ (size, size), Y Rᵀ (6, size), tr(Y Yᵀ) and the number of steps, over the steps
+        after the washout of every window, streamed in batches (float64)."""
+        washout, size = self.params.washout, self.params.reservoir_size + 1
+        gram = torch.zeros(size, size, dtype=torch.float64)
+        cross = torch.zeros(N_TAIL_SEGMENTS, size, dtype=torch.float64)
+        target_power, n_steps = 0.0, 0
+        for start in range(0, len(windows), batch_size):
+            inputs, targets = windows.batch(torch.arange(start, min(start + batch_size, len(windows))))
+            states = self._with_bias(self.states(inputs.to(self.readout.device)))[:, washout:]
+            states = states.reshape(-1, size).double().cpu()
+            targets = targets[:, washout:].reshape(-1, N_TAIL_SEGMENTS).double()
+            gram += states.T @ states
+            cross += targets.T @ states
+            target_power += float((targets**2).sum())
+            n_steps += states.shape[0]
+        return gram, cross, target_power, n_steps
 
     @torch.no_grad()
-    def fit_readout(self, train: WindowSet, batch_size: int = 256) -> None:
-        """Closed-form ridge readout (Eq. 3) over every training window, streamed in batches."""
+    def fit_readout(self, train: WindowSet, val: WindowSet, batch_size: int = 256) -> float:
+        """Closed-form ridge readout (Eq. 3) over every training window, β chosen from the
+        ``ridge`` grid by validation MSE over the steps after the washout. Returns that MSE
+        (z-score units²)."""
         washout = self.params.washout
         if washout >= train.seq_len:
             raise ValueError(f"washout={washout} leaves no step of a seq_len={train.seq_len} window to fit")
-        size = self.params.reservoir_size + 1
-        gram = torch.zeros(size, size, dtype=torch.float64)  # R Rᵀ
-        cross = torch.zeros(N_TAIL_SEGMENTS, size, dtype=torch.float64)  # Y Rᵀ
-        for start in range(0, len(train), batch_size):
-            inputs, targets = train.batch(torch.arange(start, min(start + batch_size, len(train))))
-            states = self._with_bias(self.states(inputs.to(self.readout.device)))[:, washout:]
-            states = states.reshape(-1, size).double().cpu()
-            gram += states.T @ states
-            cross += targets[:, washout:].reshape(-1, N_TAIL_SEGMENTS).double().T @ states
-        regularised = gram + self.params.ridge * torch.eye(size, dtype=torch.float64)
-        self.readout.copy_(torch.linalg.solve(regularised, cross.T).T.float())
+        gram, cross, _, _ = self._accumulate(train, batch_size)
+        val_gram, val_cross, val_power, val_steps = self._accumulate(val, batch_size)
+        identity = torch.eye(gram.shape[0], dtype=torch.float64)
+        best = None
+        for beta in self.params.ridge:
+            readout = torch.linalg.solve(gram + beta * identity, cross.T).T  # W (6, size)
+            # ||Y - W R||² = tr(Y Yᵀ) - 2 tr(W R Yᵀ) + tr(W R Rᵀ Wᵀ)
+            squared_error = (val_power - 2 * float((readout * val_cross).sum())
+                             + float(((readout @ val_gram) * readout).sum()))
+            mse = squared_error / (val_steps * N_TAIL_SEGMENTS)
+            if best is None or mse < best[0]:
+                best = (mse, beta, readout)
+        mse, beta, readout = best
+        self.readout.copy_(readout.float())
+        self.ridge_strength.fill_(beta)
+        return mse

@@ -25,8 +25,14 @@ from pipeline.report.figures import (
 )
 from pipeline.report.nlp4neuro_tables import embedding_table, model_comparison_table, pretrained_vs_untrained_table
 from pipeline.report.tables import Provenance, write_table
-from pipeline.stats.comparisons import compare_against_best, compare_paired_weights
-from pipeline.stats.records import METRICS, load_records
+from pipeline.stats.comparisons import (
+    baseline_rows,
+    beyond_training_mean,
+    compare_against_best,
+    compare_paired_weights,
+    table1_arm,
+)
+from pipeline.stats.records import METRICS, load_records, protocol_note
 
 PathLike = str | os.PathLike
 
@@ -40,39 +46,60 @@ def table_provenance(records: pd.DataFrame, settings: Mapping) -> Provenance:
 
 
 def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str], alpha: float,
-                           tables: Mapping[str, PathLike], figure_pdf: PathLike, figure_png: PathLike) -> pd.DataFrame:
-    """Table 1 + Fig. 2a. Returns the comparison frame."""
+                           tables: Mapping[str, PathLike], figure_pdf: PathLike, figure_png: PathLike,
+                           resamples: int = 2000, seed: int = 0, table_metrics: Sequence[PathLike] | None = None,
+                           table_experiment: str | None = None,
+                           table_model_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Fig. 2a from ``metrics`` (the model_comparison experiment) and Table 1 from
+    ``table_metrics`` of ``table_experiment`` (the ``model_table`` role; default: the same
+    files). Table 1 takes each model's pretrained jobs where it has both weights
+    (:func:`pipeline.stats.comparisons.table1_arm`). Returns Table 1's comparison frame."""
+    stats = dict(resamples=resamples, seed=seed)
     records = load_records(metrics, experiment)
-    comparison = compare_against_best(records, "model", ["seq_len"], list(METRICS), alpha, model_order)
-    settings = {"role": "model_comparison", "experiment": experiment, "alpha": alpha}
-    write_table(model_comparison_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
-    save_figure(model_comparison_figure(comparison, model_order), figure_pdf, figure_png)
+    figure_comparison = compare_against_best(records, "model", ["seq_len"], ["rmse"], alpha, model_order, **stats)
+    if table_metrics is None:
+        table_records, table_experiment, table_model_order = records, experiment, model_order
+    else:
+        table_records = load_records(table_metrics, table_experiment)
+    table_records, weights_used = table1_arm(table_records)
+    comparison = compare_against_best(table_records, "model", ["seq_len"], list(METRICS), alpha,
+                                      table_model_order, **stats)
+    settings = {"role": "model_comparison", "experiment": table_experiment, "alpha": alpha, **stats}
+    baselines = baseline_rows(table_records, "model", [], list(METRICS), **stats)
+    table = model_comparison_table(comparison, table_experiment, alpha, protocol_note(table_records), resamples,
+                                   weights_used, baselines, beyond_training_mean(table_records))
+    write_table(table, tables, table_provenance(table_records, settings))
+    figure_baselines = baseline_rows(records, "model", [], ["rmse"], **stats)
+    save_figure(model_comparison_figure(figure_comparison, model_order, figure_baselines), figure_pdf, figure_png)
     return comparison
 
 
 def pretrained_vs_untrained_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str],
                                   alpha: float, tables: Mapping[str, PathLike], figure_pdf: PathLike,
-                                  figure_png: PathLike) -> pd.DataFrame:
+                                  figure_png: PathLike, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Table 2 + Fig. 2b. Models trained untrained only (no weight source) are listed in the
     table's footer; with none left, the stage fails saying so."""
     records = load_records(metrics, experiment)
     weights_per_model = records.groupby("model")["weights"].agg(lambda w: set(w))
     without_twins = [m for m in model_order
                      if m in weights_per_model and weights_per_model[m] != {"pretrained", "untrained"}]
-    comparison = compare_paired_weights(records, list(METRICS), alpha, model_order)
+    comparison = compare_paired_weights(records, list(METRICS), alpha, model_order, resamples, seed)
     if comparison.empty:
         raise ValueError(f"experiment {experiment!r}: no model has both pretrained and untrained jobs")
-    settings = {"role": "pretrained_vs_untrained", "experiment": experiment, "alpha": alpha}
-    table = pretrained_vs_untrained_table(comparison, experiment, alpha, without_twins)
-    write_table(table, tables, table_provenance(records, settings))
+    settings = {"role": "pretrained_vs_untrained", "experiment": experiment, "alpha": alpha,
+                "resamples": resamples, "seed": seed}
     paired = records[~records["model"].isin(without_twins)]
+    baselines = baseline_rows(paired, "model", [], ["rmse"], resamples, seed)
+    table = pretrained_vs_untrained_table(comparison, experiment, alpha, without_twins, protocol_note(paired),
+                                          resamples, baselines)
+    write_table(table, tables, table_provenance(records, settings))
     save_figure(pretrained_vs_untrained_figure(comparison, paired, model_order), figure_pdf, figure_png)
     return comparison
 
 
 def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: Sequence[str],
                      embedding_order: Sequence[str], alpha: float, tables: Mapping[str, PathLike],
-                     figure_pdf: PathLike, figure_png: PathLike) -> pd.DataFrame:
+                     figure_pdf: PathLike, figure_png: PathLike, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Table 3 + Fig. 3. Models with a single strategy (reservoir, LSTM: linear only) have
     nothing to compare and are left out."""
     records = load_records(metrics, experiment)
@@ -81,12 +108,17 @@ def embeddings_stage(metrics: Sequence[PathLike], experiment: str, model_order: 
     if records.empty:
         raise ValueError(f"experiment {experiment!r}: no model has more than one embedding strategy")
     comparison = compare_against_best(records, "embedding", ["model", "seq_len"], list(METRICS), alpha,
-                                      embedding_order)
+                                      embedding_order, resamples, seed)
+    parameters = records.groupby(["model", "seq_len", "embedding"])["n_parameters_trainable"].max().rename(
+        "n_parameters_trainable")
+    comparison = comparison.join(parameters, on=["model", "seq_len", "embedding"])
     order = {m: i for i, m in enumerate(model_order)}
     comparison = comparison.sort_values(["model", "seq_len"], key=lambda c: c.map(order) if c.name == "model" else c,
                                         kind="stable").reset_index(drop=True)
-    settings = {"role": "embeddings", "experiment": experiment, "alpha": alpha}
-    write_table(embedding_table(comparison, experiment, alpha), tables, table_provenance(records, settings))
+    settings = {"role": "embeddings", "experiment": experiment, "alpha": alpha, "resamples": resamples, "seed": seed}
+    baselines = baseline_rows(records, "embedding", ["model"], list(METRICS), resamples, seed)
+    table = embedding_table(comparison, experiment, alpha, protocol_note(records), resamples, baselines)
+    write_table(table, tables, table_provenance(records, settings))
     save_figure(embedding_figure(comparison, records, model_order, embedding_order), figure_pdf, figure_png)
     return comparison
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import h5py
@@ -45,7 +45,8 @@ STYLE = {
     "pdf.fonttype": 42, "savefig.dpi": 300, "figure.dpi": 150,
 }
 EMBEDDING_LABELS = {"linear": "Linear", "sinusoidal": "Pos.", "relative": "Rel. pos.", "laplacian": "Spectral",
-                    "sparse_ae": "Sparse AE"}
+                    "sparse_ae": "Sparse AE", "linear_no_position": "Linear, no pos.",
+                    "relative_control": "Rel. ctrl."}
 LOG_SCALE_RATIO = 3.0  # Fig. 2a uses a log RMSE axis when the largest model mean exceeds the smallest this many times
 WEIGHT_COLORS = {"pretrained": "#1f77b4", "untrained": "#8c8c8c"}
 
@@ -74,8 +75,10 @@ def _mark(ax, x: float, y: float, text: str) -> None:
                 fontsize=MIN_FONT_PT + 1 if text == "*" else MIN_FONT_PT)
 
 
-def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]):
-    """Fig. 2a from the Table 1 comparison frame (rows of metric ``rmse``)."""
+def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str],
+                            baselines: pd.DataFrame | None = None):
+    """Fig. 2a from a comparison frame (rows of metric ``rmse``), with the baseline rows
+    (:func:`pipeline.stats.comparisons.baseline_rows`) as dashed grey curves (mean over fish)."""
     rmse = comparison[comparison["metric"] == "rmse"]
     models = [m for m in model_order if m in set(rmse["model"])]
     colors = _colors(models)
@@ -91,6 +94,12 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
             for xi, (_, row) in zip(x, rows.iterrows()):
                 if row["significant"]:
                     _mark(ax, xi, row["mean"] + (0 if np.isnan(row["sem"]) else row["sem"]), "*")
+        if baselines is not None and not baselines.empty:
+            base = baselines[(baselines["metric"] == "rmse") & baselines["seq_len"].isin(seq_lens)]
+            for (label, rows), style in zip(base.groupby("model", sort=False), (":", "--", "-.")):
+                rows = rows.sort_values("seq_len")
+                ax.plot([seq_lens.index(v) for v in rows["seq_len"]], rows["mean"], linestyle=style, color="0.5",
+                        linewidth=0.8, label=label.removeprefix("baseline: ") + " (baseline)")
         ax.set_xticks(range(len(seq_lens)), [str(s) for s in seq_lens])
         ax.set_xlabel("window length L (imaging volumes)")
         ax.set_ylabel("test RMSE (rad)")
@@ -136,12 +145,15 @@ def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFra
 
 @dataclass(frozen=True)
 class ModelTraces:
-    """One model's test-set tail sum on one fish: ``predicted`` (runs, frames) rad."""
+    """One model's test-set tail sum on one fish: ``predicted`` (runs, frames) rad;
+    ``baselines``: baseline name -> (frames,) rad tail sum (the same for every run; empty
+    for files written before baselines existed)."""
 
     model: str
     times_s: np.ndarray
     target: np.ndarray
     predicted: np.ndarray
+    baselines: dict = field(default_factory=dict)
 
 
 def read_tail_sum_traces(model: str, paths: Sequence[str | os.PathLike]) -> ModelTraces:
@@ -158,7 +170,10 @@ def read_tail_sum_traces(model: str, paths: Sequence[str | os.PathLike]) -> Mode
             elif not np.array_equal(index, frame_index):
                 raise ValueError(f"{path}: test frames differ from {paths[0]}")
             predicted.append(h5["test/frame_predictions"][()].sum(axis=1))
-    return ModelTraces(model, np.asarray(times, float), np.asarray(target, float), np.asarray(predicted, float))
+            group = h5.get("test/baseline_frame_predictions")
+            baselines = {name: group[name][()].sum(axis=1).astype(float) for name in group} if group else {}
+    return ModelTraces(model, np.asarray(times, float), np.asarray(target, float), np.asarray(predicted, float),
+                       baselines)
 
 
 def confidence_band(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,6 +199,9 @@ def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frame
             t = trace.times_s[shown] - trace.times_s[0]
             mean, low, high = confidence_band(trace.predicted[:, shown])
             ax.plot(t, trace.target[shown], color="black", linewidth=0.8)
+            for name, style in zip(("ridge", "stimulus"), ("--", ":")):
+                if name in trace.baselines:
+                    ax.plot(t, trace.baselines[name][shown], color="0.55", linewidth=0.6, linestyle=style)
             ax.plot(t, mean, color=colors[trace.model], linewidth=0.8)
             if np.isfinite(low).all():
                 ax.fill_between(t, low, high, color=colors[trace.model], alpha=0.3, linewidth=0)
@@ -192,6 +210,9 @@ def trace_figure(traces: Sequence[ModelTraces], fish: str, seq_len: int, n_frame
                    Line2D([], [], color="0.45", linewidth=0.8, label="prediction (run mean)")]
         if any(trace.predicted.shape[0] > 1 for trace in traces):
             handles.append(Patch(color="0.45", alpha=0.3, linewidth=0, label="95% CI"))
+        if any(trace.baselines for trace in traces):
+            handles += [Line2D([], [], color="0.55", linewidth=0.6, linestyle="--", label="ridge baseline"),
+                        Line2D([], [], color="0.55", linewidth=0.6, linestyle=":", label="stimulus-only baseline")]
         figure.legend(handles=handles, frameon=False, ncol=3, loc="outside upper center")
         axes[-1, 0].set_xlabel(f"time from test-set start (s); fish {fish}, L = {seq_len}")
         figure.supylabel("tail sum (rad)", fontsize=STYLE["axes.labelsize"])

@@ -70,7 +70,7 @@ def _traces(ax, path: str | os.PathLike, frame: int | None = None) -> None:
     ax.plot(t, predicted, color="#d62728", lw=0.8, label="predicted")
     if frame is not None:
         ax.axvline(frame, color="#1f77b4", lw=0.8, ls="--")
-    ax.set_xlabel("frame in split")
+    ax.set_xlabel("frame of the salience split")
     ax.set_ylabel("tail sum (rad)")
 
 
@@ -122,11 +122,36 @@ def moment_figure(path: str | os.PathLike, frame: int, model: str):
     return figure
 
 
+PCA_STYLES = {"intact": ("black", "intact"), "top_k_replaced": ("#d62728", "top-k salient replaced"),
+              "random_k_replaced": ("#1f77b4", "k random replaced")}
+
+
+def activation_pca_figure(path: str | os.PathLike, k: int, model: str):
+    """App. A.13: the decoder's representation of the test windows on PC1/PC2 of the intact
+    representation, intact vs top-k salient neurons replaced vs k random neurons replaced."""
+    with h5py.File(path, "r") as f:
+        points = {name: f[f"pca/{name}"][()] for name in PCA_STYLES}
+        explained = f["pca/explained_variance_ratio"][()]
+        fish = f.attrs["fish"]
+    figure, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.6))
+    for name, (color, label) in PCA_STYLES.items():
+        ax.scatter(points[name][:, 0], points[name][:, 1], s=3, color=color, alpha=0.5, linewidths=0,
+                   label=label.replace("k", str(k), 1) if name != "intact" else label)
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f} % of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f} %)")
+    ax.legend(frameon=False, fontsize=7, markerscale=3)
+    figure.suptitle(f"{fish}, {model}: decoder representation of the test windows", x=0.02, ha="left", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def write_salience_figures(fish: Sequence[FishSalience], example_paths: Sequence[str | os.PathLike], k: int,
                            model: str, frame: int, outputs: dict[str, tuple[str, str]]) -> None:
-    """Draw Figs. 4-6 into ``outputs`` = {"map": (pdf, png), "asymmetry": ..., "moment": ...};
+    """Draw Figs. 4-6 and the App. A.13 PCA into ``outputs`` = {"map": (pdf, png),
+    "asymmetry": ..., "moment": ..., "pca": ...};
     ``example_paths``: one salience file per fish (its first run); Fig. 6 uses the first."""
     with paper_style():
         save_figure(salience_map_figure(fish, k, model), *outputs["map"])
         save_figure(asymmetry_figure(fish, example_paths, k, model), *outputs["asymmetry"])
         save_figure(moment_figure(example_paths[0], frame, model), *outputs["moment"])
+        save_figure(activation_pca_figure(example_paths[0], k, model), *outputs["pca"])

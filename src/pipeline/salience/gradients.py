@@ -13,7 +13,8 @@ sums over components:
 
     M(n, t) = (1 / |W_t|) Σ_{w ∈ W_t} Σ_k S_k(n, t, w)
 
-and global salience averages over the T frames of the chosen split (Eq. 21):
+and global salience averages over the T frames of the chosen split (Eq. 21; the paper: the
+full recording, i.e. every block, :func:`combine_blocks`):
 
     G(n) = (1 / T) Σ_t M(n, t).
 
@@ -88,6 +89,20 @@ def input_gradient_salience(
         global_by_segment=moment_by_segment[:, covered].mean(axis=1).astype(np.float32),
         signed_tail_sum=signed[covered].mean(axis=0).astype(np.float32),
     )
+
+
+def combine_blocks(maps: list[SalienceMaps]) -> SalienceMaps:
+    """Salience over consecutive blocks (e.g. train, val, test = the whole recording, Eq. 21
+    over every frame): moment maps concatenated in frame order, the frame averages weighted
+    by each block's frames. Windows never cross blocks, so each block is computed alone."""
+    weights = np.array([m.moment.shape[0] for m in maps], dtype=np.float64)
+    weights /= weights.sum()
+
+    def weighted(name):
+        return sum(w * getattr(m, name).astype(np.float64) for w, m in zip(weights, maps)).astype(np.float32)
+
+    return SalienceMaps(moment=np.concatenate([m.moment for m in maps]), global_salience=weighted("global_salience"),
+                        global_by_segment=weighted("global_by_segment"), signed_tail_sum=weighted("signed_tail_sum"))
 
 
 def top_k(global_salience: np.ndarray, k: int) -> np.ndarray:

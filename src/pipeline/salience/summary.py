@@ -12,6 +12,14 @@ salience G(n), rad per z-unit), then:
   over the neurons of the two regions;
 - Pt vs Hb across fish: Student's paired t-test (two-sided) of the per-fish region means
   (pairs = fish; not computable with fewer than 2 fish);
+- Pt vs Hb of the top-k neurons across fish, the paper's test (Sec. 4.4, Fig. 4c: "the mean
+  salience of top neurons in the Pt is greater than in the Hb across fish", Student's
+  t-test): G of every fish's top-k neurons in Pt vs in Hb, pooled over fish (n = neurons);
+  beside it the fish-level version, a paired t-test of the per-fish means of the top-k
+  neurons in each region (n = fish);
+- ablation (paper App. A.13): per fish, mean over runs of the test RMSE with the activity of
+  the top-k salient neurons replaced by random other neurons, and with k random neurons
+  replaced (:func:`pipeline.salience.job.replacement_ablation`);
 - hemisphere asymmetry: the midline is estimated as the median x of the fish's neurons;
   ``signed_top_k_low_x`` / ``signed_top_k_high_x`` are the mean signed tail-sum salience of
   the top-k neurons on either side (positive: activity pushes the tail to positive angles);
@@ -43,6 +51,7 @@ from pipeline.salience.gradients import top_k
 from pipeline.stats.hypothesis import HypothesisTestResult
 
 STUDENT = "Student's t-test (two-sided)"
+ABLATION = ("ablation_rmse_intact", "ablation_rmse_top_k", "ablation_rmse_random_k")
 PAIRED_T = "Student's paired t-test (two-sided, pairs = fish)"
 
 
@@ -58,20 +67,22 @@ class FishSalience:
     precision_at_k: float  # mean over runs (NaN without truth)
     chance_at_k: float
     n_runs: int
+    ablation: dict  # ablation_rmse_intact/_top_k/_random_k (rad), mean over runs (NaN in older files)
 
 
 def read_fish_salience(fish: str, paths: Sequence[str | os.PathLike]) -> FishSalience:
     """Average the salience files of one fish's runs."""
-    glob, signed, precision = [], [], []
+    glob, signed, precision, ablation = [], [], [], []
     for path in paths:
         with h5py.File(path, "r") as f:
+            ablation.append([float(f.attrs.get(name, math.nan)) for name in ABLATION])
             glob.append(f["salience/global"][()])
             signed.append(f["salience/signed_tail_sum"][()])
             precision.append(float(f.attrs["precision_at_k"]))
             chance = float(f.attrs["chance_at_k"])
             position, region = f["neurons/position_um"][()], f["neurons/region"].asstr()[()]
     return FishSalience(fish, np.mean(glob, axis=0), np.mean(signed, axis=0), position, region,
-                        float(np.mean(precision)), chance, len(paths))
+                        float(np.mean(precision)), chance, len(paths), dict(zip(ABLATION, np.mean(ablation, axis=0))))
 
 
 def student_t(a: np.ndarray, b: np.ndarray) -> HypothesisTestResult:
@@ -101,7 +112,7 @@ def _result_text(result: HypothesisTestResult) -> str:
 
 def salience_table(fish: Sequence[FishSalience], k: int, model: str, regions: Sequence[str] = ("Pt", "nMLF", "Hb")) -> Table:
     """The salience table of one model over fish (see module docstring)."""
-    rows = []
+    rows, top_by_region = [], {}
     for entry in fish:
         ranked = top_k(entry.global_salience, k)
         row: dict = {"fish": entry.fish, "n_runs": entry.n_runs, "n_neurons": entry.global_salience.size}
@@ -118,9 +129,13 @@ def salience_table(fish: Sequence[FishSalience], k: int, model: str, regions: Se
         signed = entry.signed_tail_sum[ranked]
         row["signed_top_k_low_x"] = float(signed[low_x].mean()) if low_x.any() else math.nan
         row["signed_top_k_high_x"] = float(signed[~low_x].mean()) if (~low_x).any() else math.nan
-        row.update(precision_at_k=entry.precision_at_k, chance_at_k=entry.chance_at_k)
+        row.update(precision_at_k=entry.precision_at_k, chance_at_k=entry.chance_at_k, **entry.ablation)
         rows.append(row)
+        for region in ("Pt", "Hb"):
+            top_by_region.setdefault(region, []).append(entry.global_salience[ranked[entry.region[ranked] == region]])
     data = pd.DataFrame(rows)
+    top_pooled = student_t(np.concatenate(top_by_region["Pt"]), np.concatenate(top_by_region["Hb"]))
+    top_fish = paired_t(data["mean_G_top_k_Pt"].to_numpy(float), data["mean_G_top_k_Hb"].to_numpy(float))
     across_regions = paired_t(data["mean_G_Pt"].to_numpy(float), data["mean_G_Hb"].to_numpy(float))
     across_sides = paired_t(data["signed_top_k_low_x"].to_numpy(float), data["signed_top_k_high_x"].to_numpy(float))
     display = pd.DataFrame({
@@ -133,6 +148,9 @@ def salience_table(fish: Sequence[FishSalience], k: int, model: str, regions: Se
         "signed, x>midline": data["signed_top_k_high_x"].map(lambda v: format_value(v, 4)),
         f"precision@{k} (chance)": [f"{format_value(p, 2)} ({format_value(c, 2)})"
                                     for p, c in zip(data["precision_at_k"], data["chance_at_k"])],
+        "test RMSE intact / top-k / random-k replaced": [
+            " / ".join(format_value(v, 4) for v in values)
+            for values in data[list(ABLATION)].itertuples(index=False)],
     })
     notes = [
         "G(n): global input-gradient salience (paper Eq. 1, 21): |d(window prediction of each tail component)/d(z-scored "
@@ -143,6 +161,12 @@ def salience_table(fish: Sequence[FishSalience], k: int, model: str, regions: Se
         f"Pt vs Hb across fish: {PAIRED_T} on the per-fish mean G: {_result_text(across_regions)}.",
         "signed: mean signed salience of the tail sum of the top-k neurons on each side of the midline (median x of "
         f"the fish's neurons); across fish, {PAIRED_T}: {_result_text(across_sides)}.",
+        f"Pt vs Hb, top-{k} neurons across fish (the paper's test, Fig. 4c): {STUDENT} of G of every fish's top-{k} "
+        f"neurons in Pt vs in Hb, pooled (n = neurons): {_result_text(top_pooled)}; fish level, {PAIRED_T} of the "
+        f"per-fish means of those neurons (n = fish): {_result_text(top_fish)}.",
+        "Ablation (paper App. A.13): test RMSE (rad, Eq. 15) of the trained decoder with intact activity, with the "
+        f"activity of its top-{k} salient neurons replaced by that of randomly drawn other neurons, and with {k} "
+        "random neurons replaced the same way (each mean over 10 seeded draws, then over runs).",
         f"precision@{k}: fraction of the top-{k} neurons that are planted driver neurons (synthetic fish only; "
         "chance = drivers / neurons); n/a for real fish.",
     ]

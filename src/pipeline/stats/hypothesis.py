@@ -14,7 +14,8 @@ Definitions
   differences.
 - Holm-Bonferroni: for m computable p-values sorted ascending p_(1) <= ... <= p_(m), the
   adjusted value is max_{j<=i} min(1, (m - j + 1) p_(j)); it controls the family-wise error
-  rate at alpha. Tests that are not computable are not counted in m.
+  rate at alpha. Computed by ``statsmodels.stats.multitest.multipletests(method="holm")``.
+  Tests that are not computable are not counted in m.
 
 A test that cannot be computed is a :class:`HypothesisTestResult` with ``computable = False``, NaN
 statistic and p-values, and the reason, so tables print the reason instead of a p-value.
@@ -66,6 +67,7 @@ class HypothesisTestResult:
     p_value: float = math.nan
     p_adjusted: float = math.nan
     not_computable_reason: str = ""  # empty when computable
+    effect: float = math.nan  # estimated effect (arm - reference) where the test estimates one
 
     @property
     def computable(self) -> bool:
@@ -117,17 +119,13 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> HypothesisTe
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (same order as the input; NaN entries are not
     tests and stay NaN, and do not count in m)."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p_values, dtype=float)
     adjusted = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(np.isfinite(p))
-    m = valid.size
-    if m == 0:
-        return adjusted
-    order = valid[np.argsort(p[valid], kind="stable")]
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[index]))
-        adjusted[index] = running
+    valid = np.isfinite(p)
+    if valid.any():
+        adjusted[valid] = multipletests(p[valid], method="holm")[1]
     return adjusted
 
 

@@ -7,9 +7,9 @@ Output contract (documented in docs/architecture.md):
   the per-neuron normaliser and the split; loadable with ``torch.load(weights_only=True)``.
 - ``predictions.h5``: ``test/window_predictions`` (windows, seq_len, 6) rad,
   ``test/frame_predictions`` and ``test/frame_targets`` (frames, 6) rad (overlapping windows
-  averaged), ``test/frame_index`` (frames,) recording volume index, ``test/frame_times_s``.
-- ``metrics.json``: the metrics of :mod:`pipeline.train.metrics`, the training-mean predictor's
-  metrics on the same windows, the training history, wall time, throughput, peak memory and
+  averaged), ``test/baseline_frame_predictions/{ridge,stimulus}`` (frames, 6) rad, ``test/frame_index`` (frames,) recording volume index, ``test/frame_times_s``.
+- ``metrics.json``: the metrics of :mod:`pipeline.train.metrics`, the baselines' metrics on the
+  same windows (:mod:`pipeline.train.baselines`: training mean, ridge, stimulus only), the training history, wall time, throughput, peak memory and
   parameter counts, and provenance (inputs' SHA-256, config hash, code version, seed, device).
 """
 
@@ -35,6 +35,7 @@ from pipeline.io.h5 import write_dataset
 from pipeline.memory import peak_rss_mb
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
 from pipeline.provenance import code_version, describe_file
+from pipeline.train.baselines import baseline_metrics, stimulus_features
 from pipeline.train.checkpoint import save_checkpoint
 from pipeline.train.loop import (
     TrainingParams,
@@ -94,6 +95,7 @@ def run_decoding_job(
     started = time.perf_counter()
     torch_device = select_device(device)
     recording = load_recording(neural_path, behavior_path, job.signal)
+    stimulus = stimulus_features(behavior_path)
     splits = make_splits(recording, job.split_fractions, job.seq_len)
     recording = recording.without_activity()  # the splits hold the normalised copy
     log.info(
@@ -113,7 +115,8 @@ def run_decoding_job(
     target = to_rad(splits.test.targets[splits.test.frame_index(torch.arange(len(splits.test)))].numpy())
     starts = splits.test.window_starts.numpy()  # windows over invalid volumes are not in the block's windows
     metrics = decoding_metrics(predicted, target, starts)
-    mean_predictor = decoding_metrics(np.broadcast_to(splits.tail_normaliser.mean, target.shape).copy(), target, starts)
+    baselines, baseline_predictions = baseline_metrics(splits, stimulus)
+    mean_predictor = baselines["mean_predictor"]
 
     frames = splits.frame_ranges["test"]
     summary = {
@@ -123,6 +126,7 @@ def run_decoding_job(
         "embedding_params": dict(embedding_params),
         "test": metrics,
         "mean_predictor_test": {k: mean_predictor[k] for k in ("rmse", "frame_rmse", "per_segment_rmse")},
+        "baselines_test": baselines,
         "history": result.history,
         "best_epoch": result.best_epoch,
         "best_val_mse": result.best_val_loss,
@@ -166,14 +170,19 @@ def run_decoding_job(
                           "predictions averaged over the overlapping windows of each frame (frames, 6); NaN: in no window")
             write_dataset(f, "test/frame_targets", average_overlapping_windows(target, starts, len(frames)), "rad",
                           "true tail angles per test frame (frames, 6); NaN: in no window (invalid volume or next to one)")
+            for name in sorted(set(baseline_predictions) - {"mean_predictor"}):  # ridge, stimulus (if any)
+                write_dataset(f, f"test/baseline_frame_predictions/{name}",
+                              average_overlapping_windows(baseline_predictions[name], starts, len(frames)), "rad",
+                              f"{name} baseline (pipeline.train.baselines) averaged like frame_predictions (frames, 6)")
             write_dataset(f, "test/frame_index", np.arange(frames.start, frames.stop), "index",
                           "imaging-volume index of each test frame in the recording")
             write_dataset(f, "test/frame_times_s", recording.frame_times_s[frames.start : frames.stop], "s",
                           "time of each test frame (first plane)")
         write_json(summary, tmp_metrics)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    log.info("test RMSE %.4f (mean predictor %.4f), tail-sum r %.3f", metrics["rmse"], mean_predictor["rmse"],
-             metrics["tail_sum_pearson_r"])
+    log.info("test RMSE %.4f (mean predictor %.4f, ridge %.4f, stimulus only %.4f), tail-sum r %.3f (ridge %.3f)",
+             metrics["rmse"], mean_predictor["rmse"], baselines["ridge"]["rmse"], baselines["stimulus"]["rmse"],
+             metrics["tail_sum_pearson_r"], baselines["ridge"]["tail_sum_pearson_r"])
     return summary
 
 

@@ -154,7 +154,7 @@ def train_decoder(
 
     if getattr(model, "closed_form", False):
         started = time.perf_counter()
-        model.fit_readout(splits.train, batch_size=params.eval_batch_size)
+        model.fit_readout(splits.train, splits.val, batch_size=params.eval_batch_size)
         seconds = time.perf_counter() - started
         val_loss = mean_squared_error(model, splits.val, params.eval_batch_size, device)
         train_loss = mean_squared_error(model, splits.train, params.eval_batch_size, device)
