@@ -16,26 +16,36 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
+    config_sections,
     plain_row,
     plane_paths,
     read_fish_table,
     read_session_table,
-    resolved_config,
     synthetic_root,
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
 from pipeline.provenance import config_hash
-from pipeline.salience.job import SalienceParams, salience_jobs
+from pipeline.salience.job import salience_jobs
 from pipeline.seeding import derive_seed
+from pipeline.models.embeddings import EmbeddingParams
 from pipeline.train.experiments import resolve_design
+from pipeline.train.loop import TrainingParams
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
 try:
-    PARAMS = resolved_config(config)  # section -> dict with every value (defaults filled in)
+    SECTIONS = config_sections(config)  # section -> its parameter dataclass (pipeline.config)
+    PARAMS = {key: section.to_dict() for key, section in SECTIONS.items()}  # ... as dicts, every value
     DESIGN = resolve_design(config["nlp4neuro"])  # model catalog + experiments (NLP4Neuro)
 except (ConfigError, ValueError) as err:
     raise WorkflowError(str(err)) from None
+
+
+def section_params(key, only=None):
+    """A rule's params from config section ``key``: the fields that change its result and
+    differ from their defaults (pipeline.params.Params.result_params), optionally only the
+    fields named in ``only``. Runtime fields (device, threads) are never params."""
+    return SECTIONS[key].result_params(only)
 
 
 def _load_table(reader, path, schema):
@@ -94,10 +104,25 @@ def session_row(session):
     return plain_row(SESSIONS.loc[session])
 
 
+def row_params(row, columns):
+    """The cells of a table row that a rule reads, as its params. Editing another column,
+    or adding one, reruns nothing of that rule. Empty cells are left out."""
+    return {column: row[column] for column in columns if column in row}
+
+
+#: Fish-table columns each per-fish rule reads (the inventory records the whole row).
+FISH_COLUMNS_READ = {
+    "align_behavior": ["fish_id", "n_planes", "volume_rate_hz", "frame_times", "tail_log", "stimulus_log"],
+    "neural_file": ["fish_id", "n_planes", "volume_rate_hz", "pixel_size_um", "plane_spacing_um", "frame_times",
+                    "region_table"],
+}
+#: Sessions-table columns the binning reads.
+SESSION_COLUMNS_READ = ["session_id", "alf_dir", "probe", "wheel_units", "wheel_ticks_per_rev"]
+
+
 def fish_recording_metadata(wildcards):
     """Acquisition metadata of a fish, as the synthetic generator takes them."""
-    row = fish_row(wildcards.fish)
-    return {key: row[key] for key in RECORDING_METADATA}
+    return row_params(fish_row(wildcards.fish), RECORDING_METADATA)
 
 
 def fish_raw_inputs(wildcards):
@@ -194,17 +219,24 @@ def decoder_job(wildcards):
 
 
 def decoder_embedding_params(wildcards):
-    """Embedding parameters, only for the strategies that have any (so changing them does
-    not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
-    return DESIGN.embedding if wildcards.embedding in ("relative", "laplacian", "sparse_ae") else {}
+    """Embedding parameters that differ from their defaults, only for the strategies that
+    have any (so changing them does not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
+    if wildcards.embedding not in ("relative", "laplacian", "sparse_ae"):
+        return {}
+    return EmbeddingParams.from_mapping(DESIGN.embedding).result_params()
 
 
 def decoder_model_spec(wildcards):
-    return DESIGN.models[wildcards.model].to_dict()
+    """The catalog entry's kind and architecture (fields that differ from the kind's
+    defaults); not its gpus, mem_mb and runtime_min (resources) nor its training overrides
+    (merged into decoder_training)."""
+    return DESIGN.models[wildcards.model].result_params(only=("kind", "architecture"))
 
 
 def decoder_training(wildcards):
-    return DESIGN.training(wildcards.experiment, wildcards.model)
+    """The job's TrainingParams fields that differ from their defaults (experiment's, then
+    the model's overrides)."""
+    return TrainingParams.from_mapping(DESIGN.training(wildcards.experiment, wildcards.model)).result_params()
 
 
 def decoder_params_hash(wildcards):
@@ -220,7 +252,11 @@ def decoder_outputs(name):
 
 # ---- salience --------------------------------------------------------------------------
 
-SALIENCE = SalienceParams.from_mapping(PARAMS["salience"])
+SALIENCE = SECTIONS["salience"]
+#: SalienceParams fields each salience rule reads (experiment, models and seq_len choose
+#: which jobs exist: they are the jobs' wildcards, not params).
+SALIENCE_JOB_FIELDS = ("split", "top_k", "match_distance_px")
+SALIENCE_SUMMARY_FIELDS = ("top_k", "example_frame")
 try:
     SALIENCE_JOBS = salience_jobs(SALIENCE, DESIGN, list(FISH.index))
 except ValueError as err:

@@ -13,8 +13,7 @@ rule salience:
     output:
         f"{RESULTS}/nlp4neuro/salience/{DECODER_RUN}.h5",
     params:
-        salience=PARAMS["salience"],
-        device=DESIGN.device,
+        salience=section_params("salience", SALIENCE_JOB_FIELDS),
     threads: 2
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
@@ -48,8 +47,10 @@ rule salience_summary:
         moment_png=report(f"{RESULTS}/figures/fig6_moment_salience_{{model}}.png", category="Salience"),
     params:
         files=lambda wildcards: salience_files(wildcards.model),
-        salience=PARAMS["salience"],
-        params_hash=lambda wildcards: config_hash([PARAMS["salience"], salience_files(wildcards.model)]),
+        salience=section_params("salience", SALIENCE_SUMMARY_FIELDS),
+        params_hash=lambda wildcards: config_hash(
+            [section_params("salience", SALIENCE_SUMMARY_FIELDS), salience_files(wildcards.model)]
+        ),
     log:
         f"{LOGS}/salience_summary/{{model}}.log",
     benchmark:

@@ -20,7 +20,6 @@ rule train_decoder:
         training=decoder_training,
         embedding=decoder_embedding_params,
         params_hash=decoder_params_hash,
-        device=DESIGN.device,
         checkpoint_dir=lambda wildcards: f"{RESULTS}/nlp4neuro/checkpoints/{DECODER_RUN.format(**wildcards)}",
     threads: 2
     resources:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import h5py
 import pytest
 import yaml
 
-from helpers import run_snakemake
+from helpers import REPO, run_snakemake
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -189,3 +191,77 @@ def test_ci_config_runs_end_to_end(test_workdir):
         "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
         "neds_report": 1,
     }
+
+
+@pytest.fixture(scope="module")
+def finished_workdir(tmp_path_factory) -> Path:
+    """The CI configuration as after a finished run, without running a job: every output
+    of the DAG created empty, then ``snakemake --touch`` records each job's metadata (params,
+    code, inputs) as a real run would. Tests copy it and edit the copy."""
+    workdir = tmp_path_factory.mktemp("finished")
+    shutil.copytree(REPO / ".test" / "config", workdir / "config")
+    plan = run_snakemake("-n", "--forceall", workdir=workdir)
+    assert plan.returncode == 0, plan.stdout
+    for line in plan.stdout.splitlines():
+        if line.strip().startswith("output:"):
+            for name in line.split("output:", 1)[1].split(","):
+                path = workdir / name.strip()
+                if "." in path.name:  # a file; the directory() outputs have no suffix
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+    touched = run_snakemake("--touch", "--forceall", "--cores", "1", workdir=workdir)
+    assert touched.returncode == 0, touched.stdout
+    return workdir
+
+
+def _planned_after(finished_workdir, tmp_path, **changes) -> dict[str, int]:
+    """Rule -> jobs a dry run plans on a copy of the finished workdir after the config edits
+    (dotted keys, see _write_config); {} when nothing is to be done."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_workdir, workdir, symlinks=True)
+    _write_config(workdir, **changes)
+    result = run_snakemake("-n", workdir=workdir)
+    assert result.returncode == 0, result.stdout
+    if "Nothing to be done" in result.stdout:
+        return {}
+    return planned_jobs(result.stdout)
+
+
+def test_settings_that_do_not_change_results_rerun_nothing(finished_workdir, tmp_path):
+    """Time limit, memory, GPUs and device (resources and runtime settings), keys set to
+    their default value, and the config's comments (the file is rewritten without them)."""
+    planned = _planned_after(finished_workdir, tmp_path, **{
+        "nlp4neuro.models.lstm.runtime_min": 999,
+        "nlp4neuro.models.lstm.mem_mb": 64000,
+        "nlp4neuro.models.gpt2_tiny.gpus": 1,
+        "nlp4neuro.device": "cpu",
+        "normcorre.device": "cpu",
+        "extraction.device": "cpu",
+        "nlp4neuro.models.lstm.training.max_grad_norm": 1.0,  # TrainingParams default
+        "nlp4neuro.models.reservoir.architecture.leak_rate": 0.3,  # ReservoirParams default
+        "synthetic.zebrafish.nucleus_diameter_um": 6.0,  # ZebrafishSynthParams default
+    })
+    assert planned == {}
+
+
+def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(finished_workdir, tmp_path):
+    planned = _planned_after(finished_workdir, tmp_path, **{"salience.models": ["lstm", "gpt2_tiny"]})
+    assert planned == {"salience": 1, "salience_summary": 1, "all": 1}
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        # a model's architecture: its training job and everything that reads it
+        ({"nlp4neuro.models.lstm.architecture.hidden_size": 32},
+         {"train_decoder": 1, "salience": 1, "salience_summary": 1, "evaluate_model_comparison": 1,
+          "plot_test_traces": 1, "all": 1}),
+        # a salience setting of the jobs, and one of the summary only
+        ({"salience.top_k": 6}, {"salience": 1, "salience_summary": 1, "all": 1}),
+        ({"salience.example_frame": 4}, {"salience_summary": 1, "all": 1}),
+    ],
+)
+def test_a_result_key_reruns_exactly_its_jobs(finished_workdir, tmp_path, changes, expected):
+    assert _planned_after(finished_workdir, tmp_path, **changes) == expected

@@ -134,25 +134,23 @@ def plain_row(row) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(row).items() if not pd.isna(v)}
 
 
-def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: type) -> dict:
-    """A config section checked by its parameter dataclass (unknown keys, types, ranges)
-    and completed with the dataclass defaults, as a plain dict. Errors name ``key``.
+def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: type):
+    """A config section checked by its parameter dataclass (unknown keys, types, ranges),
+    as that dataclass (defaults filled in). Errors name ``key``.
 
-    Used at parse time (rules/common.smk), so a bad value fails before any job runs, and
-    the resolved dict is the rules' param: changing a default reruns what it affects."""
+    Used at parse time (rules/common.smk), so a bad value fails before any job runs. Rules
+    pass :meth:`~pipeline.params.Params.result_params` of it as params (result fields that
+    differ from their defaults), so runtime settings and new defaults rerun nothing."""
     mapping = dict(section or {})
     try:
-        params = params_class.from_mapping(mapping)
+        return params_class.from_mapping(mapping)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config key {key}: {err}") from None
-    return asdict(params)
 
 
-def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
-    """Every parameter section of the config, resolved (see :func:`resolved_section`):
-    ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
-    ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``caiman``, ``extraction``,
-    ``neural_file``, ``neds``."""
+def section_classes() -> dict[str, type]:
+    """Config key -> parameter dataclass of every parameter section (imported on call, so
+    reading the Snakefile does not import torch through the modules that define them)."""
     from pipeline.behavior.tail import TailAlignmentConfig
     from pipeline.ibl.binning import BinningConfig
     from pipeline.imaging.caiman_registration import CaimanParams
@@ -166,20 +164,47 @@ def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
     from pipeline.synth.ibl import IblSynthParams
     from pipeline.synth.zebrafish import ZebrafishSynthParams
 
-    synthetic = config.get("synthetic") or {}
     return {
-        "synthetic.zebrafish": resolved_section(synthetic.get("zebrafish"), "synthetic.zebrafish", ZebrafishSynthParams),
-        "synthetic.ibl": resolved_section(synthetic.get("ibl"), "synthetic.ibl", IblSynthParams),
-        "ibl_binning": resolved_section(config.get("ibl_binning"), "ibl_binning", BinningConfig),
-        "tail_alignment": resolved_section(config.get("tail_alignment"), "tail_alignment", TailAlignmentConfig),
-        "motion_correction": resolved_section(config.get("motion_correction"), "motion_correction",
-                                              MotionCorrectionConfig),
-        "normcorre": resolved_section(config.get("normcorre"), "normcorre", NormcorreParams),
-        "suite2p_registration": resolved_section(config.get("suite2p_registration"), "suite2p_registration",
-                                                 Suite2pRegistrationParams),
-        "caiman": resolved_section(config.get("caiman"), "caiman", CaimanParams),
-        "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
-        "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
-        "neds": resolved_section(config.get("neds"), "neds", NedsConfig),
-        "salience": resolved_section(config.get("salience"), "salience", SalienceParams),
+        "synthetic.zebrafish": ZebrafishSynthParams,
+        "synthetic.ibl": IblSynthParams,
+        "ibl_binning": BinningConfig,
+        "tail_alignment": TailAlignmentConfig,
+        "motion_correction": MotionCorrectionConfig,
+        "normcorre": NormcorreParams,
+        "suite2p_registration": Suite2pRegistrationParams,
+        "caiman": CaimanParams,
+        "extraction": ExtractionParams,
+        "neural_file": NeuralFileConfig,
+        "neds": NedsConfig,
+        "salience": SalienceParams,
     }
+
+
+def config_section(config: Mapping[str, Any], key: str):
+    """The parameter dataclass of one config section (dotted ``key``: ``synthetic.ibl``)."""
+    node: Any = config
+    for part in key.split("."):
+        node = (node or {}).get(part)
+    return resolved_section(node, key, section_classes()[key])
+
+
+def config_sections(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter section of the config as its dataclass (see :func:`resolved_section`)."""
+    return {key: config_section(config, key) for key in section_classes()}
+
+
+def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
+    """Every parameter section of the config as a plain dict with every value (defaults
+    filled in): ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
+    ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``caiman``, ``extraction``,
+    ``neural_file``, ``neds``, ``salience``."""
+    return {key: asdict(params) for key, params in config_sections(config).items()}
+
+
+def job_settings(config: Mapping[str, Any], key: str, result_params: Mapping[str, Any]) -> dict[str, Any]:
+    """Inside a job: the full settings of section ``key`` -- the rule's params (result
+    fields) plus the section's runtime fields (device, threads) read from the config, which
+    are not params -- as a plain dict with every value."""
+    runtime = config_section(config, key).runtime_settings()
+    params_class = section_classes()[key]
+    return asdict(params_class.from_mapping({**result_params, **runtime}))

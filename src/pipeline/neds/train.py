@@ -30,6 +30,7 @@ from pipeline.neds.data import SessionData
 from pipeline.neds.evaluate import evaluate_model, selection_score
 from pipeline.neds.masking import MODALITIES, sample_masks
 from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses
+from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed, rng_for
 from pipeline.train.checkpoint import (
     StopSignal,
@@ -37,6 +38,7 @@ from pipeline.train.checkpoint import (
     checkpoint_paths,
     epoch_batch_order,
     load_checkpoint,
+    resumable_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -134,7 +136,8 @@ def train_model(
     """Train ``model`` in place on the training trials of ``sessions``; load the best
     epoch's weights at the end. Returns a summary: epochs, best epoch and validation loss,
     per-epoch history, training tokens/s (M x T tokens per trial), device, parameters.
-    ``fingerprint`` identifies the job's configuration: a ``last.pt`` with another one is ignored."""
+    ``fingerprint`` identifies the job's configuration (with the model's architecture and the
+    schemes): a ``last.pt`` of another one is discarded (pipeline.train.checkpoint.resumable_state)."""
     for sid, data in sessions.items():
         if data.splits["val"].size == 0:
             raise ValueError(f"{data.path}: session {sid} has no validation trial")
@@ -149,19 +152,15 @@ def train_model(
     last_path, best_path = checkpoint_paths(checkpoint_dir)
     state = {"epoch": 0, "position": 0, "best_score": -math.inf, "best_epoch": -1, "history": [],
              "train_seconds": 0.0, "train_tokens": 0}
-    if last_path.exists():
-        saved = load_checkpoint(last_path, map_location=device)
-        if (saved["architecture"] == model.architecture() and saved["schemes"] == list(schemes)
-                and saved["fingerprint"] == fingerprint):
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            set_rng_state(saved["rng"])
-            state = saved["progress"]
-            log.info("resuming from %s at epoch %d, batch %d", last_path, state["epoch"], state["position"])
-        else:
-            log.warning("ignoring %s: it belongs to a different configuration", last_path)
-            best_path.unlink(missing_ok=True)
+    fingerprint = config_hash([fingerprint, model.architecture(), list(schemes)])
+    saved = resumable_state(last_path, fingerprint, map_location=device)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        state = saved["progress"]
+        log.info("resuming from %s at epoch %d, batch %d", last_path, state["epoch"], state["position"])
 
     def checkpoint(path: Path) -> None:
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
