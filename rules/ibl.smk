@@ -15,7 +15,7 @@ rule bin_ibl_session:
         split_seed=lambda wildcards: unit_seed("ibl_split", wildcards.session),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=30,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     log:
         f"{LOGS}/bin_ibl_session/{{session}}.log",
     benchmark:

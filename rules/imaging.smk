@@ -38,7 +38,7 @@ rule motion_correct:
         settings=section_params(METHOD_SECTIONS[PARAMS["motion_correction"]["method"]]),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=120,
+        runtime=lambda wildcards, attempt: 120 * attempt,  # longer per retry (a time-limit kill)
     log:
         f"{LOGS}/motion_correct/{{fish}}/plane{{plane}}.log",
     benchmark:
@@ -61,7 +61,7 @@ rule extract_plane:
         recording=lambda wildcards: row_params(fish_row(wildcards.fish), ["volume_rate_hz", "pixel_size_um"]),
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,  # more per retry (--retries)
-        runtime=120,
+        runtime=lambda wildcards, attempt: 120 * attempt,  # longer per retry (a time-limit kill)
     log:
         f"{LOGS}/extract_plane/{{fish}}/plane{{plane}}.log",
     benchmark:
@@ -84,7 +84,7 @@ rule neural_file:
         neural=section_params("neural_file"),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=30,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     log:
         f"{LOGS}/neural_file/{{fish}}.log",
     benchmark:

@@ -8,7 +8,7 @@ NEDS_PRETRAIN = [session for session in SESSIONS.index if session not in NEDS_HE
 NEDS_TRAINING_RESOURCES = dict(
     gpu=NEDS["gpus_per_training_job"],
     mem_mb=lambda wildcards, attempt: 4000 * attempt,
-    runtime=240 if NEDS["gpus_per_training_job"] else 60,
+    runtime=lambda wildcards, attempt: (240 if NEDS["gpus_per_training_job"] else 60) * attempt,
 )
 
 _unknown_heldout = sorted(set(NEDS_HELDOUT) - set(SESSIONS.index))

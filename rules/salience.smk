@@ -18,7 +18,7 @@ rule salience:
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,
-        runtime=lambda wildcards: DESIGN.models[wildcards.model].runtime_min,
+        runtime=lambda wildcards, attempt: DESIGN.models[wildcards.model].runtime_min * attempt,
     log:
         f"{LOGS}/salience/{DECODER_RUN}.log",
     benchmark:

@@ -25,7 +25,7 @@ rule train_decoder:
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,
-        runtime=lambda wildcards: DESIGN.models[wildcards.model].runtime_min,
+        runtime=lambda wildcards, attempt: DESIGN.models[wildcards.model].runtime_min * attempt,
     log:
         f"{LOGS}/train_decoder/{DECODER_RUN}.log",
     benchmark:

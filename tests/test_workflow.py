@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import h5py
 import pytest
 import yaml
 
-from helpers import REPO, run_snakemake
+from helpers import run_snakemake
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -191,29 +190,6 @@ def test_ci_config_runs_end_to_end(test_workdir):
         "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
         "neds_report": 1,
     }
-
-
-@pytest.fixture(scope="module")
-def finished_workdir(tmp_path_factory) -> Path:
-    """The CI configuration as after a finished run, without running a job: every output
-    of the DAG created empty, then ``snakemake --touch`` records each job's metadata (params,
-    code, inputs) as a real run would. Tests copy it and edit the copy."""
-    workdir = tmp_path_factory.mktemp("finished")
-    shutil.copytree(REPO / ".test" / "config", workdir / "config")
-    plan = run_snakemake("-n", "--forceall", workdir=workdir)
-    assert plan.returncode == 0, plan.stdout
-    for line in plan.stdout.splitlines():
-        if line.strip().startswith("output:"):
-            for name in line.split("output:", 1)[1].split(","):
-                path = workdir / name.strip()
-                if "." in path.name:  # a file; the directory() outputs have no suffix
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.touch()
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-    touched = run_snakemake("--touch", "--forceall", "--cores", "1", workdir=workdir)
-    assert touched.returncode == 0, touched.stdout
-    return workdir
 
 
 def _planned_after(finished_workdir, tmp_path, **changes) -> dict[str, int]:
