@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import yaml
 
@@ -11,9 +13,11 @@ from helpers import REPO
 
 
 def lock_pins() -> dict[str, str]:
+    """Normalised package name -> pinned version in requirements.lock (comments dropped)."""
     pins = {}
     for line in (REPO / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
+        line = line.split("#", 1)[0].strip()
+        if line:
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = version
     return pins
@@ -33,6 +37,18 @@ def test_conda_env_pins_match_the_lock():
         for requirement in pip_section:
             name, version = requirement.split("==")
             assert pins[name.lower().replace("_", "-")] == version, (env_file.name, requirement)
+
+
+def test_the_rules_conda_env_pins_exactly_the_locks():
+    """envs/pipeline.yaml is bin/conda-env's output: every pin of requirements.lock (direct
+    and transitive), nothing else."""
+    check = subprocess.run([sys.executable, str(REPO / "bin" / "conda-env"), "--check"], text=True,
+                           capture_output=True)
+    assert check.returncode == 0, check.stderr
+    env = yaml.safe_load((REPO / "envs" / "pipeline.yaml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    env_pins = dict(requirement.split("==") for requirement in pip_section)
+    assert {name.lower().replace("_", "-"): v for name, v in env_pins.items()} == lock_pins()
 
 
 def test_every_direct_dependency_is_locked():
