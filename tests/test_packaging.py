@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from helpers import REPO
@@ -68,3 +70,24 @@ def test_ci_runs_the_readme_test_command():
     assert ci[-1] == "exec bin/test"
     for script in ["bin/setup", "bin/demo", "bin/test", ".ci/run"]:
         assert os.access(REPO / script, os.X_OK), script
+
+
+@pytest.mark.parametrize(
+    "fake_python, message",
+    [
+        ("exit 1", "Python >= 3.11 is required"),  # answers the version check with "too old"
+        ('case "$*" in *ensurepip*) exit 1;; *) exit 0;; esac', "sudo apt install python"),  # no python3-venv
+    ],
+)
+def test_setup_says_which_prerequisite_to_install(tmp_path, fake_python, message):
+    """bin/setup stops before creating anything when Python is too old or cannot make a
+    virtual environment (Debian/Ubuntu without python3-venv), naming the fix."""
+    (tmp_path / "bin").mkdir()
+    shutil.copy(REPO / "bin" / "setup", tmp_path / "bin" / "setup")
+    python = tmp_path / "python3"
+    python.write_text(f"#!/bin/bash\ncase \"$*\" in *version_info[0]*) echo 3.11;; esac\n{fake_python}\n")
+    python.chmod(0o755)
+    result = subprocess.run(["bash", str(tmp_path / "bin" / "setup")], text=True, capture_output=True,
+                            env={**os.environ, "PYTHON": str(python)})
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / ".venv").exists()
