@@ -241,3 +241,11 @@ def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(finish
 )
 def test_a_result_key_reruns_exactly_its_jobs(finished_workdir, tmp_path, changes, expected):
     assert _planned_after(finished_workdir, tmp_path, **changes) == expected
+
+
+def test_a_plain_snakemake_call_works_through_the_default_profile(finished_workdir, tmp_path):
+    """No --cores, no --profile: profiles/default/profile.yaml supplies them."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_workdir, workdir, symlinks=True)
+    result = run_snakemake(workdir=workdir)
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout, result.stdout[-3000:]
