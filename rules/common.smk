@@ -1,5 +1,6 @@
 # Shared by all rule files -- config validation, recording tables, wildcard constraints,
 # input functions. No rule lives here.
+import functools
 import os
 import sys
 from pathlib import Path
@@ -218,25 +219,44 @@ def decoder_job(wildcards):
     }
 
 
+# The three functions below are called for every training job (thousands at paper scale)
+# but depend on a model / experiment / strategy only: computed once each (read-only dicts).
+
+
+@functools.cache
+def _embedding_params(embedding):
+    if embedding not in ("relative", "laplacian", "sparse_ae"):
+        return {}
+    return EmbeddingParams.from_mapping(DESIGN.embedding).result_params()
+
+
+@functools.cache
+def _model_spec_params(model):
+    return DESIGN.models[model].result_params(only=("kind", "architecture"))
+
+
+@functools.cache
+def _training_params(experiment, model):
+    return TrainingParams.from_mapping(DESIGN.training(experiment, model)).result_params()
+
+
 def decoder_embedding_params(wildcards):
     """Embedding parameters that differ from their defaults, only for the strategies that
     have any (so changing them does not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
-    if wildcards.embedding not in ("relative", "laplacian", "sparse_ae"):
-        return {}
-    return EmbeddingParams.from_mapping(DESIGN.embedding).result_params()
+    return _embedding_params(wildcards.embedding)
 
 
 def decoder_model_spec(wildcards):
     """The catalog entry's kind and architecture (fields that differ from the kind's
     defaults); not its gpus, mem_mb and runtime_min (resources) nor its training overrides
     (merged into decoder_training)."""
-    return DESIGN.models[wildcards.model].result_params(only=("kind", "architecture"))
+    return _model_spec_params(wildcards.model)
 
 
 def decoder_training(wildcards):
     """The job's TrainingParams fields that differ from their defaults (experiment's, then
     the model's overrides)."""
-    return TrainingParams.from_mapping(DESIGN.training(wildcards.experiment, wildcards.model)).result_params()
+    return _training_params(wildcards.experiment, wildcards.model)
 
 
 def decoder_params_hash(wildcards):
