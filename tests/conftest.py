@@ -30,11 +30,12 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def finished_workdir(tmp_path_factory) -> Path:
+def touched_workdir(tmp_path_factory) -> Path:
     """The CI configuration as after a finished run, without running a job: every output
     of the DAG created empty, then ``snakemake --touch`` records each job's metadata (params,
-    code, inputs) as a real run would. Tests copy it and edit the copy."""
-    workdir = tmp_path_factory.mktemp("finished")
+    code, inputs) as a real run would. Tests copy it and edit the copy. (For outputs with
+    contract-valid content, see the module fixture of tests/report/test_workflow_evaluation.py.)"""
+    workdir = tmp_path_factory.mktemp("touched")
     shutil.copytree(REPO / ".test" / "config", workdir / "config")
     plan = run_snakemake("-n", "--forceall", workdir=workdir)
     assert plan.returncode == 0, plan.stdout

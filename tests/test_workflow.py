@@ -192,11 +192,11 @@ def test_ci_config_runs_end_to_end(test_workdir):
     }
 
 
-def _planned_after(finished_workdir, tmp_path, **changes) -> dict[str, int]:
+def _planned_after(touched_workdir, tmp_path, **changes) -> dict[str, int]:
     """Rule -> jobs a dry run plans on a copy of the finished workdir after the config edits
     (dotted keys, see _write_config); {} when nothing is to be done."""
     workdir = tmp_path / "run"
-    shutil.copytree(finished_workdir, workdir, symlinks=True)
+    shutil.copytree(touched_workdir, workdir, symlinks=True)
     _write_config(workdir, **changes)
     result = run_snakemake("-n", workdir=workdir)
     assert result.returncode == 0, result.stdout
@@ -205,10 +205,10 @@ def _planned_after(finished_workdir, tmp_path, **changes) -> dict[str, int]:
     return planned_jobs(result.stdout)
 
 
-def test_settings_that_do_not_change_results_rerun_nothing(finished_workdir, tmp_path):
+def test_settings_that_do_not_change_results_rerun_nothing(touched_workdir, tmp_path):
     """Time limit, memory, GPUs and device (resources and runtime settings), keys set to
     their default value, and the config's comments (the file is rewritten without them)."""
-    planned = _planned_after(finished_workdir, tmp_path, **{
+    planned = _planned_after(touched_workdir, tmp_path, **{
         "nlp4neuro.models.lstm.runtime_min": 999,
         "nlp4neuro.models.lstm.mem_mb": 64000,
         "nlp4neuro.models.gpt2_tiny.gpus": 1,
@@ -222,8 +222,8 @@ def test_settings_that_do_not_change_results_rerun_nothing(finished_workdir, tmp
     assert planned == {}
 
 
-def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(finished_workdir, tmp_path):
-    planned = _planned_after(finished_workdir, tmp_path, **{"salience.models": ["lstm", "gpt2_tiny"]})
+def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(touched_workdir, tmp_path):
+    planned = _planned_after(touched_workdir, tmp_path, **{"salience.models": ["lstm", "gpt2_tiny"]})
     assert planned == {"salience": 1, "salience_summary": 1, "all": 1}
 
 
@@ -239,13 +239,13 @@ def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(finish
         ({"salience.example_frame": 4}, {"salience_summary": 1, "all": 1}),
     ],
 )
-def test_a_result_key_reruns_exactly_its_jobs(finished_workdir, tmp_path, changes, expected):
-    assert _planned_after(finished_workdir, tmp_path, **changes) == expected
+def test_a_result_key_reruns_exactly_its_jobs(touched_workdir, tmp_path, changes, expected):
+    assert _planned_after(touched_workdir, tmp_path, **changes) == expected
 
 
-def test_a_plain_snakemake_call_works_through_the_default_profile(finished_workdir, tmp_path):
+def test_a_plain_snakemake_call_works_through_the_default_profile(touched_workdir, tmp_path):
     """No --cores, no --profile: profiles/default/profile.yaml supplies them."""
     workdir = tmp_path / "run"
-    shutil.copytree(finished_workdir, workdir, symlinks=True)
+    shutil.copytree(touched_workdir, workdir, symlinks=True)
     result = run_snakemake(workdir=workdir)
     assert result.returncode == 0 and "Nothing to be done" in result.stdout, result.stdout[-3000:]

@@ -57,9 +57,9 @@ def site_profile(workdir):
     return profile
 
 
-def test_site_block_sends_only_gpu_jobs_to_the_gpu_partition(finished_workdir, tmp_path):
+def test_site_block_sends_only_gpu_jobs_to_the_gpu_partition(touched_workdir, tmp_path):
     workdir = tmp_path / "run"
-    shutil.copytree(finished_workdir, workdir, symlinks=True)
+    shutil.copytree(touched_workdir, workdir, symlinks=True)
     config_path = workdir / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["nlp4neuro"]["models"]["gpt2_tiny"]["gpus"] = 1  # a GPU model next to CPU ones (lstm)
