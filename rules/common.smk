@@ -1,5 +1,6 @@
 # Shared by all rule files -- config validation, recording tables, wildcard constraints,
 # input functions. No rule lives here.
+import functools
 import os
 import sys
 from pathlib import Path
@@ -16,28 +17,38 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
+    config_sections,
     plain_row,
     plane_paths,
     read_fish_table,
     read_session_table,
-    resolved_config,
     synthetic_root,
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
 from pipeline.io.errors import InputDataError
 from pipeline.io.scanimage import acquisition_files
 from pipeline.provenance import config_hash
-from pipeline.salience.job import SalienceParams, salience_jobs
+from pipeline.salience.job import salience_jobs
 from pipeline.seeding import derive_seed
+from pipeline.models.embeddings import EmbeddingParams
 from pipeline.train.experiments import resolve_design
+from pipeline.train.loop import TrainingParams
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
 try:
-    PARAMS = resolved_config(config)  # section -> dict with every value (defaults filled in)
+    SECTIONS = config_sections(config)  # section -> its parameter dataclass (pipeline.config)
+    PARAMS = {key: section.to_dict() for key, section in SECTIONS.items()}  # ... as dicts, every value
     DESIGN = resolve_design(config["nlp4neuro"])  # model catalog + experiments (NLP4Neuro)
 except (ConfigError, ValueError) as err:
     raise WorkflowError(str(err)) from None
+
+
+def section_params(key, only=None):
+    """A rule's params from config section ``key``: the fields that change its result and
+    differ from their defaults (pipeline.params.Params.result_params), optionally only the
+    fields named in ``only``. Runtime fields (device, threads) are never params."""
+    return SECTIONS[key].result_params(only)
 
 
 def _load_table(reader, path, schema):
@@ -100,12 +111,29 @@ def session_source(wildcards):
     """The input a session is read from: its NWB file, else its ONE cache folder."""
     row = session_row(wildcards.session)
     return row.get("nwb_file") or row["one_cache"]
+def row_params(row, columns):
+    """The cells of a table row that a rule reads, as its params. Editing another column,
+    or adding one, reruns nothing of that rule. Empty cells are left out."""
+    return {column: row[column] for column in columns if column in row}
+
+
+#: Fish-table columns each per-fish rule reads (the inventory records the whole row).
+#: Both read the frame times through pipeline.behavior.clock, which takes them from whichever
+#: source the input type has (frame_times file, ScanImage headers, Dataverse frame column, NWB).
+FRAME_TIME_COLUMNS = ["fish_id", "input_type", "n_planes", "volume_rate_hz", "frame_times", "frame_trigger",
+                      "scanimage", "channel", "dataverse_dir", "nwb", "nwb_data"]
+FISH_COLUMNS_READ = {
+    "align_behavior": FRAME_TIME_COLUMNS + ["tail_log", "stimulus_log"],
+    "neural_file": FRAME_TIME_COLUMNS + ["pixel_size_um", "plane_spacing_um", "region_table", "tail_log"],
+}
+#: Sessions-table columns the binning reads.
+SESSION_COLUMNS_READ = ["session_id", "one_cache", "session", "probes", "nwb_file", "wheel_units",
+                        "wheel_ticks_per_rev"]
 
 
 def fish_recording_metadata(wildcards):
     """Acquisition metadata of a fish, as the synthetic generator takes them."""
-    row = fish_row(wildcards.fish)
-    return {key: row[key] for key in RECORDING_METADATA}
+    return row_params(fish_row(wildcards.fish), RECORDING_METADATA)
 
 
 def scanimage_files(row):
@@ -281,18 +309,44 @@ def decoder_job(wildcards):
     }
 
 
+# The three functions below are called for every training job (thousands at paper scale)
+# but depend on a model / experiment / strategy only: computed once each (read-only dicts).
+
+
+@functools.cache
+def _embedding_params(embedding):
+    if embedding not in ("relative", "relative_control", "laplacian", "sparse_ae"):
+        return {}
+    return EmbeddingParams.from_mapping(DESIGN.embedding).result_params()
+
+
+@functools.cache
+def _model_spec_params(model):
+    return DESIGN.models[model].result_params(only=("kind", "architecture"))
+
+
+@functools.cache
+def _training_params(experiment, model):
+    return TrainingParams.from_mapping(DESIGN.training(experiment, model)).result_params()
+
+
 def decoder_embedding_params(wildcards):
-    """Embedding parameters, only for the strategies that have any (so changing them does
-    not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
-    return DESIGN.embedding if wildcards.embedding in ("relative", "relative_control", "laplacian", "sparse_ae") else {}
+    """Embedding parameters that differ from their defaults, only for the strategies that
+    have any (so changing them does not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
+    return _embedding_params(wildcards.embedding)
 
 
 def decoder_model_spec(wildcards):
-    return DESIGN.models[wildcards.model].to_dict()
+    """The catalog entry's kind and architecture (fields that differ from the kind's
+    defaults); not its gpus, mem_mb and runtime_min (resources) nor its training overrides
+    (merged into decoder_training)."""
+    return _model_spec_params(wildcards.model)
 
 
 def decoder_training(wildcards):
-    return DESIGN.training(wildcards.experiment, wildcards.model)
+    """The job's TrainingParams fields that differ from their defaults (experiment's, then
+    the model's overrides)."""
+    return _training_params(wildcards.experiment, wildcards.model)
 
 
 def decoder_params_hash(wildcards):
@@ -308,7 +362,11 @@ def decoder_outputs(name):
 
 # ---- salience --------------------------------------------------------------------------
 
-SALIENCE = SalienceParams.from_mapping(PARAMS["salience"])
+SALIENCE = SECTIONS["salience"]
+#: SalienceParams fields each salience rule reads (experiment, models and seq_len choose
+#: which jobs exist: they are the jobs' wildcards, not params).
+SALIENCE_JOB_FIELDS = ("split", "top_k", "match_distance_px")
+SALIENCE_SUMMARY_FIELDS = ("top_k", "example_frame")
 try:
     SALIENCE_JOBS = salience_jobs(SALIENCE, DESIGN, list(FISH.index))
 except ValueError as err:

@@ -11,12 +11,12 @@ rule bin_ibl_session:
     output:
         f"{RESULTS}/ibl/binned/{{session}}.h5",
     params:
-        row=lambda wildcards: session_row(wildcards.session),
-        binning=PARAMS["ibl_binning"],
+        row=lambda wildcards: row_params(session_row(wildcards.session), SESSION_COLUMNS_READ),
+        binning=section_params("ibl_binning"),
         split_seed=lambda wildcards: unit_seed("ibl_split", wildcards.session),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=30,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     log:
         f"{LOGS}/bin_ibl_session/{{session}}.log",
     benchmark:

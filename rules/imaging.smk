@@ -10,8 +10,8 @@ rule align_behavior:
     output:
         f"{RESULTS}/behavior/{{fish}}.h5",
     params:
-        row=lambda wildcards: fish_row(wildcards.fish),
-        alignment=PARAMS["tail_alignment"],
+        row=lambda wildcards: row_params(fish_row(wildcards.fish), FISH_COLUMNS_READ["align_behavior"]),
+        alignment=section_params("tail_alignment"),
     resources:
         mem_mb=2000,
         runtime=20,
@@ -78,10 +78,10 @@ rule motion_correct:
         f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/registered.h5",
     params:
         method=PARAMS["motion_correction"]["method"],
-        settings=PARAMS[METHOD_SECTIONS[PARAMS["motion_correction"]["method"]]],
+        settings=section_params(METHOD_SECTIONS[PARAMS["motion_correction"]["method"]]),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=120,
+        runtime=lambda wildcards, attempt: 120 * attempt,  # longer per retry (a time-limit kill)
     log:
         f"{LOGS}/motion_correct/{{fish}}/plane{{plane}}.log",
     benchmark:
@@ -100,11 +100,11 @@ rule extract_plane:
     output:
         directory(f"{RESULTS}/imaging/{{fish}}/plane{{plane}}/suite2p"),
     params:
-        extraction=PARAMS["extraction"],
-        recording=fish_recording_metadata,
+        extraction=section_params("extraction"),
+        recording=lambda wildcards: row_params(fish_row(wildcards.fish), ["volume_rate_hz", "pixel_size_um"]),
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,  # more per retry (--retries)
-        runtime=120,
+        runtime=lambda wildcards, attempt: 120 * attempt,  # longer per retry (a time-limit kill)
     log:
         f"{LOGS}/extract_plane/{{fish}}/plane{{plane}}.log",
     benchmark:
@@ -123,11 +123,11 @@ rule neural_file:
     output:
         f"{RESULTS}/neural/{{fish}}.h5",
     params:
-        row=lambda wildcards: fish_row(wildcards.fish),
-        neural=PARAMS["neural_file"],
+        row=lambda wildcards: row_params(fish_row(wildcards.fish), FISH_COLUMNS_READ["neural_file"]),
+        neural=section_params("neural_file"),
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
-        runtime=30,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     log:
         f"{LOGS}/neural_file/{{fish}}.log",
     benchmark:

@@ -16,7 +16,7 @@ NEDS_EVALUATED = NEDS_HELDOUT or list(SESSIONS.index)
 NEDS_TRAINING_RESOURCES = dict(
     gpu=NEDS["gpus_per_training_job"],
     mem_mb=lambda wildcards, attempt: 4000 * attempt,
-    runtime=240 if NEDS["gpus_per_training_job"] else 60,
+    runtime=lambda wildcards, attempt: (240 if NEDS["gpus_per_training_job"] else 60) * attempt,
 )
 
 _unknown_heldout = sorted(set(NEDS_HELDOUT) - set(SESSIONS.index))

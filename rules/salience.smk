@@ -13,13 +13,12 @@ rule salience:
     output:
         f"{RESULTS}/nlp4neuro/salience/{DECODER_RUN}.h5",
     params:
-        salience=PARAMS["salience"],
-        device=DESIGN.device,
+        salience=section_params("salience", SALIENCE_JOB_FIELDS),
     threads: 2
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,
-        runtime=lambda wildcards: DESIGN.models[wildcards.model].runtime_min,
+        runtime=lambda wildcards, attempt: DESIGN.models[wildcards.model].runtime_min * attempt,
     log:
         f"{LOGS}/salience/{DECODER_RUN}.log",
     benchmark:
@@ -51,8 +50,10 @@ rule salience_summary:
         pca_png=report(f"{RESULTS}/figures/figA13_activation_pca_{{model}}.png", caption="../report/figA13_activation_pca.rst", category="Salience"),
     params:
         files=lambda wildcards: salience_files(wildcards.model),
-        salience=PARAMS["salience"],
-        params_hash=lambda wildcards: config_hash([PARAMS["salience"], salience_files(wildcards.model)]),
+        salience=section_params("salience", SALIENCE_SUMMARY_FIELDS),
+        params_hash=lambda wildcards: config_hash(
+            [section_params("salience", SALIENCE_SUMMARY_FIELDS), salience_files(wildcards.model)]
+        ),
     log:
         f"{LOGS}/salience_summary/{{model}}.log",
     benchmark:

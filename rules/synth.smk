@@ -13,7 +13,7 @@ rule synth_zebrafish:
         region_mask=f"{SYNTH}/zebrafish/{{fish}}/region_mask.tif",
         truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
     params:
-        synth=PARAMS["synthetic.zebrafish"],
+        synth=section_params("synthetic.zebrafish"),
         recording=fish_recording_metadata,
         seed=lambda wildcards: unit_seed("synth", "zebrafish", wildcards.fish),
     resources:
@@ -80,7 +80,7 @@ rule synth_ibl_session:
         session_dir=directory(f"{SYNTH}/ibl/{{session}}"),
         truth=f"{SYNTH}/ground_truth/ibl/{{session}}.h5",
     params:
-        synth=PARAMS["synthetic.ibl"],
+        synth=section_params("synthetic.ibl"),
         shared_seed=unit_seed("synth", "ibl", "shared"),
         session_seed=lambda wildcards: unit_seed("synth", "ibl", wildcards.session),
     resources:

@@ -20,13 +20,12 @@ rule train_decoder:
         training=decoder_training,
         embedding=decoder_embedding_params,
         params_hash=decoder_params_hash,
-        device=DESIGN.device,
         checkpoint_dir=lambda wildcards: f"{RESULTS}/nlp4neuro/checkpoints/{DECODER_RUN.format(**wildcards)}",
     threads: 2
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,
-        runtime=lambda wildcards: DESIGN.models[wildcards.model].runtime_min,
+        runtime=lambda wildcards, attempt: DESIGN.models[wildcards.model].runtime_min * attempt,
     log:
         f"{LOGS}/train_decoder/{DECODER_RUN}.log",
     benchmark:

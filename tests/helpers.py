@@ -15,15 +15,17 @@ REAL_DATA = REPO.parent / "shared" / "data" / "real"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run_snakemake(*args: str, workdir: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake on the repository's Snakefile; returns the completed process
-    (stdout and stderr merged into ``.stdout``)."""
+def run_snakemake(*args: str, workdir: Path | None = None, timeout: int = 900,
+                  env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run snakemake on the repository's Snakefile from ``cwd`` (``env``: variables to set
+    besides the current environment); returns the completed process (stdout and stderr
+    merged into ``.stdout``)."""
     command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile")]
     if workdir is not None:
         command += ["--directory", str(workdir)]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
     return subprocess.run(
-        [*command, *args], cwd=REPO, env=env, text=True, timeout=timeout,
+        [*command, *args], cwd=cwd, env=env, text=True, timeout=timeout,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 

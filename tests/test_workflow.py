@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import h5py
 import pytest
@@ -192,3 +193,62 @@ def test_ci_config_runs_end_to_end(test_workdir):
         "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
         "neds_report": 1, "neds_rrr": 1,
     }
+
+
+def _planned_after(touched_workdir, tmp_path, **changes) -> dict[str, int]:
+    """Rule -> jobs a dry run plans on a copy of the finished workdir after the config edits
+    (dotted keys, see _write_config); {} when nothing is to be done."""
+    workdir = tmp_path / "run"
+    shutil.copytree(touched_workdir, workdir, symlinks=True)
+    _write_config(workdir, **changes)
+    result = run_snakemake("-n", workdir=workdir)
+    assert result.returncode == 0, result.stdout
+    if "Nothing to be done" in result.stdout:
+        return {}
+    return planned_jobs(result.stdout)
+
+
+def test_settings_that_do_not_change_results_rerun_nothing(touched_workdir, tmp_path):
+    """Time limit, memory, GPUs and device (resources and runtime settings), keys set to
+    their default value, and the config's comments (the file is rewritten without them)."""
+    planned = _planned_after(touched_workdir, tmp_path, **{
+        "nlp4neuro.models.lstm.runtime_min": 999,
+        "nlp4neuro.models.lstm.mem_mb": 64000,
+        "nlp4neuro.models.gpt2_tiny.gpus": 1,
+        "nlp4neuro.device": "cpu",
+        "normcorre.device": "cpu",
+        "extraction.device": "cpu",
+        "nlp4neuro.models.lstm.training.max_grad_norm": 1.0,  # TrainingParams default
+        "nlp4neuro.models.reservoir.architecture.leak_rate": 0.3,  # ReservoirParams default
+        "synthetic.zebrafish.nucleus_diameter_um": 6.0,  # ZebrafishSynthParams default
+    })
+    assert planned == {}
+
+
+def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(touched_workdir, tmp_path):
+    planned = _planned_after(touched_workdir, tmp_path, **{"salience.models": ["lstm", "gpt2_tiny"]})
+    assert planned == {"salience": 1, "salience_summary": 1, "all": 1}
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        # a model's architecture: its training job and everything that reads it
+        ({"nlp4neuro.models.lstm.architecture.hidden_size": 32},
+         {"train_decoder": 1, "salience": 1, "salience_summary": 1, "evaluate_model_comparison": 1,
+          "plot_test_traces": 1, "all": 1}),
+        # a salience setting of the jobs, and one of the summary only
+        ({"salience.top_k": 6}, {"salience": 1, "salience_summary": 1, "all": 1}),
+        ({"salience.example_frame": 4}, {"salience_summary": 1, "all": 1}),
+    ],
+)
+def test_a_result_key_reruns_exactly_its_jobs(touched_workdir, tmp_path, changes, expected):
+    assert _planned_after(touched_workdir, tmp_path, **changes) == expected
+
+
+def test_a_plain_snakemake_call_works_through_the_default_profile(touched_workdir, tmp_path):
+    """No --cores, no --profile: profiles/default/profile.yaml supplies them."""
+    workdir = tmp_path / "run"
+    shutil.copytree(touched_workdir, workdir, symlinks=True)
+    result = run_snakemake(workdir=workdir)
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout, result.stdout[-3000:]

@@ -8,12 +8,14 @@ cross-field checks. Every error names the file, the row and the column.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Column -> dtype of config/fish.tsv. Identifiers and paths stay strings ("007" is not 7).
 FISH_COLUMNS: dict[str, str] = {
@@ -63,7 +65,9 @@ class ConfigError(ValueError):
     """A configuration value or recordings-table entry is invalid."""
 
 
-def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str) -> pd.DataFrame:
+def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str) -> "pd.DataFrame":
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: recordings table not found")
@@ -105,11 +109,13 @@ def _read_table(path: str | os.PathLike, columns: dict[str, str], id_column: str
     return table.set_index(id_column, drop=False)
 
 
-def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_fish_table(path: str | os.PathLike) -> "pd.DataFrame":
     """Read config/fish.tsv (one row per fish, indexed by ``fish_id``) and check the
     fields that depend on each other: a ``tiff`` template with ``{plane}`` for raw input,
     a ``suite2p_dir`` for Suite2P input, the ``scanimage`` files for ScanImage input, and
     a ``frame_times`` file unless the input carries frame times (ScanImage headers)."""
+    import pandas as pd
+
     table = _read_table(path, FISH_COLUMNS, "fish_id")
     for fish_id, row in table.iterrows():
         where = f"{path}: row {fish_id!r}"
@@ -139,7 +145,7 @@ def read_fish_table(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def read_session_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_session_table(path: str | os.PathLike) -> "pd.DataFrame":
     """Read config/sessions.tsv (one row per IBL session, indexed by ``session_id``)."""
     return _read_table(path, SESSION_COLUMNS, "session_id")
 
@@ -157,55 +163,74 @@ def synthetic_root(results_dir: str) -> str:
 def plain_row(row) -> dict:
     """A table row (pandas Series or mapping) as a dict of plain Python values, empty
     cells dropped: what rules pass as params and inventories record as metadata."""
+    import pandas as pd
+
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(row).items() if not pd.isna(v)}
 
 
-def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: type) -> dict:
-    """A config section checked by its parameter dataclass (unknown keys, types, ranges)
-    and completed with the dataclass defaults, as a plain dict. Errors name ``key``.
+def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: type):
+    """A config section checked by its parameter dataclass (unknown keys, types, ranges),
+    as that dataclass (defaults filled in). Errors name ``key``.
 
-    Used at parse time (rules/common.smk), so a bad value fails before any job runs, and
-    the resolved dict is the rules' param: changing a default reruns what it affects."""
+    Used at parse time (rules/common.smk), so a bad value fails before any job runs. Rules
+    pass :meth:`~pipeline.params.Params.result_params` of it as params (result fields that
+    differ from their defaults), so runtime settings and new defaults rerun nothing."""
     mapping = dict(section or {})
     try:
-        params = params_class.from_mapping(mapping)
+        return params_class.from_mapping(mapping)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config key {key}: {err}") from None
-    return asdict(params)
+
+
+#: Config key -> (module, class) of every parameter section's dataclass. Imported one at a
+#: time when needed (:func:`section_class`): a job imports only its own section's module (the
+#: CaImAn environment has no pandas), and reading the Snakefile imports nothing it does not use.
+SECTION_CLASSES: dict[str, tuple[str, str]] = {
+    "synthetic.zebrafish": ("pipeline.synth.zebrafish", "ZebrafishSynthParams"),
+    "synthetic.ibl": ("pipeline.synth.ibl", "IblSynthParams"),
+    "ibl_binning": ("pipeline.ibl.binning", "BinningConfig"),
+    "tail_alignment": ("pipeline.behavior.tail", "TailAlignmentConfig"),
+    "motion_correction": ("pipeline.imaging.motion", "MotionCorrectionConfig"),
+    "normcorre": ("pipeline.imaging.normcorre", "NormcorreParams"),
+    "suite2p_registration": ("pipeline.imaging.suite2p_registration", "Suite2pRegistrationParams"),
+    "caiman": ("pipeline.imaging.caiman_registration", "CaimanParams"),
+    "extraction": ("pipeline.imaging.extraction", "ExtractionParams"),
+    "neural_file": ("pipeline.imaging.neural", "NeuralFileConfig"),
+    "neds": ("pipeline.neds.config", "NedsConfig"),
+    "salience": ("pipeline.salience.job", "SalienceParams"),
+}
+
+
+def section_class(key: str) -> type:
+    """The parameter dataclass of config section ``key`` (its module imported on call)."""
+    module, name = SECTION_CLASSES[key]
+    return getattr(importlib.import_module(module), name)
+
+
+def config_section(config: Mapping[str, Any], key: str):
+    """The parameter dataclass of one config section (dotted ``key``: ``synthetic.ibl``)."""
+    node: Any = config
+    for part in key.split("."):
+        node = (node or {}).get(part)
+    return resolved_section(node, key, section_class(key))
+
+
+def config_sections(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter section of the config as its dataclass (see :func:`resolved_section`)."""
+    return {key: config_section(config, key) for key in SECTION_CLASSES}
 
 
 def resolved_config(config: Mapping[str, Any]) -> dict[str, dict]:
-    """Every parameter section of the config, resolved (see :func:`resolved_section`):
-    ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
+    """Every parameter section of the config as a plain dict with every value (defaults
+    filled in): ``synthetic.zebrafish``, ``synthetic.ibl``, ``ibl_binning``, ``tail_alignment``,
     ``motion_correction``, ``normcorre``, ``suite2p_registration``, ``caiman``, ``extraction``,
-    ``neural_file``, ``neds``."""
-    from pipeline.behavior.tail import TailAlignmentConfig
-    from pipeline.ibl.binning import BinningConfig
-    from pipeline.imaging.caiman_registration import CaimanParams
-    from pipeline.imaging.extraction import ExtractionParams
-    from pipeline.imaging.motion import MotionCorrectionConfig
-    from pipeline.imaging.suite2p_registration import Suite2pRegistrationParams
-    from pipeline.imaging.neural import NeuralFileConfig
-    from pipeline.imaging.normcorre import NormcorreParams
-    from pipeline.salience.job import SalienceParams
-    from pipeline.neds.config import NedsConfig
-    from pipeline.synth.ibl import IblSynthParams
-    from pipeline.synth.zebrafish import ZebrafishSynthParams
+    ``neural_file``, ``neds``, ``salience``."""
+    return {key: asdict(params) for key, params in config_sections(config).items()}
 
-    synthetic = config.get("synthetic") or {}
-    return {
-        "synthetic.zebrafish": resolved_section(synthetic.get("zebrafish"), "synthetic.zebrafish", ZebrafishSynthParams),
-        "synthetic.ibl": resolved_section(synthetic.get("ibl"), "synthetic.ibl", IblSynthParams),
-        "ibl_binning": resolved_section(config.get("ibl_binning"), "ibl_binning", BinningConfig),
-        "tail_alignment": resolved_section(config.get("tail_alignment"), "tail_alignment", TailAlignmentConfig),
-        "motion_correction": resolved_section(config.get("motion_correction"), "motion_correction",
-                                              MotionCorrectionConfig),
-        "normcorre": resolved_section(config.get("normcorre"), "normcorre", NormcorreParams),
-        "suite2p_registration": resolved_section(config.get("suite2p_registration"), "suite2p_registration",
-                                                 Suite2pRegistrationParams),
-        "caiman": resolved_section(config.get("caiman"), "caiman", CaimanParams),
-        "extraction": resolved_section(config.get("extraction"), "extraction", ExtractionParams),
-        "neural_file": resolved_section(config.get("neural_file"), "neural_file", NeuralFileConfig),
-        "neds": resolved_section(config.get("neds"), "neds", NedsConfig),
-        "salience": resolved_section(config.get("salience"), "salience", SalienceParams),
-    }
+
+def job_settings(config: Mapping[str, Any], key: str, result_params: Mapping[str, Any]) -> dict[str, Any]:
+    """Inside a job: the full settings of section ``key`` -- the rule's params (result
+    fields) plus the section's runtime fields (device, threads) read from the config, which
+    are not params -- as a plain dict with every value."""
+    runtime = config_section(config, key).runtime_settings()
+    return asdict(section_class(key).from_mapping({**result_params, **runtime}))

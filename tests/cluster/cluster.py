@@ -24,10 +24,23 @@ WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "pr
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
 
 
+#: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.
+START_SLURM_VARIABLE = "PIPELINE_START_SLURM"
+
+
 def start_slurm() -> None:
-    """Bring up the local SLURM with bin/slurm-local. Skips with the script's reason where
-    it cannot run here (not root, no apt-get, install failed, a real slurm.conf), unless
-    the environment variable CI is set: CI must not skip silently, so there it fails."""
+    """Bring up the local SLURM with bin/slurm-local -- which installs Debian packages and
+    starts daemons as root -- only under CI or when asked (PIPELINE_START_SLURM, set by
+    `bin/test --with-slurm`); otherwise use a SLURM that is already running, or skip saying
+    how to get one. Skips with the script's reason where it cannot run here (not root, no
+    apt-get, install failed, a real slurm.conf), unless CI is set: CI must not skip
+    silently, so there it fails."""
+    if not (os.environ.get("CI") or os.environ.get(START_SLURM_VARIABLE)):
+        status = subprocess.run([str(SLURM_LOCAL), "status"], text=True, capture_output=True)
+        if status.returncode != 0:
+            pytest.skip("no local SLURM is running; `bin/test --with-slurm tests/cluster` installs and starts "
+                        "one (root, apt: bin/slurm-local)")
+        return
     try:
         result = subprocess.run([str(SLURM_LOCAL)], text=True, capture_output=True, timeout=900)
     except subprocess.TimeoutExpired:

@@ -3,6 +3,8 @@ stimulus alone, scored on the job's test windows."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from pipeline.data.windows import load_recording, make_splits
@@ -35,3 +37,19 @@ def test_job_baselines_on_the_synthetic_fish(decoding_fish):
     assert baselines["ridge"]["n_test_windows"] == len(splits.test)
     assert baselines["mean_predictor"]["tail_sum_pearson_r"] is None  # a constant has no correlation
     assert np.isfinite(baselines["stimulus"]["rmse"]) and baselines["stimulus"]["n_test_windows"] == len(splits.test)
+
+
+def test_baselines_leave_out_invalid_volumes_and_a_missing_stimulus(decoding_fish):
+    """Windows over volumes the behaviour file marks invalid are left out of the baselines as
+    of the decoders (pipeline.data.windows); without a stimulus there is no stimulus row."""
+    neural, behavior, _ = decoding_fish
+    recording = load_recording(neural, behavior)
+    valid = np.ones(recording.n_frames, bool)
+    valid[[50, 51, recording.n_frames - 30]] = False  # one gap in training, one in the test block
+    splits = make_splits(dataclasses.replace(recording, tail_valid=valid), (0.7, 0.15, 0.15), 10)
+    all_valid = make_splits(load_recording(neural, behavior), (0.7, 0.15, 0.15), 10)
+    assert len(splits.test) < len(all_valid.test)
+    baselines, predictions = baseline_metrics(splits, None)
+    assert set(baselines) == {"mean_predictor", "ridge"} and set(predictions) == {"mean_predictor", "ridge"}
+    assert baselines["ridge"]["n_test_windows"] == len(splits.test)
+    assert np.isfinite(predictions["ridge"]).all() and np.isfinite(baselines["ridge"]["rmse"])

@@ -67,3 +67,60 @@ def test_best_validation_weights_are_kept(splits, tmp_path):
     targets = splits.val.targets[splits.val.frame_index(torch.arange(len(splits.val)))].numpy()
     val_mse = float(np.mean((predict(model, splits.val, 64, torch.device("cpu")) - targets) ** 2))
     assert val_mse == pytest.approx(min(losses), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(splits, tmp_path_factory):
+    """Predictions on the test windows and the history of an uninterrupted training."""
+    torch.set_num_threads(1)
+    model = fresh_model(splits.train.inputs.shape[1])
+    result = train_decoder(model, "lstm", splits, PARAMS, SEED, tmp_path_factory.mktemp("a"), torch.device("cpu"))
+    return predict(model, splits.test, 64, torch.device("cpu")), result.history
+
+
+def test_time_based_checkpoints_resume_exactly_after_a_crash(splits, uninterrupted, tmp_path):
+    """checkpoint_every_s=0: last.pt after every batch; a crash (no signal, no handler)
+    mid-epoch loses at most the batch in progress and the rerun ends identical."""
+    torch.set_num_threads(1)
+    n_neurons = splits.train.inputs.shape[1]
+
+    def crash(epoch, batch):
+        if (epoch, batch) == (1, 7):
+            raise MemoryError("killed")
+
+    with pytest.raises(MemoryError):
+        train_decoder(fresh_model(n_neurons), "lstm", splits, PARAMS, SEED, tmp_path, torch.device("cpu"),
+                      on_batch_end=crash, checkpoint_every_s=0.0)
+    saved = load_checkpoint(checkpoint_paths(tmp_path)[0])
+    assert (saved["epoch"], saved["next_batch"]) == (1, 7)  # written after batch 7 of 1..n, before the crash
+
+    resumed = fresh_model(n_neurons)
+    result = train_decoder(resumed, "lstm", splits, PARAMS, SEED, tmp_path, torch.device("cpu"))
+    assert result.resumed_from_epoch is not None
+    np.testing.assert_array_equal(predict(resumed, splits.test, 64, torch.device("cpu")), uninterrupted[0])
+    assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in uninterrupted[1]]
+
+
+def test_early_warning_signal_checkpoints_and_a_checkpoint_of_other_params_is_discarded(
+        splits, uninterrupted, tmp_path, caplog):
+    """SIGUSR1 (SLURM's --signal=USR1@300 warning) stops training with a checkpoint; a rerun
+    whose params fingerprint differs discards it (and best.pt) and trains from scratch."""
+    torch.set_num_threads(1)
+    n_neurons = splits.train.inputs.shape[1]
+
+    def warn(epoch, batch):
+        if (epoch, batch) == (1, 3):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(TrainingInterrupted, match="epoch 2, batch 4"):
+        train_decoder(fresh_model(n_neurons), "lstm", splits, PARAMS, SEED, tmp_path, torch.device("cpu"),
+                      on_batch_end=warn, fingerprint="params-1")
+    assert load_checkpoint(checkpoint_paths(tmp_path)[0])["fingerprint"] == "params-1"
+
+    rerun = fresh_model(n_neurons)
+    with caplog.at_level("WARNING", logger="pipeline.train.checkpoint"):
+        result = train_decoder(rerun, "lstm", splits, PARAMS, SEED, tmp_path, torch.device("cpu"),
+                               fingerprint="params-2")
+    assert "discarding" in caplog.text and "'params-1'" in caplog.text and "'params-2'" in caplog.text
+    assert result.resumed_from_epoch is None and len(result.history) == PARAMS.epochs
+    np.testing.assert_array_equal(predict(rerun, splits.test, 64, torch.device("cpu")), uninterrupted[0])

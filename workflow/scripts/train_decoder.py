@@ -4,6 +4,7 @@ import torch
 
 from pipeline.logs import rule_log
 from pipeline.models.catalog import ModelSpec
+from pipeline.train.experiments import resolve_design
 from pipeline.train.job import DecodingJob, run_decoding_job
 from pipeline.train.loop import TrainingParams
 
@@ -22,5 +23,5 @@ with rule_log(snakemake.log[0]):
         predictions_path=snakemake.output.predictions,
         metrics_path=snakemake.output.metrics,
         config_hash=snakemake.params.params_hash,
-        device=snakemake.params.device,
+        device=resolve_design(snakemake.config["nlp4neuro"]).device,  # runtime setting: not a param
     )

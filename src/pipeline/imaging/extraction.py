@@ -103,6 +103,8 @@ class ExtractionParams(Params):
     batch_frames: int = 500  # frames per batch when copying the movie and extracting traces (count)
     device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
 
+    RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
+
     def __post_init__(self) -> None:
         self._coerce_field_types()
         positive = ("cell_diameter_um", "tau_s", "highpass_time", "min_neuropil_pixels", "batch_frames")

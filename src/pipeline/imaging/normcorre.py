@@ -90,6 +90,8 @@ class NormcorreParams(Params):
     metrics_margin_px: int = -1  # border excluded from metrics (px); -1 = ceil(max_rigid + max_deviation), <= L/4
     device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
 
+    RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
+
     def __post_init__(self) -> None:
         self._coerce_field_types()
         for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames"):

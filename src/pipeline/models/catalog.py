@@ -20,6 +20,7 @@ jobs always run with ``weights=untrained`` and ``embedding=linear`` (the raw neu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +50,8 @@ class ModelSpec(Params):
     mem_mb: int = 4000  # memory of a training job (MB)
     runtime_min: int = 60  # time limit of a training job (min)
 
+    RUNTIME_FIELDS = ("gpus", "mem_mb", "runtime_min")
+
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if self.kind not in KINDS:
@@ -60,6 +63,10 @@ class ModelSpec(Params):
         object.__setattr__(self, "architecture", architecture_class(self.kind).from_mapping(self.architecture).to_dict())
         TrainingParams.from_mapping(self.training)  # validates the overrides early
         object.__setattr__(self, "training", dict(self.training))
+
+    def defaults(self) -> dict[str, Any]:
+        """Declared defaults, with the default architecture of this entry's kind."""
+        return {**self.default_values(), "architecture": architecture_class(self.kind).default_values()}
 
     @property
     def has_pretrained_weights(self) -> bool:

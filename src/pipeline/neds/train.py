@@ -43,6 +43,7 @@ from pipeline.neds.evaluate import evaluate_model, selection_score, task_scores
 from pipeline.neds.masking import MODALITIES, Mask, sample_masks
 from pipeline.neds.metrics import NonFinitePrediction
 from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses
+from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import (
     StopSignal,
@@ -50,6 +51,7 @@ from pipeline.train.checkpoint import (
     checkpoint_paths,
     epoch_batch_order,
     load_checkpoint,
+    resumable_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -173,7 +175,8 @@ def train_model(
     and per-task scores, each task's own best epoch and the selected epoch's shortfall
     against it, skipped batches, per-epoch history (train loss, validation score, per-task
     scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
-    ``fingerprint`` identifies the job's configuration: a ``last.pt`` with another one is ignored."""
+    ``fingerprint`` identifies the job's configuration (with the model's architecture and the
+    schemes): a ``last.pt`` of another one is discarded (pipeline.train.checkpoint.resumable_state)."""
     for sid, data in sessions.items():
         if data.splits["val"].size == 0:
             raise ValueError(f"{data.path}: session {sid} has no validation trial")
@@ -192,19 +195,15 @@ def train_model(
     last_path, best_path = checkpoint_paths(checkpoint_dir)
     state = {"epoch": 0, "position": 0, "best_score": -math.inf, "best_epoch": -1, "history": [],
              "train_seconds": 0.0, "train_tokens": 0, "skipped_batches": 0}
-    if last_path.exists():
-        saved = load_checkpoint(last_path, map_location=device)
-        if (saved["architecture"] == model.architecture() and saved["schemes"] == list(schemes)
-                and saved["fingerprint"] == fingerprint):
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            set_rng_state(saved["rng"])
-            state = saved["progress"]
-            log.info("resuming from %s at epoch %d, batch %d", last_path, state["epoch"], state["position"])
-        else:
-            log.warning("ignoring %s: it belongs to a different configuration", last_path)
-            best_path.unlink(missing_ok=True)
+    fingerprint = config_hash([fingerprint, model.architecture(), list(schemes)])
+    saved = resumable_state(last_path, fingerprint, map_location=device)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        state = saved["progress"]
+        log.info("resuming from %s at epoch %d, batch %d", last_path, state["epoch"], state["position"])
 
     def checkpoint(path: Path) -> None:
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),

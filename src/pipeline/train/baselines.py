@@ -60,22 +60,25 @@ def stimulus_features(behavior_path: str | Path) -> np.ndarray | None:
     return features.astype(np.float32)
 
 
-def _windows(frames: np.ndarray, seq_len: int, starts: np.ndarray) -> np.ndarray:
+def _windows(frames: np.ndarray, seq_len: int, starts: np.ndarray | None) -> np.ndarray:
     """(frames, channels) -> (windows, seq_len * channels) of the windows starting at block
-    frames ``starts`` (a copy)."""
-    view = np.lib.stride_tricks.sliding_window_view(frames, seq_len, axis=0)[starts]  # (W, channels, L)
+    frames ``starts`` (None: every stride-1 window; a copy)."""
+    view = np.lib.stride_tricks.sliding_window_view(frames, seq_len, axis=0)  # (W, channels, L)
+    view = view if starts is None else view[starts]
     return np.ascontiguousarray(view.transpose(0, 2, 1)).reshape(view.shape[0], -1)
 
 
 def fit_window_ridge(features: dict[str, np.ndarray], targets: dict[str, np.ndarray], seq_len: int,
-                     starts: dict[str, np.ndarray],
+                     starts: dict[str, np.ndarray] | None = None,
                      grid: tuple[float, ...] = RIDGE_GRID) -> tuple[np.ndarray, float]:
     """Ridge from flattened feature windows to flattened target windows; λ from ``grid`` by
     validation MSE. ``features``/``targets``: split -> (frames, channels) of that block;
-    ``starts``: split -> block frames where its windows start. Returns (test predictions
+    ``starts``: split -> block frames where its windows start (None: every stride-1 window).
+    Returns (test predictions
     (windows, seq_len, targets), chosen λ)."""
-    x = {s: _windows(features[s].astype(np.float64), seq_len, starts[s]) for s in ("train", "val", "test")}
-    y = {s: _windows(targets[s].astype(np.float64), seq_len, starts[s]) for s in ("train", "val", "test")}
+    starts = starts or {}
+    x = {s: _windows(features[s].astype(np.float64), seq_len, starts.get(s)) for s in ("train", "val", "test")}
+    y = {s: _windows(targets[s].astype(np.float64), seq_len, starts.get(s)) for s in ("train", "val", "test")}
     x_mean, y_mean = x["train"].mean(axis=0), y["train"].mean(axis=0)
     xc, yc = x["train"] - x_mean, y["train"] - y_mean
     gram, cross = xc.T @ xc, xc.T @ yc

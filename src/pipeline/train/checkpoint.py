@@ -1,11 +1,15 @@
 """Resumable training state: atomic checkpoints, safe loading, and SIGTERM handling.
 
-A training job writes ``last.pt`` after every epoch (and mid-epoch when it receives
-SIGTERM, which is how SLURM preempts or times out a job), and ``best.pt`` whenever the
-validation loss improves. A rerun of the same job finds ``last.pt`` and continues from
-the exact batch where it stopped: model, optimiser, scheduler and every RNG state are
-restored, and the batch order of an epoch is a pure function of (seed, epoch), so an
-interrupted-and-resumed run ends with the same weights as an uninterrupted one (CPU).
+A training job writes ``last.pt`` after every epoch, every ``checkpoint_every_s`` seconds
+within an epoch, and mid-epoch when it receives SIGTERM (how SLURM preempts or times out a
+job) or SIGUSR1 (the early warning the SLURM profile asks for, ``--signal=USR1@300``), and
+``best.pt`` whenever the validation loss improves. A rerun of the same job finds ``last.pt``
+and continues from the exact batch where it stopped: model, optimiser, scheduler and every
+RNG state are restored, and the batch order of an epoch is a pure function of (seed,
+epoch), so an interrupted-and-resumed run ends with the same weights as an uninterrupted
+one (CPU). Every ``last.pt`` carries the fingerprint of the job's params; a rerun whose
+params differ (the config changed between the attempts) discards it, and ``best.pt``, with
+a log line (:func:`resumable_state`, shared by NLP4Neuro and NEDS).
 
 Checkpoints hold only tensors and plain Python containers, so they load with
 ``torch.load(..., weights_only=True)`` (no pickled code is ever executed).
@@ -29,8 +33,15 @@ from pipeline.io.atomic import atomic_paths
 log = logging.getLogger(__name__)
 
 
+#: Signals that make a training job checkpoint at the next batch boundary and exit: SLURM's
+#: time limit / preemption (SIGTERM), its early warning (SIGUSR1), Ctrl-C (SIGINT).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+#: Default wall-clock interval between two mid-epoch checkpoints (s).
+CHECKPOINT_EVERY_S = 600.0
+
+
 class TrainingInterrupted(RuntimeError):
-    """Raised after a SIGTERM was received and the state was checkpointed."""
+    """Raised after a stop signal was received and the state was checkpointed."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,15 +80,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def resumable_state(last_path: str | os.PathLike, fingerprint: str,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The state in ``last_path`` if it exists and was saved with ``fingerprint`` (the
+    hash of the job's params), else None. A ``last.pt`` of other params (the config changed
+    since the interrupted attempt) is deleted with ``best.pt`` next to it, and a warning
+    naming both fingerprints is logged, so the job starts afresh instead of resuming it."""
+    last_path = Path(last_path)
+    if not last_path.exists():
+        return None
+    state = load_checkpoint(last_path, map_location=map_location)
+    saved = state.get("fingerprint", "")
+    if saved == fingerprint:
+        return state
+    log.warning("discarding %s: saved by a job with params fingerprint %r, this job's is %r; "
+                "training starts afresh", last_path, saved or "(none)", fingerprint)
+    last_path.unlink()
+    (last_path.parent / "best.pt").unlink(missing_ok=True)
+    return None
+
+
 class StopSignal:
-    """Remembers whether SIGTERM (or SIGINT) arrived; the training loop polls :attr:`requested`
-    between batches, checkpoints, and raises :class:`TrainingInterrupted`.
+    """Remembers whether a stop signal (:data:`STOP_SIGNALS`) arrived; the training loop polls
+    :attr:`requested` between batches, checkpoints, and raises :class:`TrainingInterrupted`.
 
     Use as a context manager; the previous handlers are restored on exit. Outside the main
     thread (where Python cannot install handlers) it does nothing.
     """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
         self.signals = signals
         self.requested = False
         self._previous: dict[int, Any] = {}

@@ -36,7 +36,7 @@ from pipeline.memory import peak_rss_mb
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
 from pipeline.provenance import code_version, describe_file
 from pipeline.train.baselines import baseline_metrics, stimulus_features
-from pipeline.train.checkpoint import save_checkpoint
+from pipeline.train.checkpoint import CHECKPOINT_EVERY_S, save_checkpoint
 from pipeline.train.loop import (
     TrainingParams,
     load_trainable_state,
@@ -86,11 +86,13 @@ def run_decoding_job(
     metrics_path: str | Path,
     config_hash: str = "",
     device: str = "auto",
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> dict:
     """Train, select, evaluate and write the three outputs atomically; returns the metrics.
 
-    The checkpoint directory survives failures and interruptions (a rerun resumes from it)
-    and is removed once the outputs are written.
+    The checkpoint directory survives failures and interruptions (a rerun with the same
+    ``config_hash`` resumes from it; one with another discards it) and is removed once the
+    outputs are written. ``checkpoint_every_s``: wall-clock interval of mid-epoch checkpoints.
     """
     started = time.perf_counter()
     torch_device = select_device(device)
@@ -108,7 +110,8 @@ def run_decoding_job(
     embedding = getattr(model, "embedding", None)
     if embedding is not None:
         embedding.fit(splits.train.inputs.numpy(), job.seed)
-    result = train_decoder(model, spec.kind, splits, training, job.seed, checkpoint_dir, torch_device)
+    result = train_decoder(model, spec.kind, splits, training, job.seed, checkpoint_dir, torch_device,
+                           fingerprint=config_hash, checkpoint_every_s=checkpoint_every_s)
 
     to_rad = splits.tail_normaliser.inverse
     predicted = to_rad(predict(model, splits.test, training.eval_batch_size, torch_device))

@@ -5,8 +5,10 @@ trained on mean-squared error over every step and tail segment of the training w
 evaluated on the validation windows after each epoch; the weights with the lowest
 validation loss are kept. The reservoir computer is fitted in closed form instead.
 
-Resumption: ``last.pt`` is written after every epoch and, on SIGTERM/SIGINT (SLURM
-preemption or time limit), after the current batch; a rerun continues from there. The batch
+Resumption: ``last.pt`` is written after every epoch, every ``checkpoint_every_s`` seconds
+and, on a stop signal (SLURM's early warning SIGUSR1, its SIGTERM at preemption or time
+limit, SIGINT), after the current batch; a rerun with the same params fingerprint continues
+from there (one of other params is discarded: ``pipeline.train.checkpoint``). The batch
 order of an epoch depends only on (seed, epoch), and the RNG states are checkpointed, so an
 interrupted-and-resumed run produces the same weights as an uninterrupted one (CPU).
 Checkpoints hold only the *trainable* tensors (plus buffers) of the model: for a LoRA-wrapped
@@ -30,11 +32,13 @@ from tqdm import tqdm
 from pipeline.data.windows import DecodingSplits, WindowSet
 from pipeline.params import Params
 from pipeline.train.checkpoint import (
+    CHECKPOINT_EVERY_S,
     StopSignal,
     TrainingInterrupted,
     checkpoint_paths,
     epoch_batch_order,
     load_checkpoint,
+    resumable_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -139,13 +143,17 @@ def train_decoder(
     checkpoint_dir: str | Path,
     device: torch.device,
     on_batch_end: Callable[[int, int], None] | None = None,
+    fingerprint: str = "",
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> TrainingResult:
     """Fit ``model`` on ``splits.train``, select on ``splits.val``, leave the best weights
     loaded. ``kind`` is the catalog kind (``reservoir``, ``lstm``, ``transformer``).
 
-    ``checkpoint_dir`` holds ``last.pt`` (resume state) and ``best.pt`` (best weights).
+    ``checkpoint_dir`` holds ``last.pt`` (resume state) and ``best.pt`` (best weights);
+    ``last.pt`` is resumed only if it carries ``fingerprint`` (the hash of the job's params)
+    and is rewritten after every epoch and every ``checkpoint_every_s`` seconds of training.
     ``on_batch_end(epoch, batch)`` is called after each optimiser step (progress hooks).
-    Raises :class:`TrainingInterrupted` after checkpointing if SIGTERM/SIGINT arrives.
+    Raises :class:`TrainingInterrupted` after checkpointing if a stop signal arrives.
     """
     last_path, best_path = checkpoint_paths(checkpoint_dir)
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
@@ -167,8 +175,8 @@ def train_decoder(
     optimizer = _optimizer(model, params, kind)
     n_batches = -(-len(splits.train) // params.batch_size)
     epoch, next_batch, running_loss = 0, 0, 0.0
-    if last_path.exists():
-        state = load_checkpoint(last_path)
+    state = resumable_state(last_path, fingerprint)
+    if state is not None:
         load_trainable_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
@@ -182,10 +190,12 @@ def train_decoder(
         save_checkpoint(
             last_path, model=trainable_state(model), optimizer=optimizer.state_dict(), rng=rng_state(),
             epoch=epoch_, next_batch=next_batch_, running_loss=running_loss_, history=result.history,
-            best_epoch=result.best_epoch, best_val_loss=result.best_val_loss,
+            best_epoch=result.best_epoch, best_val_loss=result.best_val_loss, fingerprint=fingerprint,
         )
+        last_saved[0] = time.monotonic()
 
     windows_trained, seconds_trained = 0, 0.0
+    last_saved = [time.monotonic()]  # when last.pt was last written (monotonic s)
     with StopSignal() as stop:
         while epoch < params.epochs:
             model.train()
@@ -215,6 +225,8 @@ def train_decoder(
                         f"stopped by signal at epoch {epoch + 1}, batch {batch_number + 1}/{n_batches}; "
                         f"state saved to {last_path}"
                     )
+                if time.monotonic() - last_saved[0] >= checkpoint_every_s and batch_number + 1 < n_batches:
+                    checkpoint_last(epoch, batch_number + 1, running_loss)
             seconds = time.perf_counter() - epoch_started
             seconds_trained += seconds
             val_loss = mean_squared_error(model, splits.val, params.eval_batch_size, device)
