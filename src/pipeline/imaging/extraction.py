@@ -466,6 +466,7 @@ class Suite2pPlane:
     frame_rate_hz: float | None  # ops "fs" (Hz); Suite2P's default 10 if the lab never set it
     neucoeff: float  # neuropil coefficient recorded in ops (0.7 if absent)
     ops: dict = field(repr=False)  # subset of ops: fs, tau, neucoeff, nframes, Ly, Lx, diameter, meanImg, ...
+    neucoeff_in_ops: bool = False  # whether ops records the coefficient (else ``neucoeff`` is the 0.7 default)
 
     @property
     def n_rois(self) -> int:
@@ -591,7 +592,10 @@ def read_suite2p_plane(folder) -> Suite2pPlane:
 
     neucoeff = ops.get("neucoeff")
     if neucoeff is None:
-        neucoeff = (ops.get("extraction") or {}).get("neuropil_coefficient", 0.7)
+        neucoeff = (ops.get("extraction") or {}).get("neuropil_coefficient")
+    neucoeff_in_ops = neucoeff is not None
+    if neucoeff is None:
+        neucoeff = 0.7
     fs = ops.get("fs")
     subset = {k: ops[k] for k in _OPS_SUBSET if k in ops}
     subset["neucoeff"] = float(neucoeff)
@@ -603,4 +607,5 @@ def read_suite2p_plane(folder) -> Suite2pPlane:
         footprint_pixel_index=np.concatenate(pix_parts) if pix_parts else np.zeros(0, np.int64),
         footprint_weight=np.concatenate(w_parts) if w_parts else np.zeros(0, np.float64),
         Ly=ly, Lx=lx, frame_rate_hz=float(fs) if fs is not None else None, neucoeff=float(neucoeff), ops=subset,
+        neucoeff_in_ops=neucoeff_in_ops,
     )
