@@ -1,7 +1,7 @@
 """dF/F with the detector offset removed and a smoothed baseline (pipeline.imaging.dff),
 scored on the realistic synthetic preset (dense nuclei, z-drift, bleaching) for a positive
 and a negative (int16) detector offset. Traces are taken with the true footprints from a
-still movie, so that only the dF/F step is tested."""
+still movie (tests/oracle_traces.py), so that only the dF/F step is tested."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import tifffile
-from scipy import sparse
+from oracle_traces import oracle_traces
 
 from pipeline.imaging.dff import dark_level, delta_f_over_f
 from pipeline.io.errors import InputDataError
@@ -24,32 +23,19 @@ BASELINE = dict(frame_rate_hz=FS, baseline_window_s=60.0, baseline_percentile=8.
 
 
 def _traces(root: Path, offset: float):
-    """F (footprint-weighted mean), Fneu (5-12 px ring outside every nucleus), mean image,
-    true dF/F and the neurons in focus and active, of a realistic still fish."""
+    """Oracle F, Fneu, mean image, true dF/F and the neurons in focus and active, of a
+    realistic still fish with detector offset ``offset``."""
     params = ZebrafishSynthParams.from_mapping({
         "preset": "realistic", "n_volumes": 200, "static_duration_s": 3.0, "moving_duration_s": 5.0,
         "adu_offset": offset, "stack_dtype": "int16" if offset < 0 else "uint16", **STILL})
     generate_fish(root / "raw", root / "truth.h5", params, volume_rate_hz=FS, n_planes=1, pixel_size_um=1.2,
                   plane_spacing_um=7.0, tail_rate_hz=200.0, seed=21, progress=False)
-    movie = tifffile.imread(root / "raw" / "plane0.tif").astype(np.float64)
-    t, ly, lx = movie.shape
     with h5py.File(root / "truth.h5", "r") as f:
-        ptr, pix = f["neurons/footprint_indptr"][()], f["neurons/footprint_pixel_index"][()]
-        w, cen = f["neurons/footprint_weight"][()], f["neurons/centroid_px"][()]
         true = f["calcium/dff"][()]
         focus = axial_weight(f["neurons/z_offset_um"][()] - f["motion/z_drift_um"][0].mean(), params.axial_fwhm_um)
-    n = len(ptr) - 1
-    fp = sparse.csr_matrix((w, (np.repeat(np.arange(n), np.diff(ptr)), pix)), shape=(n, ly * lx))
-    fp = sparse.diags(1.0 / np.asarray(fp.sum(axis=1)).ravel()) @ fp
-    pixels = movie.reshape(t, -1).T
-    F = fp @ pixels
-    in_nucleus = np.zeros(ly * lx, bool)
-    in_nucleus[pix[w > 0.02]] = True
-    yy, xx = np.mgrid[0:ly, 0:lx]
-    Fneu = np.stack([pixels[(d > 5) & (d < 12) & ~in_nucleus].mean(axis=0)
-                     for d in (np.hypot(yy - c[0], xx - c[1]).ravel() for c in cen)])
+    F, Fneu, mean_image = oracle_traces(root / "raw", root / "truth.h5", 0)
     scored = (focus >= 0.5) & (true.std(axis=1) >= 0.1)
-    return F, Fneu, movie.mean(axis=0), true, scored
+    return F, Fneu, mean_image, true, scored
 
 
 @pytest.fixture(scope="module", params=[250.0, -250.0], ids=["positive_offset", "negative_offset"])
