@@ -8,10 +8,12 @@ import json
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.imaging.badframes import REASONS, detect_bad_frames
 from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+from pipeline.imaging.quality_report import DRIFT_COLUMNS, read_plane_quality, write_quality_report
 from pipeline.synth.zebrafish import ZebrafishSynthParams, displacement_field, generate_fish
 
 # frequent bouts (as in config/config.yaml) so that 200 volumes hold ~35 sheared frames
@@ -34,6 +36,7 @@ def registered(tmp_path_factory):
     with h5py.File(root / "reg.h5", "r") as f:
         out = {name: f[name][()] for name in f if name != "registered"}
         out["reason_attrs"] = json.loads(f["bad_frame_reason"].attrs["reasons_json"])
+    out["root"] = root
     return truth, out
 
 
@@ -90,3 +93,28 @@ def test_detect_bad_frames_each_reason():
     assert reason[5] == 1 and reason[10] == 2 and reason[20] == 4
     assert np.count_nonzero(reason) == 3
     assert shear[20] == pytest.approx(0.8 * 127 / 64)
+
+
+def test_quality_page_and_z_drift_diagnostic(registered, tmp_path):
+    _, out = registered
+    root = out["root"]
+    times = pd.read_csv(root / "raw" / "frame_times.csv").sort_values("volume")["t"].to_numpy()[None, :]
+    neural = tmp_path / "neural.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(neural, "w") as f:  # the datasets of a neural file the page reads
+        f["neurons/centroid_px"] = rng.uniform(0, 128, (12, 2))
+        f["neurons/plane"] = np.zeros(12, int)
+        f.create_dataset("neurons/region", data=np.array(["Pt", "Hb", "other"] * 4, dtype=object),
+                         dtype=h5py.string_dtype())
+        f["neurons/dff"] = rng.standard_normal((12, times.shape[1])).astype(np.float32)
+    png, table = tmp_path / "qc.png", tmp_path / "zdrift.tsv"
+    write_quality_report("fishR", [root / "reg.h5"], times, neural, png, table)
+    assert png.stat().st_size > 10_000
+    drift = pd.read_csv(table, sep="\t")
+    assert list(drift.columns) == DRIFT_COLUMNS and len(drift) == 1
+    assert drift.n_bad_frames[0] == out["bad_frame"].sum()
+    assert drift.bidi_phase_mean_px[0] == pytest.approx(out["bidi_phase_px"].mean())
+    # 4 um of z-drift over the session: the template is the middle's image, the ends fit it worse
+    assert drift.corr_drop[0] > 0
+    q = read_plane_quality(root / "reg.h5", times[0])
+    assert q.valid_region is not None and q.bad_frame.dtype == bool
