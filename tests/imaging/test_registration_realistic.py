@@ -20,7 +20,9 @@ from pipeline.synth.zebrafish import ZebrafishSynthParams, displacement_field, g
 FISH = dict(preset="realistic", n_volumes=200, static_duration_s=3.0, moving_duration_s=5.0,
             n_drivers_per_side=8, driver_latent_mean=0.5, bout_rate_gain_hz=3.0)
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
-PARAMS = dict(patch_size_px=64, patch_overlap_px=32, template_frames=100, batch_frames=64, device="cpu")
+# a rolling template (the fixed one is covered by tests/imaging/test_normcorre.py)
+PARAMS = dict(patch_size_px=64, patch_overlap_px=32, template_frames=100, batch_frames=20, device="cpu",
+              template_update="rolling", template_update_frames=50)
 LARGE_SHEAR_PX = 1.0  # truth intra-frame shear that registration cannot undo with patch shifts
 
 
@@ -35,6 +37,7 @@ def registered(tmp_path_factory):
     truth["field"] = np.stack([displacement_field(root / "truth.h5", 0, v) for v in range(FISH["n_volumes"])])
     with h5py.File(root / "reg.h5", "r") as f:
         out = {name: f[name][()] for name in f if name != "registered"}
+        out["last_frames"] = f["registered"][-20:]
         out["reason_attrs"] = json.loads(f["bad_frame_reason"].attrs["reasons_json"])
     out["root"] = root
     return truth, out
@@ -118,3 +121,18 @@ def test_quality_page_and_z_drift_diagnostic(registered, tmp_path):
     assert drift.corr_drop[0] > 0
     q = read_plane_quality(root / "reg.h5", times[0])
     assert q.valid_region is not None and q.bad_frame.dtype == bool
+
+
+def test_rolling_template_follows_the_z_drift(registered):
+    _, out = registered
+    margin = 16
+    inner = (slice(None), slice(margin, -margin), slice(margin, -margin))
+
+    def corr(frames, template):
+        a = frames[inner].reshape(len(frames), -1)
+        b = template[inner[1:]].ravel()
+        a = a - a.mean(axis=1, keepdims=True)
+        return (a @ (b - b.mean())) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b - b.mean()))
+
+    # 4 um of z-drift: the last frames resemble the template that followed them more than the first one
+    assert corr(out["last_frames"], out["template_final"]).mean() > corr(out["last_frames"], out["template"]).mean()

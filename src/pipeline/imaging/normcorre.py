@@ -38,6 +38,10 @@ Template: the mean of ``template_frames`` frames spread evenly over the movie, r
 ``template_iterations`` times by registering those frames to it (rigid in the first iteration,
 piecewise rigid afterwards when ``nonrigid``) and averaging the registered frames; then the whole
 movie is registered to this final template in one streaming pass of ``batch_frames`` frames.
+With ``template_update: rolling`` the template follows slow change (z-drift, bleaching of
+structure): after each batch it moves towards the mean of the batch's registered frames,
+exponentially with a time constant of ``template_update_frames`` frames (frames far below the
+batch's correlation to the template are left out); correlations are to the current template.
 
 Sign convention (same as :mod:`pipeline.synth.zebrafish`): a shift d = (dy, dx) in px is the
 estimated displacement of the content relative to the template, i.e. content observed at (y, x)
@@ -96,6 +100,8 @@ class NormcorreParams(Params):
     taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
     template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
     template_iterations: int = 2  # register-and-average refinements of the template (count)
+    template_update: str = "fixed"  # "fixed": one template for the movie; "rolling": follow slow change (z-drift)
+    template_update_frames: int = 500  # rolling: time constant of the exponential template update (frames)
     batch_frames: int = 100  # frames per chunk read/written (count); computed in sub-batches of <= 24 MB tensors
     interpolation: str = "bicubic"  # resampling of the registered movie: "bicubic" or "bilinear"
     output_dtype: str = "float32"  # dtype of the registered movie: "float32" or "uint16" (rounded, clipped)
@@ -123,6 +129,10 @@ class NormcorreParams(Params):
                 raise ValueError(f"NormcorreParams.{name} must be >= 0, got {getattr(self, name)}")
         if self.patch_overlap_px >= self.patch_size_px:
             raise ValueError("NormcorreParams.patch_overlap_px must be < patch_size_px")
+        if self.template_update not in ("fixed", "rolling"):
+            raise ValueError(f"NormcorreParams.template_update must be fixed or rolling, got {self.template_update!r}")
+        if self.template_update_frames < 1:
+            raise ValueError("NormcorreParams.template_update_frames must be >= 1")
         if self.interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"NormcorreParams.interpolation must be bicubic or bilinear, got {self.interpolation!r}")
         if self.output_dtype not in ("float32", "uint16"):
@@ -565,6 +575,19 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device,
     return template.cpu().numpy(), phase, centres, estimates
 
 
+def _rolled_template(template: torch.Tensor, registered: torch.Tensor, corr_after: np.ndarray,
+                     tau_frames: int) -> torch.Tensor:
+    """Exponential template update by one batch: ``w T + (1 - w) mean(good registered frames)``
+    with ``w = (1 - 1/tau_frames) ** n_good``; frames whose correlation to T is more than 3
+    robust sds below the batch median (sheared, out of focus) are left out."""
+    med = np.median(corr_after)
+    mad = 1.4826 * np.median(np.abs(corr_after - med))
+    good = np.flatnonzero(corr_after >= med - 3.0 * mad)
+    w = (1.0 - 1.0 / tau_frames) ** len(good)
+    idx = torch.as_tensor(good, device=registered.device)
+    return (w * template + (1.0 - w) * registered[idx].mean(0)).to(torch.float32)
+
+
 def _write_frame_quality(f: h5py.File, reg: "_Registrar", patch: np.ndarray, reason: np.ndarray, shear: np.ndarray,
                          bidi: np.ndarray, bidi_centres: np.ndarray, bidi_estimates: np.ndarray,
                          device: torch.device) -> None:
@@ -690,7 +713,11 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     sum_raw += x.sum(0, dtype=torch.float64)
                     sum_reg += y.sum(0, dtype=torch.float64)
                     d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()
-                    d_ca[a:b] = _corr(y, tmpl_t, margin).cpu().numpy()
+                    d_ca[a:b] = corr_after = _corr(y, tmpl_t, margin).cpu().numpy()
+                    if p.template_update == "rolling":
+                        reg = _Registrar(_rolled_template(tmpl_t, y, corr_after, p.template_update_frames)
+                                         .cpu().numpy(), p, device)
+                        tmpl_t = reg.template
                     d_rig[a:b] = rigid.cpu().numpy()
                     d_pat[a:b] = patch.cpu().numpy()
                     y = y.cpu().numpy()
@@ -699,7 +726,10 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     d_reg[a:b] = y
                 mean_raw = (sum_raw / n).to(torch.float32).cpu().numpy()
                 mean_reg = (sum_reg / n).to(torch.float32).cpu().numpy()
-                write_dataset(f, "template", template.astype(np.float32), "ADU", "template the frames were registered to")
+                write_dataset(f, "template", template.astype(np.float32), "ADU",
+                              "template the frames were registered to (the first one with template_update rolling)")
+                if p.template_update == "rolling":
+                    write_dataset(f, "template_final", tmpl_t.cpu().numpy(), "ADU", "rolling template after the last batch")
                 write_dataset(f, "mean_raw", mean_raw, "ADU", "mean of the raw frames")
                 write_dataset(f, "mean_registered", mean_reg, "ADU", "mean of the registered frames")
                 y0, x0 = reg.y0, reg.x0
