@@ -284,6 +284,20 @@ def neural_file_inputs(wildcards):
     return inputs
 
 
+def registered_planes(wildcards):
+    """The registered-plane files of a fish the pipeline registers (raw stacks: tiff,
+    scanimage, raw NWB)."""
+    row = fish_row(wildcards.fish)
+    return [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/registered.h5" for p in range(int(row["n_planes"]))]
+
+
+def imaging_quality_targets():
+    """One quality page per fish the pipeline registers (raw stacks: tiff, scanimage, raw NWB)."""
+    fish = [f for f in FISH.index
+            if fish_row(f)["input_type"] in ("tiff", "scanimage") or nwb_raw(fish_row(f))]
+    return expand(f"{RESULTS}/qc/{{fish}}/imaging_quality.png", fish=fish)
+
+
 # ---- NLP4Neuro training jobs ----------------------------------------------------------
 
 DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}"
@@ -422,4 +436,5 @@ def all_targets():
         + neds_targets()  # rules/neds.smk: NEDS tables and figure
         + evaluation_targets()  # rules/evaluate.smk: NLP4Neuro tables 1-3, figures 2a-c, 3
         + salience_targets()  # rules/salience.smk: salience table and figures 4-6 per model
+        + imaging_quality_targets()  # rules/imaging.smk: quality page per registered fish
     )

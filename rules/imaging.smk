@@ -157,3 +157,25 @@ rule nwb_export:
         CONDA_ENV
     script:
         "../workflow/scripts/nwb_export.py"
+rule imaging_quality:
+    """Per-fish quality page (mean image, shifts and bad frames, bidirectional phase, z-drift
+    diagnostic, ROI map by region, dF/F examples) and per-plane z-drift table."""
+    input:
+        registered=registered_planes,
+        neural=f"{RESULTS}/neural/{{fish}}.h5",  # also holds the per-plane frame times
+    output:
+        page=report(f"{RESULTS}/qc/{{fish}}/imaging_quality.png", caption="../report/imaging_quality.rst",
+                    category="Imaging quality"),
+        drift=report(f"{RESULTS}/qc/{{fish}}/z_drift.tsv", caption="../report/imaging_quality.rst",
+                     category="Imaging quality"),
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        f"{LOGS}/imaging_quality/{{fish}}.log",
+    benchmark:
+        f"{BENCHMARKS}/imaging_quality/{{fish}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/imaging_quality.py"

@@ -152,7 +152,7 @@ def test_schema_lists_exactly_the_generator_fields():
     from pipeline.synth.zebrafish import ZebrafishSynthParams
 
     schema = load(SCHEMA / "config.schema.yaml")["$defs"]
-    json_type = {"int": "integer", "float": "number", "bool": "boolean"}
+    json_type = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
     for name, params_class in [("zebrafish_synth", ZebrafishSynthParams), ("ibl_synth", IblSynthParams)]:
         properties = schema[name]["properties"]
         assert list(properties) == [f.name for f in fields(params_class)], name

@@ -177,7 +177,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
         "synth_zebrafish": 1, "synth_zebrafish_plane": 2, "inventory_fish": 1, "align_behavior": 1,
-        "motion_correct": 2, "extract_plane": 2, "neural_file": 1, "all": 1,
+        "motion_correct": 2, "extract_plane": 2, "neural_file": 1, "imaging_quality": 1, "all": 1,
         "train_decoder": 3, "evaluate_model_comparison": 1, "salience": 1, "salience_summary": 1,
     }
 

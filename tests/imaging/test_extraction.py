@@ -116,7 +116,8 @@ def test_plane_folder_contents(extracted, fish):
     assert np.load(extracted / "Fneu.npy").shape == F.shape == np.load(extracted / "spks.npy").shape
     iscell = np.load(extracted / "iscell.npy")
     assert iscell.shape == (n_rois, 2)
-    np.testing.assert_array_equal(iscell[:, 0], (iscell[:, 1] > 0.5).astype(float))
+    np.testing.assert_array_equal(iscell[:, 0], 1.0)  # classifier "none" (default): every ROI is a cell
+    assert np.all((iscell[:, 1] >= 0) & (iscell[:, 1] <= 1))  # the built-in classifier's probability is recorded
     stat = np.load(extracted / "stat.npy", allow_pickle=True)
     assert len(stat) == n_rois and {"ypix", "xpix", "lam", "med", "npix"} <= set(stat[0])
     ops = np.load(extracted / "ops.npy", allow_pickle=True).item()
@@ -160,6 +161,40 @@ def test_hdf5_float_movie_gives_the_same_result(fish, extracted, tmp_path):
     np.testing.assert_array_equal(a.F, b.F)
     np.testing.assert_array_equal(a.iscell, b.iscell)
     assert np.load(out / "ops.npy", allow_pickle=True).item()["movie_dataset"] == "registered"
+
+
+def test_bad_frames_and_valid_region_reach_suite2p(fish, tmp_path):
+    """A registered file from pipeline.imaging.normcorre carries bad_frame and valid_region:
+    Suite2P's detection skips the bad frames and searches only the valid window."""
+    tif, _ = fish
+    h5 = tmp_path / "registered.h5"
+    bad = np.zeros(SYNTH["n_volumes"], bool)
+    bad[10:20] = True
+    valid = np.zeros((128, 128), bool)
+    valid[12:120, 8:116] = True
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("registered", data=tifffile.imread(tif).astype(np.float32))
+        f.create_dataset("bad_frame", data=bad)
+        f.create_dataset("valid_region", data=valid)
+    out = tmp_path / "suite2p" / "plane0"
+    _extract(h5, out)
+    ops = np.load(out / "ops.npy", allow_pickle=True).item()
+    np.testing.assert_array_equal(ops["badframes"], bad)
+    assert list(ops["yrange"]) == [12, 120] and list(ops["xrange"]) == [8, 116]
+    plane = read_suite2p_plane(out)
+    y, x = plane.centroid_px.T
+    assert plane.n_rois > 0 and np.all((y >= 12) & (y < 120) & (x >= 8) & (x < 116))
+
+
+def test_registration_quality_of_the_wrong_shape_is_named(tmp_path):
+    h5 = tmp_path / "registered.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("registered", data=np.zeros((60, 32, 32), np.float32))
+        f.create_dataset("bad_frame", data=np.zeros(59, bool))
+    with ex._Movie(h5, "registered") as movie:
+        with pytest.raises(InputDataError, match="bad_frame has shape") as e:
+            ex._registration_quality(movie, 60, 32, 32)
+    assert e.value.path == str(h5)
 
 
 # ---------------------------------------------------------------- bad input: movie
@@ -242,7 +277,8 @@ def test_params_from_mapping_and_validation():
     with pytest.raises(ValueError, match="neucoef"):
         ExtractionParams.from_mapping({"neucoef": 0.7})
     for bad in ({"tau_s": 0}, {"iscell_threshold": 1.5}, {"detection_algorithm": "magic"}, {"device": "gpu"},
-                {"spatial_scale": 7}, {"cell_diameter_um": float("nan")}, {"min_cells": True}):
+                {"spatial_scale": 7}, {"cell_diameter_um": float("nan")}, {"min_cells": True},
+                {"classifier": "magic"}, {"classifier": "file"}, {"classifier_path": "my_classifier.npy"}):
         with pytest.raises(ValueError):
             ExtractionParams(**bad)
     with pytest.raises(ValueError, match="frame_rate_hz"):

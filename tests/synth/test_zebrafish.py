@@ -446,3 +446,87 @@ def test_region_mask_agrees_with_the_neuron_labels(fish):
         centroids = f["neurons/centroid_px"][()]
         regions = f["neurons/region"].asstr()[()]
     assert (region_at(labels, names, plane, centroids) == regions).mean() > 0.95  # centroids near borders may round across
+
+
+# ---------------------------------------------------------------- realistic preset
+
+REALISTIC = dict(n_volumes=60, static_duration_s=3.0, moving_duration_s=5.0, preset="realistic")
+META_REAL = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
+
+
+def _make_realistic(root: Path, **overrides):
+    params = ZebrafishSynthParams.from_mapping({**REALISTIC, **overrides})
+    out, truth = root / "raw", root / "truth.h5"
+    generate_fish(out, truth, params, seed=5, progress=False, **META_REAL)
+    return out, truth, params
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory):
+    return _make_realistic(tmp_path_factory.mktemp("zf_realistic"))
+
+
+def test_preset_fills_unset_fields_and_explicit_values_win():
+    p = ZebrafishSynthParams.from_mapping({"preset": "realistic", "bout_jump_px": 1.5})
+    assert p.bout_jump_px == 1.5 and p.bidi_phase_px == zf.REALISTIC_PRESET["bidi_phase_px"]
+    assert ZebrafishSynthParams.from_mapping(p.to_dict()) == p  # the resolved dict round-trips
+    ideal = ZebrafishSynthParams.from_mapping({})
+    assert ideal == ZebrafishSynthParams() and ideal.bidi_phase_px == 0 and ideal.axial_fwhm_um == 0
+    with pytest.raises(ValueError, match="preset"):
+        ZebrafishSynthParams.from_mapping({"preset": "noisy"})
+    with pytest.raises(ValueError, match="int16"):
+        ZebrafishSynthParams(adu_offset=-50.0)
+    assert set(zf.REALISTIC_PRESET) <= {f.name for f in zf.fields(ZebrafishSynthParams)}
+
+
+def test_realistic_truth_records_every_artefact(realistic):
+    out, truth, p = realistic
+    with h5py.File(truth, "r") as f:
+        n, m = f["neurons"], f["motion"]
+        plane, same, pos = n["plane"][()], n["same_cell"][()], n["position_um"][()]
+        zoff = n["z_offset_um"][()]
+        events = n["footprint_indptr"][()]
+        shear, line = m["intra_frame_shear_px"][()], m["line_shift_px"][()]
+        bidi, zdrift = m["bidi_phase_px"][()], m["z_drift_um"][()]
+        rigid = m["rigid_shift_px"][()]
+        t = f["timing/frame_times"][()]
+        onset, dur = f["tail/bout_onset_s"][()], f["tail/bout_duration_s"][()]
+        dropped, log_t = f["tail/dropped_frame"][()], f["tail/log_t"][()]
+        ev_ptr = f["calcium/event_indptr"][()]
+        ev_t = f["calcium/event_times_s"][()]
+    assert len(events) == len(plane) + 1
+    # dense labelling, and cells seen in two adjacent planes: same xy and depth, same events
+    assert np.bincount(plane).min() >= p.neurons_per_plane
+    pairs = np.flatnonzero(same > np.arange(len(same)))
+    assert len(pairs) >= 0.1 * p.neurons_per_plane
+    a, b = pairs, same[pairs]
+    assert np.all(np.abs(plane[a] - plane[b]) == 1)
+    np.testing.assert_allclose(pos[a], pos[b])
+    for i, j in zip(a[:10], b[:10]):
+        np.testing.assert_allclose(ev_t[ev_ptr[i]:ev_ptr[i + 1]], ev_t[ev_ptr[j]:ev_ptr[j + 1]])
+    # each appearance is within the axial reach, including a pair's far plane
+    assert np.all(zf.axial_weight(zoff, p.axial_fwhm_um) >= p.cross_plane_min_weight * 0.999)
+    # intra-frame shear only around bouts; the per-line shift is zero-mean over rows
+    assert np.abs(line.mean(axis=2)).max() < 1e-4
+    in_bout = np.zeros(t.shape, bool)
+    for o, d in zip(onset, dur):
+        in_bout |= (t > o - 0.01) & (t < o + d + 0.01)
+    assert shear[in_bout].max() > 1.0 and shear[~in_bout].max() < 0.1  # only the slow jump return outside
+    # bout jumps of several px; slowly varying sub-pixel bidi phase; z drift over the session
+    assert np.abs(rigid).max() > 2.0
+    assert np.all(np.abs(bidi - p.bidi_phase_px) < 0.5) and bidi.std() > 0
+    assert np.all(zdrift[:, -1] - zdrift[:, 0] > 0.5 * p.z_drift_um)
+    # tracking dropouts: the dropped camera frames are missing from the tail log
+    tail = pd.read_csv(out / "tail_log.csv")
+    assert len(dropped) > 0 and not np.isin(dropped, tail.frame).any()
+    assert len(log_t) == len(tail)
+
+
+def test_realistic_detector_offset_of_either_sign(realistic, tmp_path):
+    _, truth, p = realistic
+    neg_out, _, _ = _make_realistic(tmp_path, adu_offset=-250.0, stack_dtype="int16", n_volumes=12)
+    pos = tifffile.imread(realistic[0] / "plane0.tif")
+    neg = tifffile.imread(neg_out / "plane0.tif")
+    assert pos.dtype == np.uint16 and neg.dtype == np.int16
+    # dark level = offset: the darkest pixels sit at the offset (zero photons + read noise)
+    assert abs(np.percentile(pos, 0.5) - 250) < 15 and abs(np.percentile(neg, 0.5) + 250) < 15

@@ -4,9 +4,10 @@ Each plane folder (ours, from :func:`pipeline.imaging.extraction.extract_plane`,
 lab's existing ``suite2p/planeN``) contributes its ROIs classified as cells. Per neuron:
 
 - ``F``, ``Fneu``, ``spks`` as Suite2P wrote them (neurons, volumes);
-- ``dff`` = (Fc - F0) / max(F0, 0.05 * median(F)) with Fc = F - neucoeff * Fneu and F0 a
-  running ``baseline_percentile`` percentile of Fc over ``baseline_window_s`` (a slow
-  baseline that follows bleaching; the floor keeps neurons with Fc near 0 finite);
+- ``dff`` with the detector offset removed and a smoothed running-percentile baseline
+  (:mod:`pipeline.imaging.dff`); the neuropil coefficient is the plane folder's own (its
+  ``ops``) when recorded (``neucoeff_source: ops``), else ``neucoeff``; per plane the
+  dark level, coefficient and formula are recorded (``/planes/*``, attr ``dff_method``);
 - classifier probability, plane, centroid (px), position (x, y, z) in um, and the region
   from the fish's region mask (``unassigned`` without one).
 
@@ -24,9 +25,9 @@ from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
-from scipy import ndimage
 
 from pipeline.behavior.clock import imaging_frame_times
+from pipeline.imaging import dff as dff_mod
 from pipeline.imaging.extraction import read_suite2p_plane
 from pipeline.io.dataverse import read_dataverse_plane
 from pipeline.io.nwb import read_nwb_plane
@@ -44,24 +45,56 @@ log = logging.getLogger(__name__)
 class NeuralFileConfig(Params):
     """How per-plane traces become the neural file (config key ``neural_file``)."""
 
-    neucoeff: float = 0.7  # neuropil coefficient r in Fc = F - r * Fneu
+    neucoeff: float = 0.7  # neuropil coefficient r in Fc = (F - d) - r (Fneu - d) when not taken from ops (1)
+    neucoeff_source: str = "ops"  # "ops": the plane folder's recorded coefficient when present; "config": always neucoeff
+    offset_method: str = "movie"  # detector dark level d: "movie" (percentile of the mean image), "config", "none"
+    offset_adu: float = 0.0  # dark level for offset_method config (raw movie units, ADU)
+    offset_percentile: float = 0.5  # percentile of the plane's mean image taken as the dark level (%)
     baseline_window_s: float = 60.0  # running-percentile window of the dF/F baseline (s)
-    baseline_percentile: float = 8.0  # percentile of Fc taken as the baseline F0
+    baseline_percentile: float = 8.0  # percentile of the low-passed Fc taken as the baseline F0 (%)
+    baseline_smoothing_s: float = 3.0  # sd of the Gaussian low-pass before the percentile (s); 0 = none
     cells_only: bool = True  # keep only ROIs Suite2P's classifier calls cells
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if not (self.baseline_window_s > 0 and 0 <= self.baseline_percentile <= 100 and self.neucoeff >= 0):
             raise ValueError("need baseline_window_s > 0, 0 <= baseline_percentile <= 100, neucoeff >= 0")
+        if not (0 <= self.offset_percentile <= 100 and self.baseline_smoothing_s >= 0):
+            raise ValueError("need 0 <= offset_percentile <= 100 and baseline_smoothing_s >= 0")
+        if self.offset_method not in dff_mod.OFFSET_METHODS:
+            raise ValueError(f"offset_method must be one of {dff_mod.OFFSET_METHODS}, got {self.offset_method!r}")
+        if self.neucoeff_source not in dff_mod.NEUCOEFF_SOURCES:
+            raise ValueError(f"neucoeff_source must be one of {dff_mod.NEUCOEFF_SOURCES}, got {self.neucoeff_source!r}")
 
 
-def delta_f_over_f(F: np.ndarray, Fneu: np.ndarray, config: NeuralFileConfig, frame_rate_hz: float) -> np.ndarray:
-    """dF/F (rois, frames) float32 as described in the module docstring."""
-    corrected = F.astype(np.float64) - config.neucoeff * Fneu
-    window = max(3, int(round(config.baseline_window_s * frame_rate_hz)) | 1)
-    baseline = ndimage.percentile_filter(corrected, config.baseline_percentile, size=(1, window), mode="nearest")
-    floor = 0.05 * np.median(F, axis=1, keepdims=True)
-    return ((corrected - baseline) / np.maximum(baseline, np.maximum(floor, 1e-6))).astype(np.float32)
+def plane_dff(s2p, keep: np.ndarray, config: NeuralFileConfig, frame_rate_hz: float,
+              source: str | Path) -> tuple[np.ndarray, float, float]:
+    """dF/F (kept rois, frames) of one plane (:mod:`pipeline.imaging.dff`) and the neuropil
+    coefficient and dark level (trace units) it used. ``s2p``: a Suite2P plane (with ops), or
+    traces extracted elsewhere (NLP4Neuro Dataverse ``F.npy``, NWB ROI responses: no ops, no
+    movie). For those, a plane without neuropil traces (all zero) gets no neuropil correction
+    (r = 0), and ``offset_method: movie`` cannot estimate a dark level: 0 is used, with a
+    warning naming ``source`` (give ``offset_method: config`` to subtract a known offset)."""
+    ops = getattr(s2p, "ops", None)
+    if ops is None:
+        r = config.neucoeff if np.any(s2p.Fneu[keep]) else 0.0
+        if config.offset_method == "movie":
+            log.warning("%s: traces without a movie; no detector offset estimated (dark level 0). "
+                        "Set neural_file.offset_method: config with offset_adu to subtract one.", source)
+            dark = 0.0
+        else:
+            dark = dff_mod.dark_level(config.offset_method, mean_image=None, percentile=config.offset_percentile,
+                                      offset_adu=config.offset_adu, movie_scale=1.0, source=source)
+    else:
+        r = s2p.neucoeff if (config.neucoeff_source == "ops" and s2p.neucoeff_in_ops) else config.neucoeff
+        dark = dff_mod.dark_level(config.offset_method, mean_image=ops.get("meanImg"),
+                                  percentile=config.offset_percentile, offset_adu=config.offset_adu,
+                                  movie_scale=float(ops.get("movie_scale", 1.0)), source=s2p.folder / "ops.npy")
+    dff, _ = dff_mod.delta_f_over_f(s2p.F[keep], s2p.Fneu[keep], neucoeff=r, dark=dark, frame_rate_hz=frame_rate_hz,
+                                    baseline_window_s=config.baseline_window_s,
+                                    baseline_percentile=config.baseline_percentile,
+                                    baseline_smoothing_s=config.baseline_smoothing_s)
+    return dff, float(r), float(dark)
 
 
 def write_neural_file(
@@ -87,6 +120,7 @@ def write_neural_file(
     segmented_input = fish_row.get("nwb_data", "segmented") == "segmented"  # raw NWB planes went through Suite2P
     read_plane = (readers.get(fish_row.get("input_type")) if segmented_input else None) or (
         lambda folder, plane: read_suite2p_plane(folder))
+    plane_neucoeff, plane_dark, plane_method = [], [], []
     for plane, folder in enumerate(plane_folders):
         s2p = read_plane(folder, plane)
         if s2p.n_frames != frame_times.shape[1]:
@@ -98,7 +132,12 @@ def write_neural_file(
         columns["F"].append(s2p.F[keep])
         columns["Fneu"].append(s2p.Fneu[keep])
         columns["spks"].append(s2p.spks[keep])
-        columns["dff"].append(delta_f_over_f(s2p.F[keep], s2p.Fneu[keep], config, float(fish_row["volume_rate_hz"])))
+        dff, r, dark = plane_dff(s2p, keep, config, float(fish_row["volume_rate_hz"]), folder)
+        columns["dff"].append(dff)
+        plane_neucoeff.append(r)
+        plane_dark.append(dark)
+        plane_method.append(dff_mod.describe(r, dark, config.baseline_percentile, config.baseline_window_s,
+                                             config.baseline_smoothing_s))
         columns["prob"].append(s2p.iscell[keep, 1])
         columns["plane"].append(np.full(int(keep.sum()), plane))
         columns["roi"].append(np.flatnonzero(keep))
@@ -119,8 +158,9 @@ def write_neural_file(
                 "description": "per-neuron calcium traces of one fish, all planes (NLP4Neuro decoder input)",
                 "volume_rate_hz": float(fish_row["volume_rate_hz"]),
                 "n_planes": n_planes,
-                "dff_method": (f"(Fc - F0) / max(F0, 0.05 median F), Fc = F - {config.neucoeff} Fneu, F0 = running "
-                               f"{config.baseline_percentile}th percentile over {config.baseline_window_s} s"),
+                "dff_method": " | ".join(f"plane {p}: {m}" for p, m in enumerate(plane_method)),
+                "dff_offset_method": config.offset_method,
+                "dff_neucoeff_source": config.neucoeff_source,
                 "neural_file_config_json": json.dumps(asdict(config)),
                 "source_files_json": json.dumps({str(p): (source_checksums or {}).get(str(p), "") for p in sources}),
                 "plane_folders_json": json.dumps([str(p) for p in plane_folders]),
@@ -138,3 +178,7 @@ def write_neural_file(
             write_dataset(f, "neurons/position_um", position, "um", "(x, y, z): x = col * pixel, y = row * pixel, z = plane * spacing")
             write_dataset(f, "neurons/region", regions, "label", "anatomical region from the region mask")
             write_dataset(f, "time/frame_times_s", frame_times, "s", "acquisition time of each plane's frames (planes, volumes)")
+            write_dataset(f, "planes/dark_level", np.asarray(plane_dark), "trace units",
+                          f"detector dark level d subtracted from F and Fneu (offset_method {config.offset_method})")
+            write_dataset(f, "planes/neucoeff", np.asarray(plane_neucoeff), "1",
+                          f"neuropil coefficient used per plane (neucoeff_source {config.neucoeff_source})")

@@ -24,10 +24,24 @@ Algorithm (per frame, against a template T)
    ``registered(y, x) = frame(y + dy(y, x), x + dx(y, x))``. Without ``nonrigid`` the field is the
    constant rigid shift.
 
+0. **Bidirectional phase** (``bidi_correction``, before everything else). The line-phase
+   offset of a resonant scanner's odd rows is estimated sub-pixel from the mean of the
+   template sample frames of each block of ``bidi_block_frames`` (:mod:`pipeline.imaging.bidi`,
+   as suite2p's ``do_bidiphase`` / NoRMCorre's ``correct_bidir``), interpolated between blocks,
+   and every frame's odd rows are resampled before the rigid step. Estimates all below
+   ``bidi_min_phase_px`` are recorded but not applied.
+
+After registration, bad frames (sheared bout frames, shift outliers, low template
+correlation) and the valid region are derived from the shifts (:mod:`pipeline.imaging.badframes`).
+
 Template: the mean of ``template_frames`` frames spread evenly over the movie, refined
 ``template_iterations`` times by registering those frames to it (rigid in the first iteration,
 piecewise rigid afterwards when ``nonrigid``) and averaging the registered frames; then the whole
 movie is registered to this final template in one streaming pass of ``batch_frames`` frames.
+With ``template_update: rolling`` the template follows slow change (z-drift, bleaching of
+structure): after each batch it moves towards the mean of the batch's registered frames,
+exponentially with a time constant of ``template_update_frames`` frames (frames far below the
+batch's correlation to the template are left out); correlations are to the current template.
 
 Sign convention (same as :mod:`pipeline.synth.zebrafish`): a shift d = (dy, dx) in px is the
 estimated displacement of the content relative to the template, i.e. content observed at (y, x)
@@ -55,6 +69,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.imaging.badframes import REASONS, detect_bad_frames, valid_region
+from pipeline.imaging.bidi import correct_bidi_phase, estimate_bidi_phase
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
@@ -84,25 +100,41 @@ class NormcorreParams(Params):
     taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
     template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
     template_iterations: int = 2  # register-and-average refinements of the template (count)
+    template_update: str = "fixed"  # "fixed": one template for the movie; "rolling": follow slow change (z-drift)
+    template_update_frames: int = 500  # rolling: time constant of the exponential template update (frames)
     batch_frames: int = 100  # frames per chunk read/written (count); computed in sub-batches of <= 24 MB tensors
     interpolation: str = "bicubic"  # resampling of the registered movie: "bicubic" or "bilinear"
     output_dtype: str = "float32"  # dtype of the registered movie: "float32" or "uint16" (rounded, clipped)
     metrics_margin_px: int = -1  # border excluded from metrics (px); -1 = ceil(max_rigid + max_deviation), <= L/4
     device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
+    bidi_correction: bool = True  # estimate the bidirectional line phase and correct odd rows before registration
+    bidi_block_frames: int = 1000  # frames per phase estimate; the phase is interpolated between blocks (count)
+    bidi_max_shift_px: float = 3.0  # largest |phase| searched (px)
+    bidi_min_phase_px: float = 0.05  # estimates below this |phase| everywhere are recorded but not applied (px)
+    bad_frame_max_shear_px: float = 0.9  # top-to-bottom shear (from patch shifts) above which a frame is bad (px)
+    bad_frame_max_shift_jump_px: float = 10.0  # rigid-shift deviation from its running median above which a frame is bad (px)
+    bad_frame_corr_mads: float = 8.0  # template correlation this many robust sds below the median: bad (1)
+    bad_frame_window_frames: int = 11  # running-median window of the shift baselines (frames)
 
     RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
-        for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames"):
+        for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames", "bidi_block_frames",
+                     "bad_frame_window_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"NormcorreParams.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_rigid_shift_px", "max_deviation_px", "smooth_sigma_px", "patch_overlap_px",
-                     "taper_px", "template_iterations"):
+                     "taper_px", "template_iterations", "bidi_max_shift_px", "bidi_min_phase_px",
+                     "bad_frame_max_shear_px", "bad_frame_max_shift_jump_px", "bad_frame_corr_mads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"NormcorreParams.{name} must be >= 0, got {getattr(self, name)}")
         if self.patch_overlap_px >= self.patch_size_px:
             raise ValueError("NormcorreParams.patch_overlap_px must be < patch_size_px")
+        if self.template_update not in ("fixed", "rolling"):
+            raise ValueError(f"NormcorreParams.template_update must be fixed or rolling, got {self.template_update!r}")
+        if self.template_update_frames < 1:
+            raise ValueError("NormcorreParams.template_update_frames must be >= 1")
         if self.interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"NormcorreParams.interpolation must be bicubic or bilinear, got {self.interpolation!r}")
         if self.output_dtype not in ("float32", "uint16"):
@@ -497,12 +529,42 @@ def _tune_malloc() -> None:
         pass
 
 
-def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> np.ndarray:
+def bidi_phases(sample: np.ndarray, idx: np.ndarray, n_frames: int, p: NormcorreParams
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bidirectional phase per frame (n_frames,) px from the template sample (k, Ly, Lx) taken
+    at frames ``idx``: one estimate (:func:`pipeline.imaging.bidi.estimate_bidi_phase`) from the
+    mean of the sample frames in each block of ``bidi_block_frames``, linearly interpolated
+    between block centres (constant beyond). Returns (per-frame phase, block centres, block
+    estimates); the per-frame phase is all 0 when every |estimate| < ``bidi_min_phase_px``."""
+    n_blocks = max(1, math.ceil(n_frames / p.bidi_block_frames))
+    block = np.minimum(idx * n_blocks // n_frames, n_blocks - 1)
+    centres, estimates = [], []
+    for b in np.unique(block):
+        members = idx[block == b]
+        estimates.append(estimate_bidi_phase(sample[block == b].mean(0), max_shift_px=p.bidi_max_shift_px))
+        centres.append(float(members.mean()))
+    centres, estimates = np.asarray(centres), np.asarray(estimates)
+    if np.all(np.abs(estimates) < p.bidi_min_phase_px):
+        return np.zeros(n_frames), centres, estimates
+    return np.interp(np.arange(n_frames), centres, estimates), centres, estimates
+
+
+def build_template(stack: _Stack, p: NormcorreParams, device: torch.device,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Template (Ly, Lx) float32 from ``template_frames`` evenly spaced frames, refined by
-    ``template_iterations`` register-and-average passes (see module docstring)."""
+    ``template_iterations`` register-and-average passes (see module docstring); with
+    ``bidi_correction`` the sample frames are phase-corrected first (:func:`bidi_phases`).
+    Returns (template, per-frame bidi phase (T,), block centres, block estimates)."""
     k = min(p.template_frames, stack.n)
     idx = np.unique(np.round(np.linspace(0, stack.n - 1, k)).astype(int))
-    sample = torch.as_tensor(stack.read(idx), device=device)  # at most template_frames frames
+    sample_np = stack.read(idx)  # at most template_frames frames
+    if p.bidi_correction:
+        phase, centres, estimates = bidi_phases(sample_np, idx, stack.n, p)
+        if np.any(phase):
+            sample_np = correct_bidi_phase(sample_np, phase[idx])
+    else:
+        phase, centres, estimates = np.zeros(stack.n), np.zeros(0), np.zeros(0)
+    sample = torch.as_tensor(sample_np, device=device)
     template = sample.mean(0)
     for it in range(p.template_iterations):
         reg = _Registrar(template.cpu().numpy(), p, device)
@@ -512,7 +574,50 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device) -> n
             rigid, patch = reg.estimate(sample[a:b], nonrigid)
             acc += reg.apply(sample[a:b], rigid, patch).sum(0, dtype=torch.float64)
         template = (acc / len(idx)).to(torch.float32)
-    return template.cpu().numpy()
+    return template.cpu().numpy(), phase, centres, estimates
+
+
+def _rolled_template(template: torch.Tensor, registered: torch.Tensor, corr_after: np.ndarray,
+                     tau_frames: int) -> torch.Tensor:
+    """Exponential template update by one batch: ``w T + (1 - w) mean(good registered frames)``
+    with ``w = (1 - 1/tau_frames) ** n_good``; frames whose correlation to T is more than 3
+    robust sds below the batch median (sheared, out of focus) are left out."""
+    med = np.median(corr_after)
+    mad = 1.4826 * np.median(np.abs(corr_after - med))
+    good = np.flatnonzero(corr_after >= med - 3.0 * mad)
+    w = (1.0 - 1.0 / tau_frames) ** len(good)
+    idx = torch.as_tensor(good, device=registered.device)
+    return (w * template + (1.0 - w) * registered[idx].mean(0)).to(torch.float32)
+
+
+def _write_frame_quality(f: h5py.File, reg: "_Registrar", patch: np.ndarray, reason: np.ndarray, shear: np.ndarray,
+                         bidi: np.ndarray, bidi_centres: np.ndarray, bidi_estimates: np.ndarray,
+                         device: torch.device) -> None:
+    """Bad frames, valid region and bidirectional phase datasets of the output file."""
+    write_dataset(f, "bad_frame", reason != 0, "bool", "frame whose registration is not trusted (suite2p badframes)")
+    d = write_dataset(f, "bad_frame_reason", reason, "bit mask",
+                      "why a frame is bad: " + ", ".join(f"{b} = {r}" for b, r in REASONS.items()))
+    d.attrs["reasons_json"] = json.dumps({str(b): r for b, r in REASONS.items()})
+    write_dataset(f, "shear_score_px", shear, "px",
+                  "top-to-bottom difference of patch shifts beyond the slow non-rigid field (pipeline.imaging.badframes)")
+    write_dataset(f, "bidi_phase_px", bidi, "px",
+                  "bidirectional phase applied to each frame: odd rows resampled at x + phase before registration")
+    write_dataset(f, "bidi_block_center_frame", bidi_centres, "frame", "frame index of each block's phase estimate")
+    write_dataset(f, "bidi_block_phase_px", bidi_estimates, "px", "phase estimated in each block (mean of its template frames)")
+    good = np.flatnonzero(reason == 0)
+    lo = torch.full((2, reg.ly, reg.lx), math.inf, device=device)
+    hi = torch.full((2, reg.ly, reg.lx), -math.inf, device=device)
+    for a, b in _batches(len(good), 256):
+        pf = torch.as_tensor(patch[good[a:b]], dtype=torch.float32, device=device)
+        sy = reg.gy[None] + reg.wy @ pf[..., 0] @ reg.wx.T
+        sx = reg.gx[None] + reg.wy @ pf[..., 1] @ reg.wx.T
+        lo = torch.minimum(lo, torch.stack([sy.amin(0), sx.amin(0)]))
+        hi = torch.maximum(hi, torch.stack([sy.amax(0), sx.amax(0)]))
+    lo, hi = lo.cpu().numpy(), hi.cpu().numpy()
+    reach = float(np.abs(bidi).max(initial=0.0))  # odd rows were resampled at x + phase first
+    valid = valid_region(np.stack([lo[0], hi[0]]), np.stack([lo[1] - reach, hi[1] + reach]), reg.ly, reg.lx)
+    write_dataset(f, "valid_region", valid, "bool",
+                  "pixels whose registered value came from inside the field of view in every good frame")
 
 
 # --------------------------------------------------------------------------------------
@@ -543,9 +648,17 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
     * ``corr_to_template_before`` / ``corr_to_template_after`` (T,) Pearson r of raw / registered
       frames with the template, ``metrics_margin_px`` border excluded.
 
+    * ``bad_frame`` (T,) bool, ``bad_frame_reason`` (T,) uint8 bit mask (1 shift_outlier,
+      2 low_correlation, 4 shear; attr ``reasons_json``), ``shear_score_px`` (T,) px;
+    * ``valid_region`` (Ly, Lx) bool: registered pixels that came from inside the field of
+      view in every good frame;
+    * ``bidi_phase_px`` (T,) px applied to each frame's odd rows (0 = none);
+      ``bidi_block_center_frame`` / ``bidi_block_phase_px`` (blocks,) the estimates.
+
     File attrs: ``params_json``, ``source_path``, ``device``, ``algorithm``, ``sign_convention``,
     ``crispness_before`` / ``crispness_after`` (Frobenius norm of the gradient of the mean raw /
-    registered image, same border excluded), ``metrics_margin_px``, ``n_frames``.
+    registered image, same border excluded), ``metrics_margin_px``, ``n_frames``, ``n_bad_frames``,
+    ``bidi_phase_mean_px``.
 
     Returns a dict of summary metrics (also the file attrs above) and timings.
     """
@@ -558,7 +671,7 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
     stack = _Stack(stack_path)
     try:
         n, (ly, lx) = stack.n, stack.shape
-        template = build_template(stack, p, device)
+        template, bidi, bidi_centres, bidi_estimates = build_template(stack, p, device)
         t_template = time.perf_counter() - t_start
         reg = _Registrar(template, p, device)
         npy, npx = reg.n_patches
@@ -587,7 +700,10 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                            shape=(n,), dtype=np.float64)
                 for a, b in tqdm(list(_batches(n, p.batch_frames)), desc=f"normcorre {stack_path.name}",
                                  unit="batch", disable=not progress):
-                    x = torch.as_tensor(stack.read(range(a, b)), device=device)
+                    frames = stack.read(range(a, b))
+                    if np.any(bidi[a:b]):
+                        frames = correct_bidi_phase(frames, bidi[a:b])
+                    x = torch.as_tensor(frames, device=device)
                     y = torch.empty_like(x)
                     rigid = torch.empty((b - a, 2), dtype=torch.float64, device=device)
                     patch = torch.empty((b - a, npy, npx, 2), dtype=torch.float64, device=device)
@@ -599,7 +715,11 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     sum_raw += x.sum(0, dtype=torch.float64)
                     sum_reg += y.sum(0, dtype=torch.float64)
                     d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()
-                    d_ca[a:b] = _corr(y, tmpl_t, margin).cpu().numpy()
+                    d_ca[a:b] = corr_after = _corr(y, tmpl_t, margin).cpu().numpy()
+                    if p.template_update == "rolling":
+                        reg = _Registrar(_rolled_template(tmpl_t, y, corr_after, p.template_update_frames)
+                                         .cpu().numpy(), p, device)
+                        tmpl_t = reg.template
                     d_rig[a:b] = rigid.cpu().numpy()
                     d_pat[a:b] = patch.cpu().numpy()
                     y = y.cpu().numpy()
@@ -608,7 +728,10 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     d_reg[a:b] = y
                 mean_raw = (sum_raw / n).to(torch.float32).cpu().numpy()
                 mean_reg = (sum_reg / n).to(torch.float32).cpu().numpy()
-                write_dataset(f, "template", template.astype(np.float32), "ADU", "template the frames were registered to")
+                write_dataset(f, "template", template.astype(np.float32), "ADU",
+                              "template the frames were registered to (the first one with template_update rolling)")
+                if p.template_update == "rolling":
+                    write_dataset(f, "template_final", tmpl_t.cpu().numpy(), "ADU", "rolling template after the last batch")
                 write_dataset(f, "mean_raw", mean_raw, "ADU", "mean of the raw frames")
                 write_dataset(f, "mean_registered", mean_reg, "ADU", "mean of the registered frames")
                 y0, x0 = reg.y0, reg.x0
@@ -624,6 +747,11 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                 write_dataset(f, "patch_center_px", centre, "px", "(y, x) centre of each patch")
                 cr_before, cr_after = crispness(mean_raw, margin), crispness(mean_reg, margin)
                 cb, ca = d_cb[()], d_ca[()]
+                reason, shear = detect_bad_frames(
+                    d_rig[()], d_pat[()], ca, reg.centres[0], ly, max_shear_px=p.bad_frame_max_shear_px,
+                    max_shift_jump_px=p.bad_frame_max_shift_jump_px, corr_mads=p.bad_frame_corr_mads,
+                    window_frames=p.bad_frame_window_frames)
+                _write_frame_quality(f, reg, d_pat[()], reason, shear, bidi, bidi_centres, bidi_estimates, device)
                 summary = {
                     "n_frames": int(n),
                     "frame_shape": [int(ly), int(lx)],
@@ -635,6 +763,8 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                     "mean_corr_to_template_before": float(cb.mean()),
                     "mean_corr_to_template_after": float(ca.mean()),
                     "max_abs_rigid_shift_px": float(np.abs(d_rig[()]).max()),
+                    "n_bad_frames": int(np.count_nonzero(reason)),
+                    "bidi_phase_mean_px": float(bidi.mean()),
                 }
                 for k, v in summary.items():
                     f.attrs[k] = v if not isinstance(v, list) else np.asarray(v)

@@ -84,7 +84,7 @@ from pipeline.seeding import (
 log = logging.getLogger(__name__)
 
 GENERATOR_NAME = "pipeline.synth.zebrafish"
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 N_SEGMENTS = 6
 THETA_COLUMNS = [f"theta_{k:02d}" for k in range(N_SEGMENTS)]
@@ -112,8 +112,15 @@ _DRIVER_PREF_DEG = {"left": 90.0, "right": 270.0}
 
 @dataclass(frozen=True)
 class ZebrafishSynthParams(Params):
-    """Generator parameters (demo-sized defaults). Units in the comments."""
+    """Generator parameters (demo-sized defaults). Units in the comments.
 
+    The defaults are the ``ideal`` preset (no scan artefacts, one plane per neuron).
+    ``preset: realistic`` (:data:`PRESETS`) fills every field a config mapping leaves unset
+    with the realistic values when the params are built with :meth:`from_mapping` (the
+    config path); the constructor takes every value as given.
+    """
+
+    preset: str = "ideal"  # "ideal" or "realistic": defaults for the fields a config leaves unset (label)
     # ---- size ----
     n_volumes: int = 300  # number of imaging volumes = pages per plane TIFF (count)
     frame_height_px: int = 128  # Ly: image rows, rostral -> caudal (px)
@@ -125,6 +132,10 @@ class ZebrafishSynthParams(Params):
     nucleus_edge_um: float = 0.6  # logistic edge scale of the footprint (blur + PSF) (um)
     nucleus_aspect_sd: float = 0.1  # sd of log aspect ratio of the elliptic nucleus (1)
     min_separation: float = 0.95  # min centre distance / mean diameter within a plane (1)
+    axial_fwhm_um: float = 0.0  # FWHM of a nucleus's axial brightness profile (nucleus x axial PSF) (um);
+    # 0 = no axial model: every neuron lies exactly in its plane and stays in focus
+    cross_plane_min_weight: float = 0.25  # with axial_fwhm_um > 0: a neuron also appears in the adjacent
+    # plane when its axial weight there is >= this (1)
     midline_jitter_frac: float = 0.03  # sd of midline offset from centre column (fraction of Lx)
     # ---- brightness (expected detected photons per pixel per frame) ----
     neuron_f0_photons: float = 30.0  # mean baseline brightness at nucleus centre (photons); at 8 even a perfect
@@ -182,6 +193,7 @@ class ZebrafishSynthParams(Params):
     tracking_noise_rad: float = 0.015  # sd of tracking noise at the tail tip (rad; half at rostral end)
     tail_timestamp_jitter_s: float = 0.0002  # sd of behaviour-camera timestamp jitter (s)
     tail_drop_probability: float = 0.001  # probability per camera frame that a dropout starts (1)
+    tail_drop_mean_frames: float = 2.0  # mean length of a tracking dropout (camera frames, geometric, >= 1)
     tail_lead_s: float = 2.0  # tail log starts this long before imaging (s)
     tail_lag_s: float = 2.0  # and ends this long after the last frame (s)
     drive_dt_s: float = 0.005  # time step of the driver / bout simulation grid (s)
@@ -205,10 +217,23 @@ class ZebrafishSynthParams(Params):
     nonrigid_sd_px: float = 0.4  # stationary sd of each node's non-rigid displacement (px)
     nonrigid_tau_s: float = 30.0  # time constant of the non-rigid field (s)
     warp_order: int = 3  # spline order of the warp (1 or 3)
+    line_period_s: float = 0.0  # time between scan lines (s; 63e-6 for an 8 kHz bidirectional resonant
+    # scanner); motion is sampled per line, so fast motion shears a frame. 0 = whole frame at its mid time
+    bout_shake_px: float = 0.0  # amplitude of the brain oscillation at the tail-beat frequency during a
+    # bout at vigour 1 (px; mostly lateral), sampled per line
+    bout_jump_px: float = 0.0  # rigid jump of the brain during a bout at vigour 1 (px, random direction)
+    bout_jump_relax_s: float = 2.0  # time constant of the return after a bout jump (s)
+    bidi_phase_px: float = 0.0  # mean bidirectional line-phase offset: odd rows displaced by +phase in x (px)
+    bidi_phase_drift_px: float = 0.0  # sd of the slow (OU) variation of the phase offset (px)
+    bidi_phase_tau_s: float = 600.0  # time constant of that variation (s)
+    z_drift_um: float = 0.0  # axial drift of every focal plane, linear over the session (um, + = deeper)
+    z_wander_sd_um: float = 0.0  # sd of a slow (OU) axial wander added to the drift (um)
+    z_wander_tau_s: float = 120.0  # time constant of the wander (s)
     # ---- detector ----
-    adu_offset: float = 100.0  # digitiser offset (ADU)
+    adu_offset: float = 100.0  # digitiser offset (ADU); negative (ScanImage) needs stack_dtype int16
     adu_per_photon: float = 2.0  # gain (ADU per detected photon)
     read_noise_adu: float = 3.0  # Gaussian read/amplifier noise sd (ADU)
+    stack_dtype: str = "uint16"  # sample type of the raw TIFFs: "uint16" or "int16" (ScanImage); clipped to its range
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -221,7 +246,8 @@ class ZebrafishSynthParams(Params):
             "rigid_jump_relax_tau_s", "nonrigid_grid_y", "nonrigid_grid_x", "nonrigid_tau_s",
             "background_fluctuation_tau_s", "bleach_tau_s", "driver_latent_tau_s",
             "stimulus_adaptation_tau_s", "adu_per_photon", "background_smoothness_um",
-            "min_separation", "neuron_f0_photons",
+            "min_separation", "neuron_f0_photons", "bout_jump_relax_s", "bidi_phase_tau_s", "z_wander_tau_s",
+            "tail_drop_mean_frames",
         ]
         for name in positive:
             if not getattr(self, name) > 0:
@@ -229,7 +255,8 @@ class ZebrafishSynthParams(Params):
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 and f.name not in (
-                "driver_latent_mean", "imaging_start_s", "stimulus_start_s"
+                "driver_latent_mean", "imaging_start_s", "stimulus_start_s", "adu_offset", "z_drift_um",
+                "bidi_phase_px",
             ):
                 raise ValueError(f"ZebrafishSynthParams.{f.name} must be >= 0, got {v!r}")
         if self.warp_order not in (1, 3):
@@ -244,6 +271,57 @@ class ZebrafishSynthParams(Params):
                 raise ValueError(f"ZebrafishSynthParams.{name} must be in [0, 1]")
         if self.frame_height_px < 8 or self.frame_width_px < 8:
             raise ValueError("ZebrafishSynthParams: frames must be at least 8 x 8 px")
+        if self.preset not in PRESETS:
+            raise ValueError(f"ZebrafishSynthParams.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.stack_dtype not in ("uint16", "int16"):
+            raise ValueError(f"ZebrafishSynthParams.stack_dtype must be uint16 or int16, got {self.stack_dtype!r}")
+        if self.adu_offset < 0 and self.stack_dtype == "uint16":
+            raise ValueError("ZebrafishSynthParams: a negative adu_offset needs stack_dtype int16 "
+                             "(uint16 would clip the dark level at 0)")
+        if not 0 < self.cross_plane_min_weight <= 1:
+            raise ValueError("ZebrafishSynthParams.cross_plane_min_weight must be in (0, 1]")
+        if self.tail_drop_mean_frames < 1:
+            raise ValueError("ZebrafishSynthParams.tail_drop_mean_frames must be >= 1")
+
+    @classmethod
+    def from_mapping(cls, mapping):
+        """Build from a config mapping: the fields it leaves unset take the values of its
+        ``preset`` (:data:`PRESETS`; ``ideal`` = the dataclass defaults)."""
+        values = dict(mapping or {})
+        preset = values.get("preset", "ideal")
+        if preset not in PRESETS:
+            raise ValueError(f"ZebrafishSynthParams.preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        return super().from_mapping({**PRESETS[preset], **values})
+
+
+#: Field values of the ``realistic`` preset: a resonant-scanner recording of a densely labelled
+#: (H2B-GCaMP) larval fish with the artefacts real data have; each has ground truth in the
+#: truth file (see :func:`simulate_fish`). Frame size and duration stay as configured; at
+#: 128 x 128 px of 1.2 um the density below is ~1 nucleus per 95 um^2 of brain, i.e.
+#: several thousand per plane at paper scale (512 x 512 px: scale neurons_per_plane by 16).
+REALISTIC_PRESET = {
+    "preset": "realistic",
+    "neurons_per_plane": 200,  # dense nuclear labelling
+    "min_separation": 1.0,
+    "axial_fwhm_um": 8.0,  # 6 um nucleus x ~5 um axial PSF: neurons near mid-spacing appear in two planes
+    "cross_plane_min_weight": 0.25,
+    "bleach_fraction": 0.3,
+    "bleach_tau_s": 1200.0,
+    "line_period_s": 63e-6,  # 8 kHz bidirectional resonant scanner: 8 ms per 128-line frame
+    "bout_shake_px": 2.0,
+    "bout_jump_px": 4.0,
+    "bout_jump_relax_s": 2.0,
+    "bidi_phase_px": 0.6,
+    "bidi_phase_drift_px": 0.1,
+    "bidi_phase_tau_s": 600.0,
+    "z_drift_um": 4.0,
+    "z_wander_sd_um": 0.5,
+    "z_wander_tau_s": 120.0,
+    "tail_drop_probability": 0.003,
+    "tail_drop_mean_frames": 6.0,  # 30 ms at 200 Hz, below tail_alignment.max_gap_s
+    "adu_offset": 250.0,  # positive here; tests also run -250 with stack_dtype int16
+}
+PRESETS = {"ideal": {}, "realistic": REALISTIC_PRESET}
 
 
 # --------------------------------------------------------------------------------------
@@ -298,18 +376,21 @@ def displacement_field(truth_path, plane: int, volume: int, *, include_rigid: bo
     """Full-resolution displacement (Ly, Lx, 2) = (dy, dx) in px of one frame, from the truth file.
 
     Sign convention: content observed at (y, x) came from reference (y - dy, x - dx).
-    With ``include_rigid`` (default) this is rigid + non-rigid, else non-rigid only.
+    With ``include_rigid`` (default) this is rigid + per-line (fast bout motion) + non-rigid,
+    else non-rigid only. The bidirectional phase (``/motion/bidi_phase_px``) is a scan
+    artefact, not motion, and is not included.
     """
     with h5py.File(truth_path, "r") as f:
         m = f["motion"]
         grid = np.asarray(m["nonrigid_grid_px"][plane, volume], dtype=float)
         rigid = np.asarray(m["rigid_shift_px"][plane, volume], dtype=float)
+        line = np.asarray(m["line_shift_px"][plane, volume], dtype=float)
         ly, lx = int(f.attrs["frame_height_px"]), int(f.attrs["frame_width_px"])
     wy = grid_interpolation_weights(grid.shape[0], ly)
     wx = grid_interpolation_weights(grid.shape[1], lx)
     field = np.stack(_field_from_grid(grid, wy, wx), axis=-1)
     if include_rigid:
-        field = field + rigid[None, None, :]
+        field = field + rigid[None, None, :] + line[:, None, :]
     return field
 
 
@@ -368,6 +449,40 @@ def _ou_irregular(rng, times: np.ndarray, tau: float, sd: float, shape: tuple[in
     return out
 
 
+def _bout_fast_motion(times: np.ndarray, b_t, b_dur, b_freq, vigour, rng, p: "ZebrafishSynthParams") -> np.ndarray:
+    """Brain displacement (..., 2) (dy, dx) px from swim bouts at ``times`` (s, any shape).
+
+    Per bout k (onset b_t, duration b_dur, beat frequency b_freq, vigour):
+    a shake ``bout_shake_px * vigour * sin(2 pi f tau) * sin(pi tau / dur)`` along a mostly
+    lateral direction during the bout, and a jump ``bout_jump_px * vigour`` in a random
+    direction that rises over the bout as ``(1 - cos(pi tau / dur)) / 2`` and relaxes
+    afterwards as ``exp(-(tau - dur) / bout_jump_relax_s)`` (tau = t - onset).
+    Zero when both amplitudes are 0 (no random numbers are drawn then).
+    """
+    out = np.zeros((*np.shape(times), 2))
+    nb = len(b_t)
+    if nb == 0 or (p.bout_shake_px <= 0 and p.bout_jump_px <= 0):
+        return out
+    shake_ang = 0.15 * rng.standard_normal(nb)  # radians from the lateral (x) axis
+    jump_ang = rng.uniform(0, 2 * np.pi, nb)
+    flat_t = np.asarray(times, float).ravel()
+    flat = out.reshape(-1, 2)
+    tail = b_dur + 6.0 * p.bout_jump_relax_s
+    for k in range(nb):
+        sel = np.flatnonzero((flat_t >= b_t[k]) & (flat_t < b_t[k] + tail[k]))
+        if sel.size == 0:
+            continue
+        tau = flat_t[sel] - b_t[k]
+        during = tau < b_dur[k]
+        shake = np.where(during, np.sin(2 * np.pi * b_freq[k] * tau) * np.sin(np.pi * np.minimum(tau / b_dur[k], 1)), 0.0)
+        shake *= p.bout_shake_px * vigour[k]
+        jump = np.where(during, 0.5 * (1 - np.cos(np.pi * tau / b_dur[k])),
+                        np.exp(-np.maximum(tau - b_dur[k], 0) / p.bout_jump_relax_s)) * p.bout_jump_px * vigour[k]
+        flat[sel, 0] += shake * math.sin(shake_ang[k]) + jump * math.sin(jump_ang[k])
+        flat[sel, 1] += shake * math.cos(shake_ang[k]) + jump * math.cos(jump_ang[k])
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # stimulus
 # --------------------------------------------------------------------------------------
@@ -422,13 +537,16 @@ _REGION_DENSITY = {"Pt": 1.6, "nMLF": 1.2, "Hb": 1.0, "other": 0.6}
 
 
 def _place_neurons(rng, n: int, ly: int, lx: int, midline: float, radii_px: np.ndarray,
-                   min_dist: float) -> np.ndarray:
-    """Dart throwing with region density and a minimum centre distance; returns (n, 2) y, x."""
-    pts: list[tuple[float, float]] = []
+                   min_dist: float, occupied: np.ndarray | None = None) -> np.ndarray:
+    """Dart throwing with region density and a minimum centre distance (also from the
+    ``occupied`` (k, 2) centres already in the plane); returns (n, 2) y, x."""
+    pts: list[tuple[float, float]] = [] if occupied is None else [tuple(c) for c in occupied]
+    n_occupied = len(pts)
+    n = n + n_occupied
     dist = min_dist
     attempts = 0
     while len(pts) < n:
-        r = radii_px[len(pts)]
+        r = radii_px[len(pts) - n_occupied]
         margin = r + 1.0
         y = rng.uniform(margin, ly - 1 - margin)
         x = rng.uniform(margin, lx - 1 - margin)
@@ -443,7 +561,79 @@ def _place_neurons(rng, n: int, ly: int, lx: int, midline: float, radii_px: np.n
             dist *= 0.9
             attempts = 0
             log.warning("zebrafish synth: crowded plane, relaxing min neuron distance to %.2f px", dist)
-    return np.array(pts, dtype=float).reshape(n, 2)
+    return np.array(pts[n_occupied:], dtype=float).reshape(n - n_occupied, 2)
+
+
+def axial_weight(dz_um, axial_fwhm_um: float) -> np.ndarray:
+    """Relative brightness of a nucleus whose centre is ``dz_um`` from the focal plane:
+    Gaussian of FWHM ``axial_fwhm_um`` (1 at dz = 0); all ones when the FWHM is 0 (no axial model)."""
+    dz = np.asarray(dz_um, dtype=float)
+    if axial_fwhm_um <= 0:
+        return np.ones_like(dz)
+    sigma = axial_fwhm_um / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return np.exp(-0.5 * (dz / sigma) ** 2)
+
+
+def _place_volume(rng, rng_axial, p: "ZebrafishSynthParams", n_planes: int, midline: float, pixel_um: float,
+                  spacing_um: float, edge_px: float):
+    """Neuron rows of every plane, ordered by plane.
+
+    ``neurons_per_plane`` nuclei are placed in each plane by dart throwing. With an axial
+    model (``axial_fwhm_um > 0``) each gets a depth uniform within +-spacing/2 of its plane;
+    one whose axial weight in the adjacent plane is >= ``cross_plane_min_weight`` is also a
+    row of that plane (same xy, a new cross-section footprint), linked by ``same_cell``. A
+    downward twin is only added where no nucleus of the lower plane is closer than the
+    minimum distance; otherwise the cell's depth is clipped so that it is not seen there.
+
+    Returns plane (N,), centroid (N, 2) px, diameter (N,) um, z (N,) um, same_cell (N,)
+    (row of the same cell in the other plane, -1 if none), footprint indices and weights.
+    """
+    ly, lx, n = p.frame_height_px, p.frame_width_px, p.neurons_per_plane
+    min_dist = p.min_separation * p.nucleus_diameter_um / pixel_um
+    reach_um = (p.axial_fwhm_um / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+                * math.sqrt(-2.0 * math.log(p.cross_plane_min_weight)))  # axial weight >= min within this
+    rows_plane, rows_cen, rows_diam, rows_z, rows_twin, fp_idx, fp_w = [], [], [], [], [], [], []
+
+    def add(pl, c, d_um, z, twin_of, rng_fp):
+        idx, wt = _footprint(rng_fp, c[0], c[1], d_um / 2.0 / pixel_um, edge_px, p.nucleus_aspect_sd, ly, lx)
+        rows_plane.append(pl), rows_cen.append(np.asarray(c, float)), rows_diam.append(d_um)
+        rows_z.append(z), rows_twin.append(twin_of), fp_idx.append(idx), fp_w.append(wt)
+        if twin_of >= 0:
+            rows_twin[twin_of] = len(rows_plane) - 1
+        return len(rows_plane) - 1
+
+    incoming: list[int] = []  # rows of the previous plane that also appear in this one
+    for pl in range(n_planes):
+        d_um = np.clip(p.nucleus_diameter_um + p.nucleus_diameter_sd_um * rng.standard_normal(n),
+                       0.5 * p.nucleus_diameter_um, 1.5 * p.nucleus_diameter_um)
+        occupied = np.array([rows_cen[q] for q in incoming]).reshape(-1, 2)
+        cen = _place_neurons(rng, n, ly, lx, midline, d_um / 2.0 / pixel_um, min_dist, occupied if incoming else None)
+        home = [add(pl, cen[i], d_um[i], pl * spacing_um, -1, rng) for i in range(n)]
+        for q in incoming:
+            add(pl, rows_cen[q], rows_diam[q], rows_z[q], q, rng_axial)
+        incoming = []
+        if p.axial_fwhm_um <= 0:
+            continue
+        dz = rng_axial.uniform(-spacing_um / 2.0, spacing_um / 2.0, n)
+        lower = [r for r, q in enumerate(rows_plane) if q == pl - 1]
+        for i, row in enumerate(home):
+            if dz[i] > 0 and pl + 1 < n_planes and spacing_um - dz[i] <= reach_um:
+                incoming.append(row)
+            elif dz[i] < 0 and pl > 0 and spacing_um + dz[i] <= reach_um:
+                gap = np.min(np.hypot(*(np.array([rows_cen[r] for r in lower]) - cen[i]).T)) if lower else np.inf
+                if gap >= min_dist:
+                    add(pl - 1, cen[i], d_um[i], pl * spacing_um + dz[i], row, rng_axial)
+                else:
+                    dz[i] = -(spacing_um - reach_um) * 1.001
+            rows_z[row] = pl * spacing_um + dz[i]
+    plane = np.asarray(rows_plane, np.int64)
+    order = np.argsort(plane, kind="stable")
+    new_row = np.empty_like(order)
+    new_row[order] = np.arange(len(order))
+    twin = np.asarray(rows_twin, np.int64)[order]
+    twin = np.where(twin >= 0, new_row[np.maximum(twin, 0)], -1)
+    return (plane[order], np.array(rows_cen, float).reshape(-1, 2)[order], np.asarray(rows_diam, float)[order],
+            np.asarray(rows_z, float)[order], twin, [fp_idx[i] for i in order], [fp_w[i] for i in order])
 
 
 def _footprint(rng, cy, cx, radius_px, edge_px, aspect_sd, ly, lx):
@@ -574,30 +764,20 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     # ---------------- anatomy ----------------
     rng_l = rng_for(seed, "layout")
     midline = (Lx - 1) / 2.0 + p.midline_jitter_frac * Lx * rng_l.standard_normal()
-    diam_um_all, cen_all, plane_all, fp_idx, fp_w = [], [], [], [], []
     edge_px = max(p.nucleus_edge_um / pixel_size_um, 0.3)
-    for pl in range(P):
-        d_um = np.clip(p.nucleus_diameter_um + p.nucleus_diameter_sd_um * rng_l.standard_normal(p.neurons_per_plane),
-                       0.5 * p.nucleus_diameter_um, 1.5 * p.nucleus_diameter_um)
-        r_px = d_um / 2.0 / pixel_size_um
-        cen = _place_neurons(rng_l, p.neurons_per_plane, Ly, Lx, midline, r_px,
-                             p.min_separation * p.nucleus_diameter_um / pixel_size_um)
-        for i in range(p.neurons_per_plane):
-            idx, w = _footprint(rng_l, cen[i, 0], cen[i, 1], r_px[i], edge_px, p.nucleus_aspect_sd, Ly, Lx)
-            fp_idx.append(idx)
-            fp_w.append(w)
-        diam_um_all.append(d_um)
-        cen_all.append(cen)
-        plane_all.append(np.full(p.neurons_per_plane, pl))
-    N = P * p.neurons_per_plane
-    diam_um = np.concatenate(diam_um_all)
-    cen = np.concatenate(cen_all).reshape(N, 2)
-    plane = np.concatenate(plane_all).astype(np.int64)
+    plane, cen, diam_um, z_um, same_cell, fp_idx, fp_w = _place_volume(
+        rng_l, rng_for(seed, "layout", "axial"), p, P, midline, pixel_size_um, plane_spacing_um, edge_px)
+    N = len(plane)
+    secondary = np.flatnonzero((same_cell >= 0) & (same_cell < np.arange(N)))  # second row of a two-plane cell
+    primary_of = same_cell[secondary]
+    is_secondary = np.zeros(N, bool)
+    is_secondary[secondary] = True
     u, w = cen[:, 0] / Ly, (cen[:, 1] - midline) / Lx
     region = _region_of(u, w)
     side = np.where(cen[:, 1] < midline, "left", "right").astype(object)
-    pos_um = np.stack([cen[:, 1] * pixel_size_um, cen[:, 0] * pixel_size_um, plane * plane_spacing_um], axis=1)
+    pos_um = np.stack([cen[:, 1] * pixel_size_um, cen[:, 0] * pixel_size_um, z_um], axis=1)
     f0 = _lognormal(rng_l, p.neuron_f0_photons / math.sqrt(1 + p.neuron_f0_cv**2), p.neuron_f0_cv, N)
+    f0[secondary] = f0[primary_of]
 
     # ---------------- roles ----------------
     rng_r = rng_for(seed, "roles")
@@ -606,11 +786,11 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
         raise ValueError(f"need at least {2 * p.n_drivers_per_side} neurons for the drivers, have {N}")
     pt_center = np.array([0.2 * Ly, 0.0])
     for s in ("left", "right"):
-        cand = np.flatnonzero((side == s) & (region == "Pt") & (role == "noise"))
+        cand = np.flatnonzero((side == s) & (region == "Pt") & (role == "noise") & ~is_secondary)
         cand = cand[rng_r.permutation(len(cand))]
         chosen = list(cand[: p.n_drivers_per_side])
         if len(chosen) < p.n_drivers_per_side:  # tiny FOV: nearest neurons to that side's Pt
-            rest = np.flatnonzero((role == "noise") & ~np.isin(np.arange(N), chosen))
+            rest = np.flatnonzero((role == "noise") & ~is_secondary & ~np.isin(np.arange(N), chosen))
             sgn = -1 if s == "left" else 1
             target = np.array([pt_center[0], midline + sgn * 0.22 * Lx])
             order = rest[np.argsort(np.hypot(*(cen[rest] - target).T))]
@@ -619,7 +799,7 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
                         len(cand), s)
         role[np.array(chosen, dtype=int)] = f"driver_{s}"
     frac = np.where(region == "Pt", p.stimulus_fraction_pt, p.stimulus_fraction_other)
-    is_stim = (role == "noise") & (rng_r.random(N) < frac)
+    is_stim = (role == "noise") & (rng_r.random(N) < frac) & ~is_secondary
     role[is_stim] = "stimulus"
     pref = np.full(N, np.nan)
     kappa = np.full(N, np.nan)
@@ -635,7 +815,7 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     latency[is_stim] = _lognormal(rng_r, max(p.stimulus_latency_s, 1e-3), 0.3, ns)
     adapt[is_stim] = _lognormal(rng_r, p.stimulus_adaptation_tau_s, 0.3, ns)
     sustained[is_stim] = np.clip(p.stimulus_sustained_fraction + 0.1 * rng_r.standard_normal(ns), 0, 1)
-    is_noise = role == "noise"
+    is_noise = (role == "noise") & ~is_secondary
     spont[is_noise] = _lognormal(rng_r, p.noise_rate_hz, 0.8, int(is_noise.sum()))
     spont[is_stim] = p.stimulus_spont_rate_hz
     drv_idx = {s: np.flatnonzero(role == f"driver_{s}") for s in ("left", "right")}
@@ -644,6 +824,9 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
         kappa[drv_idx[s]] = p.driver_tuning_kappa
         peak_rate[drv_idx[s]] = p.driver_stimulus_rate_hz
         spont[drv_idx[s]] = p.driver_base_rate_hz
+    # the second row of a two-plane cell is the same cell: same role, tuning and (below) events
+    for arr in (role, pref, kappa, peak_rate, spont):
+        arr[secondary] = arr[primary_of]
 
     # ---------------- events: spontaneous + stimulus-evoked (non-drivers) ----------------
     ev_n, ev_t = [], []
@@ -707,6 +890,14 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     ev_n, ev_t = ev_n[order], ev_t[order]
     ev_a = _lognormal(rng_for(seed, "events", "amplitude"),
                       p.event_amplitude_dff / math.sqrt(1 + p.event_amplitude_cv**2), p.event_amplitude_cv, len(ev_t))
+    if secondary.size:  # copy each two-plane cell's events to its second row
+        copy_to = np.full(N, -1)
+        copy_to[primary_of] = secondary
+        sel = copy_to[ev_n] >= 0
+        ev_n = np.concatenate([ev_n, copy_to[ev_n[sel]]])
+        ev_t, ev_a = np.concatenate([ev_t, ev_t[sel]]), np.concatenate([ev_a, ev_a[sel]])
+        order = np.lexsort((ev_t, ev_n))
+        ev_n, ev_t, ev_a = ev_n[order], ev_t[order], ev_a[order]
     ev_indptr = np.concatenate([[0], np.cumsum(np.bincount(ev_n, minlength=N))])
     log.info("zebrafish synth: %d neurons, %d calcium events", N, len(ev_t))
 
@@ -759,7 +950,8 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     starts = np.flatnonzero(rng_c.random(n_cam) < p.tail_drop_probability)
     for s0 in starts:
         if 0 < s0 < n_cam - 1:
-            keep[s0: min(s0 + rng_c.geometric(0.5), n_cam - 1)] = False
+            keep[s0: min(s0 + rng_c.geometric(1.0 / p.tail_drop_mean_frames), n_cam - 1)] = False
+    dropped_frame = cam_frame[~keep]
     cam_frame, cam_t = cam_frame[keep], np.sort(cam_t[keep])
     seg = np.arange(N_SEGMENTS)
     amp_prof = ((seg + 1) / N_SEGMENTS) ** 1.3
@@ -808,13 +1000,27 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     nr = _ou_irregular(rng_m, flat_t, p.nonrigid_tau_s, p.nonrigid_sd_px, (gy, gx, 2))
     if gy * gx > 1:
         nr -= nr.mean(axis=(1, 2), keepdims=True)
-    rigid_flat = drift + jumps + bout_mv
+    # fast bout motion (shake at the tail-beat frequency + jump), sampled at every scan line
+    rng_f = rng_for(seed, "motion", "bout_fast")
+    line_dt = (np.arange(Ly) - (Ly - 1) / 2.0) * p.line_period_s  # line time - mid-frame time (s)
+    fast = _bout_fast_motion(flat_t[:, None] + line_dt[None, :], b_t, b_dur, b_freq, vig, rng_f, p)  # (F, Ly, 2)
+    fast_mean = fast.mean(axis=1)
+    rigid_flat = drift + jumps + bout_mv + fast_mean
     inv = np.empty_like(order_t)
     inv[order_t] = np.arange(len(order_t))
     rigid = rigid_flat[inv].reshape(V, P, 2).transpose(1, 0, 2).copy()
     nonrigid = nr[inv].reshape(V, P, gy, gx, 2).transpose(1, 0, 2, 3, 4).copy()
+    line_shift = (fast - fast_mean[:, None, :])[inv].reshape(V, P, Ly, 2).transpose(1, 0, 2, 3).astype(np.float32)
+    shear = np.hypot(np.ptp(line_shift[..., 0], axis=2), np.ptp(line_shift[..., 1], axis=2))  # (P, V) px
+    rng_a = rng_for(seed, "motion", "scan")
+    bidi = p.bidi_phase_px + _ou_irregular(rng_a, flat_t, p.bidi_phase_tau_s, p.bidi_phase_drift_px, ())
+    bidi = bidi[inv].reshape(V, P).T.copy()
+    z_drift = p.z_drift_um * (flat_t - img_t0) / max(img_t1 - img_t0, 1e-9) \
+        + _ou_irregular(rng_a, flat_t, p.z_wander_tau_s, p.z_wander_sd_um, ())
+    z_drift = z_drift[inv].reshape(V, P).T.copy()
     max_nr = float(np.abs(nonrigid).max()) if nonrigid.size else 0.0
-    margin = int(math.ceil(float(np.abs(rigid).max()) + 1.5 * max_nr)) + 4
+    margin = int(math.ceil(float(np.abs(rigid).max()) + 1.5 * max_nr + float(np.abs(line_shift).max(initial=0.0))
+                           + abs(p.bidi_phase_px) + 4 * p.bidi_phase_drift_px)) + 4
     grid_y = np.linspace(0, Ly - 1, gy) if gy > 1 else np.array([(Ly - 1) / 2])
     grid_x = np.linspace(0, Lx - 1, gx) if gx > 1 else np.array([(Lx - 1) / 2])
 
@@ -839,7 +1045,7 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
         cols = np.concatenate([np.full(len(fp_idx[i]), j) for j, i in enumerate(ids)]) if len(ids) else np.zeros(0, np.int64)
         vals = np.concatenate([fp_w[i] for i in ids]) if len(ids) else np.zeros(0)
         fp_mats.append(sparse.csr_matrix((vals, (rows, cols)), shape=(Ly * Lx, len(ids))))
-        f0_pl.append(f0[ids])
+        f0_pl.append(f0[ids] * axial_weight(z_um[ids] - pl * plane_spacing_um, p.axial_fwhm_um))
         idx_pl.append(ids)
     inner = (slice(margin, margin + Ly), slice(margin, margin + Lx))
     reference = np.empty((P, Ly, Lx), dtype=np.float32)
@@ -884,7 +1090,12 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
             g.attrs["description"] = "one row per neuron, ordered by plane"
             write_dataset(g, "plane", plane, "index", "imaging plane of the neuron")
             write_dataset(g, "centroid_px", cen, "px", "nucleus centre (y, x) in the unmoved reference frame of its plane")
-            write_dataset(g, "position_um", pos_um, "um", "3-D position (x, y, z): x = col*pixel, y = row*pixel, z = plane*spacing")
+            write_dataset(g, "position_um", pos_um, "um", "3-D position (x, y, z): x = col*pixel, y = row*pixel, z = depth "
+                          "(plane*spacing without an axial model)")
+            write_dataset(g, "z_offset_um", z_um - plane * plane_spacing_um, "um",
+                          "depth of the nucleus centre below its plane's nominal focal depth (plane*spacing)")
+            write_dataset(g, "same_cell", same_cell, "index",
+                          "row of the same cell in the adjacent plane (a neuron seen in two planes), -1 if none")
             write_dataset(g, "region", region, "label", "anatomical region: Pt, nMLF, Hb or other")
             write_dataset(g, "side", side, "label", "left or right of the midline (fish's side)")
             write_dataset(g, "role", role, "label", "driver_left, driver_right, stimulus or noise")
@@ -906,12 +1117,24 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
             write_dataset(g, "event_times_s", ev_t, "s", "calcium event (spike burst) times")
             write_dataset(g, "event_amplitude_dff", ev_a, "dF/F", "peak dF/F of each event")
             g = f.create_group("motion")
-            g.attrs.update({"sign_convention": SIGN_CONVENTION,
+            g.attrs.update({"sign_convention": SIGN_CONVENTION, "line_period_s": p.line_period_s,
+                            "axial_fwhm_um": p.axial_fwhm_um,
                             "interpolation": "cubic B-spline at fractional node index "
                                              "(scipy.ndimage.map_coordinates order=3, mode=nearest), "
                                              "see pipeline.synth.zebrafish.grid_interpolation_weights",
-                            "total": "displacement = rigid_shift_px + upsampled nonrigid_grid_px"})
+                            "total": "displacement = rigid_shift_px + upsampled nonrigid_grid_px + line_shift_px[row]"})
             write_dataset(g, "rigid_shift_px", rigid, "px", "rigid translation (dy, dx) per plane per volume")
+            write_dataset(g, "line_shift_px", line_shift, "px",
+                "per scan line (dy, dx) displacement added to rigid + non-rigid: fast bout motion at each line's time "
+                "minus its frame mean (plane, volume, row, 2); same sign convention")
+            write_dataset(g, "intra_frame_shear_px", shear, "px",
+                "peak-to-peak of line_shift_px over the rows of a frame, hypot of (dy, dx) ranges (plane, volume)")
+            write_dataset(g, "bidi_phase_px", bidi, "px",
+                "bidirectional line-phase offset: odd rows (1, 3, ...) observed(y, x) = scene(y, x - phase) after motion, "
+                "i.e. odd rows displaced by +phase along x relative to even rows (plane, volume)")
+            write_dataset(g, "z_drift_um", z_drift, "um",
+                "axial drift of the focal plane (+ = deeper) (plane, volume); a neuron's brightness is scaled by "
+                "axial_weight(z_offset_um - z_drift_um)")
             write_dataset(g, "nonrigid_grid_px", nonrigid, "px",
                 "non-rigid displacement (dy, dx) at control nodes (plane, volume, gy, gx, 2), zero mean over nodes")
             write_dataset(g, "grid_y_px", grid_y, "px", "row coordinate of the control-grid nodes")
@@ -941,6 +1164,8 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
             write_dataset(g, "driver_side", np.array(["left"] * len(drv_idx["left"]) + ["right"] * len(drv_idx["right"]),
                                             dtype=object), "label", "side of each driver")
             write_dataset(g, "log_t", cam_t, "s", "timestamps of tail_log.csv rows")
+            write_dataset(g, "dropped_frame", dropped_frame, "index",
+                          "camera frames lost to tracking dropouts (missing from tail_log.csv)")
             write_dataset(g, "theta_clean", theta_clean.astype(np.float32), "rad", "tail angles without tracking noise")
             g = f.create_group("stimulus")
             write_dataset(g, "t_start", stim.t_start.to_numpy(), "s", "epoch start")
@@ -949,7 +1174,8 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
             write_dataset(g, "direction_deg", stim.direction_deg.to_numpy(), "deg", DIRECTION_CONVENTION)
             g = f.create_group("images")
             g.attrs["description"] = "noise-free, unmoved images in expected photons per pixel (no offset/gain)"
-            write_dataset(g, "reference", reference, "photons", "background + neuropil + neurons at F0 (dF/F = 0), no bleaching")
+            write_dataset(g, "reference", reference, "photons",
+                          "background + neuropil + neurons at F0 (dF/F = 0) x axial weight without drift, no bleaching")
             write_dataset(g, "background", bg[(slice(None), *inner)].astype(np.float32), "photons", "mean diffuse background")
             write_dataset(g, "neuropil", npil[(slice(None), *inner)].astype(np.float32), "photons", "neuropil at zero activity")
             g = f.create_group("render")
@@ -986,8 +1212,12 @@ def render_plane(truth_path, plane: int, stack_path, *, progress: bool = True) -
             shape=(Ly * Lx, ids.size),
         )
         f0 = f["neurons/f0_photons"][()][ids]
+        z_offset = f["neurons/z_offset_um"][first:last]
         dff = f["calcium/dff"][first:last]
         rigid = f["motion/rigid_shift_px"][plane]
+        line_shift = f["motion/line_shift_px"][plane]
+        bidi = f["motion/bidi_phase_px"][plane]
+        z_drift = f["motion/z_drift_um"][plane]
         nonrigid = f["motion/nonrigid_grid_px"][plane]
         margin = int(f["render"].attrs["margin_px"])
         bg = f["render/background_padded"][plane].astype(float)
@@ -999,15 +1229,18 @@ def render_plane(truth_path, plane: int, stack_path, *, progress: bool = True) -
     yy0, xx0 = np.mgrid[0:Ly, 0:Lx].astype(float)
     rng = rng_for(seed, "shot_noise", plane)
     bigtiff = p.n_volumes * (Ly * Lx * 2 + 512) > 3_500_000_000
+    focus_model = p.axial_fwhm_um > 0
     with atomic_paths(stack_path) as (tmp_stack,):
         with tifffile.TiffWriter(tmp_stack, bigtiff=bigtiff) as writer:
             for v in tqdm(range(p.n_volumes), desc=f"plane {plane} frames", unit="frame", disable=not progress):
                 d = dff[:, v].astype(float)
+                brightness = f0 * axial_weight(z_offset - z_drift[v], p.axial_fwhm_um) if focus_model else f0
                 page = _render_frame(
                     bg * (1.0 + bg_fluct[v]),
                     npil * (1.0 + p.neuropil_activity_gain * (float(d.mean()) if d.size else 0.0)),
-                    (footprints @ (f0 * (1.0 + d))).reshape(Ly, Lx),
+                    (footprints @ (brightness * (1.0 + d))).reshape(Ly, Lx),
                     bleach[v], margin, yy0, xx0, rigid[v], nonrigid[v], wy, wx, p.warp_order,
+                    line_shift[v], float(bidi[v]),
                 )
                 writer.write(_apply_noise(rng, page, p), photometric="minisblack", contiguous=True)
     log.info("zebrafish synth: wrote plane %d to %s", plane, stack_path)
@@ -1030,14 +1263,21 @@ def generate_fish(out_dir, truth_path, params: ZebrafishSynthParams, *, volume_r
             render_plane(tmp_truth, plane, tmp_dir / f"plane{plane}.tif", progress=progress)
 
 
-def _render_frame(bg, npil, neurons, bleach, margin, yy0, xx0, rigid, grid, wy, wx, order) -> np.ndarray:
-    """Noise-free observed frame (expected photons) after motion."""
+def _render_frame(bg, npil, neurons, bleach, margin, yy0, xx0, rigid, grid, wy, wx, order,
+                  line_shift, bidi_phase) -> np.ndarray:
+    """Noise-free observed frame (expected photons) after motion (rigid + non-rigid grid +
+    per-line ``line_shift`` (Ly, 2)) and the bidirectional phase (odd rows sampled ``bidi_phase`` px to the left)."""
     scene = bg + npil
     scene[margin:-margin, margin:-margin] += neurons
     scene *= bleach
     fy, fx = _field_from_grid(grid, wy, wx)
     cy = yy0 + (margin - rigid[0]) - fy
     cx = xx0 + (margin - rigid[1]) - fx
+    if np.any(line_shift):
+        cy -= line_shift[:, 0][:, None]
+        cx -= line_shift[:, 1][:, None]
+    if bidi_phase:
+        cx[1::2] -= bidi_phase
     out = ndimage.map_coordinates(scene, [cy, cx], order=order, mode="nearest")
     return np.maximum(out, 0.0)
 
@@ -1045,4 +1285,5 @@ def _render_frame(bg, npil, neurons, bleach, margin, yy0, xx0, rigid, grid, wy, 
 def _apply_noise(rng, expected_photons: np.ndarray, p: ZebrafishSynthParams) -> np.ndarray:
     photons = rng.poisson(expected_photons)
     adu = p.adu_offset + p.adu_per_photon * photons + p.read_noise_adu * rng.standard_normal(photons.shape)
-    return np.clip(np.rint(adu), 0, 65535).astype(np.uint16)
+    info = np.iinfo(p.stack_dtype)
+    return np.clip(np.rint(adu), info.min, info.max).astype(p.stack_dtype)

@@ -1,0 +1,13 @@
+"""Snakemake entry point of rule imaging_quality (logic: pipeline.imaging.quality_report)."""
+
+from pipeline.imaging.quality_report import write_quality_report
+from pipeline.logs import rule_log
+
+with rule_log(snakemake.log[0]):
+    write_quality_report(
+        snakemake.wildcards.fish,
+        snakemake.input.registered,
+        snakemake.input.neural,
+        snakemake.output.page,
+        snakemake.output.drift,
+    )
