@@ -24,7 +24,8 @@ code base tied to its own data pipeline; the NEDS authors re-implemented it too)
    validation trials are computed once (eval mode) and reused every decoder epoch: memory
    trials x T x N_p x D floats (e.g. 500 x 100 x 10 x 512 x 4 B = 1 GB at paper size).
 
-Both phases: AdamW, linear warm-up + cosine decay (the NEDS schedule), the epoch with the
+Both phases: AdamW, linear warm-up + cosine decay (the NEDS schedule), gradient norm clipped
+at 1 (the NEDS default), the epoch with the
 best validation score kept (pretraining: masked Poisson NLL of the validation trials with a
 fixed mask; decoding: :func:`pipeline.neds.evaluate.task_scores` decoding score).
 """
@@ -196,10 +197,11 @@ def predict_behavior(model: Ndt2, hidden: torch.Tensor) -> dict[str, np.ndarray]
 def train_ndt2(data: SessionData, params: Ndt2Params, seed: int, device: torch.device) -> tuple[Ndt2, dict]:
     """Pretrain (self-supervised) then train the decoder on the frozen encoder (module
     docstring) on the session's training trials; returns the model and a training summary."""
+    if data.splits["val"].size == 0:
+        raise ValueError(f"{data.path}: session {data.session_id} has no validation trial")
     torch.manual_seed(derive_seed(seed, "ndt2_init"))
     model = Ndt2(params, data.n_neurons, data.n_bins).to(device)
-    train, val = data.tensors("train", device), data.tensors("val" if data.splits["val"].size else "train", device)
-    val_arrays = data.arrays("val" if data.splits["val"].size else "train")
+    train, val, val_arrays = data.tensors("train", device), data.tensors("val", device), data.arrays("val")
     val_patches = model.patches(val["spikes"])
     val_mask = random_token_mask(val_patches.shape[:3], params.mask_ratio,
                                  torch.Generator().manual_seed(derive_seed(seed, "ndt2_val_mask"))).to(device)
