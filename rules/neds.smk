@@ -56,6 +56,30 @@ rule neds_rrr:
         "../workflow/scripts/neds_rrr.py"
 
 
+rule neds_ndt2:
+    """NDT2 baseline (pipeline.neds.ndt2) on one session: self-supervised masked-patch
+    pretraining, then a decoder of wheel, whisker, choice and block on the frozen encoder;
+    test decoding metrics in the model-record format of the comparison table."""
+    input:
+        binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+    output:
+        f"{RESULTS}/neds/ndt2/{{session}}/metrics.json",
+    params:
+        ndt2=NEDS["ndt2"],
+        seed=lambda wildcards: unit_seed("neds_ndt2", wildcards.session),
+    threads: NEDS["threads"]
+    resources:
+        **NEDS_TRAINING_RESOURCES,
+    log:
+        f"{LOGS}/neds_ndt2/{{session}}.log",
+    benchmark:
+        f"{BENCHMARKS}/neds_ndt2/{{session}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neds_ndt2.py"
+
+
 if not NEDS_SEARCH_DRAWS:
 
     rule neds_train_single:
@@ -223,6 +247,7 @@ rule neds_report:
     (region confusion matrices, per-task validation curves)."""
     input:
         models=neds_model_metrics(),
+        decoders=expand(f"{RESULTS}/neds/ndt2/{{session}}/metrics.json", session=NEDS_EVALUATED),
         baselines=expand(f"{RESULTS}/neds/baselines/{{session}}.json", session=SESSIONS.index),
         rrr=f"{RESULTS}/neds/rrr.json",
         pretraining=[f"{RESULTS}/neds/multi/pretraining.json"] if NEDS_HELDOUT else [],

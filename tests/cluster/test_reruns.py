@@ -19,7 +19,7 @@ FISH_PREPROCESSING = {
     "synth_zebrafish": 1, "synth_zebrafish_plane": 1, "inventory_fish": 1, "align_behavior": 1,
     "motion_correct": 1, "extract_plane": 1, "neural_file": 1, "imaging_quality": 1,
 }
-SESSION_NEDS = {"neds_baselines": 1, "neds_train_single": 1}  # one decoding variant in the cluster config
+SESSION_NEDS = {"neds_baselines": 1, "neds_train_single": 1, "neds_ndt2": 1}  # one decoding variant in the cluster config
 SESSION_JOBS = {"synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, **SESSION_NEDS}
 # Aggregates (each one job over all recordings / models) and the default target.
 MODEL_COMPARISON_TABLE = {"evaluate_model_comparison": 1, "all": 1}  # Table 1 / Fig. 2a

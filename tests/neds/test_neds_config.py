@@ -1,6 +1,9 @@
 """The neds config section: defaults, nested unknown keys, variants and the ablation."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pipeline.neds.config import NedsConfig
 
@@ -36,3 +39,11 @@ def test_search_and_model_sections():
         NedsConfig.from_mapping({"search": {"learning_rate": [0.01, 0.001]}})
     with pytest.raises(ValueError, match="positive integers"):
         NedsConfig.from_mapping({"search": {"embed_dim": [12.5]}})
+
+
+def test_ndt2_section_of_the_paper_config_and_bad_values():
+    paper = yaml.safe_load((Path(__file__).parents[2] / "config" / "paper.yaml").read_text())["neds"]
+    ndt2 = NedsConfig.from_mapping(paper).ndt2
+    assert (ndt2.patch_size, ndt2.embed_dim, ndt2.n_layers, ndt2.mask_ratio) == (64, 512, 6, 0.11)  # App. C Table 6
+    with pytest.raises(ValueError, match="neds.ndt2: Ndt2Params: mask_ratio"):
+        NedsConfig.from_mapping({"ndt2": {"mask_ratio": 1.0}})

@@ -5,7 +5,8 @@ dataclass: ``model`` (architecture of the single-session models) and ``multi_ses
 (of the pretrained model, inherited by fine-tuning: App. C Table 4 is larger and deeper than
 the single-session models of Table 3 / App. D), ``masking`` (multi-task masking), ``training``,
 ``pretraining`` and ``finetuning`` (optimisation of the single-session, multi-session and
-fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression) and ``region`` (brain
+fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression), ``ndt2`` (the NDT2
+baseline) and ``region`` (brain
 region classification from neuron embeddings). Top-level keys choose which models exist:
 ``variants`` (single-session model variants), ``masking_ablation`` (schemes removed one at a
 time) and ``heldout_sessions`` (fine-tuned after pretraining on every other session).
@@ -169,6 +170,41 @@ class SearchParams(Params):
 
 
 @dataclass(frozen=True)
+class Ndt2Params(Params):
+    """NDT2 baseline (:mod:`pipeline.neds.ndt2`; paper seed 002 App. C: search ranges Table 5,
+    74-session model Table 6: embedding 512, patch 64, encoder depth 6, decoder depth 2, head
+    dimension 1024, 4 heads, dropout 0.1, mask ratio 0.11, weight decay 0.001, learning rate
+    0.0005, batch 1024; epoch counts of the single-session phases are not given)."""
+
+    patch_size: int = 16  # neurons per space-time patch (paper 32-64)
+    embed_dim: int = 64  # token width D (paper 128-512)
+    n_heads: int = 4  # attention heads of encoder and decoder (paper 4)
+    n_layers: int = 2  # encoder depth (paper 3 in the search, 6 multi-session)
+    decoder_layers: int = 1  # supervised decoder depth (paper 2)
+    mlp_dim: int = 128  # feed-forward width (paper "head dimension" 1024)
+    dropout: float = 0.1  # dropout of tokens, attention and feed-forward (paper 0.1)
+    mask_ratio: float = 0.25  # fraction of patches masked in pretraining (paper 0.1-0.5)
+    pretrain_epochs: int = 40  # self-supervised epochs over the training trials (paper 600 multi-session)
+    decode_epochs: int = 40  # epochs of the supervised decoder on the frozen encoder
+    batch_size: int = 16  # trials per batch (paper 1024)
+    learning_rate: float = 0.001  # peak AdamW learning rate of both phases (paper 1e-4 - 1e-2)
+    weight_decay: float = 0.01  # AdamW weight decay (paper 0.001 - 0.1)
+    warmup_fraction: float = 0.1  # fraction of each phase's steps with a linear warm-up
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if min(self.patch_size, self.embed_dim, self.n_heads, self.n_layers, self.decoder_layers, self.mlp_dim,
+               self.pretrain_epochs, self.decode_epochs, self.batch_size) < 1:
+            raise ValueError("Ndt2Params: sizes, epochs and batch_size must be >= 1")
+        if self.embed_dim % self.n_heads:
+            raise ValueError("Ndt2Params: embed_dim must be a multiple of n_heads")
+        if not 0 < self.mask_ratio < 1 or not 0 <= self.dropout < 1 or not 0 <= self.warmup_fraction < 1:
+            raise ValueError("Ndt2Params: mask_ratio must be in (0, 1), dropout and warmup_fraction in [0, 1)")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("Ndt2Params: learning_rate must be > 0 and weight_decay >= 0")
+
+
+@dataclass(frozen=True)
 class NedsConfig(Params):
     """The ``neds`` config section (sub-sections above)."""
 
@@ -187,6 +223,7 @@ class NedsConfig(Params):
     baselines: BaselineParams = field(default_factory=BaselineParams)
     region: RegionParams = field(default_factory=RegionParams)
     search: SearchParams = field(default_factory=SearchParams)
+    ndt2: Ndt2Params = field(default_factory=Ndt2Params)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()

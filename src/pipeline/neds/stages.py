@@ -24,11 +24,13 @@ from pipeline.neds.config import (
     MaskingParams,
     ModelParams,
     NedsConfig,
+    Ndt2Params,
     RegionParams,
     TrainingParams,
 )
 from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
+from pipeline.neds.ndt2 import evaluate_ndt2, train_ndt2
 from pipeline.neds.region import classify_regions, neuron_embeddings
 from pipeline.neds.rrr import evaluate_multi_session_rrr
 from pipeline.neds.search import best_draw
@@ -192,6 +194,20 @@ def run_rrr(binned_paths: list[str | Path], params: BaselineParams, seed: int, o
         log.info("rrr %s: %s", sid, {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)})
     record = {"sessions": metrics, **_provenance({"baselines": params}, seed, sources=[str(p) for p in binned_paths])}
     write_json(record, out_path)
+    return record
+
+
+def run_ndt2(binned_path: str | Path, params: Ndt2Params, seed: int, *, device: str, metrics_path: str | Path) -> dict:
+    """Train the single-session NDT2 baseline (:mod:`pipeline.neds.ndt2`) on one session and
+    write its test decoding metrics as a model record ``{"session", "model": "ndt2",
+    "metrics", "ndt2_training"}`` (no ``training`` key: it is not a NEDS training record)."""
+    data = load_session(binned_path)
+    model, summary = train_ndt2(data, params, seed, select_device(device))
+    metrics = evaluate_ndt2(model, data)
+    log.info("ndt2 %s: %s", data.session_id, {k: round(v, 3) for k, v in metrics.items()})
+    record = {"session": data.session_id, "model": "ndt2", "metrics": metrics, "ndt2_training": summary,
+              **_provenance({"ndt2": params}, seed, source=str(binned_path))}
+    write_json(record, metrics_path)
     return record
 
 
