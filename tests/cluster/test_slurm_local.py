@@ -1,5 +1,6 @@
-"""bin/slurm-local and the fixture around it: where SLURM cannot be started the tests skip
-with the script's reason, except under CI, where they fail."""
+"""bin/slurm-local and the fixture around it: SLURM is installed and started only under CI or
+when asked (`bin/test --with-slurm`); where it cannot be started the tests skip with the
+script's reason, except under CI, where they fail."""
 
 from __future__ import annotations
 
@@ -22,8 +23,19 @@ def fake_script(tmp_path, monkeypatch):
     return make
 
 
+def test_not_asked_uses_a_running_slurm_or_skips_saying_how_to_start_one(fake_script, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(cluster.START_SLURM_VARIABLE, raising=False)
+    fake_script(1, "bin/slurm-local: no SLURM running")  # `bin/slurm-local status` fails: nothing installed
+    with pytest.raises(pytest.skip.Exception, match="bin/test --with-slurm"):
+        cluster.start_slurm()
+    fake_script(0, "running")
+    cluster.start_slurm()  # a running SLURM is used as it is
+
+
 def test_cannot_start_skips_with_the_reason_outside_ci(fake_script, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv(cluster.START_SLURM_VARIABLE, "1")
     fake_script(3, "bin/slurm-local: cannot start SLURM here: not root (uid 1000)")
     with pytest.raises(pytest.skip.Exception, match=r"not root \(uid 1000\)"):
         cluster.start_slurm()
@@ -38,6 +50,7 @@ def test_cannot_start_fails_under_ci(fake_script, monkeypatch):
 
 def test_a_daemon_that_does_not_start_fails_everywhere(fake_script, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv(cluster.START_SLURM_VARIABLE, "1")
     fake_script(1, "bin/slurm-local: slurmctld did not start")
     with pytest.raises(pytest.fail.Exception, match="slurmctld did not start"):
         cluster.start_slurm()
