@@ -31,7 +31,7 @@ from pipeline.provenance import config_hash
 from pipeline.salience.job import salience_jobs
 from pipeline.seeding import derive_seed
 from pipeline.models.embeddings import EmbeddingParams
-from pipeline.train.experiments import resolve_design
+from pipeline.train.experiments import FOLD_WILDCARD, parse_fold_wildcard, resolve_design
 from pipeline.train.loop import TrainingParams
 
 
@@ -82,10 +82,11 @@ wildcard_constraints:
     plane=r"\d+",
     experiment=r"[A-Za-z0-9][A-Za-z0-9_.]*",
     model=r"[A-Za-z0-9][A-Za-z0-9_.]*",
-    weights=r"pretrained|untrained",
+    weights=r"pretrained|untrained|scratch_full",
     embedding=r"linear_no_position|relative_control|linear|sinusoidal|relative|laplacian|sparse_ae",
     seq_len=r"\d+",
     run=r"\d+",
+    fold=FOLD_WILDCARD,  # "" (single split) or "-fold<f>" (blocked cross-validation)
 
 
 # ---- recording metadata ---------------------------------------------------------------
@@ -300,7 +301,7 @@ def imaging_quality_targets():
 
 # ---- NLP4Neuro training jobs ----------------------------------------------------------
 
-DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}"
+DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}{fold}"
 DECODER_JOBS = DESIGN.jobs(list(FISH.index))
 
 
@@ -320,6 +321,9 @@ def decoder_job(wildcards):
         "seed": unit_seed("nlp4neuro", wildcards.fish, wildcards.model, wildcards.seq_len, wildcards.run),
         "split_fractions": list(experiment.split_fractions),
         "signal": DESIGN.signal,
+        # blocked cross-validation only: single-split jobs keep the params they had
+        **({"cv_folds": experiment.cv_folds, "fold": parse_fold_wildcard(wildcards.fold)}
+           if experiment.cv_folds else {}),
     }
 
 

@@ -49,10 +49,14 @@ def evaluation_settings(role):
 
 def trace_predictions():
     """Fig. 2c inputs: model -> predictions.h5 of its runs on the trace fish at the trace
-    window length (model_comparison experiment)."""
+    window length (model_comparison experiment); under blocked cross-validation the last
+    fold's (its test block ends the recording, like the single split's)."""
     by_model = {}
-    for job in evaluation_jobs("model_comparison"):
-        if job["fish"] == EVALUATION.trace_fish and job["seq_len"] == EVALUATION.trace_seq_len:
+    jobs = evaluation_jobs("model_comparison")
+    last_fold = max((job["fold"] for job in jobs), key=lambda f: parse_fold_wildcard(f) or 0, default="")
+    for job in jobs:
+        if (job["fish"] == EVALUATION.trace_fish and job["seq_len"] == EVALUATION.trace_seq_len
+                and job["fold"] == last_fold):
             by_model.setdefault(job["model"], []).append(
                 f"{RESULTS}/nlp4neuro/{DECODER_RUN.format(**job)}/predictions.h5"
             )

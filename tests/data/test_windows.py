@@ -38,7 +38,7 @@ def test_no_window_crosses_a_split_boundary():
     for name in ("train", "val", "test"):
         windows = splits[name]
         frames = windows.frame_index(torch.arange(len(windows))) + windows.first_frame
-        block = splits.frame_ranges[name]
+        (block,) = splits.frame_segments[name]
         assert frames.min() == block.start and frames.max() == block.stop - 1
     assert len(splits.train) == 70 - 10 + 1
 
@@ -111,7 +111,7 @@ def test_windows_over_invalid_volumes_never_reach_training_or_metrics():
     seq_len = 6
     splits = make_splits(rec, (0.6, 0.2, 0.2), seq_len)
     for name in ("train", "val", "test"):
-        block = splits.frame_ranges[name]
+        (block,) = splits.frame_segments[name]
         expected = [s - block.start for s in block if s + seq_len <= block.stop and valid[s : s + seq_len].all()]
         windows = splits[name]
         np.testing.assert_array_equal(windows.window_starts.numpy(), expected)

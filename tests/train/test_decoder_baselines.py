@@ -27,7 +27,7 @@ def test_job_baselines_on_the_synthetic_fish(decoding_fish):
     neural, behavior, _ = decoding_fish
     splits = make_splits(load_recording(neural, behavior), (0.7, 0.15, 0.15), 10)
     stimulus = stimulus_features(behavior)
-    assert stimulus.shape == (splits.frame_ranges["test"].stop, 8) and np.isfinite(stimulus).all()
+    assert stimulus.shape == (splits.n_recording_frames, 8) and np.isfinite(stimulus).all()
     baselines, predictions = baseline_metrics(splits, stimulus)
     assert predictions["ridge"].shape == (len(splits.test), 10, 6)
     assert set(baselines) == {"mean_predictor", "ridge", "stimulus"}

@@ -54,7 +54,7 @@ def test_decoder_beats_the_mean_predictor(decoding_fish, tmp_path, model):
         n_windows, seq_len, segments = f["test/window_predictions"].shape
         assert (seq_len, segments) == (10, 6) and n_windows == test["n_test_windows"]
         assert f["test/frame_predictions"].shape == (test["n_test_frames"], 6)
-        assert f["test/frame_index"][0] == summary["frame_ranges"]["test"][0]
+        assert f["test/frame_index"][0] == summary["frame_ranges"]["test"][0][0]
         assert f["test/frame_predictions"].attrs["units"] == "rad"
     state = torch.load(out / "model.pt", weights_only=True)
     assert state["job"]["model"] == model and state["activity_mean"].shape == (summary["n_neurons"],)

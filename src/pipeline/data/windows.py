@@ -7,6 +7,11 @@ Fixes relative to the original scripts:
 - splits are contiguous blocks of frames in time order (train, then validation, then test),
   and every window lies inside one block: no window crosses a split boundary, so no test
   frame is ever seen during training;
+- blocked cross-validation (:func:`blocked_fold_split`, the ``cv_folds`` option of an
+  experiment): k contiguous test blocks rotated over the recording, a contiguous validation
+  block next to the test block, training on the rest, and ``seq_len`` volumes left out
+  between any two blocks, so no window holds frames of two blocks and the frames nearest the
+  test block (the most correlated with it) are not trained on;
 - each neuron is z-scored with the mean and standard deviation of the *training* frames
   only (the original normalised every frame across neurons over the whole recording, which
   mixes test statistics into the inputs); the six tail angles are z-scored the same way, so
@@ -142,6 +147,50 @@ def chronological_split(n_frames: int, fractions: tuple[float, float, float], se
     return bounds
 
 
+def blocked_fold_split(n_frames: int, n_folds: int, fold: int, val_fraction: float,
+                       seq_len: int) -> dict[str, tuple[range, ...]]:
+    """Fold ``fold`` of blocked ``n_folds``-fold cross-validation over a recording of
+    ``n_frames`` volumes: ``{"train", "val", "test"}`` -> contiguous frame segments in time
+    order (train may have two: before and after the held-out blocks).
+
+    Layout (volumes): the test blocks are the ``n_folds`` contiguous blocks of (nearly) equal
+    length that tile the recording (block f = frames ``round(f n / k)`` to ``round((f + 1) n / k)``),
+    so over the folds every volume is tested exactly once. Validation is the contiguous block
+    of ``round(val_fraction n)`` volumes just *before* the test block (as in the single split,
+    where validation precedes test); for fold 0, which has nothing before it, just *after* it.
+    ``seq_len`` volumes are left out between validation and test and between either of them and
+    the training frames, so windows (which overlap by ``seq_len - 1`` frames) never hold frames
+    of two blocks and no training window touches a held-out frame's neighbourhood. Training is
+    every remaining volume; a training segment shorter than ``seq_len`` (no window fits) is
+    dropped.
+
+    Raises ValueError when the test or validation block is shorter than ``seq_len``, or the
+    blocks do not fit in the recording.
+    """
+    if n_folds < 2 or not 0 <= fold < n_folds:
+        raise ValueError(f"blocked cross-validation needs n_folds >= 2 and 0 <= fold < n_folds, got fold {fold} "
+                         f"of {n_folds}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    edges = np.round(np.linspace(0, n_frames, n_folds + 1)).astype(int)
+    test = range(int(edges[fold]), int(edges[fold + 1]))
+    n_val, gap = int(round(val_fraction * n_frames)), seq_len
+    val = (range(test.start - gap - n_val, test.start - gap) if fold > 0
+           else range(test.stop + gap, test.stop + gap + n_val))
+    where = f"fold {fold} of {n_folds} over {n_frames} frames (val_fraction {val_fraction}, seq_len {seq_len})"
+    for name, block in (("test", test), ("val", val)):
+        if len(block) < seq_len:
+            raise ValueError(f"{where}: the {name} block has {len(block)} frames, fewer than seq_len={seq_len}")
+    held_out = range(min(val.start, test.start) - gap, max(val.stop, test.stop) + gap)
+    if val.start < 0 or val.stop > n_frames:
+        raise ValueError(f"{where}: the validation block {val.start}..{val.stop} does not fit in the recording")
+    train = tuple(r for r in (range(0, max(held_out.start, 0)), range(min(held_out.stop, n_frames), n_frames))
+                  if len(r) >= seq_len)
+    if not train:
+        raise ValueError(f"{where}: no training segment of at least seq_len frames is left")
+    return {"train": train, "val": (val,), "test": (test,)}
+
+
 @dataclass(frozen=True)
 class Normaliser:
     """Per-channel (neuron or tail segment) z-scoring with statistics of the training
@@ -174,15 +223,20 @@ class Normaliser:
 
 
 class WindowSet:
-    """All sliding windows (stride 1) of length ``seq_len`` inside one contiguous block.
+    """All sliding windows (stride 1) of length ``seq_len`` inside one block of frames.
 
     Holds the block once, as tensors ``inputs`` (frames, neurons) and ``targets``
     (frames, 6); window ``i`` covers frames ``i .. i + seq_len - 1`` of the block
-    (``first_frame + i`` in the recording). :meth:`batch` gathers windows by index.
+    (``first_frame + i`` in the recording when the block is one contiguous segment).
+    A block made of several segments of the recording (the training block of a blocked
+    cross-validation fold) lists the block frames where a new segment begins in
+    ``segment_starts``: no window crosses one, and ``recording_frames`` maps block frames to
+    recording volumes. :meth:`batch` gathers windows by index.
     """
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, seq_len: int, first_frame: int = 0,
-                 valid: np.ndarray | None = None) -> None:
+                 valid: np.ndarray | None = None, segment_starts: tuple[int, ...] = (),
+                 recording_frames: np.ndarray | None = None) -> None:
         if inputs.shape[0] != targets.shape[0]:
             raise ValueError(f"inputs have {inputs.shape[0]} frames, targets {targets.shape[0]}")
         if seq_len < 1 or inputs.shape[0] < seq_len:
@@ -194,9 +248,21 @@ class WindowSet:
         self._offsets = torch.arange(seq_len)
         invalid = np.zeros(inputs.shape[0], bool) if valid is None else ~np.asarray(valid, bool)
         self.valid = ~invalid  #: (frames,) bool, False = volume no window may contain
+        self.segment_starts = tuple(int(b) for b in segment_starts)
+        #: (frames,) int64 recording volume of each block frame
+        self.recording_frames = (np.arange(first_frame, first_frame + inputs.shape[0]) if recording_frames is None
+                                 else np.asarray(recording_frames, dtype=np.int64))
+        if self.recording_frames.shape != (inputs.shape[0],):
+            raise ValueError(f"recording_frames has shape {self.recording_frames.shape}, expected ({inputs.shape[0]},)")
         invalid_before = np.concatenate([[0], np.cumsum(invalid)])
-        #: block frame where each window starts: the windows whose frames are all valid, in order
-        self.window_starts = torch.as_tensor(np.flatnonzero(invalid_before[seq_len:] == invalid_before[:-seq_len]))
+        segment = np.zeros(inputs.shape[0], np.int64)
+        segment[list(self.segment_starts)] = 1
+        segment = np.cumsum(segment)  # segment number of each block frame
+        all_valid = invalid_before[seq_len:] == invalid_before[:-seq_len]
+        one_segment = segment[seq_len - 1 :] == segment[: inputs.shape[0] - seq_len + 1]
+        whole = all_valid & one_segment
+        #: block frame where each window starts: the windows whose frames are all valid and in one segment, in order
+        self.window_starts = torch.as_tensor(np.flatnonzero(whole))
         if len(self.window_starts) == 0:
             raise ValueError(f"no window of seq_len={seq_len} valid volumes in a block of {inputs.shape[0]} frames "
                              f"({int(invalid.sum())} invalid)")
@@ -207,7 +273,8 @@ class WindowSet:
     def with_inputs(self, inputs: np.ndarray) -> "WindowSet":
         """The same windows (targets, seq_len, first frame, valid volumes) over other
         ``inputs`` (frames, neurons), e.g. activity with some neurons replaced."""
-        return WindowSet(inputs, self.targets.numpy(), self.seq_len, self.first_frame, self.valid)
+        return WindowSet(inputs, self.targets.numpy(), self.seq_len, self.first_frame, self.valid,
+                         self.segment_starts, self.recording_frames)
 
     @property
     def n_frames(self) -> int:
@@ -233,32 +300,49 @@ class DecodingSplits:
     test: WindowSet
     activity_normaliser: Normaliser  # (neurons,)
     tail_normaliser: Normaliser  # (6,) rad
-    frame_ranges: dict[str, range]  # recording frames of each block
+    frame_segments: dict[str, tuple[range, ...]]  # recording frames of each block, contiguous segments in order
+    n_recording_frames: int  # volumes of the whole recording
 
     def __getitem__(self, split: str) -> WindowSet:
         return getattr(self, split)
 
+    def frames(self, split: str) -> np.ndarray:
+        """(block frames,) recording volume index of each frame of ``split``'s block."""
+        return self[split].recording_frames
 
-def make_splits(recording: DecodingRecording, fractions: tuple[float, float, float], seq_len: int) -> DecodingSplits:
-    """Split chronologically, fit the activity and tail normalisers on the training block,
-    and wrap each block in a :class:`WindowSet` (windows never cross blocks). The three
-    blocks are views of one normalised copy of the recording."""
-    ranges = chronological_split(recording.n_frames, fractions, seq_len)
-    train = ranges["train"]
+
+def make_splits(recording: DecodingRecording, fractions: tuple[float, float, float], seq_len: int,
+                cv_folds: int = 0, fold: int = 0) -> DecodingSplits:
+    """Split (``cv_folds`` 0: :func:`chronological_split` with ``fractions``; k >= 2: fold
+    ``fold`` of :func:`blocked_fold_split`, validation ``fractions[1]`` of the recording),
+    fit the activity and tail normalisers on the training frames, and wrap each block in a
+    :class:`WindowSet` (windows never cross blocks or segments). Single-segment blocks are
+    views of one normalised copy of the recording; a two-segment training block is a copy."""
+    if cv_folds:
+        segments = blocked_fold_split(recording.n_frames, cv_folds, fold, fractions[1], seq_len)
+    else:
+        segments = {name: (r,) for name, r in chronological_split(recording.n_frames, fractions, seq_len).items()}
     valid = recording.valid_frames
-    train_valid = np.flatnonzero(valid[train.start : train.stop]) + train.start
+    train_frames = np.concatenate([np.arange(r.start, r.stop) for r in segments["train"]])
+    train_valid = train_frames[valid[train_frames]]
     activity_normaliser = Normaliser.fit(recording.neural_activity[train_valid])
     tail_normaliser = Normaliser.fit(recording.tail_angles[train_valid])
     activity = activity_normaliser.transform(recording.neural_activity)
     tail = tail_normaliser.transform(recording.tail_angles)
     tail[~valid] = np.nan  # never gathered (no window holds an invalid volume); NaN if it were
-    sets = {
-        name: WindowSet(activity[r.start : r.stop], tail[r.start : r.stop], seq_len, first_frame=r.start,
-                        valid=valid[r.start : r.stop])
-        for name, r in ranges.items()
-    }
+    sets = {}
+    for name, parts in segments.items():
+        if len(parts) == 1:
+            (r,) = parts
+            sets[name] = WindowSet(activity[r.start : r.stop], tail[r.start : r.stop], seq_len, first_frame=r.start,
+                                   valid=valid[r.start : r.stop])
+            continue
+        frames = np.concatenate([np.arange(r.start, r.stop) for r in parts])
+        starts = tuple(np.cumsum([len(r) for r in parts])[:-1])
+        sets[name] = WindowSet(activity[frames], tail[frames], seq_len, first_frame=parts[0].start,
+                               valid=valid[frames], segment_starts=starts, recording_frames=frames)
     return DecodingSplits(**sets, activity_normaliser=activity_normaliser, tail_normaliser=tail_normaliser,
-                          frame_ranges=ranges)
+                          frame_segments=segments, n_recording_frames=recording.n_frames)
 
 
 def average_overlapping_windows(window_values: np.ndarray, window_starts: np.ndarray | None = None,

@@ -72,6 +72,18 @@ class ModelSpec(Params):
     def has_pretrained_weights(self) -> bool:
         return self.kind == "transformer" and bool(self.architecture["source"])
 
+    def supports_weights(self, weights: str) -> bool:
+        """Whether this model trains under the ``weights`` option (experiment grids keep only
+        those): ``untrained`` always; ``pretrained`` with a weight source; ``scratch_full``
+        (random init, every weight trained; :mod:`pipeline.models.language`) for transformers
+        whose untrained twin trains LoRA adapters only (without LoRA, ``untrained`` already
+        trains every weight from scratch)."""
+        if weights == "pretrained":
+            return self.has_pretrained_weights
+        if weights == "scratch_full":
+            return self.kind == "transformer" and self.architecture["lora_rank"] > 0
+        return weights == "untrained"
+
     @property
     def has_embedding_choice(self) -> bool:
         return self.kind == "transformer"

@@ -110,9 +110,9 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
 
 
 def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFrame, model_order: Sequence[str]):
-    """Fig. 2b from the Table 2 comparison frame (``rmse`` rows) and the job records (for
-    the twin lines)."""
-    rmse = comparison[comparison["metric"] == "rmse"]
+    """Fig. 2b from the Table 2 comparison frame (``rmse`` rows of the untrained reference
+    arm) and the job records (for the twin lines)."""
+    rmse = comparison[(comparison["metric"] == "rmse") & (comparison["reference"] == "untrained")]
     cells = [(m, s) for m in model_order for s in sorted(rmse.loc[rmse["model"] == m, "seq_len"].unique())]
     width = 0.36
     with paper_style():
@@ -120,13 +120,14 @@ def pretrained_vs_untrained_figure(comparison: pd.DataFrame, records: pd.DataFra
         for i, (model, seq_len) in enumerate(cells):
             row = rmse[(rmse["model"] == model) & (rmse["seq_len"] == seq_len)].iloc[0]
             tops = []
-            for j, weights in enumerate(("pretrained", "untrained")):
-                mean, sem = row[f"{weights}_mean"], row[f"{weights}_sem"]
+            for j, (weights, column) in enumerate((("pretrained", "pretrained"), ("untrained", "reference"))):
+                mean, sem = row[f"{column}_mean"], row[f"{column}_sem"]
                 ax.errorbar(i + (j - 0.5) * width, mean, yerr=0.0 if np.isnan(sem) else sem, fmt="s", markersize=4,
                             capsize=2.5, color=WEIGHT_COLORS[weights], markeredgecolor="black", markeredgewidth=0.4,
                             label=weights if i == 0 else None, zorder=3)
                 tops.append(mean + (0.0 if np.isnan(sem) else sem))
-            cell = records[(records["model"] == model) & (records["seq_len"] == seq_len)]
+            cell = records[(records["model"] == model) & (records["seq_len"] == seq_len)
+                           & records["weights"].isin(["pretrained", "untrained"])]
             pairs = cell.pivot_table(index=["fish", "run"], columns="weights", values="rmse").dropna()
             for _, pair in pairs.iterrows():
                 ax.plot([i - 0.3 * width, i + 0.3 * width], [pair["pretrained"], pair["untrained"]],

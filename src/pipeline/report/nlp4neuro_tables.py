@@ -4,7 +4,9 @@ cell and metric, every statistic at full precision); LaTeX and Markdown show one
 cell with mean ± SEM over jobs and the paper protocol's (adjusted) p-value, then the
 fish-level mean with its 95 % bootstrap CI over fish and the mixed model's adjusted p-value
 (:mod:`pipeline.stats.fish_level`). Every footer names the training protocol of the jobs
-and the n behind each column with its unit."""
+and the n behind each column with its unit. Under blocked cross-validation each job value
+is its (fish, run)'s fold mean, and a "fold min–max" column gives the range over folds of
+the cell's per-fold mean (:func:`pipeline.stats.records.fold_spread`)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,33 @@ FISH_LEVEL_NOTE = ("Fish-level columns (fish = the unit; n = fish): fish mean = 
                    "over its runs, [95 % CI] = percentile bootstrap over fish ({resamples} resamples; n/a with 1 "
                    "fish); p LMM = " + MIXED_MODEL + " of the arm against {reference}, Holm-adjusted over the "
                    "same family as the paper column; * = adjusted p < {alpha:g}.")
+
+
+#: Table 2's reference arms (pipeline.models.language.WEIGHTS) as the table labels them
+ARM_LABELS = {"untrained": "untrained, same trainable set", "scratch_full": "from scratch, all weights"}
+ARM_NOTE = ("Arms: pretrained = the backbone's published weights; 'untrained, same trainable set' = the same "
+            "architecture with random (seeded) weights training exactly the pretrained arm's parameters (every "
+            "backbone weight, or the same LoRA adapters on a frozen random base, quantised alike); 'from scratch, "
+            "all weights' (LoRA models only) = random weights with every backbone weight trained (bf16 weights and "
+            "8-bit AdamW on CUDA, fp32 and AdamW on CPU; the job's metrics record which). Each arm has the same "
+            "budget, seed, embedding/head initialisation and batch order as the pretrained twin.")
+
+
+def _fold_cell(low: float, high: float) -> str:
+    return "–" if pd.isna(low) else f"{format_value(low)}–{format_value(high)}"
+
+
+def fold_note(frame: pd.DataFrame, column: str = "n_folds") -> list[str]:
+    """Footer line for tables of blocked cross-validation jobs (none for a single split)."""
+    if column not in frame or not frame[column].notna().any():
+        return []
+    k = int(frame[column].max())
+    return [f"Blocked {k}-fold cross-validation: fold f tests on the f-th of {k} contiguous blocks tiling the "
+            "recording, validates on the block just before it (fold 0: just after) and trains on the rest, L volumes "
+            "left out between blocks. Each job value is the mean over its (fish, run)'s folds: folds share the fish "
+            "and most training frames, so they are not independent replicates and every test and CI above uses the "
+            "fold means (n counts (fish, run), not folds). fold min–max: range over the folds of the cell's "
+            "per-fold mean (mean over its (fish, run))."]
 
 
 def _fish_cell(row) -> str:
@@ -77,6 +106,13 @@ def with_baselines(comparison: pd.DataFrame, baselines: pd.DataFrame | None) -> 
     return pd.concat([comparison, baselines], ignore_index=True)
 
 
+def _fold_columns(comparison: pd.DataFrame, prefix: str = "", name: str = "{short} fold min–max") -> dict:
+    """The fold min–max display column (cross-validation tables only)."""
+    if f"{prefix}fold_min" not in comparison or not comparison[f"{prefix}fold_min"].notna().any():
+        return {}
+    return {name: lambda r: _fold_cell(r[f"{prefix}fold_min"], r[f"{prefix}fold_max"])}
+
+
 SHORT_LABELS = {"rmse": ("RMSE (rad)", "RMSE"), "tail_sum_pearson_r": ("Pearson r", "r")}
 
 
@@ -123,6 +159,7 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
     keys = ["model", "seq_len"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
+        **_fold_columns(comparison),
         "p {short}": _p_cell,
         "{short} fish mean [95 % CI]": _fish_cell,
         "p LMM {short}": _lmm_cell,
@@ -143,6 +180,7 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="the best model of the same L", alpha=alpha),
         *([BASELINE_NOTE] if baselines is not None and not baselines.empty else []),
         *([beyond_mean_note(beyond)] if beyond is not None and not beyond.empty else []),
+        *fold_note(comparison),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 1: test-set decoding performance per model and window length ({experiment})",
@@ -152,41 +190,44 @@ def model_comparison_table(comparison: pd.DataFrame, experiment: str, alpha: flo
 def pretrained_vs_untrained_table(comparison: pd.DataFrame, experiment: str, alpha: float,
                                   without_twins: list[str], protocol: str, resamples: int,
                                   baselines: pd.DataFrame | None = None) -> Table:
-    """Table 2: pretrained vs untrained per model and seq_len: the paper's Mann-Whitney U
-    beside the Wilcoxon signed-rank test on the (fish, run) twins (Holm over the table's
-    cells of a metric), and the fish-level columns (pretrained as the arm)."""
-    keys = ["model", "seq_len"]
+    """Table 2: pretrained vs each other arm (``reference``: untrained with the same
+    trainable set; from scratch with all weights, where trained; :data:`ARM_LABELS`) per
+    model and seq_len: the paper's Mann-Whitney U beside the Wilcoxon signed-rank test on
+    the (fish, run) twins (Holm over the table's cells of a metric and arm), and the
+    fish-level columns (pretrained as the arm)."""
+    keys = ["model", "seq_len", "reference"]
     display = _wide(comparison, keys, {
         "{short} pretrained": lambda r: format_mean_sem(r["pretrained_mean"], r["pretrained_sem"]),
-        "{short} untrained": lambda r: format_mean_sem(r["untrained_mean"], r["untrained_sem"]),
+        **_fold_columns(comparison, "pretrained_", "{short} pretrained fold min–max"),
+        "{short} other arm": lambda r: format_mean_sem(r["reference_mean"], r["reference_sem"]),
+        **_fold_columns(comparison, "reference_", "{short} other arm fold min–max"),
         "p MW {short}": lambda r: _p_cell({"test_note": r["paper_note"], "p_adjusted": r["paper_p_adjusted"],
                                            "significant": r["paper_significant"]}),
         "p Wilcoxon {short}": _p_cell,
-        "{short} pre-un fish mean [95 % CI]": lambda r: _fish_cell({
+        "{short} pre-other fish mean [95 % CI]": lambda r: _fish_cell({
             "fish_mean": r["difference_fish_mean"], "fish_ci_low": r["difference_ci_low"],
             "fish_ci_high": r["difference_ci_high"]}),
         "p LMM {short}": _lmm_cell,
     })
     n = comparison[comparison["metric"] == "rmse"].set_index(keys)[["n_pairs", "n_fish"]]
     display = pd.concat([n.rename(columns={"n_pairs": "pairs", "n_fish": "fish"}), display], axis=1).reset_index()
-    display = display.rename(columns={"model": "Model", "seq_len": "L"})
+    display["reference"] = display["reference"].map(ARM_LABELS)
+    display = display.rename(columns={"model": "Model", "seq_len": "L", "reference": "Other arm"})
     notes = [
-        f"Experiment {experiment!r}: each pretrained job and its untrained twin share fish, L, run and seed "
+        f"Experiment {experiment!r}: each pretrained job and its twin in the other arm share fish, L, run and seed "
         "(pipeline seed derivation), so they are paired by (fish, run); n = pairs.",
-        "Arms: pretrained = the backbone's published weights; untrained = the same architecture with random "
-        "(seeded) weights. Both train exactly the same parameters (every backbone weight, or the same LoRA adapters "
-        "on a frozen base: pretrained vs random) with the same budget, seed, embedding/head initialisation and "
-        "batch order.",
+        ARM_NOTE,
         protocol,
         RMSE_DEFINITION + ".", PEARSON_DEFINITION + ".", SEM_DEFINITION + ".",
-        f"Paper protocol (p MW; n = jobs per arm): {MANN_WHITNEY} of the pretrained vs the untrained jobs, pooled "
+        f"Paper protocol (p MW; n = jobs per arm): {MANN_WHITNEY} of the pretrained vs the other arm's jobs, pooled "
         "over fish and runs as independent samples.",
-        f"Paired test (p Wilcoxon; n = pairs): {WILCOXON} on the per-pair differences pretrained - untrained (zero "
+        f"Paired test (p Wilcoxon; n = pairs): {WILCOXON} on the per-pair differences pretrained - other arm (zero "
         "differences dropped); not computable with < 2 pairs or < 2 non-zero differences.",
-        "Correction: Holm-Bonferroni over all (model, L) cells of the metric, per test; p shown is the adjusted p; "
-        f"* = adjusted p < {alpha:g}.",
-        "pre-un fish mean: mean over fish of each fish's mean difference pretrained - untrained.",
-        FISH_LEVEL_NOTE.format(resamples=resamples, reference="untrained", alpha=alpha),
+        "Correction: Holm-Bonferroni over all (model, L) cells of the metric and other arm, per test; p shown is the "
+        f"adjusted p; * = adjusted p < {alpha:g}.",
+        "pre-other fish mean: mean over fish of each fish's mean difference pretrained - other arm.",
+        FISH_LEVEL_NOTE.format(resamples=resamples, reference="the other arm", alpha=alpha),
+        *fold_note(comparison, "pretrained_n_folds"),
         *_not_computable_note(comparison),
     ]
     if baselines is not None and not baselines.empty:
@@ -213,6 +254,7 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, pro
     keys = ["model", "seq_len", "embedding"]
     display = _wide(comparison, keys, {
         "{label}": lambda r: format_mean_sem(r["mean"], r["sem"]),
+        **_fold_columns(comparison),
         "p {short}": _p_cell,
         "{short} fish mean [95 % CI]": _fish_cell,
         "p LMM {short}": _lmm_cell,
@@ -239,6 +281,7 @@ def embedding_table(comparison: pd.DataFrame, experiment: str, alpha: float, pro
         f"* = adjusted p < {alpha:g}.",
         FISH_LEVEL_NOTE.format(resamples=resamples, reference="the model's best strategy", alpha=alpha),
         *([BASELINE_NOTE] if baselines is not None and not baselines.empty else []),
+        *fold_note(comparison),
         *_not_computable_note(comparison),
     ]
     return Table(title=f"Table 3: input-embedding strategies per model ({experiment})",

@@ -78,6 +78,10 @@ def salience_jobs(params: SalienceParams, design, fish_ids: list[str]) -> list[d
         raise ValueError(f"salience.experiment: {params.experiment!r} is not in nlp4neuro.experiments")
     if params.seq_len not in design.experiments[params.experiment].seq_lens:
         raise ValueError(f"salience.seq_len: {params.seq_len} is not a seq_len of experiment {params.experiment!r}")
+    if design.experiments[params.experiment].cv_folds:
+        raise ValueError(f"salience.experiment: {params.experiment!r} uses blocked cross-validation (cv_folds "
+                         f"{design.experiments[params.experiment].cv_folds}); salience explains single-split decoders, "
+                         "choose an experiment with cv_folds: 0")
     jobs = [j for j in design.jobs(fish_ids) if j["experiment"] == params.experiment and j["seq_len"] == params.seq_len]
     chosen = []
     for model in params.models:
@@ -204,7 +208,7 @@ def run_salience_job(
         average_overlapping_windows(splits.tail_normaliser.inverse(predict(model, splits[b], 64, torch_device)),
                                     splits[b].window_starts.numpy(), splits[b].n_frames).sum(axis=1)
         for b in blocks])
-    frames = range(splits.frame_ranges[blocks[0]].start, splits.frame_ranges[blocks[-1]].stop)
+    frames = range(splits.frame_segments[blocks[0]][0].start, splits.frame_segments[blocks[-1]][-1].stop)
     if len(ranked) >= recording.n_neurons:
         raise ValueError(f"{neural_path}: top_k = {len(ranked)} leaves no other neuron of {recording.n_neurons} for "
                          "the App. A.13 replacement ablation; lower salience.top_k")

@@ -7,10 +7,16 @@
   every other arm is tested against it with a two-sided Mann-Whitney U test on the
   per-job values, and the p-values of one family (the arms of one seq_len, or of one model
   and seq_len) are Holm-Bonferroni adjusted.
-- :func:`compare_paired_weights` (Table 2): pretrained vs untrained twins of one model and
-  seq_len are paired by (fish, run) -- the twins share fish, seq_len, run and seed -- and
-  compared with a two-sided Wilcoxon signed-rank test on the differences; the p-values of
-  all (model, seq_len) cells of one metric are Holm-Bonferroni adjusted.
+- :func:`compare_paired_weights` (Table 2): pretrained vs a reference arm (``untrained``:
+  random init, the pretrained arm's trainable set; ``scratch_full``: random init, every
+  weight trained) of one model and seq_len, twins paired by (fish, run) -- they share fish,
+  seq_len, run and seed -- and compared with a two-sided Wilcoxon signed-rank test on the
+  differences; the p-values of all (model, seq_len) cells of one metric and reference arm
+  are Holm-Bonferroni adjusted.
+
+Records are one row per (fish, run) replicate: under blocked cross-validation the caller
+averages each replicate's folds first (:func:`pipeline.stats.records.average_over_folds`),
+since folds are not independent replicates.
 
 Both return tidy frames (one row per cell and metric) with the tests' n, statistic,
 p-value, adjusted p-value, significance at ``alpha`` and, for a test that cannot be
@@ -179,26 +185,28 @@ def table1_arm(records: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
 
 def compare_paired_weights(records: pd.DataFrame, metrics: Sequence[str], alpha: float,
                            model_order: Sequence | None = None, resamples: int = 2000,
-                           seed: int = 0) -> pd.DataFrame:
-    """Pretrained vs untrained per model and seq_len, paired by (fish, run). Columns:
-    model, seq_len, metric, n_pairs, n_fish, pretrained_mean/_sem, untrained_mean/_sem,
-    difference_mean/_sem (pretrained - untrained, over pairs), test, statistic, p_value,
+                           seed: int = 0, reference: str = "untrained") -> pd.DataFrame:
+    """Pretrained vs the ``reference`` weights arm (``untrained`` or ``scratch_full``) per
+    model and seq_len, paired by (fish, run). Columns: model, seq_len, reference, metric,
+    n_pairs, n_fish, pretrained_mean/_sem, reference_mean/_sem, difference_mean/_sem
+    (pretrained - reference, over pairs), test, statistic, p_value,
     p_adjusted (Holm over every (model, seq_len) of the metric), significant, test_note,
     unpaired_jobs (jobs without a twin, left out); the paper's Mann-Whitney U of the
     pretrained vs the untrained jobs (``paper_test``, ``paper_statistic``, ``paper_p_value``,
     ``paper_p_adjusted``, ``paper_significant``, ``paper_note``; Holm as above); the
-    fish-level columns with pretrained as the arm and untrained as the reference. Models
-    without both weights are left out (the caller lists them)."""
+    fish-level columns with pretrained as the arm. Models without both arms are left out
+    (the caller lists them)."""
     cells = []
     for (model, seq_len), cell in records.groupby(["model", "seq_len"], sort=True):
-        if set(cell["weights"]) != {"pretrained", "untrained"}:
+        if not {"pretrained", reference} <= set(cell["weights"]):
             continue
-        by_weights = {w: cell[cell["weights"] == w].set_index(["fish", "run"]) for w in ("pretrained", "untrained")}
-        pairs = by_weights["pretrained"].index.intersection(by_weights["untrained"].index).sort_values()
+        cell = cell[cell["weights"].isin(["pretrained", reference])]
+        by_weights = {w: cell[cell["weights"] == w].set_index(["fish", "run"]) for w in ("pretrained", reference)}
+        pairs = by_weights["pretrained"].index.intersection(by_weights[reference].index).sort_values()
         seeds_differ = by_weights["pretrained"].loc[pairs, "seed"].to_numpy() != \
-            by_weights["untrained"].loc[pairs, "seed"].to_numpy()
+            by_weights[reference].loc[pairs, "seed"].to_numpy()
         if seeds_differ.any():
-            raise ValueError(f"{model} L{seq_len}: pretrained and untrained twins with different seeds "
+            raise ValueError(f"{model} L{seq_len}: pretrained and {reference} twins with different seeds "
                              f"{list(pairs[seeds_differ])[:3]}; they are not paired by the design")
         unpaired = len(cell) - 2 * len(pairs)
         cells.append((model, seq_len, by_weights, pairs, unpaired, cell["fish"].nunique()))
@@ -207,15 +215,15 @@ def compare_paired_weights(records: pd.DataFrame, metrics: Sequence[str], alpha:
         tests, paper_tests, mixed, partial = [], [], [], []
         for model, seq_len, by_weights, pairs, unpaired, n_fish in cells:
             pre = by_weights["pretrained"].loc[pairs, metric].to_numpy(float)
-            un = by_weights["untrained"].loc[pairs, metric].to_numpy(float)
+            un = by_weights[reference].loc[pairs, metric].to_numpy(float)
             tests.append(wilcoxon_signed_rank(pre, un))
             paper_tests.append(mann_whitney_u(pre, un))
-            arm_cell, reference_cell = (by_weights[w].loc[pairs].reset_index() for w in ("pretrained", "untrained"))
+            arm_cell, reference_cell = (by_weights[w].loc[pairs].reset_index() for w in ("pretrained", reference))
             mixed.append(_mixed_model(arm_cell, reference_cell, metric))
             s_pre, s_un, s_diff = summarise(pre), summarise(un), summarise(pre - un)
-            partial.append({"model": model, "seq_len": seq_len, "metric": metric, "n_pairs": len(pairs),
-                            "n_fish": n_fish, "pretrained_mean": s_pre.mean, "pretrained_sem": s_pre.sem,
-                            "untrained_mean": s_un.mean, "untrained_sem": s_un.sem,
+            partial.append({"model": model, "seq_len": seq_len, "reference": reference, "metric": metric,
+                            "n_pairs": len(pairs), "n_fish": n_fish, "pretrained_mean": s_pre.mean,
+                            "pretrained_sem": s_pre.sem, "reference_mean": s_un.mean, "reference_sem": s_un.sem,
                             "difference_mean": s_diff.mean, "difference_sem": s_diff.sem,
                             "unpaired_jobs": unpaired,
                             **_fish_columns(arm_cell, reference_cell, metric, resamples, seed)})

@@ -127,9 +127,9 @@ def baseline_metrics(splits: DecodingSplits,
 
     if stimulus is None:
         return _json_safe(results), predictions
-    if stimulus.shape[0] != splits.frame_ranges["test"].stop:
-        raise ValueError(f"stimulus has {stimulus.shape[0]} volumes, the recording {splits.frame_ranges['test'].stop}")
-    stimulus_blocks = {s: stimulus[r.start:r.stop] for s, r in splits.frame_ranges.items()}
+    if stimulus.shape[0] != splits.n_recording_frames:
+        raise ValueError(f"stimulus has {stimulus.shape[0]} volumes, the recording {splits.n_recording_frames}")
+    stimulus_blocks = {s: stimulus[splits.frames(s)] for s in blocks}
     predicted, strength = fit_window_ridge(stimulus_blocks, tail, seq_len, starts)
     predictions["stimulus"] = to_rad(predicted)
     results["stimulus"] = {**decoding_metrics(predictions["stimulus"], target_rad, starts["test"]),

@@ -12,6 +12,19 @@ An experiment is a grid over the job wildcards::
       split_fractions: [0.7, 0.15, 0.15]   # Exp. 2-3: [0.7, 0.1, 0.2]
       training: {epochs: 10, batch_size: 16, learning_rate: 1.0e-4}
       fish: []                   # empty: every fish of the fish table
+      cv_folds: 0                # 0: one chronological split; k >= 2: blocked k-fold CV
+
+Blocked cross-validation (``cv_folds: k``; :func:`pipeline.data.windows.blocked_fold_split`):
+fold f tests on the f-th of k contiguous blocks tiling the recording, validates on
+``split_fractions[1]`` of the recording just before it (fold 0: just after), trains on the
+rest, with ``seq_len`` volumes left out between blocks (``split_fractions[0]`` and ``[2]``
+are then unused). Folds are a DAG wildcard: each fold is its own job (path suffix
+``-fold{f}`` after ``run{run}``; :func:`fold_wildcard`), so the k folds of a run train in
+parallel on a cluster at the cost (GPU, time limit) of one single-split job, a failed or
+preempted fold reruns alone, and changing ``cv_folds`` reruns every fold of the experiment
+(the blocks move). With ``cv_folds: 0`` the paths and params of every job are those of the
+single split. The evaluation averages each (fish, run)'s folds before any statistic
+(:func:`pipeline.stats.records.average_over_folds`).
 
 Jobs: for every fish x model x seq_len x run, every weights option the model supports
 (reservoir/LSTM and transformers without a weight source only have ``untrained``) and every
@@ -31,7 +44,7 @@ from pipeline.models.embeddings import STRATEGIES, EmbeddingParams
 from pipeline.params import Params
 from pipeline.train.loop import TrainingParams
 
-WEIGHT_OPTIONS = ("pretrained", "untrained")
+WEIGHT_OPTIONS = ("pretrained", "untrained", "scratch_full")  # pipeline.models.language.WEIGHTS
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")  # no "-" or "/": they delimit path wildcards
 
 
@@ -45,6 +58,7 @@ class ExperimentParams(Params):
     split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)  # chronological train:val:test
     training: dict = field(default_factory=dict)  # TrainingParams fields
     fish: tuple = ()  # fish ids to use; empty = every fish
+    cv_folds: int = 0  # 0 = one chronological split; k >= 2 = blocked k-fold cross-validation (k jobs per run)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -65,6 +79,8 @@ class ExperimentParams(Params):
             raise ValueError(f"embeddings must be a non-empty subset of {STRATEGIES}")
         if len(self.split_fractions) != 3:
             raise ValueError("split_fractions must have three entries (train, val, test)")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError(f"cv_folds must be 0 (one split) or >= 2 (blocked k-fold), got {self.cv_folds}")
         TrainingParams.from_mapping(self.training)
         object.__setattr__(self, "training", dict(self.training))
 
@@ -85,7 +101,8 @@ class Nlp4NeuroDesign:
         return TrainingParams.from_mapping(merged).to_dict()
 
     def jobs(self, fish_ids: list[str]) -> list[dict[str, Any]]:
-        """Every training job as a dict of wildcard values (``seq_len`` and ``run`` as int)."""
+        """Every training job as a dict of wildcard values (``seq_len`` and ``run`` as int,
+        ``fold`` as the wildcard string of :func:`fold_wildcard`)."""
         jobs = []
         for experiment, design in self.experiments.items():
             unknown = set(design.fish) - set(fish_ids)
@@ -94,15 +111,35 @@ class Nlp4NeuroDesign:
             for fish in design.fish or fish_ids:
                 for model in design.models:
                     spec = self.models[model]
-                    weights = [w for w in design.weights if w == "untrained" or spec.has_pretrained_weights]
+                    weights = [w for w in design.weights if spec.supports_weights(w)]
                     embeddings = list(design.embeddings) if spec.has_embedding_choice else ["linear"]
+                    folds = [fold_wildcard(f) for f in range(design.cv_folds)] or [fold_wildcard(None)]
                     for weight in weights or ["untrained"]:
                         for embedding in embeddings:
                             for seq_len in design.seq_lens:
                                 for run in range(design.n_runs):
-                                    jobs.append(dict(experiment=experiment, fish=fish, model=model, weights=weight,
-                                                     embedding=embedding, seq_len=seq_len, run=run))
+                                    for fold in folds:
+                                        jobs.append(dict(experiment=experiment, fish=fish, model=model,
+                                                         weights=weight, embedding=embedding, seq_len=seq_len,
+                                                         run=run, fold=fold))
         return jobs
+
+
+#: regular expression of the ``fold`` wildcard: "" (single split) or "-fold<f>"
+FOLD_WILDCARD = r"(-fold\d+)?"
+
+
+def fold_wildcard(fold: int | None) -> str:
+    """The ``fold`` wildcard (suffix of ``run{run}`` in a job's path) of a blocked
+    cross-validation fold; ``None`` (single split) is "" so those paths stay ``run{run}``."""
+    return "" if fold is None else f"-fold{fold}"
+
+
+def parse_fold_wildcard(value: str) -> int | None:
+    """Inverse of :func:`fold_wildcard`."""
+    if not re.fullmatch(FOLD_WILDCARD, value):
+        raise ValueError(f"fold wildcard must be '' or '-fold<int>', got {value!r}")
+    return int(value.removeprefix("-fold")) if value else None
 
 
 def resolve_design(section: Mapping[str, Any]) -> Nlp4NeuroDesign:

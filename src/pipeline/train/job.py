@@ -63,6 +63,8 @@ class DecodingJob:
     seed: int
     split_fractions: tuple[float, float, float]
     signal: str = "dff"  # neural file dataset used as input
+    cv_folds: int = 0  # 0: one chronological split; k >= 2: blocked k-fold cross-validation
+    fold: int = 0  # this job's fold (0 .. cv_folds - 1) under blocked cross-validation
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
@@ -98,7 +100,7 @@ def run_decoding_job(
     torch_device = select_device(device)
     recording = load_recording(neural_path, behavior_path, job.signal)
     stimulus = stimulus_features(behavior_path)
-    splits = make_splits(recording, job.split_fractions, job.seq_len)
+    splits = make_splits(recording, job.split_fractions, job.seq_len, job.cv_folds, job.fold)
     recording = recording.without_activity()  # the splits hold the normalised copy
     log.info(
         "%s: %d frames x %d neurons; windows train/val/test %d/%d/%d (seq_len %d); device %s",
@@ -121,7 +123,7 @@ def run_decoding_job(
     baselines, baseline_predictions = baseline_metrics(splits, stimulus)
     mean_predictor = baselines["mean_predictor"]
 
-    frames = splits.frame_ranges["test"]
+    (frames,) = splits.frame_segments["test"]  # one contiguous block in both split schemes
     summary = {
         "job": {**job.__dict__, "split_fractions": list(job.split_fractions)},
         "model_spec": spec.to_dict(),
@@ -136,7 +138,7 @@ def run_decoding_job(
         "resumed_from_epoch": result.resumed_from_epoch,
         "n_neurons": recording.n_neurons,
         "n_windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        "frame_ranges": {name: [r.start, r.stop] for name, r in splits.frame_ranges.items()},
+        "frame_ranges": {name: [[r.start, r.stop] for r in segments] for name, segments in splits.frame_segments.items()},
         "performance": {
             "wall_time_s": time.perf_counter() - started,
             "train_windows_per_s": result.train_windows_per_s,
