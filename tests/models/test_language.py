@@ -220,3 +220,56 @@ def test_quantised_lora_training_step_on_gpu(tmp_path):
         loss = model(torch.randn(2, 5, 12, device="cuda")).float().pow(2).mean()
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def _tiny_llama_source(tmp_path):
+    transformers = import_transformers()
+    torch.manual_seed(1)
+    transformers.AutoModel.from_config(transformers.LlamaConfig(**TINY["llama"])).save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+def test_scratch_full_trains_every_weight_of_an_unquantised_random_backbone(tmp_path):
+    """The 'from scratch, all weights' arm of a LoRA model: random weights (not the source's),
+    no LoRA adapters, and every parameter trainable but the vocabulary embedding (never used:
+    tokens enter as inputs_embeds). On CPU it is fp32 with torch AdamW (recorded)."""
+    params = LanguageModelParams(family="llama", source=_tiny_llama_source(tmp_path), lora_rank=2)
+    scratch, pretrained = decoder(params, "scratch_full", seed=5), decoder(params, "pretrained", seed=5)
+    vocabulary = {name for name, p in scratch.named_parameters() if p is scratch.backbone.get_input_embeddings().weight}
+    trainable = {name for name, p in scratch.named_parameters() if p.requires_grad}
+    assert vocabulary == {"backbone.embed_tokens.weight"}
+    assert trainable == {name for name, _ in scratch.named_parameters()} - vocabulary
+    assert not any("lora_" in name for name, _ in scratch.named_parameters())
+    assert scratch.precision == {"backbone_dtype": "float32", "optimizer": "adamw"}
+    assert pretrained.precision["optimizer"] == "adamw"
+    # random, not the source's weights; embedding and head start as the twins' (same seed)
+    source_q = pretrained.backbone.get_base_model().layers[0].self_attn.q_proj.weight
+    assert not torch.equal(scratch.backbone.layers[0].self_attn.q_proj.weight, source_q)
+    torch.testing.assert_close(scratch.head.weight, pretrained.head.weight)
+    assert parameter_counts(scratch)["n_parameters_trainable"] > parameter_counts(pretrained)["n_parameters_trainable"]
+
+
+def test_scratch_full_is_offered_only_where_the_untrained_twin_is_a_lora_set():
+    def spec(**architecture):
+        return ModelSpec(kind="transformer", architecture={"family": "llama", "source": "x", **architecture})
+
+    assert spec(lora_rank=16).supports_weights("scratch_full")
+    assert not spec(lora_rank=0).supports_weights("scratch_full")  # untrained already trains every weight
+    assert not ModelSpec(kind="lstm").supports_weights("scratch_full")
+    assert spec().supports_weights("pretrained") and ModelSpec(kind="lstm").supports_weights("untrained")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 weights + bitsandbytes 8-bit AdamW)")
+def test_scratch_full_on_gpu_is_bf16_with_8bit_adamw(tmp_path):
+    from pipeline.train.loop import TrainingParams, _optimizer
+
+    params = LanguageModelParams(family="llama", source=_tiny_llama_source(tmp_path), lora_rank=2)
+    model = LanguageModelDecoder(12, params, "scratch_full", "linear", EmbeddingParams(), 0, "cuda").cuda()
+    assert model.precision == {"backbone_dtype": "bfloat16", "optimizer": "adamw8bit"}
+    optimizer = _optimizer(model, TrainingParams(), "transformer")
+    assert type(optimizer).__name__ == "AdamW8bit"
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model(torch.randn(2, 5, 12, device="cuda")).float().pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)

@@ -26,12 +26,16 @@ random weights (the paper's AutoConfig arm) and is trained with the same budget.
 both arms train exactly the same parameter set (every backbone weight, or the same LoRA
 adapters on the same kind of base, quantised alike), the embedding and head start from the
 same values (seeded), and batch order follows (seed, epoch), so only the backbone's initial
-weights differ. For a LoRA model this compares a pretrained base with a frozen *random* base;
-an all-weights from-scratch arm is not built. Its memory for the 6.7B model, computed (not
-measured): bf16 weights 13.4 GB + bf16 gradients 13.4 GB + 8-bit Adam states (2 bytes per
-parameter) 13.4 GB = 40 GB, or 67 GB with an fp32 master copy, plus activations (small at
-32 windows x 20 tokens with gradient checkpointing): it would fit one 141 GB GPU. Remote code
-is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
+weights differ. For a LoRA model this compares a pretrained base with a frozen *random* base,
+so a third arm, ``scratch_full`` ("from scratch, all weights"), builds the same architecture
+with random (seeded) weights, unquantised and without LoRA, and trains every backbone weight
+(but the never-used vocabulary embedding, see below): on CUDA in bf16 with bitsandbytes'
+8-bit AdamW (``bnb.optim.AdamW8bit``; pure bf16 weights, no fp32 master copy), elsewhere in
+fp32 with torch's AdamW (:func:`scratch_full_precision`; the job's metrics record which).
+Its memory for the 6.7B model (:func:`pipeline.memory.training_memory_bytes` on the
+parameter list of DeepSeek-Coder-6.7B built on the meta device; bench/README.md): about
+39 GB of weights, gradients and 8-bit Adam states, activations excluded; it fits one
+141 GB GPU. Remote code is never trusted. For large models, ``quantization: 8bit | 4bit`` loads the backbone through
 bitsandbytes (4-bit = NF4 with bf16 compute) and trains LoRA adapters (peft) on it; the
 embedding and head are always fully trained.
 
@@ -77,7 +81,7 @@ from pipeline.torch_compat import import_transformers
 log = logging.getLogger(__name__)
 
 FAMILIES = ("bert", "gpt2", "llama", "moe")
-WEIGHTS = ("pretrained", "untrained")
+WEIGHTS = ("pretrained", "untrained", "scratch_full")
 QUANTIZATION = ("none", "8bit", "4bit")
 
 
@@ -169,13 +173,33 @@ def _quantization_config(params: LanguageModelParams):
     )
 
 
+def scratch_full_precision(device: torch.device) -> tuple[torch.dtype, str]:
+    """(backbone dtype, optimiser) of the ``scratch_full`` arm on ``device``: bf16 weights and
+    bitsandbytes 8-bit AdamW (``"adamw8bit"``) on a CUDA GPU with bf16 support and
+    bitsandbytes installed; fp32 and torch AdamW (``"adamw"``) elsewhere (CPU bf16 training
+    is slow, and the small CPU models need no memory savings)."""
+    if (device.type == "cuda" and torch.cuda.is_bf16_supported()
+            and importlib.util.find_spec("bitsandbytes") is not None):
+        return torch.bfloat16, "adamw8bit"
+    return torch.float32, "adamw"
+
+
 def load_backbone(params: LanguageModelParams, weights: str, seed: int, device: torch.device) -> nn.Module:
     """The bare backbone (no LM head): pretrained weights from ``source`` or the same
-    architecture with random weights (seeded), quantised and LoRA-wrapped as configured."""
+    architecture with random weights (seeded), quantised and LoRA-wrapped as configured;
+    ``scratch_full``: random weights in the dtype of :func:`scratch_full_precision`, never
+    quantised nor LoRA-wrapped (every weight trains)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     transformers = import_transformers()
     config = backbone_config(params)
+    if weights == "scratch_full":
+        torch.manual_seed(seed)
+        backbone = transformers.AutoModel.from_config(config, dtype=scratch_full_precision(device)[0])
+        backbone.get_input_embeddings().requires_grad_(False)  # never used: tokens enter as inputs_embeds
+        if params.gradient_checkpointing:
+            backbone.gradient_checkpointing_enable()
+        return backbone
     quantised = params.quantization != "none"
     load_kwargs: dict[str, Any] = {"config": config, "trust_remote_code": False}
     if quantised:
@@ -254,11 +278,19 @@ class LanguageModelDecoder(nn.Module):
             raise ValueError(f"embedding must be one of {STRATEGIES}, got {embedding!r}")
         self.params = params
         self.backbone = load_backbone(params, weights, seed, torch.device(device))
+        #: optimiser :func:`pipeline.train.loop.train_decoder` uses ("adamw" or "adamw8bit")
+        self.optimizer_name = scratch_full_precision(torch.device(device))[1] if weights == "scratch_full" else "adamw"
         d_model = hidden_size(self.backbone.config)
         torch.manual_seed(seed)
         self.embedding = build_embedding(embedding, n_neurons, d_model, embedding_params)
         self.head = nn.Linear(d_model, N_TAIL_SEGMENTS)
         self.backbone_positions = not self.embedding.without_backbone_position  # module docstring, Exp. 3
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """What the job records about its numerics: backbone dtype and optimiser."""
+        dtype = next(p.dtype for p in self.backbone.parameters() if p.is_floating_point())
+        return {"backbone_dtype": str(dtype).removeprefix("torch."), "optimizer": self.optimizer_name}
 
     def backbone_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """Backbone output (batch, L, d_model) for token embeddings (batch, L, d_model);

@@ -56,7 +56,7 @@ class DecodingJob:
     experiment: str
     fish: str
     model: str
-    weights: str  # pretrained | untrained
+    weights: str  # pretrained | untrained | scratch_full (pipeline.models.language.WEIGHTS)
     embedding: str  # linear | sinusoidal | relative | laplacian | sparse_ae
     seq_len: int  # window length (imaging volumes)
     run: int  # repetition index; the seed derives from it
@@ -146,6 +146,8 @@ def run_decoding_job(
             **parameter_counts(model),
         },
         "device": str(torch_device),
+        # language models: backbone dtype and optimiser (the scratch_full arm's depend on the device)
+        **({"precision": model.precision} if hasattr(model, "precision") else {}),
         "provenance": {
             "neural_file": describe_file(neural_path),
             "behavior_file": describe_file(behavior_path),

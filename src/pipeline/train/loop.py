@@ -128,7 +128,13 @@ def mean_squared_error(model: nn.Module, windows: WindowSet, batch_size: int, de
 
 
 def _optimizer(model: nn.Module, params: TrainingParams, kind: str) -> torch.optim.Optimizer:
+    """Adam (LSTM) or AdamW (language models); bitsandbytes' 8-bit AdamW where the model asks
+    for it (``optimizer_name`` "adamw8bit": the from-scratch all-weights arm on CUDA)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if kind == "transformer" and getattr(model, "optimizer_name", "adamw") == "adamw8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
     if kind == "transformer":
         return torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
     return torch.optim.Adam(trainable, lr=params.learning_rate)
