@@ -11,6 +11,7 @@ from pipeline.data.windows import (
     Normaliser,
     WindowSet,
     average_overlapping_windows,
+    blocked_fold_split,
     chronological_split,
     make_splits,
 )
@@ -136,3 +137,61 @@ def test_overlap_average_with_gaps_matches_brute_force():
         else:
             assert np.isnan(averaged[frame]).all()  # frames 5, 6 and 15 are in no window
     assert np.isnan(averaged[[5, 6, 15]]).all()
+
+
+@pytest.mark.parametrize("n_frames, n_folds, seq_len", [(1000, 5, 10), (997, 3, 7), (200, 4, 1)])
+def test_blocked_folds_tile_the_recording_with_gaps_of_seq_len(n_frames, n_folds, seq_len):
+    """Test blocks are disjoint, contiguous and together cover every volume once; validation
+    sits just before the test block (fold 0: just after) with seq_len volumes between them;
+    training keeps seq_len volumes away from both and takes every other volume."""
+    folds = [blocked_fold_split(n_frames, n_folds, f, 0.1, seq_len) for f in range(n_folds)]
+    tests = [fold["test"][0] for fold in folds]
+    assert [f["test"] for f in folds] == [(t,) for t in tests]
+    np.testing.assert_array_equal(np.concatenate([np.arange(t.start, t.stop) for t in tests]), np.arange(n_frames))
+    for f, fold in enumerate(folds):
+        (val,), (test,) = fold["val"], fold["test"]
+        assert len(val) == round(0.1 * n_frames)
+        assert (val.stop + seq_len == test.start) if f > 0 else (test.stop + seq_len == val.start)
+        held_out = set(range(min(val.start, test.start) - seq_len, max(val.stop, test.stop) + seq_len))
+        train = set().union(*map(set, fold["train"]))
+        assert not train & held_out
+        assert train | held_out >= set(range(n_frames))  # nothing else is left out (segments >= seq_len)
+        assert all(len(r) >= seq_len for r in fold["train"]) and len(fold["train"]) == (2 if 0 < f < n_folds - 1 else 1)
+
+
+def test_blocked_folds_reject_layouts_that_do_not_fit():
+    with pytest.raises(ValueError, match="test block has 4 frames, fewer than seq_len=5"):
+        blocked_fold_split(20, 5, 0, 0.3, 5)
+    with pytest.raises(ValueError, match="does not fit"):
+        blocked_fold_split(100, 5, 1, 0.3, 5)  # 30 validation volumes before a test block starting at 20
+    with pytest.raises(ValueError, match="n_folds >= 2"):
+        blocked_fold_split(100, 1, 0, 0.1, 5)
+
+
+def test_no_window_of_a_fold_crosses_blocks_or_segments():
+    """Every window of every block of a middle fold (training in two segments) covers
+    seq_len consecutive recording volumes inside one segment; the training windows are all
+    the windows that fit in its segments, and the normaliser sees training volumes only."""
+    rec, seq_len = recording(n_frames=300), 6
+    splits = make_splits(rec, (0.7, 0.1, 0.2), seq_len, cv_folds=3, fold=1)
+    for name in ("train", "val", "test"):
+        windows = splits[name]
+        frames = splits.frames(name)[windows.frame_index(torch.arange(len(windows))).numpy()]
+        assert (np.diff(frames, axis=1) == 1).all()
+        segments = splits.frame_segments[name]
+        assert all(any(f[0] in r and f[-1] in r for r in segments) for f in frames)
+        assert len(windows) == sum(len(r) - seq_len + 1 for r in segments)
+    assert len(splits.frame_segments["train"]) == 2
+    train = splits.frames("train")
+    np.testing.assert_allclose(splits.activity_normaliser.mean, rec.neural_activity[train].mean(0), rtol=1e-5)
+    held_out = splits.frame_segments["val"][0].start - seq_len, splits.frame_segments["test"][0].stop + seq_len
+    assert not ((train >= held_out[0]) & (train < held_out[1])).any()
+    # the windows' inputs are the normalised activity of those volumes
+    np.testing.assert_allclose(splits.train.inputs.numpy(), splits.activity_normaliser.transform(rec.neural_activity[train]))
+
+
+def test_a_single_split_is_unchanged_by_the_fold_machinery():
+    rec = recording()
+    splits = make_splits(rec, (0.7, 0.15, 0.15), seq_len=5)
+    assert splits.frame_segments == {"train": (range(0, 70),), "val": (range(70, 85),), "test": (range(85, 100),)}
+    assert splits.n_recording_frames == 100 and len(splits.train) == 66

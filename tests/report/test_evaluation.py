@@ -191,3 +191,65 @@ def test_table1_takes_the_pretrained_arm_of_its_own_experiment_and_names_its_pro
     assert "Experiment 'exp2'" in md and "bert pretrained" in md and "lstm untrained" in md
     assert "Protocol: 5 epochs, batch 32, learning rate 0.0001, chronological train:val:test split 70:10:20 %" in md
     assert "Fish-level columns (fish = the unit; n = fish)" in md
+
+
+FOLD_OFFSETS = (0.0, 0.02, 0.08)  # RMSE added in folds 0, 1, 2 (a drift over the recording)
+
+
+def _cv_jobs(root, models=("lstm", "gpt2_small"), weights=("untrained",), skip_fold=None):
+    paths = []
+    for m, model in enumerate(models):
+        for fish in ("fish01", "fish02"):
+            for run in range(2):
+                for fold, offset in enumerate(FOLD_OFFSETS):
+                    if (model, fish, run, fold) == skip_fold:
+                        continue
+                    for w, arm in enumerate(weights):
+                        paths.append(write_metrics(root, experiment="cv", fish=fish, model=model, weights=arm,
+                                                   run=run, fold=fold, cv_folds=len(FOLD_OFFSETS),
+                                                   rmse=0.1 + 0.05 * m + 0.01 * w + offset + 0.001 * run,
+                                                   pearson_r=0.2 - offset, split_fractions=(0.7, 0.1, 0.2)))
+    return paths
+
+
+def test_blocked_cv_tables_show_the_fold_mean_and_spread_and_test_fold_means(tmp_path):
+    """Under blocked cross-validation each (fish, run) is one replicate (its folds averaged):
+    n counts replicates, the test sees fold means, and the table adds the range of the
+    per-fold means with a footer saying folds are not independent replicates."""
+    paths = _cv_jobs(tmp_path / "jobs")
+    out = outputs(tmp_path, "table1")
+    comparison = model_comparison_stage(paths, "cv", ["lstm", "gpt2_small"], 0.05, **out)
+    rmse = comparison[comparison["metric"] == "rmse"].set_index("model")
+    fold_mean = np.mean(FOLD_OFFSETS)
+    assert rmse.loc["lstm", "n"] == 4 and rmse.loc["lstm", "n_folds"] == 3  # 2 fish x 2 runs, not 12 jobs
+    assert rmse.loc["lstm", "mean"] == pytest.approx(0.1 + fold_mean + 0.0005)
+    assert rmse.loc["lstm", ["fold_min", "fold_max"]].tolist() == pytest.approx([0.1005, 0.1805])
+    replicate_means = {m: [0.1 + 0.05 * i + fold_mean + 0.001 * run for _ in range(2) for run in range(2)]
+                       for i, m in enumerate(("lstm", "gpt2_small"))}
+    expected = stats.mannwhitneyu(replicate_means["gpt2_small"], replicate_means["lstm"], alternative="two-sided")
+    assert rmse.loc["gpt2_small", "p_value"] == pytest.approx(expected.pvalue)
+    md = out["tables"]["md"].read_text()
+    assert "RMSE fold min–max" in md and "| 0.101–0.180 |" in md
+    assert "Blocked 3-fold cross-validation" in md and "not independent replicates" in md
+    assert "blocked 3-fold cross-validation (validation 10 %" in md  # the protocol line
+
+
+def test_a_missing_fold_is_an_error_naming_the_replicate(tmp_path):
+    paths = _cv_jobs(tmp_path / "jobs", skip_fold=("lstm", "fish02", 1, 2))
+    with pytest.raises(ValueError, match=r"2 of 3 cross-validation folds of lstm untrained-linear L5 run 1 \(fish02\)"):
+        model_comparison_stage(paths, "cv", ["lstm", "gpt2_small"], 0.05, **outputs(tmp_path, "t1"))
+
+
+def test_table2_labels_each_arm_and_carries_the_fold_spread(tmp_path):
+    paths = _cv_jobs(tmp_path / "jobs", models=("smollm2",), weights=("pretrained", "untrained", "scratch_full"))
+    out = outputs(tmp_path, "table2")
+    comparison = pretrained_vs_untrained_stage(paths, "cv", ["smollm2"], 0.05, **out)
+    rmse = comparison[comparison["metric"] == "rmse"].set_index("reference")
+    assert set(rmse.index) == {"untrained", "scratch_full"}
+    assert rmse.loc["scratch_full", "reference_mean"] == pytest.approx(0.12 + np.mean(FOLD_OFFSETS) + 0.0005)
+    assert rmse.loc["untrained", "n_pairs"] == 4
+    assert rmse.loc["scratch_full", ["reference_fold_min", "reference_fold_max"]].tolist() == pytest.approx(
+        [0.1205, 0.2005])
+    md = out["tables"]["md"].read_text()
+    assert "untrained, same trainable set" in md and "from scratch, all weights" in md
+    assert "RMSE other arm fold min–max" in md
