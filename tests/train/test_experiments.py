@@ -6,7 +6,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from pipeline.train.experiments import resolve_design
+from pipeline.train.experiments import fold_wildcard, parse_fold_wildcard, resolve_design
 
 SECTION = {
     "models": {
@@ -48,6 +48,8 @@ def test_model_training_overrides_the_experiment():
         (lambda s: s["experiments"]["exp2"].update(training={"epoch": 3}), "epoch"),
         (lambda s: s["experiments"]["exp2"].update(seq_lens=[0]), "seq_lens"),
         (lambda s: s.update(embedding={"n_components": 0}), "nlp4neuro.embedding"),
+        (lambda s: s["experiments"]["exp2"].update(cv_folds=1), "exp2: cv_folds must be 0"),
+        (lambda s: s["experiments"]["exp2"].update(weights=["scratch"]), "weights must be a non-empty subset"),
     ],
 )
 def test_bad_sections_name_the_key(mutate, message):
@@ -70,3 +72,32 @@ def test_shipped_designs_resolve(name):
     config = yaml.safe_load((REPO / "config" / name).read_text())
     design = resolve_design(config["nlp4neuro"])
     assert design.jobs(["fish01"])
+
+
+def test_blocked_cv_makes_one_job_per_fold_and_leaves_single_split_jobs_alone():
+    import copy
+
+    section = copy.deepcopy(SECTION)
+    section["experiments"]["cv"] = {**section["experiments"]["exp2"], "cv_folds": 3}
+    jobs = resolve_design(section).jobs(["f1"])
+    single = [j for j in jobs if j["experiment"] == "exp2"]
+    folded = [j for j in jobs if j["experiment"] == "cv"]
+    assert {j["fold"] for j in single} == {""}  # paths stay .../run{run}
+    assert len(folded) == 3 * len(single) and {j["fold"] for j in folded} == {"-fold0", "-fold1", "-fold2"}
+    assert [parse_fold_wildcard(fold_wildcard(f)) for f in (None, 0, 12)] == [None, 0, 12]
+    with pytest.raises(ValueError, match="fold wildcard"):
+        parse_fold_wildcard("fold1")
+
+
+def test_scratch_full_jobs_only_for_lora_models():
+    import copy
+
+    section = copy.deepcopy(SECTION)
+    section["models"]["big"] = {"kind": "transformer",
+                                "architecture": {"family": "llama", "source": "x", "lora_rank": 4}}
+    section["experiments"]["exp2"].update(models=["lstm", "bert", "big"],
+                                          weights=["pretrained", "untrained", "scratch_full"])
+    jobs = resolve_design(section).jobs(["f1"])
+    weights = {m: {j["weights"] for j in jobs if j["model"] == m} for m in ("lstm", "bert", "big")}
+    assert weights == {"lstm": {"untrained"}, "bert": {"pretrained", "untrained"},
+                       "big": {"pretrained", "untrained", "scratch_full"}}

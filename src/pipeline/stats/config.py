@@ -11,8 +11,8 @@ Roles (values are names of ``nlp4neuro.experiments``):
   weights [pretrained, untrained]: Table 1 then takes each model's pretrained jobs (a model
   without pretrained weights: its untrained jobs). Unset: the ``model_comparison`` experiment;
   needs ``model_comparison`` on;
-- ``pretrained_vs_untrained`` -> Table 2, Fig. 2b: weights [pretrained, untrained], one
-  embedding;
+- ``pretrained_vs_untrained`` -> Table 2, Fig. 2b: weights [pretrained, untrained] (plus
+  ``scratch_full``: a third arm, "from scratch, all weights", in Table 2), one embedding;
 - ``embeddings`` -> Table 3, Fig. 3: at least two embeddings, one weights option.
 
 A role left out of the section defaults to the experiment of the same name when there is
@@ -83,9 +83,10 @@ def _check_role(role: str, name: str, experiment) -> None:
     if role == "model_table" and len(experiment.embeddings) != 1:
         raise ValueError(f"{where}: Table 1 compares one variant per model; the experiment needs one embedding, "
                          f"has {list(experiment.embeddings)}")
-    if role == "pretrained_vs_untrained" and (set(experiment.weights) != {"pretrained", "untrained"}
+    if role == "pretrained_vs_untrained" and (not {"pretrained", "untrained"} <= set(experiment.weights)
                                               or len(experiment.embeddings) != 1):
-        raise ValueError(f"{where}: the experiment needs weights [pretrained, untrained] and one embedding, has "
+        raise ValueError(f"{where}: the experiment needs weights [pretrained, untrained] (scratch_full optional) "
+                         f"and one embedding, has "
                          f"{list(experiment.weights)} x {list(experiment.embeddings)}")
     if role == "embeddings" and (len(experiment.embeddings) < 2 or len(experiment.weights) != 1):
         raise ValueError(f"{where}: the experiment needs at least two embeddings and one weights option, has "
