@@ -232,6 +232,7 @@ def test_blocked_cv_tables_show_the_fold_mean_and_spread_and_test_fold_means(tmp
     assert "RMSE fold min–max" in md and "| 0.101–0.180 |" in md
     assert "Blocked 3-fold cross-validation" in md and "not independent replicates" in md
     assert "blocked 3-fold cross-validation (validation 10 %" in md  # the protocol line
+    assert_column_width_png(out["figure_png"])  # Fig. 2a with the per-fold ranges
 
 
 def test_a_missing_fold_is_an_error_naming_the_replicate(tmp_path):

@@ -78,8 +78,10 @@ def model_comparison_stage(metrics: Sequence[PathLike], experiment: str, model_o
     files). Table 1 takes each model's pretrained jobs where it has both weights
     (:func:`pipeline.stats.comparisons.table1_arm`). Returns Table 1's comparison frame."""
     stats = dict(resamples=resamples, seed=seed)
-    _, records = load_replicates(metrics, experiment)
-    figure_comparison = compare_against_best(records, "model", ["seq_len"], ["rmse"], alpha, model_order, **stats)
+    jobs, records = load_replicates(metrics, experiment)
+    figure_comparison = with_fold_spread(
+        compare_against_best(records, "model", ["seq_len"], ["rmse"], alpha, model_order, **stats),
+        fold_spread(jobs, ["model", "seq_len"], ["rmse"]), ["model", "seq_len"])
     if table_metrics is None:
         table_metrics, table_experiment, table_model_order = metrics, experiment, model_order
     table_jobs, table_records = load_replicates(table_metrics, table_experiment)

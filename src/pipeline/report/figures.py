@@ -78,7 +78,8 @@ def _mark(ax, x: float, y: float, text: str) -> None:
 def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str],
                             baselines: pd.DataFrame | None = None):
     """Fig. 2a from a comparison frame (rows of metric ``rmse``), with the baseline rows
-    (:func:`pipeline.stats.comparisons.baseline_rows`) as dashed grey curves (mean over fish)."""
+    (:func:`pipeline.stats.comparisons.baseline_rows`) as dashed grey curves (mean over fish);
+    with ``fold_min``/``fold_max`` columns (blocked CV) a pale bar spans the per-fold means."""
     rmse = comparison[comparison["metric"] == "rmse"]
     models = [m for m in model_order if m in set(rmse["model"])]
     colors = _colors(models)
@@ -89,6 +90,8 @@ def model_comparison_figure(comparison: pd.DataFrame, model_order: Sequence[str]
         for offset, model in zip(offsets, models):
             rows = rmse[rmse["model"] == model].sort_values("seq_len")
             x = np.array([seq_lens.index(s) for s in rows["seq_len"]]) + offset
+            if "fold_min" in rows and rows["fold_min"].notna().any():  # blocked CV: range of the per-fold means
+                ax.vlines(x, rows["fold_min"], rows["fold_max"], color=colors[model], linewidth=3, alpha=0.25)
             ax.errorbar(x, rows["mean"], yerr=rows["sem"].fillna(0.0), marker="o", markersize=3, capsize=2,
                         color=colors[model], label=model)
             for xi, (_, row) in zip(x, rows.iterrows()):
