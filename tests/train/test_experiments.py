@@ -101,3 +101,14 @@ def test_scratch_full_jobs_only_for_lora_models():
     weights = {m: {j["weights"] for j in jobs if j["model"] == m} for m in ("lstm", "bert", "big")}
     assert weights == {"lstm": {"untrained"}, "bert": {"pretrained", "untrained"},
                        "big": {"pretrained", "untrained", "scratch_full"}}
+
+
+def test_salience_refuses_a_cross_validated_experiment():
+    import copy
+
+    from pipeline.salience.job import SalienceParams, salience_jobs
+
+    section = copy.deepcopy(SECTION)
+    section["experiments"]["exp2"]["cv_folds"] = 3
+    with pytest.raises(ValueError, match="salience.experiment: 'exp2' uses blocked cross-validation"):
+        salience_jobs(SalienceParams(experiment="exp2", models=("lstm",), seq_len=5), resolve_design(section), ["f1"])
