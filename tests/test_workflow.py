@@ -246,6 +246,11 @@ def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(touche
         # a salience setting of the jobs, and one of the summary only
         ({"salience.top_k": 6}, {"salience": 1, "salience_summary": 1, "all": 1}),
         ({"salience.example_frame": 4}, {"salience_summary": 1, "all": 1}),
+        # a fine-tuning-only key of a multi-session baseline: its fine-tuning, not its pretraining
+        ({"neds.poyo_multi_session.finetune_epochs": 2}, {"neds_baseline_finetune": 1, "neds_report": 1, "all": 1}),
+        ({"neds.ndt2_multi_session.embed_dim": 16},
+         {"neds_baseline_pretrain": 1, "neds_baseline_finetune": 1, "neds_report": 1, "all": 1}),
+        ({"neds.poyo.epochs": 2}, {"neds_poyo": 1, "neds_report": 1, "all": 1}),
     ],
 )
 def test_a_result_key_reruns_exactly_its_jobs(touched_workdir, tmp_path, changes, expected):
