@@ -87,4 +87,5 @@ def test_ndt2_beats_chance_on_a_tiny_session(sessions):
     # 35 test trials; chance of balanced accuracy is 0.5 (majority class: 0.57 plain accuracy)
     assert metrics["choice_balanced_accuracy"] > 0.6 and metrics["choice_accuracy"] > chance["choice_accuracy"]
     assert metrics["wheel_speed_r2"] > max(chance["wheel_speed_r2"], 0) + 0.1
+    assert metrics["whisker_motion_energy_r2"] > chance["whisker_motion_energy_r2"] + 0.05
     assert np.isfinite(summary["pretraining"]["best_val_score"])
