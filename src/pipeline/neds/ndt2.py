@@ -47,7 +47,6 @@ decoding the :func:`pipeline.neds.evaluate.task_scores` decoding score).
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -64,8 +63,6 @@ from pipeline.neds.evaluate import decoding_metrics, task_scores
 from pipeline.neds.fitting import fit, warmup_cosine
 from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
-
-log = logging.getLogger(__name__)
 
 
 def _encoder(params: Ndt2Params, n_layers: int) -> nn.TransformerEncoder:

@@ -53,7 +53,6 @@ from 2 bins, not 1e-4 s; AdamW, not LAMB
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -70,8 +69,6 @@ from pipeline.neds.evaluate import decoding_metrics, task_scores
 from pipeline.neds.fitting import constant_then_cosine, fit
 from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
-
-log = logging.getLogger(__name__)
 
 #: Token types of the input sequence (torch_brain: start / end tokens per unit, then spikes).
 SPIKE, START, END = 0, 1, 2
