@@ -4,6 +4,7 @@
 
 wildcard_constraints:
     variant="|".join(NEDS_VARIANTS),
+    baseline="|".join(NEDS_MULTI_SESSION_BASELINES),
     draw=r"\d+",
 
 
@@ -78,6 +79,81 @@ rule neds_ndt2:
         CONDA_ENV
     script:
         "../workflow/scripts/neds_ndt2.py"
+
+
+rule neds_poyo:
+    """POYO+ baseline (pipeline.neds.poyo) on one session: spike tokens, latent
+    cross-attention, multi-task readout of wheel, whisker, choice and block, trained from
+    scratch on the session's training trials; test decoding metrics."""
+    input:
+        binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+    output:
+        f"{RESULTS}/neds/poyo/{{session}}/metrics.json",
+    params:
+        poyo=NEDS["poyo"],
+        seed=lambda wildcards: unit_seed("neds_poyo", wildcards.session),
+    threads: NEDS["threads"]
+    resources:
+        **NEDS_TRAINING_RESOURCES,
+    log:
+        f"{LOGS}/neds_poyo/{{session}}.log",
+    benchmark:
+        f"{BENCHMARKS}/neds_poyo/{{session}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neds_poyo.py"
+
+
+rule neds_baseline_pretrain:
+    """Pretrain a multi-session transformer baseline ({baseline}: ndt2_multi_session,
+    self-supervised masked patches; poyo_multi_session, supervised multi-task decoding) on
+    the training trials of every session not held out. Params: the baseline's section
+    without its fine-tuning epochs."""
+    input:
+        binned=[neds_binned(session) for session in NEDS_PRETRAIN],
+    output:
+        model=f"{RESULTS}/neds/{{baseline}}/pretrained.pt",
+    params:
+        baseline=lambda wildcards: neds_baseline_pretraining_params(wildcards.baseline),
+        seed=lambda wildcards: unit_seed("neds_baseline_pretrain", wildcards.baseline),
+    threads: NEDS["threads"]
+    resources:
+        **NEDS_TRAINING_RESOURCES,
+    log:
+        f"{LOGS}/neds_baseline_pretrain/{{baseline}}.log",
+    benchmark:
+        f"{BENCHMARKS}/neds_baseline_pretrain/{{baseline}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neds_baseline_pretrain.py"
+
+
+rule neds_baseline_finetune:
+    """Adapt a pretrained multi-session baseline to a held-out session (NDT2: new context,
+    patch embedding and decoder input, SSL fine-tuning, then a decoder on the frozen encoder;
+    POYO+: new unit and session embeddings trained alone (unit identification), then every
+    weight) and score it on the session's test trials."""
+    input:
+        pretrained=f"{RESULTS}/neds/{{baseline}}/pretrained.pt",
+        binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+    output:
+        f"{RESULTS}/neds/{{baseline}}/{{session}}/metrics.json",
+    params:
+        baseline=lambda wildcards: NEDS[wildcards.baseline],
+        seed=lambda wildcards: unit_seed("neds_baseline_finetune", wildcards.baseline, wildcards.session),
+    threads: NEDS["threads"]
+    resources:
+        **NEDS_TRAINING_RESOURCES,
+    log:
+        f"{LOGS}/neds_baseline_finetune/{{baseline}}/{{session}}.log",
+    benchmark:
+        f"{BENCHMARKS}/neds_baseline_finetune/{{baseline}}/{{session}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/neds_baseline_finetune.py"
 
 
 if not NEDS_SEARCH_DRAWS:
@@ -247,7 +323,7 @@ rule neds_report:
     (region confusion matrices, per-task validation curves)."""
     input:
         models=neds_model_metrics(),
-        decoders=expand(f"{RESULTS}/neds/ndt2/{{session}}/metrics.json", session=NEDS_EVALUATED),
+        decoders=neds_transformer_baseline_metrics(),
         baselines=expand(f"{RESULTS}/neds/baselines/{{session}}.json", session=SESSIONS.index),
         rrr=f"{RESULTS}/neds/rrr.json",
         pretraining=[f"{RESULTS}/neds/multi/pretraining.json"] if NEDS_HELDOUT else [],

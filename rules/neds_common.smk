@@ -1,7 +1,7 @@
 # NEDS constants and input functions (rules in rules/neds.smk): the configured variants,
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
-from pipeline.neds.config import MaskingParams, NedsConfig
+from pipeline.neds.config import TRANSFORMER_BASELINES, MaskingParams, NedsConfig
 from pipeline.neds.search import draw_hyperparameters
 from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
@@ -27,6 +27,23 @@ if NEDS_HELDOUT and not NEDS_PRETRAIN:
 
 
 NEDS_SEARCH_DRAWS = NEDS_CONFIG.search.draws
+# transformer baselines (NDT2, POYO+); the multi-session ones only exist with held-out sessions
+NEDS_TRANSFORMER_BASELINES = [name for name in NEDS_CONFIG.transformer_baselines
+                              if NEDS_HELDOUT or not name.endswith("_multi_session")]
+NEDS_MULTI_SESSION_BASELINES = [name for name in TRANSFORMER_BASELINES if name.endswith("_multi_session")]
+
+
+def neds_baseline_pretraining_params(baseline):
+    """A multi-session baseline's section without the fields only its fine-tuning uses."""
+    finetuning_only = TRANSFORMER_BASELINES[baseline].FINETUNING_FIELDS
+    return {key: value for key, value in NEDS[baseline].items() if key not in finetuning_only}
+
+
+def neds_transformer_baseline_metrics():
+    """metrics.json of every configured transformer baseline on the evaluated sessions
+    (single-session ones) or the held-out ones (multi-session ones: the same sessions)."""
+    return [f"{RESULTS}/neds/{name}/{session}/metrics.json" for name in NEDS_TRANSFORMER_BASELINES
+            for session in NEDS_EVALUATED]
 
 
 def neds_search_seed(wildcards):

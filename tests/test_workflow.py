@@ -37,6 +37,8 @@ def test_dry_run_of_the_demo_config():
     assert jobs["neds_train_single"] == 3 and jobs["neds_baselines"] == 3  # multimodal x 3 sessions
     assert jobs["neds_pretrain"] == jobs["neds_finetune"] == jobs["neds_report"] == 1
     assert jobs["neds_ndt2"] == 1  # NDT2 on the held-out session only (where the comparison is scored)
+    # multi-session NDT2 and POYO+: one pretraining each, one fine-tuning each per held-out session
+    assert jobs["neds_baseline_pretrain"] == jobs["neds_baseline_finetune"] == 2 and "neds_poyo" not in jobs
     # fish02 is handed over as a ScanImage acquisition: interleaved files, then one plane per job
     assert jobs["synth_scanimage"] == 1 and jobs["scanimage_plane"] == 3 and jobs["inventory_fish"] == 2
 
@@ -157,13 +159,15 @@ def test_ci_config_runs_end_to_end(test_workdir):
             f"results/synth/zebrafish/fishA/{name}" for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]
         }
     comparison = (results / "tables/neds_comparison.csv").read_text()  # NEDS: every method on the held-out sesB
-    assert all(f"sesB,{m}," in comparison for m in ("linear", "rrr", "ndt2", "neds_multimodal", "neds_multi_session"))
+    assert all(f"sesB,{m}," in comparison for m in ("linear", "rrr", "ndt2", "ndt2_multi_session", "poyo",
+                                                    "poyo_multi_session", "neds_multimodal", "neds_multi_session"))
     assert "sesA," not in comparison and (results / "figures/neds_region_confusion.png").exists()
     assert (results / "figures/neds_validation_curves.png").exists()
     for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
                  "inventory_session", "bin_ibl_session", "align_behavior", "motion_correct", "extract_plane",
                  "neural_file", "neds_baselines", "neds_train_single", "neds_pretrain", "neds_finetune",
-                 "neds_region", "neds_report", "neds_ndt2", "train_decoder", "salience", "salience_summary"]:
+                 "neds_region", "neds_report", "neds_ndt2", "neds_poyo", "neds_baseline_pretrain",
+                 "neds_baseline_finetune", "train_decoder", "salience", "salience_summary"]:
         assert any((results / "logs" / rule).rglob("*.log")), rule
         assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -242,6 +246,11 @@ def test_adding_a_salience_model_plans_only_its_salience_jobs_and_summary(touche
         # a salience setting of the jobs, and one of the summary only
         ({"salience.top_k": 6}, {"salience": 1, "salience_summary": 1, "all": 1}),
         ({"salience.example_frame": 4}, {"salience_summary": 1, "all": 1}),
+        # a fine-tuning-only key of a multi-session baseline: its fine-tuning, not its pretraining
+        ({"neds.poyo_multi_session.finetune_epochs": 2}, {"neds_baseline_finetune": 1, "neds_report": 1, "all": 1}),
+        ({"neds.ndt2_multi_session.embed_dim": 16},
+         {"neds_baseline_pretrain": 1, "neds_baseline_finetune": 1, "neds_report": 1, "all": 1}),
+        ({"neds.poyo.epochs": 2}, {"neds_poyo": 1, "neds_report": 1, "all": 1}),
     ],
 )
 def test_a_result_key_reruns_exactly_its_jobs(touched_workdir, tmp_path, changes, expected):

@@ -47,3 +47,19 @@ def test_ndt2_section_of_the_paper_config_and_bad_values():
     assert (ndt2.patch_size, ndt2.embed_dim, ndt2.n_layers, ndt2.mask_ratio) == (64, 512, 6, 0.11)  # App. C Table 6
     with pytest.raises(ValueError, match="neds.ndt2: Ndt2Params: mask_ratio"):
         NedsConfig.from_mapping({"ndt2": {"mask_ratio": 1.0}})
+
+
+def test_transformer_baseline_sections_of_the_paper_config_and_bad_values():
+    paper = NedsConfig.from_mapping(yaml.safe_load((Path(__file__).parents[2] / "config" / "paper.yaml").read_text())
+                                    ["neds"])
+    assert paper.transformer_baselines == ("ndt2", "ndt2_multi_session", "poyo", "poyo_multi_session")
+    poyo = paper.poyo_multi_session  # App. C Table 7: D 128, head 64, depth 4, 8 heads, 32 latents over 2 s
+    assert (poyo.embed_dim, poyo.head_dim, poyo.n_layers, poyo.n_heads) == (128, 64, 4, 8)
+    assert round(2.0 / poyo.latent_step_s) * poyo.latents_per_step == 32
+    assert paper.ndt2_multi_session.pretrain_epochs == 600 and paper.ndt2_multi_session.finetune_epochs >= 1
+    with pytest.raises(ValueError, match="neds.poyo: PoyoParams: head_dim must be a multiple of 4"):
+        NedsConfig.from_mapping({"poyo": {"head_dim": 6}})
+    with pytest.raises(ValueError, match="neds.poyo_multi_session: PoyoMultiSessionParams: identify_epochs"):
+        NedsConfig.from_mapping({"poyo_multi_session": {"identify_epochs": 0}})
+    with pytest.raises(ValueError, match="transformer_baselines"):
+        NedsConfig.from_mapping({"transformer_baselines": ["ndt3"]})

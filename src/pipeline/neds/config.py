@@ -5,17 +5,19 @@ dataclass: ``model`` (architecture of the single-session models) and ``multi_ses
 (of the pretrained model, inherited by fine-tuning: App. C Table 4 is larger and deeper than
 the single-session models of Table 3 / App. D), ``masking`` (multi-task masking), ``training``,
 ``pretraining`` and ``finetuning`` (optimisation of the single-session, multi-session and
-fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression), ``ndt2`` (the NDT2
+fine-tuning jobs), ``baselines`` (ridge / reduced-rank regression), ``ndt2`` and
+``ndt2_multi_session`` (the NDT2 baseline), ``poyo`` and ``poyo_multi_session`` (the POYO+
 baseline) and ``region`` (brain
 region classification from neuron embeddings). Top-level keys choose which models exist:
 ``variants`` (single-session model variants), ``masking_ablation`` (schemes removed one at a
-time) and ``heldout_sessions`` (fine-tuned after pretraining on every other session).
+time), ``heldout_sessions`` (fine-tuned after pretraining on every other session) and
+``transformer_baselines`` (which of the NDT2 / POYO+ models are trained).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pipeline.params import Params
 
@@ -205,12 +207,112 @@ class Ndt2Params(Params):
 
 
 @dataclass(frozen=True)
+class Ndt2MultiSessionParams(Ndt2Params):
+    """Multi-session NDT2 (:func:`pipeline.neds.ndt2.pretrain_ndt2` / ``finetune_ndt2``):
+    the pretrained model's size and optimisation (``pretrain_epochs``: self-supervised
+    epochs over the pretraining sessions), then per held-out session ``finetune_epochs`` of
+    self-supervised fine-tuning and ``decode_epochs`` of the decoder (App. C "NDT2")."""
+
+    #: Fields only the fine-tuning jobs use (not params of the pretraining job).
+    FINETUNING_FIELDS: ClassVar[tuple[str, ...]] = ("finetune_epochs", "decode_epochs")
+
+    finetune_epochs: int = 20  # self-supervised epochs on a held-out session's training trials
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.finetune_epochs < 1:
+            raise ValueError("Ndt2MultiSessionParams: finetune_epochs must be >= 1")
+
+
+@dataclass(frozen=True)
+class PoyoParams(Params):
+    """POYO+ baseline (:mod:`pipeline.neds.poyo`; Azabou et al. 2025 as trained for NEDS, paper
+    seed 002 App. C Table 7 (74 sessions, 3.2M parameters): embedding 128, head dimension 64,
+    32 latents, depth 4, 8 heads, FFN / linear / attention dropout 0.3, weight decay 1e-3,
+    learning rate 1e-3, batch 128; App. F: 100 epochs, regression weighted x20, learning
+    rate constant then cosine-decayed over the last 25 % of the epochs, unit dropout)."""
+
+    embed_dim: int = 32  # token width D (paper 128)
+    head_dim: int = 16  # width of each attention head (paper 64); a multiple of 4 (half of it is rotated)
+    n_heads: int = 2  # heads of the self-attention blocks (paper 8); the cross-attentions have 1 (torch_brain's default)
+    n_layers: int = 1  # self-attention blocks over the latents (paper depth 4)
+    latent_step_s: float = 0.25  # seconds between latent time steps (trial of 2 s -> 8 steps)
+    latents_per_step: int = 2  # learned latent tokens repeated at every step (paper 32 latents in all)
+    ffn_dropout: float = 0.1  # feed-forward dropout (paper 0.3)
+    linear_dropout: float = 0.1  # dropout on the self-attention blocks' residual branches (paper 0.3)
+    attention_dropout: float = 0.1  # dropout on attention weights (paper 0.3)
+    unit_dropout: float = 0.1  # probability that a unit's tokens are hidden in a training trial (augmentation)
+    max_spikes: int = 4096  # spike tokens per trial at most (a random subset beyond; memory bound)
+    regression_weight: float = 1.0  # weight of the z-scored wheel / whisker MSE against the cross-entropies (paper 20 on [-1, 1]-scaled targets)
+    epochs: int = 30  # passes over the training trials (paper 100)
+    batch_size: int = 16  # trials per batch (paper 128)
+    learning_rate: float = 0.002  # AdamW learning rate before the decay (paper 1e-3, LAMB)
+    weight_decay: float = 0.001  # AdamW weight decay (paper 1e-3)
+    decay_fraction: float = 0.25  # final fraction of the steps with cosine decay of the learning rate (paper 0.25)
+
+    def __post_init__(self) -> None:
+        self._coerce_field_types()
+        if min(self.embed_dim, self.head_dim, self.n_heads, self.n_layers, self.latents_per_step, self.max_spikes,
+               self.epochs, self.batch_size) < 1:
+            raise ValueError("PoyoParams: sizes, epochs and batch_size must be >= 1")
+        if self.head_dim % 4:
+            raise ValueError("PoyoParams: head_dim must be a multiple of 4 (rotary embedding of half of it)")
+        if self.latent_step_s <= 0 or self.regression_weight <= 0:
+            raise ValueError("PoyoParams: latent_step_s and regression_weight must be > 0")
+        if not all(0 <= p < 1 for p in (self.ffn_dropout, self.linear_dropout, self.attention_dropout,
+                                          self.unit_dropout)) or not 0 < self.decay_fraction <= 1:
+            raise ValueError("PoyoParams: dropout rates in [0, 1), decay_fraction in (0, 1]")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("PoyoParams: learning_rate must be > 0 and weight_decay >= 0")
+
+
+@dataclass(frozen=True)
+class PoyoMultiSessionParams(PoyoParams):
+    """Multi-session POYO+ (:func:`pipeline.neds.poyo.pretrain_poyo` / ``finetune_poyo``):
+    ``epochs`` of supervised pretraining on the pretraining sessions, then per held-out
+    session ``identify_epochs`` of unit identification (only its new unit and session
+    embeddings train; POYO, Azabou et al. 2023, Sec. 3.4) and ``finetune_epochs`` of every weight."""
+
+    #: Fields only the fine-tuning jobs use (not params of the pretraining job).
+    FINETUNING_FIELDS: ClassVar[tuple[str, ...]] = ("identify_epochs", "finetune_epochs")
+
+    identify_epochs: int = 10  # epochs training only the held-out session's unit and session embeddings
+    finetune_epochs: int = 10  # epochs training every weight on the held-out session
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.identify_epochs < 1 or self.finetune_epochs < 0:
+            raise ValueError("PoyoMultiSessionParams: identify_epochs must be >= 1, finetune_epochs >= 0")
+
+
+def check_pretrained_params(path, saved: Mapping[str, Any], params: Params) -> None:
+    """A fine-tuning job's ``params`` against those a pretrained model file ``path`` was
+    trained with (``saved``): every field but the class's ``FINETUNING_FIELDS`` must agree."""
+    current = params.to_dict()
+    differing = sorted(k for k in current if k not in type(params).FINETUNING_FIELDS and saved.get(k) != current[k])
+    if differing:
+        raise ValueError(f"{path}: pretrained with other {', '.join(differing)} than the fine-tuning job's "
+                         f"({', '.join(f'{k}={saved.get(k)!r} vs {current[k]!r}' for k in differing)})")
+
+
+#: The transformer baselines a config can ask for (``neds.transformer_baselines``): each name
+#: is the model's name in the comparison table and the config section of its parameters.
+TRANSFORMER_BASELINES: dict[str, type[Params]] = {
+    "ndt2": Ndt2Params,
+    "ndt2_multi_session": Ndt2MultiSessionParams,
+    "poyo": PoyoParams,
+    "poyo_multi_session": PoyoMultiSessionParams,
+}
+
+
+@dataclass(frozen=True)
 class NedsConfig(Params):
     """The ``neds`` config section (sub-sections above)."""
 
     variants: tuple[str, ...] = ("multimodal", "encoding", "decoding")  # single-session models per session
     masking_ablation: tuple[str, ...] = ()  # schemes removed one at a time from the multimodal model
     heldout_sessions: tuple[str, ...] = ()  # fine-tuned after pretraining on all other sessions ([]: no multi-session)
+    transformer_baselines: tuple[str, ...] = tuple(TRANSFORMER_BASELINES)  # NDT2 / POYO+ models trained (*_multi_session: only with heldout_sessions)
     device: str = "auto"  # torch device of the training jobs: auto (CUDA when available), cpu, cuda
     gpus_per_training_job: int = 0  # GPUs a training job requests from the scheduler (paper scale: 1)
     threads: int = 2  # CPU threads of each training job
@@ -224,14 +326,21 @@ class NedsConfig(Params):
     region: RegionParams = field(default_factory=RegionParams)
     search: SearchParams = field(default_factory=SearchParams)
     ndt2: Ndt2Params = field(default_factory=Ndt2Params)
+    ndt2_multi_session: Ndt2MultiSessionParams = field(default_factory=Ndt2MultiSessionParams)
+    poyo: PoyoParams = field(default_factory=PoyoParams)
+    poyo_multi_session: PoyoMultiSessionParams = field(default_factory=PoyoMultiSessionParams)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
-        for name in ("variants", "masking_ablation", "heldout_sessions"):
+        for name in ("variants", "masking_ablation", "heldout_sessions", "transformer_baselines"):
             object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
         unknown = sorted(set(self.variants) - set(VARIANT_SCHEMES))
         if unknown or not self.variants:
             raise ValueError(f"NedsConfig.variants must be names from {list(VARIANT_SCHEMES)}, got {list(self.variants)}")
+        unknown = sorted(set(self.transformer_baselines) - set(TRANSFORMER_BASELINES))
+        if unknown or len(set(self.transformer_baselines)) != len(self.transformer_baselines):
+            raise ValueError(f"NedsConfig.transformer_baselines must be distinct names from "
+                             f"{list(TRANSFORMER_BASELINES)}, got {list(self.transformer_baselines)}")
         unknown = sorted(set(self.masking_ablation) - set(self.masking.schemes))
         if unknown:
             raise ValueError(f"NedsConfig.masking_ablation {unknown}: not in masking.schemes {list(self.masking.schemes)}")

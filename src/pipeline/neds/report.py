@@ -1,8 +1,9 @@
 """NEDS tables (CSV + Markdown) and the region-classification confusion-matrix figure.
 
 Inputs are the JSON records the NEDS jobs write (see docs/architecture.md, "NEDS"):
-per-session model records ``{"session", "model", "metrics", "training"}`` (the NDT2
-baseline's: ``"model": "ndt2"``, decoding metrics only), per-session
+per-session model records ``{"session", "model", "metrics", "training"}`` (the NDT2 / POYO+
+baselines': ``"model"`` = ``ndt2``, ``ndt2_multi_session``, ``poyo`` or ``poyo_multi_session``,
+decoding metrics only), per-session
 baseline records ``{"session", "linear", "chance"}`` joined with the session's multi-session
 RRR metrics (``"rrr"``) and the region-classification
 record ``{model: classify_regions result}``.

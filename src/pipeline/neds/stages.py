@@ -25,12 +25,14 @@ from pipeline.neds.config import (
     ModelParams,
     NedsConfig,
     Ndt2Params,
+    PoyoParams,
+    TRANSFORMER_BASELINES,
     RegionParams,
     TrainingParams,
 )
 from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
-from pipeline.neds.ndt2 import evaluate_ndt2, train_ndt2
+from pipeline.neds import ndt2, poyo
 from pipeline.neds.region import classify_regions, neuron_embeddings
 from pipeline.neds.rrr import evaluate_multi_session_rrr
 from pipeline.neds.search import best_draw
@@ -197,16 +199,76 @@ def run_rrr(binned_paths: list[str | Path], params: BaselineParams, seed: int, o
     return record
 
 
+def _baseline_record(data: SessionData, name: str, metrics: dict, summary: dict, params, seed: int, **sources) -> dict:
+    """The model record of a transformer baseline: ``{"session", "model": name, "metrics",
+    "baseline_training"}`` (no ``training`` key: it is not a NEDS training record)."""
+    log.info("%s %s: %s", name, data.session_id, {k: round(v, 3) for k, v in metrics.items()})
+    return {"session": data.session_id, "model": name, "metrics": metrics, "baseline_training": summary,
+            **_provenance({name: params}, seed, **sources)}
+
+
 def run_ndt2(binned_path: str | Path, params: Ndt2Params, seed: int, *, device: str, metrics_path: str | Path) -> dict:
     """Train the single-session NDT2 baseline (:mod:`pipeline.neds.ndt2`) on one session and
-    write its test decoding metrics as a model record ``{"session", "model": "ndt2",
-    "metrics", "ndt2_training"}`` (no ``training`` key: it is not a NEDS training record)."""
+    write its test decoding metrics (:func:`_baseline_record`, model ``ndt2``)."""
     data = load_session(binned_path)
-    model, summary = train_ndt2(data, params, seed, select_device(device))
-    metrics = evaluate_ndt2(model, data)
-    log.info("ndt2 %s: %s", data.session_id, {k: round(v, 3) for k, v in metrics.items()})
-    record = {"session": data.session_id, "model": "ndt2", "metrics": metrics, "ndt2_training": summary,
-              **_provenance({"ndt2": params}, seed, source=str(binned_path))}
+    model, summary = ndt2.train_ndt2(data, params, seed, select_device(device))
+    record = _baseline_record(data, "ndt2", ndt2.evaluate_ndt2(model, data), summary, params, seed,
+                              source=str(binned_path))
+    write_json(record, metrics_path)
+    return record
+
+
+def run_poyo(binned_path: str | Path, params: PoyoParams, seed: int, *, device: str, metrics_path: str | Path) -> dict:
+    """Train the single-session POYO+ baseline (:mod:`pipeline.neds.poyo`) on one session and
+    write its test decoding metrics (:func:`_baseline_record`, model ``poyo``)."""
+    data = load_session(binned_path)
+    model, summary = poyo.train_poyo(data, params, seed, select_device(device))
+    record = _baseline_record(data, "poyo", poyo.evaluate_poyo(model, data, seed), summary, params, seed,
+                              source=str(binned_path))
+    write_json(record, metrics_path)
+    return record
+
+
+#: Multi-session transformer baselines: name -> (pretrain, finetune, evaluate, save, load).
+MULTI_SESSION_BASELINES = {
+    "ndt2_multi_session": (ndt2.pretrain_ndt2, ndt2.finetune_ndt2, lambda model, data, seed: ndt2.evaluate_ndt2(model, data),
+                           ndt2.save_ndt2, ndt2.load_ndt2),
+    "poyo_multi_session": (poyo.pretrain_poyo, poyo.finetune_poyo, poyo.evaluate_poyo, poyo.save_poyo,
+                           poyo.load_poyo),
+}
+
+
+def multi_session_params(baseline: str, mapping: Mapping | None):
+    """The parameters of a multi-session baseline (``neds.<baseline>``) from its config mapping."""
+    if baseline not in MULTI_SESSION_BASELINES:
+        raise ValueError(f"unknown multi-session baseline {baseline!r} (known: {sorted(MULTI_SESSION_BASELINES)})")
+    return TRANSFORMER_BASELINES[baseline].from_mapping(mapping)
+
+
+def run_baseline_pretraining(baseline: str, binned_paths: list[str | Path], params, seed: int, *, device: str,
+                             model_path: str | Path) -> dict:
+    """Pretrain a multi-session baseline (``ndt2_multi_session``: self-supervised;
+    ``poyo_multi_session``: supervised multi-task) on the training trials of every
+    pretraining session; the model file holds the pretraining record."""
+    pretrain, _, _, save, _ = MULTI_SESSION_BASELINES[baseline]
+    sessions = {data.session_id: data for data in map(load_session, binned_paths)}
+    model, summary = pretrain(sessions, params, seed, select_device(device))
+    record = {"sessions": sorted(sessions), "model": baseline, "baseline_training": summary,
+              **_provenance({baseline: params}, seed, sources=[str(p) for p in binned_paths])}
+    save(model_path, model, record)
+    return record
+
+
+def run_baseline_finetuning(baseline: str, pretrained_path: str | Path, binned_path: str | Path, params, seed: int, *,
+                            device: str, metrics_path: str | Path) -> dict:
+    """Adapt a pretrained multi-session baseline to a held-out session (``params``: the
+    pretrained architecture plus the fine-tuning epochs) and write its test decoding metrics."""
+    _, finetune, evaluate, _, load = MULTI_SESSION_BASELINES[baseline]
+    data, torch_device = load_session(binned_path), select_device(device)
+    model = load(pretrained_path, params, torch_device)
+    summary = finetune(model, data, seed, torch_device)
+    record = _baseline_record(data, baseline, evaluate(model, data, seed), summary, params, seed,
+                              source=str(binned_path), pretrained=str(pretrained_path))
     write_json(record, metrics_path)
     return record
 

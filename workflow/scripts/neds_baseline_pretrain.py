@@ -1,0 +1,15 @@
+"""Snakemake entry point of rule neds_baseline_pretrain (logic:
+pipeline.neds.stages.run_baseline_pretraining)."""
+
+import torch
+
+from pipeline.logs import rule_log
+from pipeline.neds.stages import configured_device, multi_session_params, run_baseline_pretraining
+
+with rule_log(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    baseline = snakemake.wildcards.baseline
+    run_baseline_pretraining(
+        baseline, list(snakemake.input.binned), multi_session_params(baseline, snakemake.params.baseline),
+        snakemake.params.seed, device=configured_device(snakemake.config), model_path=snakemake.output.model,
+    )
