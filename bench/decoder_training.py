@@ -141,7 +141,8 @@ def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
     from pipeline.data.windows import DecodingRecording, make_splits
-    from pipeline.train.loop import TrainingParams, train_decoder
+    from pipeline.train.config import TrainingParams
+    from pipeline.train.loop import train_decoder
 
     started = time.perf_counter()
     activity, tail = synthetic_arrays(args.n_frames, args.n_neurons, args.seed)

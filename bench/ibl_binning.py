@@ -32,7 +32,8 @@ from pipeline.memory import peak_rss_mb
 
 
 def make_session(workdir: Path, n_clusters: int, n_trials: int) -> dict:
-    from pipeline.synth.ibl import IblSynthParams, generate_session
+    from pipeline.synth.config import IblSynthParams
+    from pipeline.synth.ibl import generate_session
 
     from pipeline.synth.ibl import SESSION_PATH
 
@@ -45,7 +46,8 @@ def make_session(workdir: Path, n_clusters: int, n_trials: int) -> dict:
 
 
 def run_method(method: str, workdir: Path, session: dict) -> dict:
-    from pipeline.ibl.binning import BinningConfig, _LazyRows, bin_session, bin_spikes
+    from pipeline.ibl.binning import _LazyRows, bin_session, bin_spikes
+    from pipeline.ibl.config import BinningConfig
     from pipeline.io.alf import OneSession
     from pipeline.synth.ibl import PROBE_COLLECTION
 

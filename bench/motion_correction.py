@@ -54,7 +54,7 @@ LARGE_SHEAR_PX = 1.0  # realistic preset: frames with more true intra-frame shea
 
 
 def fish_params(size: int, frames: int, preset: str = "ideal"):
-    from pipeline.synth.zebrafish import ZebrafishSynthParams
+    from pipeline.synth.config import ZebrafishSynthParams
 
     if preset == "realistic":
         return ZebrafishSynthParams.from_mapping(dict(
@@ -104,7 +104,8 @@ def make_long_movie(src: Path, dst: Path, frames: int) -> Path:
 def worker_ours(stack: Path, out: Path, shifts: Path) -> dict:
     import h5py
 
-    from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+    from pipeline.imaging.config import NormcorreParams
+    from pipeline.imaging.normcorre import motion_correct
 
     rss0 = peak_rss_mb()
     start = time.perf_counter()

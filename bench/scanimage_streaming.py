@@ -70,7 +70,8 @@ def worker(mode: str, files: list[str], out_dir: Path) -> dict:
     if mode == "ours":
         import torch
 
-        from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+        from pipeline.imaging.config import NormcorreParams
+        from pipeline.imaging.normcorre import motion_correct
         from pipeline.io.scanimage import read_acquisition, write_plane_stack
 
         torch.set_num_threads(1)

@@ -17,6 +17,7 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
+    acquisition_files,
     config_sections,
     plain_row,
     plane_paths,
@@ -26,13 +27,12 @@ from pipeline.config import (
 )
 from pipeline.imaging.motion import METHOD_SECTIONS
 from pipeline.io.errors import InputDataError
-from pipeline.io.scanimage import acquisition_files
+from pipeline.models.config import EmbeddingParams
 from pipeline.provenance import config_hash
-from pipeline.salience.job import salience_jobs
+from pipeline.salience.config import salience_jobs
 from pipeline.seeding import derive_seed
-from pipeline.models.embeddings import EmbeddingParams
+from pipeline.train.config import TrainingParams
 from pipeline.train.experiments import FOLD_WILDCARD, parse_fold_wildcard, resolve_design
-from pipeline.train.loop import TrainingParams
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
@@ -94,18 +94,24 @@ wildcard_constraints:
 RECORDING_METADATA = ["volume_rate_hz", "n_planes", "pixel_size_um", "plane_spacing_um", "tail_rate_hz"]
 
 
+#: Every table row as a plain dict (NA cells dropped), read once: input functions ask for
+#: rows once per job.
+FISH_ROWS = {fish: plain_row(FISH.loc[fish]) for fish in FISH.index}
+SESSION_ROWS = {session: plain_row(SESSIONS.loc[session]) for session in SESSIONS.index}
+
+
 def fish_row(fish):
-    """The fish's row of the fish table as a plain dict (NA cells dropped)."""
-    if fish not in FISH.index:
+    """The fish's row of the fish table as a plain dict (NA cells dropped; a copy)."""
+    if fish not in FISH_ROWS:
         raise WorkflowError(f"fish {fish!r} is not in {config['fish_table']}")
-    return plain_row(FISH.loc[fish])
+    return dict(FISH_ROWS[fish])
 
 
 def session_row(session):
-    """The session's row of the sessions table as a plain dict."""
-    if session not in SESSIONS.index:
+    """The session's row of the sessions table as a plain dict (a copy)."""
+    if session not in SESSION_ROWS:
         raise WorkflowError(f"session {session!r} is not in {config['session_table']}")
-    return plain_row(SESSIONS.loc[session])
+    return dict(SESSION_ROWS[session])
 
 
 def session_source(wildcards):

@@ -201,7 +201,7 @@ else:
             model=lambda wildcards: neds_search_draw_params(wildcards)["model"],
             masking=lambda wildcards: neds_search_draw_params(wildcards)["masking"],
             training=lambda wildcards: neds_search_draw_params(wildcards)["training"],
-            seed=lambda wildcards: neds_search_seed(wildcards),
+            seed=lambda wildcards: neds_search_seed(wildcards.variant, wildcards.session),
             checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/search/{wildcards.variant}/{wildcards.session}/draw{wildcards.draw}",
         threads: NEDS["threads"]
         resources:

@@ -46,15 +46,20 @@ def neds_transformer_baseline_metrics():
             for session in NEDS_EVALUATED]
 
 
-def neds_search_seed(wildcards):
-    return unit_seed("neds_search", wildcards.variant, wildcards.session)
+def neds_search_seed(variant, session):
+    return unit_seed("neds_search", variant, session)
 
 
 def neds_search_draw_params(wildcards):
     """Draw ``wildcards.draw``'s model / masking (the variant's schemes) / training sub-sections."""
+    return _neds_search_draw(wildcards.variant, wildcards.session, int(wildcards.draw))
+
+
+@functools.cache  # three params of each of the (thousands of, at paper scale) draw jobs read it
+def _neds_search_draw(variant, session, draw):
     model, masking, training = draw_hyperparameters(
-        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(wildcards.variant)),
-        NEDS_CONFIG.training, neds_search_seed(wildcards), int(wildcards.draw))
+        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(variant)),
+        NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
     return {"model": model.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import align_behavior
 from pipeline.io.h5 import write_dataset
-from pipeline.synth.zebrafish import ZebrafishSynthParams, simulate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import simulate_fish
 
 RECORDING = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 

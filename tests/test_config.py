@@ -148,8 +148,7 @@ def test_missing_table_is_named(tmp_path):
 def test_schema_lists_exactly_the_generator_fields():
     from dataclasses import fields
 
-    from pipeline.synth.ibl import IblSynthParams
-    from pipeline.synth.zebrafish import ZebrafishSynthParams
+    from pipeline.synth.config import IblSynthParams, ZebrafishSynthParams
 
     schema = load(SCHEMA / "config.schema.yaml")["$defs"]
     json_type = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}

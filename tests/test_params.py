@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.models.catalog import ModelSpec
-from pipeline.train.loop import TrainingParams
+from pipeline.train.config import TrainingParams
 
 
 def test_result_params_keep_only_changed_result_fields():

@@ -8,11 +8,14 @@ cross-field checks. Every error names the file, the row and the column.
 
 from __future__ import annotations
 
+import glob
 import importlib
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+
+from pipeline.io.errors import InputDataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,6 +158,30 @@ def plane_paths(template: str, n_planes: int) -> list[str]:
     return [template.replace(PLANE_PLACEHOLDER, str(plane)) for plane in range(n_planes)]
 
 
+#: Characters that make a ``scanimage`` table entry a glob.
+GLOB_CHARACTERS = set("*?[")
+
+
+def acquisition_files(spec: str) -> list[str]:
+    """The files of a ``scanimage`` table cell: ``;``-separated paths or globs, each glob
+    expanded in name order (ScanImage numbers files ``_00001``, ``_00002``, ...). A glob
+    matching nothing is an error; plain paths are returned as written."""
+    files: list[str] = []
+    for entry in (part.strip() for part in spec.split(";")):
+        if not entry:
+            continue
+        if GLOB_CHARACTERS & set(entry):
+            matches = sorted(glob.glob(entry))
+            if not matches:
+                raise InputDataError(entry, "no ScanImage file matches this pattern")
+            files.extend(matches)
+        else:
+            files.append(entry)
+    if not files:
+        raise InputDataError(spec, "no ScanImage file given")
+    return files
+
+
 def synthetic_root(results_dir: str) -> str:
     """Folder under which the built-in generators write; table paths inside it are synthetic."""
     return f"{results_dir.rstrip('/')}/synth"
@@ -184,20 +211,21 @@ def resolved_section(section: Mapping[str, Any] | None, key: str, params_class: 
 
 #: Config key -> (module, class) of every parameter section's dataclass. Imported one at a
 #: time when needed (:func:`section_class`): a job imports only its own section's module (the
-#: CaImAn environment has no pandas), and reading the Snakefile imports nothing it does not use.
+#: CaImAn environment has no pandas). The classes live in light ``config`` modules (no torch,
+#: transformers, scipy, h5py or suite2p), so reading the Snakefile stays fast (tests/test_parse_imports.py).
 SECTION_CLASSES: dict[str, tuple[str, str]] = {
-    "synthetic.zebrafish": ("pipeline.synth.zebrafish", "ZebrafishSynthParams"),
-    "synthetic.ibl": ("pipeline.synth.ibl", "IblSynthParams"),
-    "ibl_binning": ("pipeline.ibl.binning", "BinningConfig"),
-    "tail_alignment": ("pipeline.behavior.tail", "TailAlignmentConfig"),
+    "synthetic.zebrafish": ("pipeline.synth.config", "ZebrafishSynthParams"),
+    "synthetic.ibl": ("pipeline.synth.config", "IblSynthParams"),
+    "ibl_binning": ("pipeline.ibl.config", "BinningConfig"),
+    "tail_alignment": ("pipeline.behavior.config", "TailAlignmentConfig"),
     "motion_correction": ("pipeline.imaging.motion", "MotionCorrectionConfig"),
-    "normcorre": ("pipeline.imaging.normcorre", "NormcorreParams"),
-    "suite2p_registration": ("pipeline.imaging.suite2p_registration", "Suite2pRegistrationParams"),
-    "caiman": ("pipeline.imaging.caiman_registration", "CaimanParams"),
-    "extraction": ("pipeline.imaging.extraction", "ExtractionParams"),
-    "neural_file": ("pipeline.imaging.neural", "NeuralFileConfig"),
+    "normcorre": ("pipeline.imaging.config", "NormcorreParams"),
+    "suite2p_registration": ("pipeline.imaging.config", "Suite2pRegistrationParams"),
+    "caiman": ("pipeline.imaging.config", "CaimanParams"),
+    "extraction": ("pipeline.imaging.config", "ExtractionParams"),
+    "neural_file": ("pipeline.imaging.config", "NeuralFileConfig"),
     "neds": ("pipeline.neds.config", "NedsConfig"),
-    "salience": ("pipeline.salience.job", "SalienceParams"),
+    "salience": ("pipeline.salience.config", "SalienceParams"),
 }
 
 

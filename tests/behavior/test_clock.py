@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipeline.behavior.clock import fit_clock
-from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import align_behavior
 from pipeline.io.errors import InputDataError
 
 from scanimage_files import FLYBACK, FRAME_RATE_HZ, SLICES, static_metadata, truth_movie, write_acquisition

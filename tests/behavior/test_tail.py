@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.behavior.tail import EPOCH_CODES, TailAlignmentConfig, align_behavior
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import EPOCH_CODES, align_behavior
 from pipeline.io.errors import InputDataError
 
 N_PLANES, N_VOLUMES, RATE_HZ = 3, 30, 1.1

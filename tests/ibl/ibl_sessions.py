@@ -13,7 +13,8 @@ import pytest
 from one.alf.cache import make_parquet_db
 
 from pipeline.ibl.regions import allen_ids_from_acronyms
-from pipeline.synth.ibl import CHANNELS_REVISION, SESSION_PATH, IblSynthParams, generate_session
+from pipeline.synth.config import IblSynthParams
+from pipeline.synth.ibl import CHANNELS_REVISION, SESSION_PATH, generate_session
 
 from helpers import require_real_ibl_fixtures
 

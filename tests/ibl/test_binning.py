@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.ibl.binning import BinningConfig, bin_session, bin_spikes
+from pipeline.ibl.binning import bin_session, bin_spikes
+from pipeline.ibl.config import BinningConfig
 from pipeline.io.errors import InputDataError
 
 from helpers import require_real_ibl_fixtures

@@ -13,7 +13,8 @@ from iblatlas.regions import BrainRegions
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 from pynwb.behavior import CompassDirection, SpatialSeries
 
-from pipeline.ibl.binning import BinningConfig, bin_session
+from pipeline.ibl.binning import bin_session
+from pipeline.ibl.config import BinningConfig
 from pipeline.io.errors import InputDataError
 
 from ibl_sessions import alf_dir

@@ -9,7 +9,8 @@ import pytest
 import tifffile
 
 from pipeline.imaging.bidi import correct_bidi_phase, estimate_bidi_phase
-from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import generate_fish
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.imaging.caiman_registration import CaimanParams, import_caiman
+from pipeline.imaging.caiman_registration import import_caiman
+from pipeline.imaging.config import CaimanParams
 from pipeline.imaging.motion import correct_motion
-from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish, patch_mean_shift
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import generate_fish, patch_mean_shift
 
 
 def test_missing_caiman_gives_a_clear_error():

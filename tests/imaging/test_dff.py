@@ -14,7 +14,8 @@ from oracle_traces import oracle_traces
 
 from pipeline.imaging.dff import dark_level, delta_f_over_f
 from pipeline.io.errors import InputDataError
-from pipeline.synth.zebrafish import ZebrafishSynthParams, axial_weight, generate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import axial_weight, generate_fish
 
 STILL = dict(rigid_drift_sd_px=0.0, rigid_jump_rate_hz=0.0, bout_motion_px=0.0, nonrigid_sd_px=0.0,
              bout_shake_px=0.0, bout_jump_px=0.0, bidi_phase_px=0.0, bidi_phase_drift_px=0.0)

@@ -31,15 +31,12 @@ import pytest
 import tifffile
 
 from pipeline.imaging import extraction as ex
-from pipeline.imaging.extraction import (
-    ExtractionParams,
-    Suite2pPlane,
-    extract_plane,
-    read_suite2p_plane,
-)
+from pipeline.imaging.config import ExtractionParams
+from pipeline.imaging.extraction import Suite2pPlane, extract_plane, read_suite2p_plane
 from pipeline.io.errors import InputDataError
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import generate_fish
 from pipeline.torch_compat import register_missing_torchvision_ops
-from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish
 
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 SYNTH = dict(

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.imaging.extraction import ExtractionParams, extract_plane
-from pipeline.imaging.neural import NeuralFileConfig, write_neural_file
+from pipeline.imaging.config import ExtractionParams, NeuralFileConfig
+from pipeline.imaging.extraction import extract_plane
+from pipeline.imaging.neural import write_neural_file
 from pipeline.io.errors import InputDataError
-from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import generate_fish
 
 META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 SYNTH = dict(  # as tests/imaging/test_extraction.py: no motion, extractable brightness

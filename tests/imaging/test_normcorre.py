@@ -20,9 +20,11 @@ import tifffile
 import torch
 
 from pipeline.imaging import normcorre as nc
-from pipeline.imaging.normcorre import NormcorreParams, crispness, motion_correct, patch_starts
+from pipeline.imaging.config import NormcorreParams
+from pipeline.imaging.normcorre import crispness, motion_correct, patch_starts
 from pipeline.io.errors import InputDataError
-from pipeline.synth.zebrafish import ZebrafishSynthParams, displacement_field, generate_fish, patch_mean_shift
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import displacement_field, generate_fish, patch_mean_shift
 
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.0, plane_spacing_um=7.0, tail_rate_hz=200.0)
 FISH = dict(

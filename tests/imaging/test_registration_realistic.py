@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from pipeline.imaging.badframes import REASONS, detect_bad_frames
-from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+from pipeline.imaging.config import NormcorreParams
+from pipeline.imaging.normcorre import motion_correct
 from pipeline.imaging.quality_report import DRIFT_COLUMNS, read_plane_quality, write_quality_report
-from pipeline.synth.zebrafish import ZebrafishSynthParams, displacement_field, generate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import displacement_field, generate_fish
 
 # frequent bouts (as in config/config.yaml) so that 200 volumes hold ~35 sheared frames
 FISH = dict(preset="realistic", n_volumes=200, static_duration_s=3.0, moving_duration_s=5.0,

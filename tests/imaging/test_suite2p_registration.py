@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline.imaging.motion import MotionCorrectionConfig, correct_motion
-from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish, patch_mean_shift
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import generate_fish, patch_mean_shift
 
 N_FRAMES = 150
 

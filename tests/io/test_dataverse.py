@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
-from pipeline.imaging.neural import NeuralFileConfig, write_neural_file
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import align_behavior
+from pipeline.imaging.config import NeuralFileConfig
+from pipeline.imaging.neural import write_neural_file
 from pipeline.io.errors import InputDataError
 from pipeline.io.inventory import inventory_fish
 

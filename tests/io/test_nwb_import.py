@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import align_behavior
+from pipeline.imaging.config import NeuralFileConfig
 from pipeline.imaging.dff import delta_f_over_f
-from pipeline.imaging.neural import NeuralFileConfig
 from pipeline.imaging.neural import write_neural_file
 from pipeline.io.errors import InputDataError
 

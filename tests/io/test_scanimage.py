@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from pipeline.config import acquisition_files
 from pipeline.io.errors import InputDataError
-from pipeline.io.scanimage import acquisition_files, iter_plane_frames, read_acquisition, write_plane_stack
+from pipeline.io.scanimage import iter_plane_frames, read_acquisition, write_plane_stack
 
 from scanimage_files import (CHANNELS, FLYBACK, FRAME_RATE_HZ, LX, LY, SLICES, VOLUMES, static_metadata, truth_movie,
                              write_acquisition)

@@ -11,13 +11,12 @@ from scipy.spatial.distance import cdist
 from sklearn.decomposition import PCA
 
 from pipeline.models.embeddings import (
-    STRATEGIES,
-    EmbeddingParams,
     LaplacianEigenmap,
     SparseAutoencoder,
     build_embedding,
     sinusoidal_position_table,
 )
+from pipeline.models.config import EmbeddingParams, STRATEGIES
 
 N_NEURONS = 50
 D_MODEL = 8

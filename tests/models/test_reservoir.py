@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pipeline.data.windows import WindowSet
-from pipeline.models.reservoir import ReservoirDecoder, ReservoirParams
+from pipeline.models.config import ReservoirParams
+from pipeline.models.reservoir import ReservoirDecoder
 
 
 def test_recurrent_matrix_has_the_configured_spectral_radius():

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.ibl.binning import BinningConfig, bin_session
+from pipeline.ibl.binning import bin_session
+from pipeline.ibl.config import BinningConfig
 from pipeline.neds.config import MaskingParams, ModelParams, TrainingParams
 from pipeline.neds.data import load_session
 from pipeline.neds.train import build_model, train_model
-from pipeline.synth.ibl import SESSION_PATH, IblSynthParams, generate_session
+from pipeline.synth.config import IblSynthParams
+from pipeline.synth.ibl import SESSION_PATH, generate_session
 
 #: A model small enough to train in about a minute on one CPU core.
 TINY_MODEL = ModelParams(embed_dim=32, n_heads=2, n_layers=1, mlp_dim=64, dropout=0.1, attention_dropout=0.1)

@@ -17,13 +17,15 @@ import logging
 import pytest
 import torch
 
-from pipeline.ibl.binning import BinningConfig, bin_session
+from pipeline.ibl.binning import bin_session
+from pipeline.ibl.config import BinningConfig
 from pipeline.neds.config import Ndt2MultiSessionParams, PoyoMultiSessionParams, PoyoParams
 from pipeline.neds.data import load_session
 from pipeline.neds.evaluate import chance_metrics
 from pipeline.neds.ndt2 import evaluate_ndt2, finetune_ndt2, pretrain_ndt2
 from pipeline.neds.poyo import evaluate_poyo, finetune_poyo, pretrain_poyo, train_poyo
-from pipeline.synth.ibl import SESSION_PATH, IblSynthParams, generate_session
+from pipeline.synth.config import IblSynthParams
+from pipeline.synth.ibl import SESSION_PATH, generate_session
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pipeline.data.windows import WindowSet
 from pipeline.models.catalog import ModelSpec
 from pipeline.salience.gradients import input_gradient_salience, precision_at_k, top_k
 from pipeline.salience.job import run_salience_job
+from pipeline.train.config import TrainingParams
 from pipeline.train.job import DecodingJob, load_trained_decoder, run_decoding_job
-from pipeline.train.loop import TrainingParams
 
 
 class PerFrameLinear(nn.Module):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.synth import ibl
-from pipeline.synth.ibl import REGIONS, SESSION_PATH, VARIABLES, IblSynthParams, generate_session
+from pipeline.synth.config import IblSynthParams
+from pipeline.synth.ibl import REGIONS, SESSION_PATH, VARIABLES, generate_session
 
 TINY = dict(n_trials=40, n_clusters=20, pre_task_s=5.0, post_task_s=5.0)
 TRIAL_FILES = ("intervals", "goCue_times", "stimOn_times", "firstMovement_times", "response_times",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
 
 import h5py
@@ -13,13 +14,8 @@ import pytest
 import tifffile
 
 from pipeline.synth import zebrafish as zf
-from pipeline.synth.zebrafish import (
-    ZebrafishSynthParams,
-    calcium_kernel,
-    displacement_field,
-    generate_fish,
-    patch_mean_shift,
-)
+from pipeline.synth.config import REALISTIC_PRESET, ZebrafishSynthParams
+from pipeline.synth.zebrafish import calcium_kernel, displacement_field, generate_fish, patch_mean_shift
 
 META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.0, plane_spacing_um=7.0, tail_rate_hz=200.0)
 TINY = dict(
@@ -468,7 +464,7 @@ def realistic(tmp_path_factory):
 
 def test_preset_fills_unset_fields_and_explicit_values_win():
     p = ZebrafishSynthParams.from_mapping({"preset": "realistic", "bout_jump_px": 1.5})
-    assert p.bout_jump_px == 1.5 and p.bidi_phase_px == zf.REALISTIC_PRESET["bidi_phase_px"]
+    assert p.bout_jump_px == 1.5 and p.bidi_phase_px == REALISTIC_PRESET["bidi_phase_px"]
     assert ZebrafishSynthParams.from_mapping(p.to_dict()) == p  # the resolved dict round-trips
     ideal = ZebrafishSynthParams.from_mapping({})
     assert ideal == ZebrafishSynthParams() and ideal.bidi_phase_px == 0 and ideal.axial_fwhm_um == 0
@@ -476,7 +472,7 @@ def test_preset_fills_unset_fields_and_explicit_values_win():
         ZebrafishSynthParams.from_mapping({"preset": "noisy"})
     with pytest.raises(ValueError, match="int16"):
         ZebrafishSynthParams(adu_offset=-50.0)
-    assert set(zf.REALISTIC_PRESET) <= {f.name for f in zf.fields(ZebrafishSynthParams)}
+    assert set(REALISTIC_PRESET) <= {f.name for f in fields(ZebrafishSynthParams)}
 
 
 def test_realistic_truth_records_every_artefact(realistic):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from pipeline.models.catalog import ModelSpec
+from pipeline.train.config import TrainingParams
 from pipeline.train.job import DecodingJob, run_decoding_job
-from pipeline.train.loop import TrainingParams
 
 SMALL_GPT2 = {"family": "gpt2", "config_overrides": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 32,
                                                      "vocab_size": 1}}

@@ -106,7 +106,7 @@ def test_scratch_full_jobs_only_for_lora_models():
 def test_salience_refuses_a_cross_validated_experiment():
     import copy
 
-    from pipeline.salience.job import SalienceParams, salience_jobs
+    from pipeline.salience.config import SalienceParams, salience_jobs
 
     section = copy.deepcopy(SECTION)
     section["experiments"]["exp2"]["cv_folds"] = 3

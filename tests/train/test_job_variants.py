@@ -12,7 +12,7 @@ import torch
 from pipeline.data.windows import blocked_fold_split
 from pipeline.models.catalog import ModelSpec
 from pipeline.train.job import DecodingJob, run_decoding_job
-from pipeline.train.loop import TrainingParams
+from pipeline.train.config import TrainingParams
 
 TINY_LLAMA = {"family": "llama", "lora_rank": 2,
               "config_overrides": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,

@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from pipeline.data.windows import load_recording, make_splits
-from pipeline.models.lstm import LstmDecoder, LstmParams
+from pipeline.models.config import LstmParams
+from pipeline.models.lstm import LstmDecoder
 from pipeline.train.checkpoint import (
     TrainingInterrupted,
     checkpoint_paths,
     load_checkpoint,
 )
-from pipeline.train.loop import TrainingParams, predict, train_decoder
+from pipeline.train.config import TrainingParams
+from pipeline.train.loop import predict, train_decoder
 
 PARAMS = TrainingParams(epochs=3, batch_size=16, learning_rate=1e-3)
 SEED = 5

@@ -2,7 +2,8 @@
 
 import json
 
-from pipeline.behavior.tail import TailAlignmentConfig, align_behavior
+from pipeline.behavior.config import TailAlignmentConfig
+from pipeline.behavior.tail import align_behavior
 from pipeline.io.inventory import checksums
 from pipeline.logs import rule_log
 

@@ -2,7 +2,8 @@
 
 import json
 
-from pipeline.ibl.binning import BinningConfig, bin_session
+from pipeline.ibl.binning import bin_session
+from pipeline.ibl.config import BinningConfig
 from pipeline.io.inventory import checksums
 from pipeline.logs import rule_log
 

@@ -2,7 +2,7 @@
 and evaluate_embeddings (logic: pipeline.report.evaluation)."""
 
 from pipeline.logs import rule_log
-from pipeline.models.embeddings import STRATEGIES
+from pipeline.models.config import STRATEGIES
 from pipeline.report.evaluation import embeddings_stage, model_comparison_stage, pretrained_vs_untrained_stage
 
 with rule_log(snakemake.log[0]):

@@ -1,7 +1,8 @@
 """Snakemake entry point of rule extract_plane (logic: pipeline.imaging.extraction)."""
 
 from pipeline.config import job_settings
-from pipeline.imaging.extraction import ExtractionParams, extract_plane
+from pipeline.imaging.config import ExtractionParams
+from pipeline.imaging.extraction import extract_plane
 from pipeline.logs import rule_log
 
 with rule_log(snakemake.log[0]):

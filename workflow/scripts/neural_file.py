@@ -2,7 +2,8 @@
 
 import json
 
-from pipeline.imaging.neural import NeuralFileConfig, write_neural_file
+from pipeline.imaging.config import NeuralFileConfig
+from pipeline.imaging.neural import write_neural_file
 from pipeline.io.inventory import checksums
 from pipeline.logs import rule_log
 

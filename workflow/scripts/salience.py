@@ -3,7 +3,8 @@
 import torch
 
 from pipeline.logs import rule_log
-from pipeline.salience.job import SalienceParams, run_salience_job
+from pipeline.salience.config import SalienceParams
+from pipeline.salience.job import run_salience_job
 from pipeline.train.experiments import resolve_design
 
 with rule_log(snakemake.log[0]):

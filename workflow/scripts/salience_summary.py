@@ -1,7 +1,7 @@
 """Snakemake entry point of rule salience_summary (logic: pipeline.salience.summary)."""
 
 from pipeline.logs import rule_log
-from pipeline.salience.job import SalienceParams
+from pipeline.salience.config import SalienceParams
 from pipeline.salience.summary import salience_summary_stage
 
 with rule_log(snakemake.log[0]):

@@ -1,7 +1,8 @@
 """Snakemake entry point of rule synth_ibl_session (logic: pipeline.synth.ibl)."""
 
 from pipeline.logs import rule_log
-from pipeline.synth.ibl import IblSynthParams, generate_session
+from pipeline.synth.config import IblSynthParams
+from pipeline.synth.ibl import generate_session
 
 with rule_log(snakemake.log[0]):
     generate_session(

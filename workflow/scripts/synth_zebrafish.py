@@ -1,7 +1,8 @@
 """Snakemake entry point of rule synth_zebrafish (logic: pipeline.synth.zebrafish)."""
 
 from pipeline.logs import rule_log
-from pipeline.synth.zebrafish import ZebrafishSynthParams, simulate_fish
+from pipeline.synth.config import ZebrafishSynthParams
+from pipeline.synth.zebrafish import simulate_fish
 
 with rule_log(snakemake.log[0]):
     simulate_fish(

@@ -4,9 +4,9 @@ import torch
 
 from pipeline.logs import rule_log
 from pipeline.models.catalog import ModelSpec
+from pipeline.train.config import TrainingParams
 from pipeline.train.experiments import resolve_design
 from pipeline.train.job import DecodingJob, run_decoding_job
-from pipeline.train.loop import TrainingParams
 
 with rule_log(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

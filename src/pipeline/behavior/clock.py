@@ -122,7 +122,8 @@ def imaging_frame_times(fish_row: Mapping[str, Any], frame_times_mark: str = "mi
         paths = [plane_folder(root, p) / "tail_df.h5" for p in range(n_planes)]
         times = np.stack([frame_means(read_tail_df(path), n_frames)[2] for path in paths])
         return FrameTimes(times, "middle", plane_period, np.array([]), "tail", tuple(str(p) for p in paths))
-    from pipeline.io.scanimage import acquisition_files, read_acquisition
+    from pipeline.config import acquisition_files
+    from pipeline.io.scanimage import read_acquisition
 
     files = acquisition_files(fish_row["scanimage"])
     layout, starts, all_starts = read_acquisition(files, fish_row.get("channel"), n_planes)

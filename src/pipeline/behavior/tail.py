@@ -39,13 +39,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.behavior.clock import ClockFit, imaging_frame_times, synchronise
+from pipeline.behavior.config import TailAlignmentConfig
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
 from pipeline.io.inventory import STIMULUS_COLUMNS, TAIL_COLUMNS
 from pipeline.io.nwb import read_nwb_tail
-from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
@@ -55,27 +55,6 @@ THETA_COLUMNS = TAIL_COLUMNS[2:]
 FRAME_COLUMN_INPUT = "nlp4neuro_dataverse"
 #: stimulus epoch codes stored per volume
 EPOCH_CODES = {"none": 0, "static": 1, "moving": 2}
-
-
-@dataclass(frozen=True)
-class TailAlignmentConfig(Params):
-    """How the tail log is aligned to imaging frames (config key ``tail_alignment``)."""
-
-    frame_times_mark: str = "middle"  # frame_times.csv holds frame "middle" or "start" times
-    max_gap_s: float = 0.1  # longer stretches without a tracked sample of a segment invalidate the volumes (s)
-    max_sync_residual_s: float = 0.005  # largest |residual| of the frame-trigger clock fit (s)
-    max_invalid_fraction: float = 0.2  # the fish fails when more of its volumes are invalid (fraction)
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if self.frame_times_mark not in ("middle", "start"):
-            raise ValueError(f"frame_times_mark must be 'middle' or 'start', got {self.frame_times_mark!r}")
-        if not self.max_gap_s > 0:
-            raise ValueError("max_gap_s must be > 0")
-        if not self.max_sync_residual_s > 0:
-            raise ValueError("max_sync_residual_s must be > 0")
-        if not 0 <= self.max_invalid_fraction < 1:
-            raise ValueError("max_invalid_fraction must be in [0, 1)")
 
 
 def read_tail_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

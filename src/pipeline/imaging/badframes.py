@@ -39,7 +39,7 @@ def detect_bad_frames(rigid_px: np.ndarray, patch_px: np.ndarray, corr_after: np
     the row coordinate of each patch row's centre (npy,) px and the frame height Ly (px)
     -> (reason bit mask (T,) uint8, shear score (T,) px). A frame is bad where the mask is
     non-zero; thresholds as in the module docstring (the ``bad_frame_*`` settings of
-    :class:`pipeline.imaging.normcorre.NormcorreParams`)."""
+    :class:`pipeline.imaging.config.NormcorreParams`)."""
     rigid = np.asarray(rigid_px, float)
     patch = np.asarray(patch_px, float)
     corr = np.asarray(corr_after, float)

@@ -18,36 +18,17 @@ test (tests/imaging/test_caiman_registration.py) runs wherever CaImAn is install
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from pipeline.imaging.config import CaimanParams
 from pipeline.imaging.registration_quality import frame_correlations, write_quality
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
-from pipeline.params import Params
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CaimanParams(Params):
-    """CaImAn MotionCorrect settings (CaImAn's names in the comments)."""
-
-    max_shift_px: int = 15  # max_shifts = (m, m)
-    nonrigid: bool = True  # pw_rigid
-    stride_px: int = 96  # strides = (s, s): a new patch every s px
-    overlap_px: int = 32  # overlaps = (o, o); patch size = stride + overlap
-    max_deviation_px: int = 3  # max_deviation_rigid
-    upsample_factor_grid: int = 4  # upsample_factor_grid of the shift field
-    batch_frames: int = 100  # frames per chunk copied from CaImAn's memmap to the HDF5 output
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if min(self.max_shift_px, self.stride_px, self.upsample_factor_grid, self.batch_frames) < 1 or self.overlap_px < 0:
-            raise ValueError("CaimanParams sizes must be >= 1 (overlap_px >= 0)")
 
 
 def import_caiman():

@@ -25,10 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from pipeline.imaging.config import OFFSET_METHODS
 from pipeline.io.errors import InputDataError
-
-OFFSET_METHODS = ("movie", "config", "none")
-NEUCOEFF_SOURCES = ("ops", "config")
 
 
 def dark_level(method: str, *, mean_image: np.ndarray | None, percentile: float, offset_adu: float,

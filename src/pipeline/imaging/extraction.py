@@ -49,9 +49,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pipeline.imaging.config import ExtractionParams
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
-from pipeline.params import Params
 from pipeline.torch_compat import register_missing_torchvision_ops
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,6 @@ MIN_FRAMES = 50
 _INT16_MAX = 32766.0
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_DETECTION_ALGORITHMS = ("sparsery", "sourcery")
-#: ``ExtractionParams.classifier`` choices
-CLASSIFIERS = ("builtin", "file", "none")
 
 
 # --------------------------------------------------------------------------- suite2p import
@@ -82,69 +79,6 @@ def import_suite2p():
 
 
 # --------------------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True)
-class ExtractionParams(Params):
-    """Suite2P detection / extraction parameters. Units in the comments."""
-
-    cell_diameter_um: float = 6.0  # expected soma (H2B nucleus) diameter (um); -> suite2p `diameter` in px
-    tau_s: float = 1.5  # indicator decay time constant for deconvolution and detection binning (s; GCaMP6s)
-    neucoeff: float = 0.7  # neuropil coefficient r in F - r * Fneu (1)
-    detection_algorithm: str = "sparsery"  # functional detection: "sparsery" (suite2p default) or "sourcery"
-    threshold_scaling: float = 1.0  # multiplies suite2p's detection threshold; smaller finds more ROIs (1)
-    spatial_scale: int = 0  # sparsery scale: 0 = auto, 1 = 6 px, 2 = 12 px, 3 = 24 px, 4 = 48 px
-    highpass_time: int = 100  # running-mean high-pass window over binned frames before detection (bins)
-    max_overlap: float = 0.75  # ROIs overlapping others by more than this fraction are dropped (1)
-    snr_threshold: float = 0.0  # drop ROIs with suite2p's trace SNR below this; 0 keeps all (1)
-    inner_neuropil_radius: int = 2  # pixels around an ROI excluded from its neuropil mask (px)
-    min_neuropil_pixels: int = 350  # minimum pixels in each neuropil mask (px)
-    classifier: str = "none"  # which ROIs are cells: "none" (every ROI detection keeps, after snr_threshold; the
-    # built-in classifier's probability is still recorded), "builtin" (suite2p's mouse-cortex classifier with
-    # iscell_threshold) or "file" (classifier_path). Default by measurement on the realistic synthetic preset
-    # (seed 4, 200 volumes, 16 planted drivers, one-to-one match within 4 px): none 14/16 drivers kept, builtin 8/16
-    # (it rejects very active nuclei, whose traces are not skewed like sparse cortical somata)
-    iscell_threshold: float = 0.5  # classifier probability above which an ROI is a cell (iscell[:, 0]) (1)
-    classifier_path: str | None = None  # suite2p classifier .npy, for classifier "file" only
-    min_cells: int = 1  # fewer cells than this after classification -> InputDataError "no cells" (count)
-    batch_frames: int = 500  # frames per batch when copying the movie and extracting traces (count)
-    device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
-
-    RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        positive = ("cell_diameter_um", "tau_s", "highpass_time", "min_neuropil_pixels", "batch_frames")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ExtractionParams.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("neucoeff", "threshold_scaling", "inner_neuropil_radius", "min_cells"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ExtractionParams.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("max_overlap", "iscell_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ExtractionParams.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.snr_threshold > 1.0:
-            raise ValueError(f"ExtractionParams.snr_threshold must be <= 1, got {self.snr_threshold!r}")
-        if not 0 <= self.spatial_scale <= 4:
-            raise ValueError(f"ExtractionParams.spatial_scale must be 0..4, got {self.spatial_scale!r}")
-        if self.detection_algorithm not in _DETECTION_ALGORITHMS:
-            raise ValueError(
-                f"ExtractionParams.detection_algorithm must be one of {_DETECTION_ALGORITHMS}, "
-                f"got {self.detection_algorithm!r}"
-            )
-        if self.classifier_path is not None and not isinstance(self.classifier_path, (str, os.PathLike)):
-            raise ValueError(f"ExtractionParams.classifier_path must be a path or None, got {self.classifier_path!r}")
-        if self.classifier_path is not None:
-            object.__setattr__(self, "classifier_path", os.fspath(self.classifier_path))
-        if self.classifier not in CLASSIFIERS:
-            raise ValueError(f"ExtractionParams.classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
-        if (self.classifier == "file") != (self.classifier_path is not None):
-            raise ValueError("ExtractionParams: classifier_path is set exactly when classifier is 'file' "
-                             f"(classifier {self.classifier!r}, classifier_path {self.classifier_path!r})")
-        dev = str(self.device)
-        if not (dev == "cpu" or dev == "mps" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise ValueError(f"ExtractionParams.device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
 
 
 # --------------------------------------------------------------------------- movie input

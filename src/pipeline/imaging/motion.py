@@ -32,21 +32,18 @@ class MotionCorrectionConfig(Params):
 def correct_motion(method: str, stack_path, out_path, settings: dict) -> dict:
     """Register ``stack_path`` into ``out_path`` with ``method`` and its ``settings``."""
     if method == "normcorre":
-        from pipeline.imaging.normcorre import NormcorreParams, motion_correct
+        from pipeline.imaging.config import NormcorreParams
+        from pipeline.imaging.normcorre import motion_correct
 
         return motion_correct(stack_path, out_path, NormcorreParams.from_mapping(settings))
     if method == "suite2p":
-        from pipeline.imaging.suite2p_registration import (
-            Suite2pRegistrationParams,
-            register_with_suite2p,
-        )
+        from pipeline.imaging.config import Suite2pRegistrationParams
+        from pipeline.imaging.suite2p_registration import register_with_suite2p
 
         return register_with_suite2p(stack_path, out_path, Suite2pRegistrationParams.from_mapping(settings))
     if method == "caiman":
-        from pipeline.imaging.caiman_registration import (
-            CaimanParams,
-            register_with_caiman,
-        )
+        from pipeline.imaging.caiman_registration import register_with_caiman
+        from pipeline.imaging.config import CaimanParams
 
         return register_with_caiman(stack_path, out_path, CaimanParams.from_mapping(settings))
     raise ValueError(f"unknown motion-correction method {method!r}")

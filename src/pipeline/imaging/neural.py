@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,43 +28,17 @@ import numpy as np
 
 from pipeline.behavior.clock import imaging_frame_times
 from pipeline.imaging import dff as dff_mod
+from pipeline.imaging.config import NeuralFileConfig
 from pipeline.imaging.extraction import read_suite2p_plane
-from pipeline.io.dataverse import read_dataverse_plane
-from pipeline.io.nwb import read_nwb_plane
 from pipeline.io.atomic import atomic_paths
+from pipeline.io.dataverse import read_dataverse_plane
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
+from pipeline.io.nwb import read_nwb_plane
 from pipeline.io.region_mask import UNASSIGNED, read_region_mask, region_at
-from pipeline.params import Params
 from pipeline.provenance import code_version, config_hash
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NeuralFileConfig(Params):
-    """How per-plane traces become the neural file (config key ``neural_file``)."""
-
-    neucoeff: float = 0.7  # neuropil coefficient r in Fc = (F - d) - r (Fneu - d) when not taken from ops (1)
-    neucoeff_source: str = "ops"  # "ops": the plane folder's recorded coefficient when present; "config": always neucoeff
-    offset_method: str = "movie"  # detector dark level d: "movie" (percentile of the mean image), "config", "none"
-    offset_adu: float = 0.0  # dark level for offset_method config (raw movie units, ADU)
-    offset_percentile: float = 0.5  # percentile of the plane's mean image taken as the dark level (%)
-    baseline_window_s: float = 60.0  # running-percentile window of the dF/F baseline (s)
-    baseline_percentile: float = 8.0  # percentile of the low-passed Fc taken as the baseline F0 (%)
-    baseline_smoothing_s: float = 3.0  # sd of the Gaussian low-pass before the percentile (s); 0 = none
-    cells_only: bool = True  # keep only ROIs Suite2P's classifier calls cells
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if not (self.baseline_window_s > 0 and 0 <= self.baseline_percentile <= 100 and self.neucoeff >= 0):
-            raise ValueError("need baseline_window_s > 0, 0 <= baseline_percentile <= 100, neucoeff >= 0")
-        if not (0 <= self.offset_percentile <= 100 and self.baseline_smoothing_s >= 0):
-            raise ValueError("need 0 <= offset_percentile <= 100 and baseline_smoothing_s >= 0")
-        if self.offset_method not in dff_mod.OFFSET_METHODS:
-            raise ValueError(f"offset_method must be one of {dff_mod.OFFSET_METHODS}, got {self.offset_method!r}")
-        if self.neucoeff_source not in dff_mod.NEUCOEFF_SOURCES:
-            raise ValueError(f"neucoeff_source must be one of {dff_mod.NEUCOEFF_SOURCES}, got {self.neucoeff_source!r}")
 
 
 def plane_dff(s2p, keep: np.ndarray, config: NeuralFileConfig, frame_rate_hz: float,

@@ -58,7 +58,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +70,10 @@ from tqdm import tqdm
 
 from pipeline.imaging.badframes import REASONS, detect_bad_frames, valid_region
 from pipeline.imaging.bidi import correct_bidi_phase, estimate_bidi_phase
+from pipeline.imaging.config import NormcorreParams
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputDataError
 from pipeline.io.h5 import write_dataset
-from pipeline.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -84,65 +83,6 @@ SIGN_CONVENTION = (
     "shift (dy, dx) px = displacement of the content relative to the template: content observed at "
     "(y, x) came from template position (y - dy, x - dx); registration applied -shift"
 )
-
-
-@dataclass(frozen=True)
-class NormcorreParams(Params):
-    """Motion-correction parameters. Units in the comments; every field has a default."""
-
-    max_rigid_shift_px: float = 15.0  # max |rigid shift| per axis (px)
-    nonrigid: bool = True  # piecewise-rigid pass after the rigid one (bool)
-    patch_size_px: int = 128  # side of a square patch (px); clipped to the frame size
-    patch_overlap_px: int = 32  # overlap of neighbouring patches (px); stride = size - overlap
-    max_deviation_px: float = 3.0  # max |patch shift - rigid shift| per axis (px)
-    upsample_factor: int = 10  # subpixel precision of the DFT refinement = 1/upsample_factor (px)
-    smooth_sigma_px: float = 1.5  # Gaussian low-pass of the phase correlation (px, spatial sd)
-    taper_px: int = 8  # width of the cosine taper applied at frame/patch borders before the FFT (px)
-    template_frames: int = 200  # frames sampled evenly over the movie to build the template (count)
-    template_iterations: int = 2  # register-and-average refinements of the template (count)
-    template_update: str = "fixed"  # "fixed": one template for the movie; "rolling": follow slow change (z-drift)
-    template_update_frames: int = 500  # rolling: time constant of the exponential template update (frames)
-    batch_frames: int = 100  # frames per chunk read/written (count); computed in sub-batches of <= 24 MB tensors
-    interpolation: str = "bicubic"  # resampling of the registered movie: "bicubic" or "bilinear"
-    output_dtype: str = "float32"  # dtype of the registered movie: "float32" or "uint16" (rounded, clipped)
-    metrics_margin_px: int = -1  # border excluded from metrics (px); -1 = ceil(max_rigid + max_deviation), <= L/4
-    device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
-    bidi_correction: bool = True  # estimate the bidirectional line phase and correct odd rows before registration
-    bidi_block_frames: int = 1000  # frames per phase estimate; the phase is interpolated between blocks (count)
-    bidi_max_shift_px: float = 3.0  # largest |phase| searched (px)
-    bidi_min_phase_px: float = 0.05  # estimates below this |phase| everywhere are recorded but not applied (px)
-    bad_frame_max_shear_px: float = 0.9  # top-to-bottom shear (from patch shifts) above which a frame is bad (px)
-    bad_frame_max_shift_jump_px: float = 10.0  # rigid-shift deviation from its running median above which a frame is bad (px)
-    bad_frame_corr_mads: float = 8.0  # template correlation this many robust sds below the median: bad (1)
-    bad_frame_window_frames: int = 11  # running-median window of the shift baselines (frames)
-
-    RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        for name in ("patch_size_px", "upsample_factor", "template_frames", "batch_frames", "bidi_block_frames",
-                     "bad_frame_window_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"NormcorreParams.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_rigid_shift_px", "max_deviation_px", "smooth_sigma_px", "patch_overlap_px",
-                     "taper_px", "template_iterations", "bidi_max_shift_px", "bidi_min_phase_px",
-                     "bad_frame_max_shear_px", "bad_frame_max_shift_jump_px", "bad_frame_corr_mads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"NormcorreParams.{name} must be >= 0, got {getattr(self, name)}")
-        if self.patch_overlap_px >= self.patch_size_px:
-            raise ValueError("NormcorreParams.patch_overlap_px must be < patch_size_px")
-        if self.template_update not in ("fixed", "rolling"):
-            raise ValueError(f"NormcorreParams.template_update must be fixed or rolling, got {self.template_update!r}")
-        if self.template_update_frames < 1:
-            raise ValueError("NormcorreParams.template_update_frames must be >= 1")
-        if self.interpolation not in ("bicubic", "bilinear"):
-            raise ValueError(f"NormcorreParams.interpolation must be bicubic or bilinear, got {self.interpolation!r}")
-        if self.output_dtype not in ("float32", "uint16"):
-            raise ValueError(f"NormcorreParams.output_dtype must be float32 or uint16, got {self.output_dtype!r}")
-        if self.metrics_margin_px < -1:
-            raise ValueError("NormcorreParams.metrics_margin_px must be >= -1")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"NormcorreParams.device must be auto, cpu or cuda[:N], got {self.device!r}")
 
 
 # --------------------------------------------------------------------------------------

@@ -15,35 +15,18 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from pipeline.imaging.config import Suite2pRegistrationParams
 from pipeline.imaging.extraction import _Movie, _movie_scale, _to_int16, import_suite2p
 from pipeline.imaging.registration_quality import frame_correlations, write_quality
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
-from pipeline.params import Params
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Suite2pRegistrationParams(Params):
-    """suite2p registration settings used here (the rest keep suite2p's defaults)."""
-
-    nonrigid: bool = True  # block-wise non-rigid pass after the rigid one
-    block_size_px: int = 128  # side of suite2p's square registration blocks (px)
-    max_rigid_shift_fraction: float = 0.1  # suite2p maxregshift: max rigid shift / frame size
-    max_block_shift_px: float = 5.0  # suite2p maxregshiftNR: max block shift beyond the rigid one (px)
-    batch_frames: int = 100  # frames per chunk copied to and from the binaries
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if self.block_size_px < 8 or self.batch_frames < 1 or not 0 < self.max_rigid_shift_fraction < 0.5:
-            raise ValueError("need block_size_px >= 8, batch_frames >= 1, 0 < max_rigid_shift_fraction < 0.5")
 
 
 def register_with_suite2p(stack_path, out_path, params: Suite2pRegistrationParams | None = None) -> dict:

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from pipeline.config import plain_row, plane_paths
+from pipeline.config import acquisition_files, plain_row, plane_paths
 from pipeline.io.dataverse import checked_frame_count, frame_means, plane_folder, read_tail_df
 from pipeline.io.errors import InputDataError
 from pipeline.io.nwb import read_nwb_frame_times, read_nwb_plane, read_nwb_tail
 from pipeline.io.region_mask import read_region_mask
-from pipeline.io.scanimage import acquisition_files, read_acquisition
+from pipeline.io.scanimage import read_acquisition
 from pipeline.provenance import config_hash, describe_file
 
 log = logging.getLogger(__name__)

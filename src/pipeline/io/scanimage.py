@@ -31,7 +31,6 @@ mid-volume) is dropped and reported (``n_dropped_pages``). Pixels are read page 
 
 from __future__ import annotations
 
-import glob
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,27 +61,6 @@ LAYOUT_KEYS = (
 SLICE_KEYS = LAYOUT_KEYS[3:5]
 #: Per-page (ImageDescription) keys read
 FRAME_HEADER_KEYS = ("frameNumbers", "frameTimestamps_sec", "epoch")
-GLOB_CHARACTERS = set("*?[")
-
-
-def acquisition_files(spec: str) -> list[str]:
-    """The files of a ``scanimage`` table cell: ``;``-separated paths or globs, each glob
-    expanded in name order (ScanImage numbers files ``_00001``, ``_00002``, ...). A glob
-    matching nothing is an error; plain paths are returned as written."""
-    files: list[str] = []
-    for entry in (part.strip() for part in spec.split(";")):
-        if not entry:
-            continue
-        if GLOB_CHARACTERS & set(entry):
-            matches = sorted(glob.glob(entry))
-            if not matches:
-                raise InputDataError(entry, "no ScanImage file matches this pattern")
-            files.extend(matches)
-        else:
-            files.append(entry)
-    if not files:
-        raise InputDataError(spec, "no ScanImage file given")
-    return files
 
 
 @dataclass(frozen=True)

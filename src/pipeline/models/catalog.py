@@ -20,25 +20,22 @@ jobs always run with ``weights=untrained`` and ``embedding=linear`` (the raw neu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
+from pipeline.models.config import EmbeddingParams, LanguageModelParams, LstmParams, ReservoirParams
 from pipeline.params import Params
+from pipeline.train.config import TrainingParams
+
+if TYPE_CHECKING:  # torch is imported by the decoders only: the Snakefile reads ModelSpec at parse time
+    import torch
+    from torch import nn
 
 KINDS = ("reservoir", "lstm", "transformer")
 
 
 def architecture_class(kind: str):
-    from pipeline.models.lstm import LstmParams
-    from pipeline.models.reservoir import ReservoirParams
-
-    if kind == "transformer":
-        from pipeline.models.language import LanguageModelParams
-
-        return LanguageModelParams
-    return {"reservoir": ReservoirParams, "lstm": LstmParams}[kind]
+    """The parameter dataclass of a catalog entry's ``architecture`` (pipeline.models.config)."""
+    return {"reservoir": ReservoirParams, "lstm": LstmParams, "transformer": LanguageModelParams}[kind]
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,6 @@ class ModelSpec(Params):
             raise ValueError(f"model kind must be one of {KINDS}, got {self.kind!r}")
         if self.gpus < 0 or self.mem_mb < 1 or self.runtime_min < 1:
             raise ValueError("ModelSpec: gpus >= 0, mem_mb >= 1 and runtime_min >= 1 are required")
-        from pipeline.train.loop import TrainingParams
-
         object.__setattr__(self, "architecture", architecture_class(self.kind).from_mapping(self.architecture).to_dict())
         TrainingParams.from_mapping(self.training)  # validates the overrides early
         object.__setattr__(self, "training", dict(self.training))
@@ -110,7 +105,6 @@ def build_decoder(
         from pipeline.models.lstm import LstmDecoder
 
         return LstmDecoder(n_neurons, architecture, seed)
-    from pipeline.models.embeddings import EmbeddingParams
     from pipeline.models.language import LanguageModelDecoder
 
     return LanguageModelDecoder(

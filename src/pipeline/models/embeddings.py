@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -62,45 +61,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.params import Params
+from pipeline.models.config import EmbeddingParams, STRATEGIES
 from pipeline.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("linear", "sinusoidal", "relative", "laplacian", "sparse_ae",  # the paper's five
-              "linear_no_position", "relative_control")  # Exp. 3 controls
 #: strategies with which the backbone adds no position of its own (pipeline.models.language):
 #: those that supply the token order themselves, and the two controls
 WITHOUT_BACKBONE_POSITION = ("sinusoidal", "relative", "linear_no_position", "relative_control")
-
-
-@dataclass(frozen=True)
-class EmbeddingParams(Params):
-    """Parameters of the input embeddings (config section ``nlp4neuro.embedding``)."""
-
-    n_components: int = 64  # laplacian / sparse_ae: reduced dimension before the projection
-    n_neighbors: int = 10  # laplacian: k of the symmetric kNN graph over training frames
-    max_reference_frames: int = 3000  # laplacian: graph nodes; more training frames are subsampled (seeded)
-    sparse_ae_l1: float = 1e-3  # sparse_ae: weight of the L1 penalty on codes (mean |code|)
-    sparse_ae_epochs: int = 50  # sparse_ae: Adam epochs over the training frames
-    sparse_ae_lr: float = 1e-3  # sparse_ae: Adam learning rate
-    sparse_ae_batch_size: int = 256  # sparse_ae: frames per Adam step (all frames if fewer)
-    max_relative_distance: int = 16  # relative: Shaw et al. clipping distance k (frames)
-    n_heads: int = 4  # relative: heads of the relative-position attention layer
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        for name in ("n_components", "n_neighbors", "sparse_ae_epochs", "sparse_ae_batch_size",
-                     "max_relative_distance", "n_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EmbeddingParams.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_reference_frames < self.n_neighbors + 2:
-            raise ValueError(f"EmbeddingParams.max_reference_frames ({self.max_reference_frames}) must be "
-                             f">= n_neighbors + 2 ({self.n_neighbors + 2})")
-        if self.sparse_ae_l1 < 0:
-            raise ValueError(f"EmbeddingParams.sparse_ae_l1 must be >= 0, got {self.sparse_ae_l1}")
-        if self.sparse_ae_lr <= 0:
-            raise ValueError(f"EmbeddingParams.sparse_ae_lr must be > 0, got {self.sparse_ae_lr}")
 
 
 def _check_frames(frames: np.ndarray, n_neurons: int) -> np.ndarray:
@@ -486,7 +454,7 @@ class InputEmbedding(nn.Module):
 
 
 def build_embedding(strategy: str, n_neurons: int, d_model: int, params: EmbeddingParams) -> InputEmbedding:
-    """The input embedding ``strategy`` (one of :data:`STRATEGIES`) from n_neurons to d_model;
+    """The input embedding ``strategy`` (one of :data:`pipeline.models.config.STRATEGIES`) from n_neurons to d_model;
     unknown strategies raise ValueError naming them. Trainable weights are initialised from
     torch's global RNG; the fitted transforms from the ``seed`` given to ``fit``."""
     return InputEmbedding(strategy, n_neurons, d_model, params)

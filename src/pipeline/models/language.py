@@ -66,7 +66,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,47 +73,14 @@ import torch
 from torch import nn
 
 from pipeline.data.windows import N_TAIL_SEGMENTS
-from pipeline.models.embeddings import STRATEGIES, EmbeddingParams, build_embedding
-from pipeline.params import Params
+from pipeline.models.config import EmbeddingParams, LanguageModelParams, STRATEGIES
+from pipeline.models.embeddings import build_embedding
 from pipeline.torch_compat import import_transformers
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("bert", "gpt2", "llama", "moe")
+#: Weight options of a backbone (the `weights` wildcard).
 WEIGHTS = ("pretrained", "untrained", "scratch_full")
-QUANTIZATION = ("none", "8bit", "4bit")
-
-
-@dataclass(frozen=True)
-class LanguageModelParams(Params):
-    family: str = "bert"  # backbone architecture: bert | gpt2 | llama | moe
-    source: str = ""  # hub id, local directory, or package:<module>[/subdir]; "" = config_overrides only
-    gguf_file: str = ""  # GGUF weight file inside `source` (dequantised on load), if the weights are GGUF
-    config_overrides: dict = field(default_factory=dict)  # architecture fields (e.g. a tiny untrained MoE)
-    quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes; needs lora_rank > 0)
-    lora_rank: int = 0  # 0 = train every backbone weight; > 0 = LoRA adapters of this rank (peft)
-    lora_alpha: float = 16.0  # LoRA scaling numerator
-    lora_dropout: float = 0.05
-    gradient_checkpointing: bool = False  # trade compute for activation memory (large models)
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if self.family not in FAMILIES:
-            raise ValueError(f"LanguageModelParams.family must be one of {FAMILIES}, got {self.family!r}")
-        if self.quantization not in QUANTIZATION:
-            raise ValueError(f"LanguageModelParams.quantization must be one of {QUANTIZATION}")
-        if self.quantization != "none" and self.lora_rank < 1:
-            raise ValueError("quantised backbones cannot be fully fine-tuned: set lora_rank > 0")
-        if self.quantization != "none" and self.family == "moe":
-            raise ValueError(f"quantised mixture of experts refused ({self.source or 'moe from config_overrides'}, "
-                             f"{self.quantization}): transformers 5 fuses the experts into 3-D parameters that "
-                             "bitsandbytes does not quantise and LoRA does not adapt, so they would stay in full "
-                             "precision and frozen (pipeline.models.language); use quantization: none")
-        if self.lora_rank < 0:
-            raise ValueError("LanguageModelParams.lora_rank must be >= 0")
-        if not self.source and not self.config_overrides:
-            raise ValueError("LanguageModelParams needs a source or config_overrides (a from-scratch architecture)")
-        object.__setattr__(self, "config_overrides", dict(self.config_overrides))
 
 
 def resolve_source(source: str) -> str:

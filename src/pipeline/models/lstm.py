@@ -3,26 +3,12 @@ the window's neural vectors, and a linear head per time step. Trained with Adam.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from pipeline.data.windows import N_TAIL_SEGMENTS
-from pipeline.params import Params
-
-
-@dataclass(frozen=True)
-class LstmParams(Params):
-    hidden_size: int = 128  # LSTM units (paper: PyTorch default single layer)
-    dropout: float = 0.0  # dropout on the hidden states before the head
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-        if self.hidden_size < 1:
-            raise ValueError("LstmParams.hidden_size must be >= 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("LstmParams.dropout must be in [0, 1)")
+from pipeline.models.config import LstmParams
 
 
 class LstmDecoder(nn.Module):

@@ -28,41 +28,12 @@ fitted there. Metrics then score every step of every window, as for every other 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from pipeline.data.windows import N_TAIL_SEGMENTS, WindowSet
-from pipeline.params import Params
-
-
-@dataclass(frozen=True)
-class ReservoirParams(Params):
-    reservoir_size: int = 500  # reservoir units N_r
-    spectral_radius: float = 0.9  # largest |eigenvalue| of A after rescaling (< 1: echo-state property)
-    input_scaling: float = 1.0  # W_in entries are U(-1, 1) * input_scaling / sqrt(neurons)
-    leak_rate: float = 0.3  # a in Eq. 2, in (0, 1]
-    connectivity: float = 0.1  # fraction of non-zero entries of A
-    ridge: tuple[float, ...] = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4)  # β grid (Eq. 3); chosen on validation
-    washout: int = 1  # leading steps of each window: not fitted, predicted as the training mean (< seq_len)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.ridge, (int, float)):  # a single β is a grid of one
-            object.__setattr__(self, "ridge", (self.ridge,))
-        self._coerce_field_types()
-        if not self.ridge:
-            raise ValueError("ReservoirParams.ridge must hold at least one β")
-        if self.reservoir_size < 1:
-            raise ValueError("ReservoirParams.reservoir_size must be >= 1")
-        if not 0 < self.spectral_radius:
-            raise ValueError("ReservoirParams.spectral_radius must be > 0")
-        if not 0 < self.leak_rate <= 1:
-            raise ValueError("ReservoirParams.leak_rate must be in (0, 1]")
-        if not 0 < self.connectivity <= 1:
-            raise ValueError("ReservoirParams.connectivity must be in (0, 1]")
-        if min(self.ridge) < 0 or self.input_scaling <= 0 or self.washout < 0:
-            raise ValueError("ReservoirParams: ridge >= 0, input_scaling > 0 and washout >= 0 are required")
+from pipeline.models.config import ReservoirParams
 
 
 class ReservoirDecoder(nn.Module):

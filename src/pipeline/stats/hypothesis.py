@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 MANN_WHITNEY = "Mann-Whitney U (two-sided)"
 WILCOXON = "Wilcoxon signed-rank (two-sided, paired)"
@@ -94,6 +93,8 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> HypothesisTestResu
     if np.unique(np.concatenate([a, b])).size == 1:
         return HypothesisTestResult(MANN_WHITNEY, a.size, b.size,
                                     not_computable_reason="not computable: all values tied")
+    from scipy import stats  # imported on use: the Snakefile reads pipeline.neds.report's names at parse time
+
     result = stats.mannwhitneyu(a, b, alternative="two-sided", method="auto")
     return HypothesisTestResult(MANN_WHITNEY, a.size, b.size, float(result.statistic), float(result.pvalue))
 
@@ -112,6 +113,8 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> HypothesisTe
     if n_nonzero < 2:
         return HypothesisTestResult(WILCOXON, n_pairs, n_pairs,
                           not_computable_reason=f"not computable: {n_nonzero} non-zero difference(s) (needs >= 2)")
+    from scipy import stats
+
     result = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
     return HypothesisTestResult(WILCOXON, n_pairs, n_pairs, float(result.statistic), float(result.pvalue))
 

@@ -87,11 +87,9 @@ Spike model
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -104,8 +102,8 @@ from tqdm import tqdm
 
 from pipeline.ibl.regions import allen_ids_from_acronyms
 from pipeline.io.atomic import atomic_paths
-from pipeline.params import Params
 from pipeline.seeding import rng_for
+from pipeline.synth.config import IBL_REGIONS as REGIONS, IblSynthParams
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +120,6 @@ UNALIGNED_ALLEN_ID = 997
 #: Neuropixels 1.0: 384 channels, two per 20 um row.
 N_CHANNELS = 384
 
-#: Regions along the repeated-site trajectory, shallow -> deep.
-REGIONS: tuple[str, ...] = ("VISa", "CA1", "DG", "LP", "PO")
 
 #: Named behavioural / task variables the spike model uses (truth weight columns).
 VARIABLES: tuple[str, ...] = (
@@ -177,133 +173,6 @@ _SUBREGIONS = {
     "VISa": (("VISa1", 0.1), ("VISa2/3", 0.25), ("VISa4", 0.1), ("VISa5", 0.25), ("VISa6a", 0.2), ("VISa6b", 0.1)),
     "DG": (("DG-mo", 0.35), ("DG-sg", 0.2), ("DG-po", 0.45)),
 }
-
-
-@dataclass(frozen=True)
-class IblSynthParams(Params):
-    """Parameters of one synthetic session (defaults: demo size, ~12 min of task)."""
-
-    # --- size ---
-    n_trials: int = 200  # number of trials
-    n_clusters: int = 80  # clusters on probe00, incl. many < 2 Hz that the rate filter drops
-    # --- task structure ---
-    n_unbiased_trials: int = 90  # initial trials with probabilityLeft 0.5
-    block_len_scale: float = 60.0  # trials; exponential scale of biased block lengths
-    block_len_min: int = 20  # trials; truncation of block lengths (rejection sampling)
-    block_len_max: int = 100  # trials
-    contrasts: tuple[float, ...] = (1.0, 0.25, 0.125, 0.0625, 0.0)  # equiprobable contrast set
-    # --- psychometric behaviour ---
-    psy_sigma: float = 0.15  # contrast units; width of the cumulative-Gaussian psychometric
-    psy_prior_shift: float = 0.12  # contrast units; bias shift at a fully learnt 0.8 prior
-    psy_lapse: float = 0.08  # lapse rate on each side (probability)
-    prior_memory_trials: float = 8.0  # trials; time constant of the subjective prior (0: use true block)
-    p_nogo: float = 0.01  # probability of a no-go trial (choice 0, timeout)
-    response_window_s: float = 60.0  # s; timeout after stimOn for no-go trials
-    # --- timing ---
-    rt_median_s: float = 0.15  # s; median stimOn -> first movement at full contrast
-    rt_contrast_slowing: float = 0.5  # fractional slowing of the RT median at 0% contrast
-    rt_log_sd: float = 0.45  # log-sd of the main reaction-time mode
-    p_fast_rt: float = 0.02  # probability of an anticipatory RT, uniform 0.02-0.08 s
-    p_slow_rt: float = 0.06  # probability of a slow RT, 2 s + log-normal(median 2 s)
-    p_nan_stimon: float = 0.005  # probability that stimOn_times is NaN (photodiode missed)
-    p_nan_first_move: float = 0.01  # probability that firstMovement_times is NaN (detection failure)
-    quiescence_min_s: float = 0.4  # s; minimum quiescent period before the stimulus
-    quiescence_max_s: float = 0.7  # s; maximum nominal quiescent period
-    p_quiescence_reset: float = 0.4  # probability the mouse moved and prolonged the quiescence
-    quiescence_reset_mean_s: float = 1.0  # s; mean extra wait after such a reset (exponential)
-    post_correct_s: float = 2.0  # s; feedback -> trial end after a correct trial
-    post_error_s: float = 3.0  # s; feedback -> trial end after an error / no-go
-    pre_task_s: float = 10.0  # s; recording before the first trial
-    post_task_s: float = 10.0  # s; recording after the last trial
-    # --- wheel ---
-    wheel_ticks_per_rev: int = 4096  # encoder resolution (1024 ppr, X4): step 2*pi/4096 rad
-    wheel_threshold_rad: float = 0.28  # rad; displacement that registers a response
-    wheel_move_dur_median_s: float = 0.25  # s; median duration of a choice movement
-    wheel_spont_rate_hz: float = 0.12  # Hz; rate of candidate spontaneous movements (outside trials)
-    wheel_spont_amp_median_rad: float = 0.06  # rad; median |amplitude| of spontaneous movements
-    wheel_grid_dt_s: float = 0.001  # s; resolution of the continuous wheel trajectory
-    # --- camera / whisking ---
-    camera_fps: float = 60.0  # Hz; nominal left camera frame rate
-    camera_jitter_s: float = 0.0005  # s; SD of frame-time jitter
-    camera_drop_prob: float = 0.001  # probability that a frame is dropped
-    me_baseline: float = 400.0  # a.u.; motion energy with no whisking (sensor/lighting floor)
-    me_gain: float = 700.0  # a.u.; motion energy per unit of (softplus) whisking drive
-    me_noise_sd: float = 0.08  # log-SD of frame-to-frame (multiplicative) motion-energy noise
-    me_artifact_sd: float = 0.5  # SD (drive units) of slow non-neural ROI artefacts in the measured ME
-    whisk_move_gain: float = 1.5  # whisking drive per unit wheel_speed feature (smoothed)
-    whisk_reward_gain: float = 1.5  # whisking/licking drive after a reward (peak)
-    whisk_spont_sd: float = 1.0  # SD of the slow spontaneous (arousal) whisking drive
-    whisk_spont_tau_s: float = 1.5  # s; time constant of the spontaneous whisking drive
-    # --- neurons ---
-    rate_median_hz: float = 1.2  # Hz; median target mean firing rate (before regional factor)
-    rate_log_sd: float = 1.5  # natural-log SD of the target mean rates across clusters
-    rate_min_hz: float = 0.02  # Hz; clip of the target mean rates
-    rate_max_hz: float = 80.0  # Hz
-    region_span_fractions: tuple[float, ...] = (0.24, 0.12, 0.18, 0.26, 0.20)  # probe share VISa,CA1,DG,LP,PO
-    region_span_concentration: float = 30.0  # Dirichlet concentration of per-session spans
-    probe_length_um: float = 3840.0  # um; active length of the Neuropixels 1.0 shank
-    tuning_gain: float = 1.0  # global multiplier on all tuning weights (0: homogeneous Poisson)
-    profile_shared_jitter: float = 0.08  # SD of the shared_seed jitter of regional mean weights
-    session_profile_jitter: float = 0.03  # SD of the per-session (animal) shift of regional means
-    lead_neuron_sd_s: float = 0.04  # s; SD of neuron leads around the regional mean lead
-    max_lead_s: float = 0.15  # s; clip of |lead|
-    refractory_s: float = 0.0015  # s; absolute refractory period (0: none)
-    private_noise_sd: float = 0.35  # SD (ln-rate) of each neuron's private OU fluctuation (overdispersion)
-    private_noise_tau_s: float = 2.0  # s; time constant of the private fluctuation
-    spike_depth_jitter_um: float = 10.0  # um; SD of per-spike depth around the cluster depth
-    amp_median_uv: float = 80.0  # uV; median cluster amplitude (spikes.amps are in V)
-    subregion_acronyms: bool = False  # write CCF sub-structures (VISa2/3, DG-sg, ...) as acronyms
-    # --- numerics ---
-    rate_dt_s: float = 0.01  # s; grid of the piecewise-constant rates (multiple of wheel_grid_dt_s)
-    chunk_s: float = 60.0  # s; time chunk for the spike generation (bounds memory)
-
-    def __post_init__(self) -> None:
-        self._coerce_field_types()
-
-        def bad(msg: str) -> None:
-            raise ValueError(f"IblSynthParams: {msg}")
-
-        if self.n_trials < 1:
-            bad("n_trials must be >= 1")
-        if self.n_clusters < 1:
-            bad("n_clusters must be >= 1")
-        if not 0 <= self.n_unbiased_trials:
-            bad("n_unbiased_trials must be >= 0")
-        if not 1 <= self.block_len_min <= self.block_len_max:
-            bad("need 1 <= block_len_min <= block_len_max")
-        if len(self.contrasts) < 1 or any(not 0 <= c <= 1 for c in self.contrasts):
-            bad("contrasts must be a non-empty tuple of values in [0, 1]")
-        if len(self.region_span_fractions) != len(REGIONS) or any(f <= 0 for f in self.region_span_fractions):
-            bad(f"region_span_fractions must be {len(REGIONS)} positive numbers ({', '.join(REGIONS)})")
-        for name in ("p_nogo", "p_fast_rt", "p_slow_rt", "p_nan_stimon", "p_nan_first_move",
-                     "p_quiescence_reset", "camera_drop_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                bad(f"{name} must be a probability")
-        if self.p_fast_rt + self.p_slow_rt > 1:
-            bad("p_fast_rt + p_slow_rt must be <= 1")
-        if not 0 <= self.psy_lapse < 0.5:
-            bad("psy_lapse must be in [0, 0.5)")
-        for name in ("psy_sigma", "rt_median_s", "camera_fps", "rate_dt_s", "wheel_grid_dt_s", "chunk_s",
-                     "rate_median_hz", "wheel_threshold_rad", "wheel_move_dur_median_s", "probe_length_um",
-                     "response_window_s", "region_span_concentration"):
-            if not getattr(self, name) > 0:
-                bad(f"{name} must be > 0")
-        if self.quiescence_min_s <= 0 or self.quiescence_max_s < self.quiescence_min_s:
-            bad("need 0 < quiescence_min_s <= quiescence_max_s")
-        ratio = self.rate_dt_s / self.wheel_grid_dt_s
-        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-            bad("rate_dt_s must be an integer multiple of wheel_grid_dt_s")
-        if self.chunk_s < self.rate_dt_s:
-            bad("chunk_s must be >= rate_dt_s")
-        if not 0 < self.rate_min_hz <= self.rate_max_hz:
-            bad("need 0 < rate_min_hz <= rate_max_hz")
-        if self.refractory_s < 0 or self.refractory_s >= self.rate_dt_s:
-            bad("refractory_s must be in [0, rate_dt_s)")
-        if self.wheel_ticks_per_rev < 1:
-            bad("wheel_ticks_per_rev must be >= 1")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 # ----------------------------------------------------------------------------------------

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pipeline.models.catalog import ModelSpec
-from pipeline.models.embeddings import STRATEGIES, EmbeddingParams
+from pipeline.models.config import EmbeddingParams, STRATEGIES
 from pipeline.params import Params
-from pipeline.train.loop import TrainingParams
+from pipeline.train.config import TrainingParams
 
 WEIGHT_OPTIONS = ("pretrained", "untrained", "scratch_full")  # pipeline.models.language.WEIGHTS
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")  # no "-" or "/": they delimit path wildcards

@@ -37,13 +37,8 @@ from pipeline.models.catalog import ModelSpec, build_decoder, parameter_counts
 from pipeline.provenance import code_version, describe_file
 from pipeline.train.baselines import baseline_metrics, stimulus_features
 from pipeline.train.checkpoint import CHECKPOINT_EVERY_S, save_checkpoint
-from pipeline.train.loop import (
-    TrainingParams,
-    load_trainable_state,
-    predict,
-    select_device,
-    train_decoder,
-)
+from pipeline.train.config import TrainingParams
+from pipeline.train.loop import load_trainable_state, predict, select_device, train_decoder
 from pipeline.train.metrics import decoding_metrics
 
 log = logging.getLogger(__name__)
