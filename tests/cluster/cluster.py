@@ -140,7 +140,7 @@ def planned_jobs(output: str) -> dict[str, int]:
 def planned_wildcards(output: str, rule: str) -> list[dict[str, str]]:
     """The wildcards of every planned job of `rule` in a (dry) run's output."""
     jobs = []
-    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+    for block in re.split(r"^\s*(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
         name, _, body = block.partition(":")
         found = re.search(r"^\s+wildcards: (.*)$", body, re.MULTILINE)
         if name == rule and found:
