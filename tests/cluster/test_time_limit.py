@@ -7,11 +7,12 @@ replays the same batches from the restored model, optimiser and RNG states, so e
 operation is the same; pipeline.train.checkpoint).
 
 Timing: SLURM tests its time limits every 30 s and sends the warning at the first test at
-which fewer than lead + 30 s are left, so with a 2 min limit and a 45 s lead the warning
-arrives 45-75 s after the job started; the training script is running by then (it starts
-~10-30 s after the job), and training lasts longer than that (the `prepared` fixture
-measures how many epochs take TRAINING_S here). The reference run goes on at the same time,
-so the test takes about as long as the SLURM run (~3-4 min on 2 idle cores)."""
+which fewer than lead + 30 s are left, so with a 2 min limit and a 15 s lead the warning
+arrives 75-105 s after the job started. The training script must be running by then (it
+starts ~20 s after the job on 2 idle cores; 80 s was seen on 2 cores at load 16: a warning
+before that is ignored, and the test fails on its log line) and still training (the
+`prepared` fixture measures how many epochs take TRAINING_S here; the reference run trains
+at the same time, which slows both). A retry that is warned again resumes once more."""
 
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ pytestmark = pytest.mark.slow
 RUN = "model_comparison/fishA/lstm/untrained-linear/L5/run0"
 TARGET = f"results/nlp4neuro/{RUN}/metrics.json"  # the training job alone
 TIME_LIMIT_MIN = 2  # SLURM's time limits are whole minutes; attempt n gets n times this
-WARNING_LEAD_S = 45  # instead of the profile's 300 s
+WARNING_LEAD_S = 15  # instead of the profile's 300 s
 CALIBRATION_EPOCHS = 10
 MIN_EPOCHS = 20
-TRAINING_S = 60  # training time to aim at when training alone (next to the reference run: ~2x)
+TRAINING_S = 100  # training time to aim at when training alone (next to the reference run: ~2x)
 
 
 def set_lstm(workdir, **settings) -> None:
