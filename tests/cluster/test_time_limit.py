@@ -91,7 +91,7 @@ def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes
     assert result.returncode == 0, result.stdout[-5000:]
 
     # Attempt 1 asked for TIME_LIMIT_MIN with the warning, got it, and ended before its limit.
-    (job_ids,) = submitted_jobs(result.stdout).values()  # the job alone, or as group cpu_training
+    (job_ids,) = submitted_jobs(result.stdout).values()  # its submissions (group cpu_training of one job)
     first, *retries = (slurm_job(job_id) for job_id in job_ids)
     assert first["TimeLimit"] == f"00:0{TIME_LIMIT_MIN}:00"
     assert first["JobState"] == "FAILED", first  # not TIMEOUT: it exited on the warning
