@@ -305,6 +305,22 @@ def imaging_quality_targets():
     return expand(f"{RESULTS}/qc/{{fish}}/imaging_quality.png", fish=fish)
 
 
+# ---- job groups: short CPU jobs batched into one SLURM submission --------------------------
+# A group's jobs are submitted together; profiles/slurm's `group-components` sets how many
+# independent jobs (DAG components) share one sbatch. Groups are inactive in local runs.
+# No GPU job is ever in a group, so a group job always goes to a CPU partition.
+
+#: Synthesis, inventory, behaviour alignment and spike binning: the short CPU jobs upstream
+#: of registration (nothing in it depends on a job outside it that depends on it).
+INPUTS_GROUP = "cpu_inputs"
+
+
+def cpu_training_group(wildcards):
+    """The group of a training or salience job of a CPU model ("cpu_training"); None (its own
+    submission) for a model that asks for GPUs."""
+    return None if DESIGN.models[wildcards.model].gpus else "cpu_training"
+
+
 # ---- NLP4Neuro training jobs ----------------------------------------------------------
 
 DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}{fold}"

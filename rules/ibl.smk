@@ -14,6 +14,7 @@ rule bin_ibl_session:
         row=lambda wildcards: row_params(session_row(wildcards.session), SESSION_COLUMNS_READ),
         binning=section_params("ibl_binning"),
         split_seed=lambda wildcards: unit_seed("ibl_split", wildcards.session),
+    group: INPUTS_GROUP
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,  # more per retry (--retries)
         runtime=lambda wildcards, attempt: 30 * attempt,

@@ -12,6 +12,7 @@ rule align_behavior:
     params:
         row=lambda wildcards: row_params(fish_row(wildcards.fish), FISH_COLUMNS_READ["align_behavior"]),
         alignment=section_params("tail_alignment"),
+    group: INPUTS_GROUP
     resources:
         mem_mb=2000,
         runtime=20,

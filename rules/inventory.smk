@@ -11,6 +11,7 @@ rule inventory_fish:
         f"{RESULTS}/inventory/fish/{{fish}}.json",
     params:
         row=lambda wildcards: fish_row(wildcards.fish),
+    group: INPUTS_GROUP
     resources:
         mem_mb=2000,
         runtime=20,
@@ -33,6 +34,7 @@ rule inventory_session:
         f"{RESULTS}/inventory/sessions/{{session}}.json",
     params:
         row=lambda wildcards: session_row(wildcards.session),
+    group: INPUTS_GROUP
     resources:
         mem_mb=2000,
         runtime=20,

@@ -15,6 +15,7 @@ rule salience:
     params:
         salience=section_params("salience", SALIENCE_JOB_FIELDS),
     threads: 2
+    group: cpu_training_group
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,

@@ -16,6 +16,7 @@ rule synth_zebrafish:
         synth=section_params("synthetic.zebrafish"),
         recording=fish_recording_metadata,
         seed=lambda wildcards: unit_seed("synth", "zebrafish", wildcards.fish),
+    group: INPUTS_GROUP
     resources:
         mem_mb=4000,
         runtime=30,
@@ -35,6 +36,7 @@ rule synth_zebrafish_plane:
         truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
     output:
         stack=f"{SYNTH}/zebrafish/{{fish}}/plane{{plane}}.tif",
+    group: INPUTS_GROUP
     resources:
         mem_mb=2000,
         runtime=60,
@@ -61,6 +63,7 @@ rule synth_scanimage:
     params:
         volume_rate_hz=lambda wildcards: fish_row(wildcards.fish)["volume_rate_hz"],
         seed=lambda wildcards: unit_seed("synth", "scanimage", wildcards.fish),
+    group: INPUTS_GROUP
     resources:
         mem_mb=1000,
         runtime=30,
@@ -83,6 +86,7 @@ rule synth_ibl_session:
         synth=section_params("synthetic.ibl"),
         shared_seed=unit_seed("synth", "ibl", "shared"),
         session_seed=lambda wildcards: unit_seed("synth", "ibl", wildcards.session),
+    group: INPUTS_GROUP
     resources:
         mem_mb=4000,
         runtime=30,

@@ -22,6 +22,7 @@ rule train_decoder:
         params_hash=decoder_params_hash,
         checkpoint_dir=lambda wildcards: f"{RESULTS}/nlp4neuro/checkpoints/{DECODER_RUN.format(**wildcards)}",
     threads: 2
+    group: cpu_training_group
     resources:
         gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
         mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,

@@ -215,7 +215,7 @@ def _planned_after(touched_workdir, tmp_path, **changes) -> dict[str, int]:
 
 
 def test_settings_that_do_not_change_results_rerun_nothing(touched_workdir, tmp_path):
-    """Time limit, memory, GPUs and device (resources and runtime settings), keys set to
+    """Time limit, memory, GPUs, threads and device (resources and runtime settings), keys set to
     their default value, and the config's comments (the file is rewritten without them)."""
     planned = _planned_after(touched_workdir, tmp_path, **{
         "nlp4neuro.models.lstm.runtime_min": 999,
@@ -224,6 +224,9 @@ def test_settings_that_do_not_change_results_rerun_nothing(touched_workdir, tmp_
         "nlp4neuro.device": "cpu",
         "normcorre.device": "cpu",
         "extraction.device": "cpu",
+        "neds.threads": 2,
+        "neds.device": "cpu",
+        "neds.gpus_per_training_job": 1,  # NEDS training jobs' gpu resource and time limit
         "nlp4neuro.models.lstm.training.max_grad_norm": 1.0,  # TrainingParams default
         "nlp4neuro.models.reservoir.architecture.leak_rate": 0.3,  # ReservoirParams default
         "synthetic.zebrafish.nucleus_diameter_um": 6.0,  # ZebrafishSynthParams default

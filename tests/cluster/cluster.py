@@ -114,11 +114,27 @@ def cancel_leftover_jobs(output: str) -> None:
 
 
 def submitted_jobs(output: str) -> dict[str, list[str]]:
-    """Rule (or group) -> SLURM job ids, in submission order, from a run's output."""
+    """Rule (or ``group_<group>_<its rules>``) -> SLURM job ids, in submission order, from a
+    run's output."""
     jobs: dict[str, list[str]] = {}
     for job_id, kind in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(?:rule_)?([^/]+)/", output):
         jobs.setdefault(kind, []).append(job_id)
     return jobs
+
+
+def grouped_rules(output: str) -> dict[str, str]:
+    """Rule -> group of the jobs a (dry) run ran inside group jobs: after a "Group job G"
+    line, the group's jobs are printed indented (each followed by a "Shell command" line)."""
+    rules, group = {}, None
+    for line in output.splitlines():
+        header = re.search(r"Group job (\w+) \(", line)
+        if header:
+            group = header.group(1)
+        elif re.match(r"\[|(?:local)?rule |Job ", line):  # the next job printed (not indented)
+            group = None
+        elif group and (member := re.match(r"^ {4}(?:local)?rule (\w+):", line)):
+            rules[member.group(1)] = group
+    return rules
 
 
 def slurm_job(job_id: str) -> dict[str, str]:
@@ -138,9 +154,10 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 def planned_wildcards(output: str, rule: str) -> list[dict[str, str]]:
-    """The wildcards of every planned job of `rule` in a (dry) run's output."""
+    """The wildcards of every planned job of `rule` in a (dry) run's output (the jobs of a
+    group job are printed indented)."""
     jobs = []
-    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+    for block in re.split(r"^\s*(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
         name, _, body = block.partition(":")
         found = re.search(r"^\s+wildcards: (.*)$", body, re.MULTILINE)
         if name == rule and found:

@@ -1,7 +1,7 @@
 """The slurm profile's site block, applied as the README says to a site with a `cpu` and a
 `gpu` partition, sends exactly the jobs that ask for a GPU to `gpu`, every other job to
-`cpu`, training jobs with the early-warning signal, and time limits and memory that grow
-per attempt.
+`cpu`, batches short CPU jobs into group jobs (never with a GPU job), gives every job the
+early-warning signal, and asks for time limits and memory that grow per attempt.
 Checked on the sbatch lines snakemake-executor-plugin-slurm submits, recorded by stand-in
 SLURM commands on PATH (no cluster needed: the stand-in reports every job as failed, so
 the run ends right after submitting)."""
@@ -57,41 +57,61 @@ def site_profile(workdir):
     return profile
 
 
-def test_site_block_sends_only_gpu_jobs_to_the_gpu_partition(touched_workdir, tmp_path):
+def test_site_block_sends_only_gpu_jobs_to_the_gpu_partition_and_batches_short_cpu_jobs(touched_workdir, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(touched_workdir, workdir, symlinks=True)
     config_path = workdir / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
-    config["nlp4neuro"]["models"]["gpt2_tiny"]["gpus"] = 1  # a GPU model next to CPU ones (lstm)
+    config["nlp4neuro"]["models"]["gpt2_tiny"]["gpus"] = 1  # a GPU model next to CPU ones
     config_path.write_text(yaml.safe_dump(config))
     site_profile(workdir)
     env, calls = stand_in_slurm(tmp_path / "slurm")
 
-    targets = [f"results/nlp4neuro/{RUN.format(model=m)}/metrics.json" for m in ("lstm", "gpt2_tiny")]
-    targets.append("results/ibl/binned/sesA.h5")  # a CPU job (nothing downstream is a target)
+    targets = [f"results/nlp4neuro/{RUN.format(model=m)}/metrics.json" for m in ("reservoir", "lstm", "gpt2_tiny")]
+    targets += ["results/ibl/binned/sesA.h5", "results/ibl/binned/sesB.h5"]  # CPU jobs upstream of NEDS
     result = run_snakemake(
-        "--profile", "profiles/mycluster", "--retries", "1", "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "1", "--forcerun", "train_decoder", "bin_ibl_session", "--", *targets,
+        "--profile", "profiles/mycluster", "--cores", "8", "--retries", "1", "--keep-going",
+        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+        "--forcerun", "train_decoder", "bin_ibl_session", "--", *targets,
         workdir=workdir, cwd=workdir, env=env, timeout=300)  # run from where the profile is, as a user does
     submitted = [shlex.split(line)[1:] for line in calls.read_text().splitlines() if line.startswith("sbatch ")]
-    assert len(submitted) == 6, result.stdout[-3000:]  # 3 jobs, each failed once and retried
 
     def option(args, name):
         return args[args.index(name) + 1] if name in args else None
 
+    def submission(args):  # group_cpu_training, group_cpu_inputs or rule_<name>: its log folder
+        folder = re.search(r"slurm_logs/([^/]+)/", option(args, "--output")).group(1)
+        return next((group for group in ("group_cpu_training", "group_cpu_inputs") if folder.startswith(group)), folder)
+
     attempts = {}
     for args in submitted:
-        attempts.setdefault(option(args, "--comment"), []).append(args)
-    gpu_job, gpu_retry = attempts["rule_train_decoder_wildcards_model_comparison_fishA_gpt2_tiny_untrained_linear_5_0"]
-    cpu_job, cpu_retry = attempts["rule_train_decoder_wildcards_model_comparison_fishA_lstm_untrained_linear_5_0"]
-    binning, binning_retry = attempts["rule_bin_ibl_session_wildcards_sesA"]
+        attempts.setdefault(submission(args), []).append(args)
+    # 5 jobs in 3 submissions (the CPU trainings in one, both binning jobs in another), each
+    # failed once and retried (--keep-going: every submission gets its retry before the run ends)
+    assert sorted(attempts) == ["group_cpu_inputs", "group_cpu_training", "rule_train_decoder"], result.stdout[-3000:]
+    assert all(len(calls_) == 2 for calls_ in attempts.values()), result.stdout[-3000:]
+    gpu_job, gpu_retry = attempts["rule_train_decoder"]
+    cpu_group, cpu_group_retry = attempts["group_cpu_training"]
+    inputs_group, inputs_group_retry = attempts["group_cpu_inputs"]
+    assert "gpt2_tiny" in option(gpu_job, "--comment")
+
+    def target_jobs(args):  # the jobs a submission runs (the --target-jobs of its snakemake)
+        return [arg for arg in args if re.fullmatch(r"\w+:\w+=\S*", arg)]
+
+    assert sorted(job.split(",model=")[1].split(",")[0] for job in target_jobs(cpu_group)) == ["lstm", "reservoir"]
+    assert sorted(target_jobs(inputs_group)) == ["bin_ibl_session:session=sesA", "bin_ibl_session:session=sesB"]
     assert option(gpu_job, "-p") == "gpu" and "--gpus=1" in gpu_job
-    assert option(cpu_job, "-p") == "cpu" and not any(a.startswith("--gpu") for a in cpu_job)
-    assert option(binning, "-p") == "cpu"
+    for args in (cpu_group, inputs_group):
+        assert option(args, "-p") == "cpu" and not any(a.startswith("--gpu") for a in args)
     assert all("--qos=normal" in args for args in submitted)
-    for args in (gpu_job, cpu_job):  # early warning before the time limit; attempt 1: runtime_min
-        assert "--signal=USR1@300" in args and option(args, "-t") == "60"
+    assert all("--signal=URG@300" in args for args in submitted)  # the early warning, for every job
+    # attempt 1: runtime_min (60); the group's two trainings run side by side (2 + 2 threads
+    # within `--cores 8`), so it asks for the sum of their threads and memory, and the longer
+    # time limit
+    assert (option(gpu_job, "-t"), option(cpu_group, "-t"), option(inputs_group, "-t")) == ("60", "60", "30")
+    assert option(cpu_group, "--mem") == "8000" and "--cpus-per-task=4" in cpu_group
     # the retry asks for twice the time and memory (runtime and mem_mb scale with attempt)
-    assert [(option(a, "-t"), option(a, "--mem")) for a in (cpu_retry, gpu_retry)] == [("120", "8000")] * 2
-    assert (option(binning, "-t"), option(binning_retry, "-t")) == ("30", "60")
-    assert option(gpu_retry, "-p") == "gpu" and option(cpu_retry, "-p") == option(binning_retry, "-p") == "cpu"
+    assert [(option(a, "-t"), option(a, "--mem")) for a in (gpu_retry, cpu_group_retry)] == [
+        ("120", "8000"), ("120", "16000")]
+    assert option(inputs_group_retry, "-t") == "60"
+    assert option(gpu_retry, "-p") == "gpu" and option(cpu_group_retry, "-p") == option(inputs_group_retry, "-p") == "cpu"

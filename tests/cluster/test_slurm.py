@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cluster import (copy_workflow, finish, new_workdir, planned_jobs, slurm_job, snakemake,
+from cluster import (copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job, snakemake,
                      start_snakemake, submitted_jobs)
 
 pytestmark = pytest.mark.slow
@@ -56,13 +56,19 @@ def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_
 def check_cluster_run(result, workdir, finished_local_run):
     assert result.returncode == 0, result.stdout[-5000:]
     # Every job but the local rules (the default target, aggregation and plots) went through
-    # sbatch, and SLURM ran each to completion.
+    # sbatch -- the short CPU jobs batched in group jobs (profiles/slurm: group-components),
+    # each other job on its own -- and SLURM ran each to completion.
     planned = planned_jobs(result.stdout)
     local_rules = set(re.findall(r"^localrule (\w+):", result.stdout, re.MULTILINE))
     assert "all" in local_rules
+    grouped = grouped_rules(result.stdout)
+    assert set(grouped.values()) == {"cpu_inputs", "cpu_training"}
+    assert {"synth_zebrafish", "bin_ibl_session", "train_decoder"} <= set(grouped)
     submitted = submitted_jobs(result.stdout)
-    assert {rule: len(ids) for rule, ids in submitted.items()} == {
-        rule: n for rule, n in planned.items() if rule not in local_rules}
+    assert {rule: len(ids) for rule, ids in submitted.items() if not rule.startswith("group_")} == {
+        rule: n for rule, n in planned.items() if rule not in local_rules | set(grouped)}
+    for group in set(grouped.values()):  # one submission each: all its jobs fit in one (<= group-components)
+        assert len([kind for kind in submitted if kind.startswith(f"group_{group}_")]) == 1, group
     for ids in submitted.values():
         for job_id in ids:
             assert slurm_job(job_id)["JobState"] == "COMPLETED", job_id

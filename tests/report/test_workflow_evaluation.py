@@ -76,7 +76,7 @@ def finished_workdir(tmp_path_factory):
 def planned(output: str) -> list[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of every job in a dry run's output."""
     jobs = []
-    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+    for block in re.split(r"^\s*(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
         name, _, body = block.partition(":")
         found = re.search(r"^\s+wildcards: (.*)$", body, re.MULTILINE)
         jobs.append((name, dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}))

@@ -13,6 +13,7 @@ from pipeline.data.windows import load_recording, make_splits
 from pipeline.models.config import LstmParams
 from pipeline.models.lstm import LstmDecoder
 from pipeline.train.checkpoint import (
+    WARNING_SIGNAL,
     TrainingInterrupted,
     checkpoint_paths,
     load_checkpoint,
@@ -105,14 +106,14 @@ def test_time_based_checkpoints_resume_exactly_after_a_crash(splits, uninterrupt
 
 def test_early_warning_signal_checkpoints_and_a_checkpoint_of_other_params_is_discarded(
         splits, uninterrupted, tmp_path, caplog):
-    """SIGUSR1 (SLURM's --signal=USR1@300 warning) stops training with a checkpoint; a rerun
+    """SIGURG (WARNING_SIGNAL, SLURM's --signal=URG@300 warning) stops training with a checkpoint; a rerun
     whose params fingerprint differs discards it (and best.pt) and trains from scratch."""
     torch.set_num_threads(1)
     n_neurons = splits.train.inputs.shape[1]
 
     def warn(epoch, batch):
         if (epoch, batch) == (1, 3):
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), WARNING_SIGNAL)
 
     with pytest.raises(TrainingInterrupted, match="epoch 2, batch 4"):
         train_decoder(fresh_model(n_neurons), "lstm", splits, PARAMS, SEED, tmp_path, torch.device("cpu"),

@@ -21,7 +21,7 @@ counted in ``skipped_batches``); an epoch whose validation predictions or scores
 finite is logged and cannot be selected; a job in which no epoch is usable fails naming it.
 
 Resumption (:mod:`pipeline.train.checkpoint`): ``last.pt`` after every epoch and when
-SIGTERM arrives (then :class:`~pipeline.train.checkpoint.TrainingInterrupted` is raised);
+a stop signal arrives (SIGTERM, SLURM's early warning SIGURG: ``STOP_SIGNALS``; then :class:`~pipeline.train.checkpoint.TrainingInterrupted` is raised);
 the batch order is a function of (seed, epoch) and each batch's masks of (seed, epoch,
 batch), so a resumed run continues exactly where it stopped.
 """

@@ -2,8 +2,8 @@
 
 A training job writes ``last.pt`` after every epoch, every ``checkpoint_every_s`` seconds
 within an epoch, and mid-epoch when it receives SIGTERM (how SLURM preempts or times out a
-job) or SIGUSR1 (the early warning the SLURM profile asks for, ``--signal=USR1@300``), and
-``best.pt`` whenever the validation loss improves. A rerun of the same job finds ``last.pt``
+job) or SIGURG (:data:`WARNING_SIGNAL`, the early warning the SLURM profile asks for,
+``--signal=URG@300``), and ``best.pt`` whenever the validation loss improves. A rerun of the same job finds ``last.pt``
 and continues from the exact batch where it stopped: model, optimiser, scheduler and every
 RNG state are restored, and the batch order of an epoch is a pure function of (seed,
 epoch), so an interrupted-and-resumed run ends with the same weights as an uninterrupted
@@ -33,9 +33,16 @@ from pipeline.io.atomic import atomic_paths
 log = logging.getLogger(__name__)
 
 
+#: The early warning before a SLURM time limit (profiles/slurm: ``--signal=URG@300``). SLURM
+#: sends it to every process of the job's ``srun`` step: the job's own Snakemake (started by
+#: snakemake-executor-plugin-slurm-jobstep), its shell and the training script. It must be a
+#: signal whose default action is to be ignored, so that only the training script, which
+#: handles it, reacts: SIGUSR1/SIGUSR2 would terminate the job's Snakemake at once, and the
+#: step would end, killing the trainer mid-checkpoint where SLURM tracks processes by cgroup.
+WARNING_SIGNAL = signal.SIGURG
 #: Signals that make a training job checkpoint at the next batch boundary and exit: SLURM's
-#: time limit / preemption (SIGTERM), its early warning (SIGUSR1), Ctrl-C (SIGINT).
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+#: time limit / preemption (SIGTERM), its early warning (SIGURG), Ctrl-C (SIGINT).
+STOP_SIGNALS = (signal.SIGTERM, WARNING_SIGNAL, signal.SIGINT)
 #: Default wall-clock interval between two mid-epoch checkpoints (s).
 CHECKPOINT_EVERY_S = 600.0
 

@@ -6,7 +6,7 @@ evaluated on the validation windows after each epoch; the weights with the lowes
 validation loss are kept. The reservoir computer is fitted in closed form instead.
 
 Resumption: ``last.pt`` is written after every epoch, every ``checkpoint_every_s`` seconds
-and, on a stop signal (SLURM's early warning SIGUSR1, its SIGTERM at preemption or time
+and, on a stop signal (SLURM's early warning SIGURG, its SIGTERM at preemption or time
 limit, SIGINT), after the current batch; a rerun with the same params fingerprint continues
 from there (one of other params is discarded: ``pipeline.train.checkpoint``). The batch
 order of an epoch depends only on (seed, epoch), and the RNG states are checkpointed, so an
