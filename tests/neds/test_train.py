@@ -149,3 +149,30 @@ def test_a_non_finite_loss_skips_the_batch(sessions, tmp_path, monkeypatch):
     model, summary = _train(small(sessions["sesA"]), tmp_path)
     assert summary["skipped_batches"] == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_adapter_only_epochs_freeze_the_shared_weights_then_train_all(sessions, tmp_path):
+    """Fine-tuning warm-up: during the first ``adapter_only_epochs`` every training step sees
+    the shared weights unchanged while the session adapter moves; afterwards both move."""
+    data = small(sessions["sesA"])
+    model = build_model(MICRO, {data.session_id: data}, seed=9)
+    shared, adapter = model.blocks[0].mlp[0].weight, model.adapters[data.session_id].neural_out.weight
+    seen = []  # (shared weight, adapter weight) at every training forward, in order
+    model.final_norm.register_forward_hook(
+        lambda module, args, out: seen.append((shared.detach().clone(), adapter.detach().clone()))
+        if model.training else None)
+    steps = -(-data.splits["train"].size // SHORT.batch_size)
+    train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(),
+                dataclasses.replace(SHORT, adapter_only_epochs=1), seed=9, checkpoint_dir=tmp_path, device=CPU,
+                progress=False)
+    first_epoch, second_epoch = seen[:steps], seen[steps:]
+    assert len(second_epoch) == steps
+    assert all(torch.equal(s, first_epoch[0][0]) for s, _ in first_epoch)  # frozen in epoch 0
+    assert not torch.equal(first_epoch[-1][1], first_epoch[0][1])  # the adapter trained
+    assert not torch.equal(second_epoch[-1][0], second_epoch[0][0])  # shared weights train in epoch 1
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_adapter_only_epochs_must_leave_epochs_to_train_everything():
+    with pytest.raises(ValueError, match="adapter_only_epochs"):
+        TrainingParams(epochs=3, adapter_only_epochs=3)

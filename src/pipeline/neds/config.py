@@ -79,7 +79,13 @@ class MaskingParams(Params):
 
 @dataclass(frozen=True)
 class TrainingParams(Params):
-    """AdamW with linear warm-up and cosine decay; best epoch chosen on validation loss."""
+    """AdamW with linear warm-up and cosine decay; best epoch chosen on validation scores
+    (:func:`pipeline.neds.evaluate.selection_score`). ``adapter_only_epochs`` > 0 (fine-tuning):
+    the first epochs update only the session adapters (stitchers, session embedding, neural
+    and behaviour decoders) while the pretrained shared transformer stays frozen, so that the
+    randomly initialised adapter of a new session does not send large gradients through
+    the pretrained weights (the unit-identification step of POYO, Azabou et al. 2023, before
+    full fine-tuning)."""
 
     epochs: int = 60  # passes over the training trials (paper 2000)
     batch_size: int = 16  # trials per batch (paper 1024)
@@ -87,11 +93,14 @@ class TrainingParams(Params):
     weight_decay: float = 0.01  # AdamW weight decay (paper 0.001 - 0.1)
     warmup_fraction: float = 0.1  # fraction of the steps with a linear warm-up
     grad_clip_norm: float = 1.0  # gradient norm clip (0: none)
+    adapter_only_epochs: int = 0  # first epochs in which only the session adapters train, shared weights frozen (fine-tuning)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("TrainingParams: epochs and batch_size must be >= 1")
+        if not 0 <= self.adapter_only_epochs < self.epochs:
+            raise ValueError("TrainingParams.adapter_only_epochs must be in [0, epochs)")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip_norm < 0:
             raise ValueError("TrainingParams: learning_rate must be > 0, weight_decay and grad_clip_norm >= 0")
         if not 0 <= self.warmup_fraction < 1:

@@ -92,13 +92,16 @@ def chance_metrics(data: SessionData, split: str = "test") -> dict:
 def task_scores(metrics: dict[str, float]) -> dict[str, float]:
     """Validation score of each task present in ``metrics`` (higher is better): ``encoding``
     = bps; ``decoding`` = the mean of the wheel and whisker R² and the choice and block
-    accuracies. Metrics, not losses: the cross-entropy of a few validation trials grows with
-    overconfidence while the accuracy still improves."""
+    BALANCED accuracies (as the released NEDS trainer scores its validation epochs: plain
+    accuracy would let an epoch that predicts the majority block, e.g. the 0.5 block of the
+    first 90 trials, win the selection while its block decoder is at chance). Metrics, not
+    losses: the cross-entropy of a few validation trials grows with overconfidence while the
+    accuracy still improves."""
     scores = {}
     if "bps" in metrics:
         scores["encoding"] = float(metrics["bps"])
-    decoding = [metrics[k] for k in (*(f"{n}_r2" for n in CONTINUOUS), *(f"{n}_accuracy" for n in DISCRETE))
-                if k in metrics]
+    decoding = [metrics[k] for k in (*(f"{n}_r2" for n in CONTINUOUS),
+                                     *(f"{n}_balanced_accuracy" for n in DISCRETE)) if k in metrics]
     if decoding and not np.isnan(decoding).all():
         scores["decoding"] = float(np.nanmean(decoding))  # an R² without variance (NaN) is left out
     elif decoding:

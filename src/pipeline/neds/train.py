@@ -140,6 +140,14 @@ def epoch_batches(sessions: dict[str, SessionData], batch_size: int, seed: int,
     return batches
 
 
+def _freeze_shared(model: Neds, frozen: bool) -> None:
+    """Stop (``frozen``) or allow gradients of every weight outside the session adapters;
+    frozen weights get no gradient, so AdamW neither moves nor decays them."""
+    for name, parameter in model.named_parameters():
+        if not name.startswith("adapters."):
+            parameter.requires_grad_(not frozen)
+
+
 def _rows(mask: Mask, start: int, stop: int) -> Mask:
     return Mask(mask.hidden[start:stop], mask.target[start:stop], mask.scheme[start:stop])
 
@@ -217,6 +225,7 @@ def train_model(
         while state["epoch"] < params.epochs:
             epoch = state["epoch"]
             batches = epoch_batches(sessions, params.batch_size, seed, epoch)
+            _freeze_shared(model, frozen=epoch < params.adapter_only_epochs)
             model.train()
             started = time.perf_counter()
             epoch_losses = []
@@ -274,6 +283,7 @@ def train_model(
             bar.update(1)
             bar.set_postfix(loss=train_loss, val_score=score)
         bar.close()
+    _freeze_shared(model, frozen=False)
     if state["best_epoch"] < 0:
         raise RuntimeError(f"no epoch of {params.epochs} had finite validation scores "
                            f"(checkpoints in {checkpoint_dir}); lower the learning rate or check the inputs")

@@ -304,6 +304,9 @@ class IblSynthParams(Params):
     refractory_s: float = 0.0015  # s; absolute refractory period (0: none)
     private_noise_sd: float = 0.35  # SD (ln-rate) of each neuron's private OU fluctuation (overdispersion)
     private_noise_tau_s: float = 2.0  # s; time constant of the private fluctuation
+    gain_drift_sd: float = 0.25  # SD (ln-rate) of each neuron's slow gain drift over the session (non-stationarity)
+    gain_drift_tau_s: float = 300.0  # s; time constant of the gain drift (OU)
+    prior_post_stimulus_gain: float = 0.3  # fraction of the block-prior signal left after stimulus onset
     spike_depth_jitter_um: float = 10.0  # um; SD of per-spike depth around the cluster depth
     amp_median_uv: float = 80.0  # uV; median cluster amplitude (spikes.amps are in V)
     subregion_acronyms: bool = False  # write CCF sub-structures (VISa2/3, DG-sg, ...) as acronyms
@@ -351,6 +354,10 @@ class IblSynthParams(Params):
             bad("chunk_s must be >= rate_dt_s")
         if not 0 < self.rate_min_hz <= self.rate_max_hz:
             bad("need 0 < rate_min_hz <= rate_max_hz")
+        if self.gain_drift_sd < 0 or self.gain_drift_tau_s <= 0:
+            bad("gain_drift_sd must be >= 0 and gain_drift_tau_s > 0")
+        if not 0 <= self.prior_post_stimulus_gain <= 1:
+            bad("prior_post_stimulus_gain must be in [0, 1]")
         if self.refractory_s < 0 or self.refractory_s >= self.rate_dt_s:
             bad("refractory_s must be in [0, rate_dt_s)")
         if self.wheel_ticks_per_rev < 1:

@@ -71,11 +71,15 @@ Spike model
     t + lead_i; positive lead = the neuron leads the wheel); whisker motion energy (the
     noise-free ME of the true whisking, standardised with the written ME's mean and SD; the
     written ME adds slow non-neural ROI artefacts and frame noise); a signed choice transient
-    around the first movement; the signed subjective block prior (sustained over the trial,
-    weak); contra- (right) and ipsilateral (left) stimulus responses (Naka-Rushton of
+    around the first movement; the signed subjective block prior (weak; full strength before
+    stimulus onset, ``prior_post_stimulus_gain`` of it after, so that it is read out mainly
+    from pre-stimulus activity as in IBL); contra- (right) and ipsilateral (left) stimulus responses (Naka-Rushton of
     contrast x transient + sustained kernel); a signed feedback transient; two latent
     population fluctuations (OU, 1 s and 20 s) that no behaviour explains. ``private_i`` is
-    a per-neuron OU fluctuation (overdispersion). Region profiles (mean weight of each
+    a per-neuron OU fluctuation (overdispersion) plus a slow per-neuron gain drift (OU,
+    ``gain_drift_tau_s`` ~ minutes, SD ``gain_drift_sd``): firing is non-stationary over the
+    session as in real recordings (10-s rates of the real fixture's >= 2 Hz units vary with a
+    coefficient of variation of 0.20-0.46, quartiles). Region profiles (mean weight of each
     region on each variable, wheel lead, rate factor) are drawn from ``shared_seed`` around
     built-in neuroscience-inspired means, so they are the same across sessions/animals;
     each session shifts them slightly (animal variability) and draws its neurons around
@@ -108,7 +112,7 @@ from pipeline.synth.config import IBL_REGIONS as REGIONS, IblSynthParams
 logger = logging.getLogger(__name__)
 
 GENERATOR_NAME = "pipeline.synth.ibl"
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 #: Session folder inside the generated ONE cache (lab/Subjects/subject/date/number).
 SESSION_PATH = "synthlab/Subjects/synthetic/2024-01-01/001"
 #: Spike-sorting collection of the probe (IBL's current pykilosort layout).
@@ -468,10 +472,13 @@ def _task_features(p: IblSynthParams, tr: dict, tc: np.ndarray, dt: float) -> di
     next_start = np.r_[starts[1:], tc[-1] + dt]
     nr = _naka_rushton(tr["contrast"])
     for k in range(len(starts)):
-        # sustained (subjective) block prior from this trial's start to the next one
+        # (subjective) block prior from this trial's start to the next one: full strength in
+        # the inter-trial and quiescent period, prior_post_stimulus_gain of it after stimulus
+        # onset (IBL: the prior is read out mainly from pre-stimulus activity, Findling et al. 2023)
         sl = _window(tc, dt, starts[k], next_start[k])
         m = (tc[sl] >= starts[k]) & (tc[sl] < next_start[k])
-        block_f[sl][m] = (tr["subjective_prior"][k] - 0.5) / 0.3
+        gain = np.where(tc[sl][m] < tr["stimOn_true"][k], 1.0, p.prior_post_stimulus_gain)
+        block_f[sl][m] = gain * (tr["subjective_prior"][k] - 0.5) / 0.3
         limit = next_start[k]
         # choice transient: rises 150 ms before the movement, decays after (tau 0.35 s)
         if tr["choice"][k] != 0:
@@ -674,10 +681,19 @@ def _simulate_spikes(p: IblSynthParams, design: _Design, log_rate_target: np.nda
             zi = zf[0]
             yield p.private_noise_sd * np.repeat(y, hold, axis=0)[: i1 - i0]
 
+    # slow gain drift: per-neuron OU in ln-rate, sampled every second, held within the second
+    drift_dt = 1.0
+    rng_d = rng_for(session_seed, "gain_drift")
+    drift = p.gain_drift_sd * np.column_stack(
+        [_ou(rng_d, int(math.ceil(n_bins * dt / drift_dt)) + 1, drift_dt, p.gain_drift_tau_s) for _ in range(n_cl)])
+
+    def with_drift(i0: int, i1: int, noise):
+        return noise + drift[((np.arange(i0, i1) + 0.5) * dt / drift_dt).astype(int)]
+
     # pass 1: session-average of exp(w.f + noise) -> baselines giving the target mean rates exactly
     acc = np.zeros(n_cl)
     for (i0, i1), noise in zip(bounds, private_noise()):
-        acc += np.exp(design.eta(i0, i1) + noise).sum(axis=0)
+        acc += np.exp(design.eta(i0, i1) + with_drift(i0, i1, noise)).sum(axis=0)
     baseline = log_rate_target - np.log(acc / n_bins)
     # pass 2: Poisson counts per bin, uniform times inside bins, refractory deletion
     rng = rng_for(session_seed, "spikes")
@@ -688,7 +704,7 @@ def _simulate_spikes(p: IblSynthParams, design: _Design, log_rate_target: np.nda
     it = tqdm(zip(bounds, private_noise()), total=len(bounds),
               desc="ibl synth: spikes", unit="chunk", disable=not progress, leave=False)
     for (i0, i1), noise in it:
-        lam = np.minimum(np.exp(baseline + design.eta(i0, i1) + noise), max_rate)
+        lam = np.minimum(np.exp(baseline + design.eta(i0, i1) + with_drift(i0, i1, noise)), max_rate)
         if tau > 0:  # compensate the (paralyzable) dead time: observed = lam' exp(-lam' tau) = lam
             lam = _dead_time_inverse(np.minimum(lam * tau, 0.3)) / tau
         counts = rng.poisson(lam * dt)
