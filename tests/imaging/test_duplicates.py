@@ -4,8 +4,8 @@ preset's truth (`/neurons/same_cell`).
 
 Measured on the realistic preset (2 planes 7 um apart, 200 volumes, NoRMCorre + Suite2P,
 seeds 4/5/6; defaults of ``neural_file.duplicate_*``): of the true pairs whose two copies
-both became ROIs (43/34/35 of 381/407/352 ROIs), 47/71/57 % were merged with 7/8/3 wrong
-merges; duplicate rate 11.3/8.4/9.9 % -> 5.9/2.4/4.3 %. The issue's target (>= 90 % merged,
+both became ROIs (43/34/35 of 381/407/352 ROIs), 44/68/57 % were merged with 8/8/3 wrong
+merges; duplicate rate 11.3/8.4/9.9 % -> 6.2/2.7/4.3 % (``duplicates: merge``). The issue's target (>= 90 % merged,
 <= 2 % left) is not reached, and the data say why: in those pairs the dimmer copy has a
 median axial weight of ~0.13 over the session (4 um of z-drift in 3 minutes fades one copy of
 every pair), so its ROI trace correlates with its own true dF/F at median ~0.3 and with its
