@@ -5,7 +5,9 @@ preset's truth (`/neurons/same_cell`).
 Measured on the realistic preset (2 planes 7 um apart, 200 volumes, NoRMCorre + Suite2P,
 seeds 4/5/6; defaults of ``neural_file.duplicate_*``): of the true pairs whose two copies
 both became ROIs (43/34/35 of 381/407/352 ROIs), 44/68/57 % were merged with 8/8/3 wrong
-merges; duplicate rate 11.3/8.4/9.9 % -> 6.2/2.7/4.3 % (``duplicates: merge``). The issue's target (>= 90 % merged,
+merges; duplicate rate 11.3/8.4/9.9 % -> 6.2/2.7/4.3 % (``duplicates: merge``). The slow test
+below runs a still fish (seed 4, no registration): 27 of 52 true pairs merged, 6 wrong, of
+409 ROIs; duplicate rate 12.7 % -> 6.6 %. The issue's target (>= 90 % merged,
 <= 2 % left) is not reached, and the data say why: in those pairs the dimmer copy has a
 median axial weight of ~0.13 over the session (4 um of z-drift in 3 minutes fades one copy of
 every pair), so its ROI trace correlates with its own true dF/F at median ~0.3 and with its
@@ -93,3 +95,59 @@ def test_trace_snr_orders_slow_signal_above_white_noise():
     rng = np.random.default_rng(5)
     slow = np.convolve(rng.standard_normal(500), np.ones(10), mode="same")
     assert trace_snr(np.stack([slow, rng.standard_normal(500)])).tolist() == pytest.approx([0.95, 0.0], abs=0.1)
+
+
+# ---------------------------------------------------------------- realistic preset, scored on truth
+
+STILL = dict(rigid_drift_sd_px=0.0, rigid_jump_rate_hz=0.0, bout_motion_px=0.0, nonrigid_sd_px=0.0,
+             bout_shake_px=0.0, bout_jump_px=0.0, bidi_phase_px=0.0, bidi_phase_drift_px=0.0)
+META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
+
+
+@pytest.mark.slow
+def test_realistic_duplicates_scored_on_truth(tmp_path):
+    """A still realistic fish (no registration needed; dense nuclei, two-plane cells, z-drift)
+    through Suite2P and the neural file with ``duplicates: merge``: ROIs matched one-to-one to
+    the truth rows of their plane within 4 px; a true pair = both rows of a two-plane cell
+    matched. Asserted: the measured floor (module docstring for why the issue's target is not)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from pipeline.imaging.extraction import ExtractionParams, extract_plane, read_suite2p_plane
+    from pipeline.imaging.neural import NeuralFileConfig, write_neural_file
+    from pipeline.synth.zebrafish import ZebrafishSynthParams, generate_fish
+
+    params = ZebrafishSynthParams.from_mapping(dict(preset="realistic", n_volumes=200, static_duration_s=3.0,
+                                                    moving_duration_s=5.0, zstack_half_range_um=0.0, **STILL))
+    generate_fish(tmp_path / "raw", tmp_path / "truth.h5", params, seed=4, progress=False, **META)
+    folders = []
+    for p in range(2):
+        folders.append(tmp_path / f"plane{p}")
+        extract_plane(tmp_path / "raw" / f"plane{p}.tif", folders[-1], ExtractionParams(),
+                      frame_rate_hz=META["volume_rate_hz"], pixel_size_um=META["pixel_size_um"])
+    row = {"fish_id": "r", "frame_times": str(tmp_path / "raw" / "frame_times.csv"), **META}
+    write_neural_file(row, folders, tmp_path / "n.h5", NeuralFileConfig(duplicates="merge"))
+    with h5py.File(tmp_path / "truth.h5") as f:
+        t_plane, t_cen, same = f["neurons/plane"][()], f["neurons/centroid_px"][()], f["neurons/same_cell"][()]
+    truth_of = {}  # (plane, roi) -> truth row
+    for p, folder in enumerate(folders):
+        s = read_suite2p_plane(folder)
+        rois, rows = np.flatnonzero(s.is_cell), np.flatnonzero(t_plane == p)
+        d = np.linalg.norm(t_cen[rows][:, None] - s.centroid_px[rois][None], axis=2)
+        r, k = linear_sum_assignment(np.minimum(d, 50.0))
+        truth_of.update({(p, int(rois[j])): int(rows[i]) for i, j in zip(r, k) if d[i, j] <= 4.0})
+    matched = set(truth_of.values())
+    true_pairs = {(a, int(same[a])) for a in matched if same[a] > a and same[a] in matched}
+    with h5py.File(tmp_path / "n.h5") as f:
+        g = f["duplicates"]
+        kept = zip(g["kept_plane"][()].tolist(), g["kept_roi"][()].tolist())
+        partner = zip(g["partner_plane"][()].tolist(), g["partner_roi"][()].tolist())
+        merged = {tuple(sorted((truth_of.get(a, -1), truth_of.get(b, -2)))) for a, b in zip(kept, partner)}
+        n_rois = f["neurons/plane"].shape[0] + g["kept_plane"].shape[0]
+    correct, wrong = len(merged & true_pairs), len(merged - true_pairs)
+    left = len(true_pairs) - correct
+    print(f"ROIs {n_rois}, true pairs {len(true_pairs)}, merged {len(merged)}: correct {correct}, wrong {wrong}; "
+          f"duplicate rate {len(true_pairs) / n_rois:.3f} -> {left / (n_rois - len(merged)):.3f}")
+    assert len(true_pairs) >= 20  # two-plane cells were there to find
+    assert correct >= 0.4 * len(true_pairs)
+    assert wrong <= 0.03 * n_rois
+    assert left / (n_rois - len(merged)) <= 0.6 * len(true_pairs) / n_rois
