@@ -298,6 +298,12 @@ def registered_planes(wildcards):
     return [f"{RESULTS}/imaging/{wildcards.fish}/plane{p}/registered.h5" for p in range(int(row["n_planes"]))]
 
 
+def zstack_planes(wildcards):
+    """The reference z-stack of each plane when the fish table names one (else none)."""
+    row = fish_row(wildcards.fish)
+    return plane_paths(row["zstack"], int(row["n_planes"])) if "zstack" in row else []
+
+
 def imaging_quality_targets():
     """One quality page per fish the pipeline registers (raw stacks: tiff, scanimage, raw NWB)."""
     fish = [f for f in FISH.index

@@ -160,15 +160,21 @@ rule nwb_export:
         "../workflow/scripts/nwb_export.py"
 rule imaging_quality:
     """Per-fish quality page (mean image, shifts and bad frames, bidirectional phase, z-drift
-    diagnostic, ROI map by region, dF/F examples) and per-plane z-drift table."""
+    diagnostic, ROI map by region, dF/F examples), per-plane z-drift table and, with a
+    reference z-stack in the fish table, the z position per chunk of frames."""
     input:
         registered=registered_planes,
         neural=f"{RESULTS}/neural/{{fish}}.h5",  # also holds the per-plane frame times
+        zstack=zstack_planes,
     output:
         page=report(f"{RESULTS}/qc/{{fish}}/imaging_quality.png", caption="../report/imaging_quality.rst",
                     category="Imaging quality"),
         drift=report(f"{RESULTS}/qc/{{fish}}/z_drift.tsv", caption="../report/imaging_quality.rst",
                      category="Imaging quality"),
+        z_position=report(f"{RESULTS}/qc/{{fish}}/z_position.tsv", caption="../report/imaging_quality.rst",
+                          category="Imaging quality"),
+    params:
+        zstack_step_um=lambda wildcards: fish_row(wildcards.fish).get("zstack_step_um"),
     resources:
         mem_mb=2000,
         runtime=20,

@@ -50,6 +50,26 @@ rule synth_zebrafish_plane:
         "../workflow/scripts/synth_zebrafish_plane.py"
 
 
+rule synth_zebrafish_zstack:
+    """Render one plane's reference z-stack (slices around its nominal depth) from the
+    simulation; only for fish whose table names it (zstack column) and a preset that has one."""
+    input:
+        truth=f"{SYNTH}/ground_truth/zebrafish/{{fish}}.h5",
+    output:
+        stack=f"{SYNTH}/zebrafish/{{fish}}/zstack_plane{{plane}}.tif",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        f"{LOGS}/synth_zebrafish_zstack/{{fish}}/plane{{plane}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_zebrafish_zstack/{{fish}}/plane{{plane}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/synth_zebrafish_zstack.py"
+
+
 rule synth_scanimage:
     """Hand one synthetic fish over as a ScanImage rig would: its rendered planes interleaved
     into two ScanImage files (two channels, last volume incomplete, imaging-clock frame

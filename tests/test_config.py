@@ -121,6 +121,9 @@ def test_fish_table_types_and_plane_paths(tmp_path):
         ([{**GOOD_FISH, "frame_times": ""}], "column 'frame_times': required when input_type is tiff"),
         ([{**GOOD_FISH, "input_type": "scanimage", "tiff": ""}], "column 'scanimage': required"),
         ([{**GOOD_FISH, "input_type": "nlp4neuro_dataverse", "tiff": ""}], "column 'dataverse_dir': required"),
+        ([{**GOOD_FISH, "zstack": "z/plane{plane}.tif"}], "'zstack' and 'zstack_step_um': give both"),
+        ([{**GOOD_FISH, "zstack": "z/stack.tif", "zstack_step_um": 1.0}], "must contain"),
+        ([{**GOOD_FISH, "zstack": "z/plane{plane}.tif", "zstack_step_um": 0.0}], "zstack_step_um must be > 0"),
     ],
 )
 def test_bad_fish_tables_fail_naming_file_row_and_column(tmp_path, rows, message):

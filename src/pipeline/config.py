@@ -36,6 +36,8 @@ FISH_COLUMNS: dict[str, str] = {
     "frame_times": "string",
     "frame_trigger": "string",
     "region_table": "string",
+    "zstack": "string",
+    "zstack_step_um": "float64",
     "volume_rate_hz": "float64",
     "n_planes": "int64",
     "pixel_size_um": "float64",
@@ -116,7 +118,8 @@ def read_fish_table(path: str | os.PathLike) -> "pd.DataFrame":
     """Read config/fish.tsv (one row per fish, indexed by ``fish_id``) and check the
     fields that depend on each other: a ``tiff`` template with ``{plane}`` for raw input,
     a ``suite2p_dir`` for Suite2P input, the ``scanimage`` files for ScanImage input, and
-    a ``frame_times`` file unless the input carries frame times (ScanImage headers)."""
+    a ``frame_times`` file unless the input carries frame times (ScanImage headers), and an
+    optional reference z-stack template ``zstack`` (with ``{plane}``) together with its step."""
     import pandas as pd
 
     table = _read_table(path, FISH_COLUMNS, "fish_id")
@@ -143,6 +146,11 @@ def read_fish_table(path: str | os.PathLike) -> "pd.DataFrame":
             for column in ("tail_log", "stimulus_log"):
                 if pd.isna(row.get(column)):
                     raise ConfigError(f"{where}, column {column!r}: required when input_type is {row.get('input_type')}")
+        if pd.isna(row.get("zstack")) != pd.isna(row.get("zstack_step_um")):
+            raise ConfigError(f"{where}, columns 'zstack' and 'zstack_step_um': give both or neither")
+        if not pd.isna(row.get("zstack")) and (PLANE_PLACEHOLDER not in row["zstack"] or not row["zstack_step_um"] > 0):
+            raise ConfigError(f"{where}, column 'zstack': {row['zstack']!r} must contain {PLANE_PLACEHOLDER} "
+                              f"(one stack per plane) and zstack_step_um must be > 0")
         if row.get("input_type") not in FRAME_TIMES_IN_DATA and pd.isna(row.get("frame_times")):
             raise ConfigError(f"{where}, column 'frame_times': required when input_type is {row.get('input_type')}")
     return table

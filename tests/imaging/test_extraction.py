@@ -190,8 +190,36 @@ def test_registration_quality_of_the_wrong_shape_is_named(tmp_path):
         f.create_dataset("bad_frame", data=np.zeros(59, bool))
     with ex._Movie(h5, "registered") as movie:
         with pytest.raises(InputDataError, match="bad_frame has shape") as e:
-            ex._registration_quality(movie, 60, 32, 32)
+            ex._registration_quality(movie, 60, 32, 32, 1.0)
     assert e.value.path == str(h5)
+
+
+def test_detection_window_from_the_fraction_of_frames_inside(tmp_path):
+    """detection_min_valid_fraction < 1: rows/columns inside the field of view (by the rigid
+    shift) in at least that fraction of the good frames; a jump in a few frames no longer
+    removes the border from detection."""
+    h5 = tmp_path / "registered.h5"
+    shift = np.zeros((60, 2))
+    shift[:5] = (6.0, -4.0)  # 5 of 60 frames: registered(y) = frame(y + 6), (x - 4)
+    shift[5:8] = (-20.0, 0.0)  # bad frames do not count
+    bad = np.zeros(60, bool)
+    bad[5:8] = True
+    valid = np.zeros((32, 32), bool)
+    valid[3:26, 4:32] = True
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("registered", data=np.zeros((60, 32, 32), np.float32))
+        f.create_dataset("bad_frame", data=bad)
+        f.create_dataset("valid_region", data=valid)
+        f.create_dataset("rigid_shift_px", data=shift)
+    with ex._Movie(h5, "registered") as movie:
+        _, yrange, xrange = ex._registration_quality(movie, 60, 32, 32, 1.0)
+        assert (yrange, xrange) == ([3, 26], [4, 32])  # the valid_region rule
+        _, yrange, xrange = ex._registration_quality(movie, 60, 32, 32, 0.9)
+        assert (yrange, xrange) == ([0, 32], [0, 32])  # 5/57 frames out: 91 % inside
+        _, yrange, xrange = ex._registration_quality(movie, 60, 32, 32, 0.95)
+        assert (yrange, xrange) == ([0, 26], [4, 32])
+        with pytest.raises(InputDataError, match="rigid_shift_px"):
+            ex._registration_quality(movie, 60, 32, 2, 0.95)  # leaves too few columns
 
 
 # ---------------------------------------------------------------- bad input: movie

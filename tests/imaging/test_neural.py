@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
@@ -81,3 +82,32 @@ def test_planes_with_different_frame_counts_are_an_error(fish, tmp_path):
     with pytest.raises(InputDataError, match="199 frames but .* lists 200") as excinfo:
         write_neural_file(row, [folders[0], shorter], out, NeuralFileConfig())
     assert str(shorter) in str(excinfo.value) and not out.exists()
+
+
+def test_duplicates_recorded_or_merged(fish, tmp_path):
+    """record keeps every ROI and writes the pairs; merge leaves each pair's partner out of /neurons."""
+    row, folders, _ = fish
+    files = {}
+    for mode in ("record", "merge", "off"):
+        # a loose setting so that this sparse two-plane fish has pairs to record
+        config = NeuralFileConfig(duplicates=mode, duplicate_max_distance_um=10.0, duplicate_min_correlation=-1.0,
+                                  duplicate_null_percentile=0.0)
+        write_neural_file(row, folders, tmp_path / f"{mode}.h5", config)
+        files[mode] = h5py.File(tmp_path / f"{mode}.h5")
+    try:
+        rec, mer, off = files["record"], files["merge"], files["off"]
+        assert "duplicates" not in off
+        n_pairs = rec["duplicates/kept_plane"].shape[0]
+        assert n_pairs > 0 and rec["duplicates"].attrs["mode"] == "record"
+        assert json.loads(rec["duplicates"].attrs["settings_json"])["duplicate_max_distance_um"] == 10.0
+        np.testing.assert_array_equal(rec["neurons/F"][()], off["neurons/F"][()])
+        assert mer["neurons/plane"].shape[0] == off["neurons/plane"].shape[0] - n_pairs
+        rows = set(zip(mer["neurons/plane"][()].tolist(), mer["neurons/roi"][()].tolist()))
+        partners = set(zip(rec["duplicates/partner_plane"][()].tolist(), rec["duplicates/partner_roi"][()].tolist()))
+        kept = set(zip(rec["duplicates/kept_plane"][()].tolist(), rec["duplicates/kept_roi"][()].tolist()))
+        assert not rows & partners and kept <= rows
+        assert np.all(rec["duplicates/distance_um"][()] <= 10.0)
+        assert np.all(np.abs(rec["duplicates/kept_plane"][()] - rec["duplicates/partner_plane"][()]) == 1)
+    finally:
+        for f in files.values():
+            f.close()

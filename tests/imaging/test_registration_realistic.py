@@ -14,7 +14,13 @@ import pytest
 from pipeline.imaging.badframes import REASONS, detect_bad_frames
 from pipeline.imaging.config import NormcorreParams
 from pipeline.imaging.normcorre import motion_correct
-from pipeline.imaging.quality_report import DRIFT_COLUMNS, read_plane_quality, write_quality_report
+from pipeline.imaging.quality_report import (
+    DRIFT_COLUMNS,
+    Z_CHUNK_S,
+    Z_POSITION_COLUMNS,
+    read_plane_quality,
+    write_quality_report,
+)
 from pipeline.synth.config import ZebrafishSynthParams
 from pipeline.synth.zebrafish import displacement_field, generate_fish
 
@@ -35,7 +41,8 @@ def registered(tmp_path_factory):
                   progress=False, **META)
     motion_correct(root / "raw" / "plane0.tif", root / "reg.h5", NormcorreParams(**PARAMS), progress=False)
     with h5py.File(root / "truth.h5", "r") as f:
-        truth = {"shear": f["motion/intra_frame_shear_px"][0], "bidi": f["motion/bidi_phase_px"][0]}
+        truth = {"shear": f["motion/intra_frame_shear_px"][0], "bidi": f["motion/bidi_phase_px"][0],
+                 "z_drift": f["motion/z_drift_um"][0]}
     truth["field"] = np.stack([displacement_field(root / "truth.h5", 0, v) for v in range(FISH["n_volumes"])])
     with h5py.File(root / "reg.h5", "r") as f:
         out = {name: f[name][()] for name in f if name != "registered"}
@@ -101,7 +108,7 @@ def test_detect_bad_frames_each_reason():
 
 
 def test_quality_page_and_z_drift_diagnostic(registered, tmp_path):
-    _, out = registered
+    truth, out = registered
     root = out["root"]
     times = pd.read_csv(root / "raw" / "frame_times.csv").sort_values("volume")["t"].to_numpy()[None, :]
     neural = tmp_path / "neural.h5"
@@ -113,13 +120,24 @@ def test_quality_page_and_z_drift_diagnostic(registered, tmp_path):
                          dtype=h5py.string_dtype())
         f["neurons/dff"] = rng.standard_normal((12, times.shape[1])).astype(np.float32)
         f["time/frame_times_s"] = times
-    png, table = tmp_path / "qc.png", tmp_path / "zdrift.tsv"
-    write_quality_report("fishR", [root / "reg.h5"], neural, png, table)
+    png, table, z_table = tmp_path / "qc.png", tmp_path / "zdrift.tsv", tmp_path / "zpos.tsv"
+    write_quality_report("fishR", [root / "reg.h5"], neural, png, table, z_table,
+                         zstack_paths=[root / "raw" / "zstack_plane0.tif"], zstack_step_um=1.0)
     assert png.stat().st_size > 10_000
+    # z position from the generator's reference z-stack vs the true z-drift, per chunk
+    z = pd.read_csv(z_table, sep="\t")
+    assert list(z.columns) == Z_POSITION_COLUMNS and len(z) == int(np.ceil(np.ptp(times) / Z_CHUNK_S + 1e-9))
+    chunk = np.floor((times[0] - times[0, 0]) / Z_CHUNK_S).astype(int)
+    good = ~out["bad_frame"]
+    true_z = np.array([truth["z_drift"][(chunk == c) & good].mean() for c in np.unique(chunk)])
+    print("z from stack", z.z_um.round(2).tolist(), "true", true_z.round(2).tolist())
+    assert np.abs(z.z_um.to_numpy() - true_z).max() <= 1.0
+    assert np.ptp(true_z) > 3.0  # there was drift to recover
     drift = pd.read_csv(table, sep="\t")
     assert list(drift.columns) == DRIFT_COLUMNS and len(drift) == 1
     assert drift.n_bad_frames[0] == out["bad_frame"].sum()
     assert drift.bidi_phase_mean_px[0] == pytest.approx(out["bidi_phase_px"].mean())
+    assert drift.z_start_um[0] == pytest.approx(z.z_um.iloc[0]) and drift.z_end_um[0] == pytest.approx(z.z_um.iloc[-1])
     # 4 um of z-drift over the session: the template is the middle's image, the ends fit it worse
     assert drift.corr_drop[0] > 0
     q = read_plane_quality(root / "reg.h5", times[0])

@@ -10,4 +10,7 @@ with rule_log(snakemake.log[0]):
         snakemake.input.neural,
         snakemake.output.page,
         snakemake.output.drift,
+        snakemake.output.z_position,
+        zstack_paths=list(snakemake.input.zstack) or None,
+        zstack_step_um=snakemake.params.zstack_step_um,
     )

@@ -138,6 +138,11 @@ class ExtractionParams(Params):
     classifier_path: str | None = None  # suite2p classifier .npy, for classifier "file" only
     min_cells: int = 1  # fewer cells than this after classification -> InputDataError "no cells" (count)
     batch_frames: int = 500  # frames per batch when copying the movie and extracting traces (count)
+    detection_min_valid_fraction: float = 0.9  # rows/columns searched for cells: inside the field of view in at least
+    # this fraction of the good frames by the registered file's rigid shifts; 1 = the valid_region rule (inside in every
+    # good frame). Default by measurement on the realistic preset (2 planes, seeds 4/5/6): bout jumps and drift of
+    # +-8-12 px made the valid_region window leave out 30-35 % of the frame; in-focus nuclei matched within 4 px
+    # 63/62/57 % -> 87/81/81 %, planted drivers 11/12/8 -> 12/12/14 of 16 (1)
     device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
 
     RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
@@ -151,7 +156,7 @@ class ExtractionParams(Params):
         for name in ("neucoeff", "threshold_scaling", "inner_neuropil_radius", "min_cells"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ExtractionParams.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("max_overlap", "iscell_threshold"):
+        for name in ("max_overlap", "iscell_threshold", "detection_min_valid_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ExtractionParams.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.snr_threshold > 1.0:
@@ -181,6 +186,8 @@ class ExtractionParams(Params):
 OFFSET_METHODS = ("movie", "config", "none")
 #: ``NeuralFileConfig.neucoeff_source`` choices.
 NEUCOEFF_SOURCES = ("ops", "config")
+#: ``NeuralFileConfig.duplicates`` choices (cross-plane duplicates, pipeline.imaging.duplicates).
+DUPLICATE_MODES = ("off", "record", "merge")
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,15 @@ class NeuralFileConfig(Params):
     baseline_percentile: float = 8.0  # percentile of the low-passed Fc taken as the baseline F0 (%)
     baseline_smoothing_s: float = 3.0  # sd of the Gaussian low-pass before the percentile (s); 0 = none
     cells_only: bool = True  # keep only ROIs Suite2P's classifier calls cells
+    # cross-plane duplicates (pipeline.imaging.duplicates); defaults measured on the realistic synthetic preset
+    duplicates: str = "record"  # "off", "record" (pairs written to /duplicates, every ROI kept) or "merge" (also drop
+    # the worse ROI of each pair from /neurons)
+    duplicate_max_distance_um: float = 1.8  # largest xy distance of two copies after the planes' offset (um)
+    duplicate_max_offset_um: float = 12.0  # largest registration offset between adjacent planes searched (um)
+    duplicate_min_correlation: float = 0.2  # floor of the copies' spks correlation (1)
+    duplicate_null_percentile: float = 90.0  # copies also correlate above this percentile of the null pairs (%)
+    duplicate_null_near_um: float = 12.0  # null pairs (certainly different cells) lie at least this far apart (um)
+    duplicate_null_far_um: float = 24.0  # and at most this far (um)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -205,5 +221,13 @@ class NeuralFileConfig(Params):
             raise ValueError("need 0 <= offset_percentile <= 100 and baseline_smoothing_s >= 0")
         if self.offset_method not in OFFSET_METHODS:
             raise ValueError(f"offset_method must be one of {OFFSET_METHODS}, got {self.offset_method!r}")
+        if self.duplicates not in DUPLICATE_MODES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {self.duplicates!r}")
+        if not (0 < self.duplicate_max_distance_um <= self.duplicate_max_offset_um
+                and 0 < self.duplicate_null_near_um < self.duplicate_null_far_um
+                and -1 <= self.duplicate_min_correlation <= 1 and 0 <= self.duplicate_null_percentile <= 100):
+            raise ValueError("need 0 < duplicate_max_distance_um <= duplicate_max_offset_um, "
+                             "0 < duplicate_null_near_um < duplicate_null_far_um, -1 <= duplicate_min_correlation <= 1 "
+                             "and 0 <= duplicate_null_percentile <= 100")
         if self.neucoeff_source not in NEUCOEFF_SOURCES:
             raise ValueError(f"neucoeff_source must be one of {NEUCOEFF_SOURCES}, got {self.neucoeff_source!r}")

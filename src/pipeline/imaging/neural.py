@@ -11,6 +11,11 @@ lab's existing ``suite2p/planeN``) contributes its ROIs classified as cells. Per
 - classifier probability, plane, centroid (px), position (x, y, z) in um, and the region
   from the fish's region mask (``unassigned`` without one).
 
+Cross-plane duplicates (a nucleus seen as ROIs of two adjacent planes,
+:mod:`pipeline.imaging.duplicates`) are written to ``/duplicates`` with the settings in its
+attributes; with ``duplicates: merge`` the worse ROI of each pair is also left out of
+``/neurons``.
+
 Planes are acquired at different times within a volume: ``/time/frame_times_s`` keeps
 each plane's frame times (planes, volumes) and ``/neurons/plane`` says which row applies.
 """
@@ -29,6 +34,7 @@ import numpy as np
 from pipeline.behavior.clock import imaging_frame_times
 from pipeline.imaging import dff as dff_mod
 from pipeline.imaging.config import NeuralFileConfig
+from pipeline.imaging.duplicates import CrossPlaneDuplicates, find_cross_plane_duplicates
 from pipeline.imaging.extraction import read_suite2p_plane
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.dataverse import read_dataverse_plane
@@ -89,7 +95,8 @@ def write_neural_file(
     mask = read_region_mask(fish_row["region_table"]) if fish_row.get("region_table") else None
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in
-                                            ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid"]}
+                                            ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid",
+                                             "centroid_weighted"]}
     readers = {"nlp4neuro_dataverse": lambda folder, plane: read_dataverse_plane(folder), "nwb": read_nwb_plane}
     segmented_input = fish_row.get("nwb_data", "segmented") == "segmented"  # raw NWB planes went through Suite2P
     read_plane = (readers.get(fish_row.get("input_type")) if segmented_input else None) or (
@@ -116,7 +123,16 @@ def write_neural_file(
         columns["plane"].append(np.full(int(keep.sum()), plane))
         columns["roi"].append(np.flatnonzero(keep))
         columns["centroid"].append(s2p.centroid_px[keep])
+        columns["centroid_weighted"].append(getattr(s2p, "weighted_centroid_px", s2p.centroid_px)[keep])
     merged = {k: np.concatenate(v) for k, v in columns.items()}
+    duplicates = cross_plane_duplicates(merged, frame_times, pixel_um, config, fish_row["fish_id"])
+    pair_rows = None if duplicates is None else {
+        "kept_plane": merged["plane"][duplicates.kept], "kept_roi": merged["roi"][duplicates.kept],
+        "partner_plane": merged["plane"][duplicates.dropped], "partner_roi": merged["roi"][duplicates.dropped]}
+    if duplicates is not None and config.duplicates == "merge":
+        kept = np.ones(merged["plane"].size, bool)
+        kept[duplicates.dropped] = False
+        merged = {k: v[kept] for k, v in merged.items()}
     plane = merged["plane"]
     centroid = merged["centroid"]
     position = np.column_stack([centroid[:, 1] * pixel_um, centroid[:, 0] * pixel_um, plane * spacing_um])
@@ -156,3 +172,48 @@ def write_neural_file(
                           f"detector dark level d subtracted from F and Fneu (offset_method {config.offset_method})")
             write_dataset(f, "planes/neucoeff", np.asarray(plane_neucoeff), "1",
                           f"neuropil coefficient used per plane (neucoeff_source {config.neucoeff_source})")
+            if duplicates is not None:
+                _write_duplicates(f, duplicates, pair_rows, config)
+
+
+def cross_plane_duplicates(merged: Mapping[str, np.ndarray], frame_times: np.ndarray, pixel_um: float,
+                           config: NeuralFileConfig, fish_id) -> CrossPlaneDuplicates | None:
+    """Duplicate pairs among the merged rows (:mod:`pipeline.imaging.duplicates`), or None when
+    ``config.duplicates`` is off, the fish has one plane, or its planes have no deconvolved
+    activity (Dataverse, NWB without a Deconvolved series: logged)."""
+    if config.duplicates == "off" or frame_times.shape[0] < 2:
+        return None
+    if not np.all(np.isfinite(merged["spks"])):
+        log.warning("fish %s: no deconvolved activity (spks) in every plane; cross-plane duplicates not searched",
+                    fish_id)
+        return None
+    found = find_cross_plane_duplicates(
+        merged["plane"], merged["centroid_weighted"], merged["spks"], frame_times, pixel_size_um=pixel_um,
+        max_distance_um=config.duplicate_max_distance_um, max_offset_um=config.duplicate_max_offset_um,
+        min_correlation=config.duplicate_min_correlation, null_percentile=config.duplicate_null_percentile,
+        null_near_um=config.duplicate_null_near_um, null_far_um=config.duplicate_null_far_um)
+    log.info("fish %s: %d cross-plane duplicate pairs (%s); plane offsets %s um, correlation thresholds %s",
+             fish_id, found.kept.size, config.duplicates, np.round(found.plane_offset_um, 2).tolist(),
+             np.round(found.threshold, 3).tolist())
+    return found
+
+
+def _write_duplicates(f: h5py.File, found: CrossPlaneDuplicates, pair_rows: Mapping[str, np.ndarray],
+                      config: NeuralFileConfig) -> None:
+    g = f.create_group("duplicates")
+    g.attrs["mode"] = config.duplicates
+    g.attrs["description"] = ("cross-plane duplicate pairs (pipeline.imaging.duplicates): the same nucleus as ROIs of "
+                              "adjacent planes; 'kept' has the higher trace SNR. mode merge: the partner is not in "
+                              "/neurons; mode record: both are")
+    g.attrs["settings_json"] = json.dumps({k: v for k, v in asdict(config).items() if k.startswith("duplicate")})
+    for name, what in (("kept_plane", "plane of the ROI kept"), ("kept_roi", "its ROI index in the plane folder"),
+                       ("partner_plane", "plane of its copy (dropped in mode merge)"),
+                       ("partner_roi", "the copy's ROI index in its plane folder")):
+        write_dataset(g, name, np.asarray(pair_rows[name], np.int64), "index", what)
+    write_dataset(g, "distance_um", found.distance_um, "um", "xy distance of the pair's weighted centroids after the "
+                                                            "planes' offset")
+    write_dataset(g, "correlation", found.correlation, "1", "Pearson r of the pair's time-aligned spks")
+    write_dataset(g, "plane_offset_um", found.plane_offset_um, "um",
+                  "(planes - 1, 2) (dy, dx) of plane p+1's ROI coordinates relative to plane p's")
+    write_dataset(g, "correlation_threshold", found.threshold, "1",
+                  "(planes - 1,) correlation a pair of planes p, p+1 needed: max(min, null percentile)")

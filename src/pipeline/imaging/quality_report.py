@@ -11,6 +11,17 @@ the plane's frame times (s):
   first and last fifths (1) -- positive for a drift away from the template in either direction
   (a slow drift makes the template the middle's image).
 
+z position from a reference z-stack (per plane, optional): a stack of images around the
+plane's nominal depth (middle slice = nominal depth, ``zstack_step_um`` apart; the fish
+table's ``zstack`` / ``zstack_step_um`` columns; as suite2p's ``compute_zpos``). The stack is
+aligned in xy to the session's mean registered image (phase correlation with its middle
+slice, for the template's offset); then per chunk of ``Z_CHUNK_S`` seconds the mean of the
+good registered frames is correlated (Pearson r over the valid region) with every slice, and
+the z position is the best slice refined by a parabola through its neighbours' r:
+``z = (k* + 0.5 (r[k*-1] - r[k*+1]) / (r[k*-1] - 2 r[k*] + r[k*+1]) - middle) * step`` (um, +
+= deeper). Written per chunk to the z-position table and summarised in the drift table
+(``z_start_um``, ``z_end_um``: first and last chunk).
+
 The figure page (:func:`quality_figure`): per plane a row of mean registered image (valid
 region outlined), rigid shifts (bad frames marked), bidirectional phase, correlation trend;
 one last row with the ROI map coloured by region and example dF/F traces.
@@ -32,9 +43,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pipeline.io.atomic import atomic_paths  # noqa: E402
+from pipeline.io.errors import InputDataError  # noqa: E402
 
 REGION_COLOURS = {"Pt": "tab:red", "nMLF": "tab:green", "Hb": "tab:blue", "other": "0.6", "unassigned": "0.8"}
-DRIFT_COLUMNS = ["plane", "n_frames", "n_bad_frames", "corr_slope_per_hour", "corr_drop", "bidi_phase_mean_px"]
+DRIFT_COLUMNS = ["plane", "n_frames", "n_bad_frames", "corr_slope_per_hour", "corr_drop", "bidi_phase_mean_px",
+                 "z_start_um", "z_end_um"]
+Z_POSITION_COLUMNS = ["plane", "t_s", "z_um", "peak_corr"]
+#: Length of a chunk of frames averaged for one z position estimate (s); as the 60 s trend
+#: window, a property of the diagnostic rather than of any result.
+Z_CHUNK_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,57 @@ def read_plane_quality(registered_path, times_s: np.ndarray) -> PlaneQuality:
         )
 
 
+def _phase_correlation_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(dy, dx) px such that ``a(y, x) ~ b(y - dy, x - dx)`` (peak of the cross-power spectrum
+    divided by the square root of its magnitude, refined by a parabola per axis)."""
+    fa, fb = np.fft.fft2(a - a.mean()), np.fft.fft2(b - b.mean())
+    cross = fa * np.conj(fb)
+    r = np.fft.ifft2(cross / np.maximum(np.sqrt(np.abs(cross)), 1e-12)).real  # half-whitened: a smooth peak
+    iy, ix = np.unravel_index(np.argmax(r), r.shape)
+    shift = []
+    for i, line in ((iy, r[:, ix]), (ix, r[iy, :])):
+        n = line.size
+        lo, mid, hi = line[(i - 1) % n], line[i], line[(i + 1) % n]
+        den = lo - 2 * mid + hi
+        shift.append((i if i <= n // 2 else i - n) + (0.5 * (lo - hi) / den if den < 0 else 0.0))
+    return np.asarray(shift)
+
+
+def z_position(registered_path, stack: np.ndarray, step_um: float, q: "PlaneQuality",
+               chunk_s: float = Z_CHUNK_S) -> pd.DataFrame:
+    """z position (um, + = deeper, 0 = the stack's middle slice) of one plane per chunk of
+    ``chunk_s`` s from its reference ``stack`` (slices, Ly, Lx); module docstring. Columns
+    t_s (chunk's mean frame time), z_um, peak_corr. Chunks without good frames are left out."""
+    stack = np.asarray(stack, dtype=np.float64)
+    n_slices = stack.shape[0]
+    shift = _phase_correlation_shift(q.mean_image.astype(float), stack[n_slices // 2])
+    aligned = np.stack([ndimage.shift(s, shift, order=1, mode="nearest") for s in stack])
+    margin = int(np.ceil(np.abs(shift).max())) + 4
+    mask = np.zeros(q.mean_image.shape, bool)
+    mask[margin:-margin, margin:-margin] = True
+    if q.valid_region is not None:
+        mask &= q.valid_region
+    ref = aligned[:, mask]
+    ref = (ref - ref.mean(axis=1, keepdims=True)) / ref.std(axis=1, keepdims=True)
+    t0 = q.times_s[0]
+    chunk = np.floor((q.times_s - t0) / chunk_s).astype(int)
+    rows = []
+    with h5py.File(registered_path, "r") as f:
+        movie = f["registered"]
+        for c in np.unique(chunk):
+            frames = np.flatnonzero((chunk == c) & ~q.bad_frame)
+            if frames.size == 0:
+                continue
+            mean = movie[frames[0]:frames[-1] + 1][frames - frames[0]].mean(axis=0)[mask].astype(np.float64)
+            r = ref @ ((mean - mean.mean()) / mean.std()) / mask.sum()
+            k = int(np.argmax(r))
+            frac = 0.0
+            if 0 < k < n_slices - 1 and (den := r[k - 1] - 2 * r[k] + r[k + 1]) < 0:
+                frac = 0.5 * (r[k - 1] - r[k + 1]) / den
+            rows.append([float(q.times_s[frames].mean()), (k + frac - n_slices // 2) * step_um, float(r[k])])
+    return pd.DataFrame(rows, columns=Z_POSITION_COLUMNS[1:])
+
+
 def correlation_drift(q: PlaneQuality, window_s: float = 60.0) -> tuple[np.ndarray, float, float]:
     """(corr_trend (T,), corr_slope_per_hour, corr_drop) of one plane (module docstring);
     NaN where fewer than 10 good frames exist."""
@@ -83,18 +151,21 @@ def correlation_drift(q: PlaneQuality, window_s: float = 60.0) -> tuple[np.ndarr
     return trend, slope, drop
 
 
-def drift_table(planes: Sequence[PlaneQuality]) -> pd.DataFrame:
-    """One row per plane: :data:`DRIFT_COLUMNS`."""
+def drift_table(planes: Sequence[PlaneQuality], z_positions: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
+    """One row per plane: :data:`DRIFT_COLUMNS` (z columns NaN for a plane without a stack)."""
     rows = []
-    for p, q in enumerate(planes):
+    for p, (q, z) in enumerate(zip(planes, z_positions)):
         _, slope, drop = correlation_drift(q)
         bidi = float(np.mean(q.bidi_phase_px)) if q.bidi_phase_px is not None else float("nan")
-        rows.append([p, len(q.corr_after), int(q.bad_frame.sum()), slope, drop, bidi])
+        z_ends = (z.z_um.iloc[0], z.z_um.iloc[-1]) if z is not None and len(z) else (float("nan"),) * 2
+        rows.append([p, len(q.corr_after), int(q.bad_frame.sum()), slope, drop, bidi, *z_ends])
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
-def quality_figure(fish_id: str, planes: Sequence[PlaneQuality], neural_path, n_examples: int = 5):
-    """The figure page (module docstring); ``neural_path`` is the fish's neural file."""
+def quality_figure(fish_id: str, planes: Sequence[PlaneQuality], z_positions: Sequence[pd.DataFrame | None],
+                   neural_path, n_examples: int = 5):
+    """The figure page (module docstring); ``neural_path`` is the fish's neural file,
+    ``z_positions`` each plane's :func:`z_position` table or None."""
     n_planes = len(planes)
     fig, axes = plt.subplots(n_planes + 1, 4, figsize=(14, 2.8 * (n_planes + 1)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 2, 2, 2]})
@@ -126,6 +197,12 @@ def quality_figure(fish_id: str, planes: Sequence[PlaneQuality], neural_path, n_
         ax.plot(t_min, q.corr_after, lw=0.4, color="0.6")
         ax.plot(t_min, trend, lw=1.2, color="k")
         ax.set_title(f"z-drift: corr to template (trend {slope:+.3f}/h, mid-ends {drop:+.3f})", fontsize=8)
+        z = z_positions[p]
+        if z is not None and len(z):
+            az = ax.twinx()
+            az.plot((z.t_s - q.times_s[0]) / 60.0, z.z_um, "o-", color="tab:purple", ms=3, lw=1.0)
+            az.set_ylabel("z from stack (um, + deeper)", fontsize=7, color="tab:purple")
+            az.tick_params(labelsize=7, colors="tab:purple")
         for a in axes[p, 1:]:
             a.set_xlabel("time (min)", fontsize=7)
             a.tick_params(labelsize=7)
@@ -159,15 +236,37 @@ def quality_figure(fish_id: str, planes: Sequence[PlaneQuality], neural_path, n_
 
 
 def write_quality_report(fish_id: str, registered_paths: Sequence[str | os.PathLike], neural_path,
-                         png_path, table_path) -> None:
-    """Figure page (PNG) and per-plane drift table (TSV) of one fish; frame times (planes,
-    volumes) s from the neural file's ``time/frame_times_s`` (whatever source the input type
-    had: file, ScanImage headers, NWB). Written atomically."""
+                         png_path, table_path, z_table_path, zstack_paths: Sequence[str | os.PathLike] | None = None,
+                         zstack_step_um: float | None = None) -> None:
+    """Figure page (PNG), per-plane drift table and per-chunk z-position table (TSVs) of one
+    fish; frame times (planes, volumes) s from the neural file's ``time/frame_times_s``
+    (whatever source the input type had: file, ScanImage headers, NWB). ``zstack_paths``: one
+    reference z-stack TIFF per plane (slices ``zstack_step_um`` apart, the middle one at the
+    plane's nominal depth), or None (no z position; the z table has its header only).
+    Written atomically."""
+    import tifffile
+
     with h5py.File(neural_path, "r") as f:
         frame_times = f["time/frame_times_s"][()]
     planes = [read_plane_quality(path, frame_times[p]) for p, path in enumerate(registered_paths)]
-    fig = quality_figure(fish_id, planes, neural_path)
-    with atomic_paths(png_path, table_path) as (tmp_png, tmp_table):
+    z_positions: list[pd.DataFrame | None] = [None] * len(planes)
+    if zstack_paths:
+        if not (zstack_step_um and zstack_step_um > 0):
+            raise InputDataError(zstack_paths[0], f"a reference z-stack needs zstack_step_um > 0, got {zstack_step_um!r}")
+        for p, (path, q) in enumerate(zip(zstack_paths, planes)):
+            try:
+                stack = tifffile.imread(path)
+            except Exception as e:  # missing or unreadable file
+                raise InputDataError(path, f"cannot read the reference z-stack: {type(e).__name__}: {e}") from e
+            if stack.ndim != 3 or stack.shape[1:] != q.mean_image.shape or stack.shape[0] < 3:
+                raise InputDataError(path, f"reference z-stack must be (>= 3 slices, {q.mean_image.shape[0]}, "
+                                           f"{q.mean_image.shape[1]}) like the plane's frames, got {stack.shape}")
+            z_positions[p] = z_position(registered_paths[p], stack, float(zstack_step_um), q)
+    z_table = pd.concat([z.assign(plane=p) for p, z in enumerate(z_positions) if z is not None] or
+                        [pd.DataFrame(columns=Z_POSITION_COLUMNS)])[Z_POSITION_COLUMNS]
+    fig = quality_figure(fish_id, planes, z_positions, neural_path)
+    with atomic_paths(png_path, table_path, z_table_path) as (tmp_png, tmp_table, tmp_z):
         fig.savefig(tmp_png, dpi=120, format="png")
-        drift_table(planes).to_csv(tmp_table, sep="\t", index=False, float_format="%.6g")
+        drift_table(planes, z_positions).to_csv(tmp_table, sep="\t", index=False, float_format="%.6g")
+        z_table.to_csv(tmp_z, sep="\t", index=False, float_format="%.6g")
     plt.close(fig)

@@ -132,6 +132,9 @@ class ZebrafishSynthParams(Params):
     z_drift_um: float = 0.0  # axial drift of every focal plane, linear over the session (um, + = deeper)
     z_wander_sd_um: float = 0.0  # sd of a slow (OU) axial wander added to the drift (um)
     z_wander_tau_s: float = 120.0  # time constant of the wander (s)
+    zstack_half_range_um: float = 0.0  # reference z-stack per plane (zstack_plane{p}.tif) from -this to +this around the
+    # plane's nominal depth (um); 0 = none
+    zstack_step_um: float = 1.0  # z step between the reference stack's slices (um)
     # ---- detector ----
     adu_offset: float = 100.0  # digitiser offset (ADU); negative (ScanImage) needs stack_dtype int16
     adu_per_photon: float = 2.0  # gain (ADU per detected photon)
@@ -150,7 +153,7 @@ class ZebrafishSynthParams(Params):
             "background_fluctuation_tau_s", "bleach_tau_s", "driver_latent_tau_s",
             "stimulus_adaptation_tau_s", "adu_per_photon", "background_smoothness_um",
             "min_separation", "neuron_f0_photons", "bout_jump_relax_s", "bidi_phase_tau_s", "z_wander_tau_s",
-            "tail_drop_mean_frames",
+            "tail_drop_mean_frames", "zstack_step_um",
         ]
         for name in positive:
             if not getattr(self, name) > 0:
@@ -223,6 +226,7 @@ REALISTIC_PRESET = {
     "tail_drop_probability": 0.003,
     "tail_drop_mean_frames": 6.0,  # 30 ms at 200 Hz, below tail_alignment.max_gap_s
     "adu_offset": 250.0,  # positive here; tests also run -250 with stack_dtype int16
+    "zstack_half_range_um": 10.0,  # a reference z-stack of +-10 um around each plane, 1 um steps
 }
 
 

@@ -1031,12 +1031,53 @@ def render_plane(truth_path, plane: int, stack_path, *, progress: bool = True) -
     log.info("zebrafish synth: wrote plane %d to %s", plane, stack_path)
 
 
+def zstack_offsets_um(p: ZebrafishSynthParams) -> np.ndarray:
+    """Depths (um, + = deeper) of the reference stack's slices relative to a plane's nominal
+    focal depth: ``-half_range .. +half_range`` in ``zstack_step_um`` steps, the middle slice at 0."""
+    k = int(math.floor(p.zstack_half_range_um / p.zstack_step_um + 1e-9))
+    return np.arange(-k, k + 1) * p.zstack_step_um
+
+
+def render_zstack(truth_path, plane: int, stack_path) -> None:
+    """Write the reference z-stack of one plane (multipage TIFF, stack_dtype, one page per
+    slice at :func:`zstack_offsets_um`): the plane's scene with the focus moved by each
+    offset (a nucleus's brightness ``f0 * axial_weight(z_offset - dz)``, as the movie at a
+    z-drift of dz), unmoved, unbleached, without scan artefacts, at the detector's offset and
+    gain and without noise (as the average of many frames per slice). The middle slice is the
+    plane's nominal depth; the true drift of the movie is ``/motion/z_drift_um``."""
+    with h5py.File(truth_path, "r") as f:
+        p = ZebrafishSynthParams.from_mapping(json.loads(f.attrs["params_json"]))
+        n_planes, Ly, Lx = int(f.attrs["n_planes"]), int(f.attrs["frame_height_px"]), int(f.attrs["frame_width_px"])
+        if not 0 <= plane < n_planes:
+            raise ValueError(f"{truth_path}: plane {plane} out of range (the fish has {n_planes} planes)")
+        if p.zstack_half_range_um <= 0:
+            raise ValueError(f"{truth_path}: simulated without a reference z-stack (zstack_half_range_um 0)")
+        ids = np.flatnonzero(f["neurons/plane"][()] == plane)
+        indptr = f["neurons/footprint_indptr"][()]
+        first, last = (ids[0], ids[-1] + 1) if ids.size else (0, 0)
+        lo, hi = indptr[first], indptr[last]
+        columns = np.repeat(np.arange(ids.size), np.diff(indptr[first:last + 1]))
+        footprints = sparse.csr_matrix(
+            (f["neurons/footprint_weight"][lo:hi], (f["neurons/footprint_pixel_index"][lo:hi], columns)),
+            shape=(Ly * Lx, ids.size))
+        f0 = f["neurons/f0_photons"][()][ids]
+        z_offset = f["neurons/z_offset_um"][first:last]
+        scene = f["images/background"][plane].astype(float) + f["images/neuropil"][plane].astype(float)
+    info = np.iinfo(p.stack_dtype)
+    pages = [np.clip(np.rint(p.adu_offset + p.adu_per_photon * (scene + (footprints @ (
+        f0 * axial_weight(z_offset - dz, p.axial_fwhm_um))).reshape(Ly, Lx))), info.min, info.max).astype(p.stack_dtype)
+        for dz in zstack_offsets_um(p)]
+    with atomic_paths(stack_path) as (tmp,):
+        tifffile.imwrite(tmp, np.stack(pages), photometric="minisblack")
+    log.info("zebrafish synth: wrote the reference z-stack of plane %d to %s", plane, stack_path)
+
+
 def generate_fish(out_dir, truth_path, params: ZebrafishSynthParams, *, volume_rate_hz: float,
                   n_planes: int, pixel_size_um: float, plane_spacing_um: float,
                   tail_rate_hz: float, seed: int, progress: bool = True) -> None:
     """:func:`simulate_fish` then :func:`render_plane` for every plane, into ``out_dir``
     (``plane{p}.tif``, ``tail_log.csv``, ``stimulus_log.csv``, ``frame_times.csv``,
-    ``region_mask.tif``).
+    ``region_mask.tif``; ``zstack_plane{p}.tif`` (:func:`render_zstack`) with ``zstack_half_range_um`` > 0).
     The Snakemake rules run the two steps as separate jobs; this is the same in one call."""
     with atomic_paths(out_dir, truth_path) as (tmp_dir, tmp_truth):
         tmp_dir.mkdir(parents=True)
@@ -1046,6 +1087,8 @@ def generate_fish(out_dir, truth_path, params: ZebrafishSynthParams, *, volume_r
                       tail_rate_hz=tail_rate_hz, seed=seed)
         for plane in range(int(n_planes)):
             render_plane(tmp_truth, plane, tmp_dir / f"plane{plane}.tif", progress=progress)
+            if params.zstack_half_range_um > 0:
+                render_zstack(tmp_truth, plane, tmp_dir / f"zstack_plane{plane}.tif")
 
 
 def _render_frame(bg, npil, neurons, bleach, margin, yy0, xx0, rigid, grid, wy, wx, order,

@@ -1,0 +1,154 @@
+"""Cross-plane duplicates (pipeline.imaging.duplicates): planted pairs in constructed data,
+the plane offset, and (slow) the neural file's merges scored against the realistic synthetic
+preset's truth (`/neurons/same_cell`).
+
+Measured on the realistic preset (2 planes 7 um apart, 200 volumes, NoRMCorre + Suite2P with
+``extraction.detection_min_valid_fraction`` 0.9, seeds 4/5/6; defaults of
+``neural_file.duplicate_*``): of the true pairs whose two copies both became ROIs (56/48/45
+of 522/476/466 ROIs), 45/60/47 % were merged with 11/6/4 wrong merges; duplicate rate
+10.7/10.1/9.7 % -> 6.4/4.1/5.4 % (``duplicates: merge``). The issue's target (>= 90 % merged,
+<= 2 % left) is not reached, and the data say why: in those pairs the dimmer copy has a
+median axial weight of ~0.13 over the session (4 um of z-drift in 3 minutes fades one copy of
+every pair), so its ROI trace correlates with its own true dF/F at median ~0.3 and with its
+twin at median 0.3-0.5, while different cells 2-4 diameters apart reach r ~0.5 at the 99th
+percentile (shared stimulus drive); and Suite2P's centroids of dense 5 px nuclei put twins a
+median 1 px (90th percentile 2.6-3 px) apart after the planes' offset, where unrelated ROIs
+of the adjacent plane are as frequent as twins.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.imaging.duplicates import find_cross_plane_duplicates, plane_offset, trace_snr
+
+SETTINGS = dict(max_distance_um=1.8, max_offset_um=12.0, min_correlation=0.2, null_percentile=90.0,
+                null_near_um=12.0, null_far_um=24.0)
+
+
+def _two_planes(rng, n_shared=30, n_own=60, frames=400, offset_px=(2.0, -1.5)):
+    """Plane 0 and plane 1 ROIs on a 128 px field: ``n_shared`` cells in both (plane 1's
+    coordinates shifted by ``offset_px``, 0.3 px centroid noise, its copy dimmer: more noise),
+    ``n_own`` cells in each plane alone. spks: sparse events, plane 1 sampled half a frame
+    later (the events last 2 frames so both planes see them)."""
+    n_cells = n_shared + 2 * n_own
+    xy = rng.uniform(10, 118, (n_cells, 2))
+    events = (rng.random((n_cells, frames)) < 0.03) * rng.uniform(0.5, 2.0, (n_cells, frames))
+    activity = events + np.roll(events, 1, axis=1)
+    plane0 = np.r_[0:n_shared, n_shared:n_shared + n_own]
+    plane1 = np.r_[0:n_shared, n_shared + n_own:n_cells]
+    cen = np.concatenate([xy[plane0], xy[plane1] + offset_px]) + 0.3 * rng.standard_normal((2 * len(plane0), 2))
+    noise = np.r_[np.full(len(plane0), 0.1), np.full(len(plane1), 0.3)]
+    spks = np.concatenate([activity[plane0], activity[plane1]]) + noise[:, None] * rng.standard_normal(
+        (2 * len(plane0), frames))
+    plane = np.r_[np.zeros(len(plane0), int), np.ones(len(plane1), int)]
+    times = np.stack([np.arange(frames) / 1.1, (np.arange(frames) + 0.5) / 1.1])
+    return plane, cen, spks, times, len(plane0)
+
+
+def test_planted_pairs_found_and_the_brighter_copy_kept():
+    plane, cen, spks, times, n0 = _two_planes(np.random.default_rng(0))
+    found = find_cross_plane_duplicates(plane, cen, spks, times, pixel_size_um=1.2, **SETTINGS)
+    pairs = {tuple(sorted(p)) for p in zip(found.kept.tolist(), found.dropped.tolist())}
+    assert pairs == {(i, n0 + i) for i in range(30)}
+    np.testing.assert_array_equal(np.sort(found.kept), np.arange(30))  # plane 0's copy is less noisy
+    np.testing.assert_allclose(found.plane_offset_um[0], np.array([2.0, -1.5]) * 1.2, atol=0.4)
+    assert np.all(found.distance_um <= SETTINGS["max_distance_um"])
+    assert found.correlation.min() >= found.threshold[0] >= SETTINGS["min_correlation"]
+
+
+def test_unrelated_cells_at_the_same_place_are_not_merged():
+    plane, cen, spks, times, n0 = _two_planes(np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    spks[n0:n0 + 30] = rng.permuted(spks[n0:n0 + 30], axis=1)  # same place, other activity
+    found = find_cross_plane_duplicates(plane, cen, spks, times, pixel_size_um=1.2, **SETTINGS)
+    assert found.kept.size == 0
+
+
+def test_time_alignment_of_the_planes_matters():
+    """Events one frame long, plane 1 half a frame later: aligned in time the copies correlate."""
+    rng = np.random.default_rng(3)
+    frames = 600
+    t0 = np.arange(frames) / 1.1
+    t1 = t0 + 0.5 / 1.1
+    event_t = np.sort(rng.uniform(0, t0[-1], 40))
+    kernel = lambda t: sum(np.exp(-np.clip(t - e, 0, None) / 1.5) * (t >= e) for e in event_t)  # noqa: E731
+    spks = np.stack([kernel(t0), kernel(t1)])
+    found = find_cross_plane_duplicates(np.array([0, 1]), np.array([[50.0, 50.0], [50.0, 50.0]]), spks,
+                                        np.stack([t0, t1]), pixel_size_um=1.2, **SETTINGS)
+    unaligned = np.corrcoef(spks)[0, 1]
+    assert found.correlation[0] > unaligned + 0.05
+
+
+def test_plane_offset_is_the_mode_of_displacements():
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0, 100, (200, 2))
+    b = np.concatenate([a[:80] + (3.0, -2.0) + 0.2 * rng.standard_normal((80, 2)), rng.uniform(0, 100, (150, 2))])
+    np.testing.assert_allclose(plane_offset(a, b, max_offset=10.0, bandwidth=1.0), (3.0, -2.0), atol=0.1)
+    assert np.all(plane_offset(a, b + 50.0, max_offset=1e-3, bandwidth=1e-3) == 0)
+
+
+def test_trace_snr_orders_slow_signal_above_white_noise():
+    rng = np.random.default_rng(5)
+    slow = np.convolve(rng.standard_normal(500), np.ones(10), mode="same")
+    assert trace_snr(np.stack([slow, rng.standard_normal(500)])).tolist() == pytest.approx([0.95, 0.0], abs=0.1)
+
+
+# ---------------------------------------------------------------- realistic preset, scored on truth
+
+STILL = dict(rigid_drift_sd_px=0.0, rigid_jump_rate_hz=0.0, bout_motion_px=0.0, nonrigid_sd_px=0.0,
+             bout_shake_px=0.0, bout_jump_px=0.0, bidi_phase_px=0.0, bidi_phase_drift_px=0.0)
+META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
+
+
+@pytest.mark.slow
+def test_realistic_duplicates_scored_on_truth(tmp_path):
+    """A still realistic fish (no registration needed; dense nuclei, two-plane cells, z-drift)
+    through Suite2P and the neural file with ``duplicates: merge``: ROIs matched one-to-one to
+    the truth rows of their plane within 4 px; a true pair = both rows of a two-plane cell
+    matched. Asserted: the measured floor (module docstring for why the issue's target is not)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from pipeline.imaging.config import ExtractionParams, NeuralFileConfig
+    from pipeline.imaging.extraction import extract_plane, read_suite2p_plane
+    from pipeline.imaging.neural import write_neural_file
+    from pipeline.synth.config import ZebrafishSynthParams
+    from pipeline.synth.zebrafish import generate_fish
+
+    params = ZebrafishSynthParams.from_mapping(dict(preset="realistic", n_volumes=200, static_duration_s=3.0,
+                                                    moving_duration_s=5.0, zstack_half_range_um=0.0, **STILL))
+    generate_fish(tmp_path / "raw", tmp_path / "truth.h5", params, seed=4, progress=False, **META)
+    folders = []
+    for p in range(2):
+        folders.append(tmp_path / f"plane{p}")
+        extract_plane(tmp_path / "raw" / f"plane{p}.tif", folders[-1], ExtractionParams(),
+                      frame_rate_hz=META["volume_rate_hz"], pixel_size_um=META["pixel_size_um"])
+    row = {"fish_id": "r", "frame_times": str(tmp_path / "raw" / "frame_times.csv"), **META}
+    write_neural_file(row, folders, tmp_path / "n.h5", NeuralFileConfig(duplicates="merge"))
+    with h5py.File(tmp_path / "truth.h5") as f:
+        t_plane, t_cen, same = f["neurons/plane"][()], f["neurons/centroid_px"][()], f["neurons/same_cell"][()]
+    truth_of = {}  # (plane, roi) -> truth row
+    for p, folder in enumerate(folders):
+        s = read_suite2p_plane(folder)
+        rois, rows = np.flatnonzero(s.is_cell), np.flatnonzero(t_plane == p)
+        d = np.linalg.norm(t_cen[rows][:, None] - s.centroid_px[rois][None], axis=2)
+        r, k = linear_sum_assignment(np.minimum(d, 50.0))
+        truth_of.update({(p, int(rois[j])): int(rows[i]) for i, j in zip(r, k) if d[i, j] <= 4.0})
+    matched = set(truth_of.values())
+    true_pairs = {(a, int(same[a])) for a in matched if same[a] > a and same[a] in matched}
+    with h5py.File(tmp_path / "n.h5") as f:
+        g = f["duplicates"]
+        kept = zip(g["kept_plane"][()].tolist(), g["kept_roi"][()].tolist())
+        partner = zip(g["partner_plane"][()].tolist(), g["partner_roi"][()].tolist())
+        merged = {tuple(sorted((truth_of.get(a, -1), truth_of.get(b, -2)))) for a, b in zip(kept, partner)}
+        n_rois = f["neurons/plane"].shape[0] + g["kept_plane"].shape[0]
+    correct, wrong = len(merged & true_pairs), len(merged - true_pairs)
+    left = len(true_pairs) - correct
+    print(f"ROIs {n_rois}, true pairs {len(true_pairs)}, merged {len(merged)}: correct {correct}, wrong {wrong}; "
+          f"duplicate rate {len(true_pairs) / n_rois:.3f} -> {left / (n_rois - len(merged)):.3f}")
+    assert len(true_pairs) >= 20  # two-plane cells were there to find
+    assert correct >= 0.4 * len(true_pairs)
+    assert wrong <= 0.03 * n_rois
+    assert left / (n_rois - len(merged)) <= 0.6 * len(true_pairs) / n_rois
