@@ -70,6 +70,22 @@ def test_spikes_on_every_absolute_edge():
     np.testing.assert_array_equal(counts, brute_force_counts(spike_times, spike_clusters, np.arange(6), align, edges))
 
 
+def test_dropped_spikes_in_first_and_last_bins_do_not_touch_kept_counts():
+    """Dropped spikes (row -1) at the start and end of a window, next to kept spikes of the
+    first and last neuron in the first and last bins, are not counted anywhere."""
+    relative = np.array([0.0, 0.02, 0.04])
+    spike_times = np.array([10.0, 10.0, 10.001, 10.03, 10.039, 10.039])
+    spike_rows = np.array([-1, 2, 0, 0, 2, -1])
+    counts = bin_spikes(spike_times, spike_rows, 3, np.array([10.0]), relative)
+    assert counts[0].tolist() == [[1, 0, 1], [1, 0, 1]]
+
+
+@pytest.mark.parametrize("bad_row", [-2, 3])
+def test_spike_row_outside_the_neurons_is_an_error(bad_row):
+    with pytest.raises(ValueError, match="spike rows must be -1"):
+        bin_spikes(np.array([10.0, 10.01]), np.array([0, bad_row]), 3, np.array([10.0]), np.array([0.0, 0.02]))
+
+
 @pytest.fixture(scope="module")
 def binned(synthetic_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("binned") / "ses.h5"

@@ -133,21 +133,38 @@ def bin_spikes(
 ) -> np.ndarray:
     """Spike counts (n_trials, n_bins, n_neurons) uint16.
 
-    ``spike_times`` (s, sorted; a memory map is fine: only each window's slice is read),
-    ``spike_rows`` (n_spikes,) output column of each spike or -1 to drop it,
+    ``spike_times`` (s, sorted; a memory map is fine: only the window edges are searched in
+    it), ``spike_rows`` (n_spikes,) output column of each spike or -1 to drop it (a memory
+    map or :class:`_LazyRows` is fine: only each window's slice is read),
     ``align_times`` (n_trials,) s, ``relative_edges`` (n_bins + 1,) s. A spike at time t
     falls in bin k when edge_k <= t < edge_{k+1}.
+
+    Because the times are sorted, the spikes of bin k are those at positions
+    ``pos_k <= i < pos_{k+1}`` with ``pos = searchsorted(spike_times, t0 + edges, 'left')``:
+    the bin of each spike follows from the positions of the edges (found inside the
+    window's slice, so the whole array is searched only for the window's bounds). Each
+    spike is added straight into a uint16 (n_bins, n_neurons + 1) table whose last column
+    takes the dropped spikes (row -1 of bin k is the last column of bin k - 1; of bin 0,
+    the table's last cell), so there is no per-spike mask and no int64 histogram.
     """
     n_bins = relative_edges.shape[0] - 1
     counts = np.zeros((align_times.shape[0], n_bins, n_neurons), np.uint16)
-    for trial, t0 in enumerate(tqdm(align_times, desc="binning trials", unit="trial", disable=not progress)):
-        edges = t0 + relative_edges
-        lo, hi = np.searchsorted(spike_times, [edges[0], edges[-1]], side="left")
+    window_bounds = np.searchsorted(spike_times, align_times[:, None] + relative_edges[None, [0, -1]], side="left")
+    table = np.zeros((n_bins, n_neurons + 1), np.uint16)  # one trial; column n_neurons: dropped spikes
+    bin_offsets = np.arange(n_bins) * (n_neurons + 1)  # flat index of (bin k, neuron 0) in the table
+    one = np.uint16(1)  # same dtype as the table: np.add.at takes its fast path only without casting
+    for trial in tqdm(range(align_times.shape[0]), desc="binning trials", unit="trial", disable=not progress):
+        lo, hi = window_bounds[trial]
+        positions = lo + np.searchsorted(spike_times[lo:hi], align_times[trial] + relative_edges, side="left")
         rows = np.asarray(spike_rows[lo:hi])
-        keep = rows >= 0
-        bins = np.searchsorted(edges, np.asarray(spike_times[lo:hi])[keep], side="right") - 1
-        flat = np.bincount(bins * n_neurons + rows[keep], minlength=n_bins * n_neurons)
-        counts[trial] = flat.reshape(n_bins, n_neurons)
+        if rows.size and (rows.min() < -1 or rows.max() >= n_neurons):
+            raise ValueError(f"spike rows must be -1 (dropped) or in [0, {n_neurons}); "
+                             f"got {rows.min()}..{rows.max()} in trial {trial}")
+        flat = np.repeat(bin_offsets, np.diff(positions))
+        flat += rows
+        table.fill(0)
+        np.add.at(table.reshape(-1), flat, one)
+        counts[trial] = table[:, :n_neurons]
     return counts
 
 
@@ -353,4 +370,4 @@ class _LazyRows:
         self.spike_clusters, self.cluster_to_row = spike_clusters, cluster_to_row
 
     def __getitem__(self, window: slice) -> np.ndarray:
-        return self.cluster_to_row[np.asarray(self.spike_clusters[window])]
+        return np.take(self.cluster_to_row, self.spike_clusters[window])
