@@ -52,7 +52,7 @@ def make_session(workdir: Path, n_clusters: int, n_trials: int) -> dict:
 
 
 def run_method(method: str, workdir: Path, session: dict) -> dict:
-    from pipeline.ibl.binning import BinningConfig, _LazyRows, bin_session, bin_spikes
+    from pipeline.ibl.binning import BinningConfig, bin_session, bin_spikes
     from pipeline.io.alf import OneSession
     from pipeline.synth.ibl import PROBE_COLLECTION
 
@@ -77,7 +77,7 @@ def run_method(method: str, workdir: Path, session: dict) -> dict:
         rows[clusters] = np.arange(clusters.size)
         read_seconds, read_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if method == "ours":
-            counts = bin_spikes(times, _LazyRows(spike_clusters, rows), clusters.size, align, edges)
+            counts = bin_spikes(times, spike_clusters, rows, align, edges)
         else:
             counts = np.zeros((align.size, edges.size - 1, clusters.size), np.uint16)
             neuron_edges = np.arange(clusters.size + 1) - 0.5
