@@ -363,20 +363,14 @@ class _Registrar:
     def _patches(self, x: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
         """(B, Ly, Lx) -> (B, npy, npx, ps_y, ps_x) patches of the frames shifted by the integer
         shifts ``d`` (B, 2) (patch pixel (y, x) taken from frame (y + dy, x + dx), clamped to the
-        frame: border replication), or unshifted when ``d`` is None. Gathered per frame with
-        two ``index_select`` (rows of all patch rows, then columns), far cheaper on CPU than
-        one advanced index over the 5-D patch grid."""
+        frame: border replication), or unshifted when ``d`` is None."""
+        if d is None:
+            return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
         b = x.shape[0]
-        (npy, npx), (ps_y, ps_x) = self.n_patches, self.ps
-        rows, cols = self.iy.reshape(-1), self.ix.reshape(-1)  # (npy ps,), (npx ps,)
-        if d is not None:
-            d = d.cpu().tolist()
-        out = torch.empty((b, npy, npx, ps_y, ps_x), dtype=x.dtype, device=x.device)
-        for i in range(b):
-            r, c = (rows, cols) if d is None else ((rows + d[i][0]).clamp_(0, self.ly - 1),
-                                                   (cols + d[i][1]).clamp_(0, self.lx - 1))
-            out[i] = x[i].index_select(0, r).index_select(1, c).view(npy, ps_y, npx, ps_x).transpose(1, 2)
-        return out
+        iy = (self.iy[None] + d[:, 0, None, None]).clamp(0, self.ly - 1)  # (B, npy, ps)
+        ix = (self.ix[None] + d[:, 1, None, None]).clamp(0, self.lx - 1)  # (B, npx, ps)
+        ar = torch.arange(b, device=self.device)[:, None, None, None, None]
+        return x[ar, iy[:, :, None, :, None], ix[:, None, :, None, :]]
 
     def estimate(self, x: torch.Tensor, nonrigid: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, Ly, Lx) float32 -> rigid (B, 2) float64, patch shifts (B, npy, npx, 2) or None."""
