@@ -43,7 +43,7 @@ def test_bin_spikes_equals_brute_force_on_real_spikes():
     clusters = np.unique(spike_clusters)[::7]  # a subset of neurons, others dropped
     rows = np.full(spike_clusters.max() + 1, -1)
     rows[clusters] = np.arange(clusters.size)
-    counts = bin_spikes(spike_times, rows[spike_clusters], clusters.size, align, CONFIG.relative_edges_s)
+    counts = bin_spikes(spike_times, spike_clusters, rows, align, CONFIG.relative_edges_s)
     expected = brute_force_counts(spike_times, spike_clusters, clusters, align, CONFIG.relative_edges_s)
     np.testing.assert_array_equal(counts, expected)
     # conservation: every spike of a kept neuron inside a window is counted once per window
@@ -54,7 +54,7 @@ def test_bin_spikes_equals_brute_force_on_real_spikes():
 
 def test_spike_on_a_bin_edge_goes_to_the_bin_it_opens():
     relative = np.array([0.0, 0.02, 0.04])
-    counts = bin_spikes(np.array([10.0, 10.02, 10.04]), np.zeros(3, int), 1, np.array([10.0]), relative)
+    counts = bin_spikes(np.array([10.0, 10.02, 10.04]), np.zeros(3, int), np.array([0]), np.array([10.0]), relative)
     assert counts[0, :, 0].tolist() == [1, 1]  # 10.04 is the window's end: excluded
 
 
@@ -67,8 +67,23 @@ def test_spikes_on_every_absolute_edge():
     on_edges = (align[:, None] + edges[None, :]).ravel()
     spike_times = np.sort(np.concatenate([on_edges, rng.uniform(90.0, 5010.0, 20_000)]))
     spike_clusters = rng.integers(0, 6, spike_times.size)
-    counts = bin_spikes(spike_times, spike_clusters, 6, align, edges)
+    counts = bin_spikes(spike_times, spike_clusters, np.arange(6), align, edges)
     np.testing.assert_array_equal(counts, brute_force_counts(spike_times, spike_clusters, np.arange(6), align, edges))
+
+
+def test_dropped_spikes_in_first_and_last_bins_do_not_touch_kept_counts():
+    """Spikes of a dropped cluster (row -1) at the start and end of a window, next to kept
+    spikes of the first and last neuron in the first and last bins, are not counted."""
+    relative = np.array([0.0, 0.02, 0.04])
+    spike_times = np.array([10.0, 10.0, 10.001, 10.03, 10.039, 10.039])
+    spike_clusters = np.array([3, 2, 0, 0, 2, 3])
+    counts = bin_spikes(spike_times, spike_clusters, np.array([0, -1, 2, -1]), np.array([10.0]), relative)
+    assert counts[0].tolist() == [[1, 0, 1], [1, 0, 1]]
+
+
+def test_row_below_minus_one_is_an_error():
+    with pytest.raises(ValueError, match="-1 to drop"):
+        bin_spikes(np.array([10.0, 10.01]), np.array([0, 1]), np.array([0, -2]), np.array([10.0]), np.array([0.0, 0.02]))
 
 
 @pytest.fixture(scope="module")

@@ -42,3 +42,19 @@ def test_correction_removes_the_phase(realistic_plane):
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="too small"):
         estimate_bidi_phase(np.zeros((2, 32)))
+
+
+def test_correction_equals_scipy_shift_of_the_odd_rows():
+    """The 1-D correction is ndimage.shift(odd rows, (0, -phase), order=3, mode='nearest')
+    per frame, for fractional, negative, large and zero/NaN (untouched) phases."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    frames = rng.gamma(2.0, 50.0, (6, 21, 40)).astype(np.float32)
+    phases = np.array([0.37, -0.81, 2.6, 0.0, np.nan, -3.0])
+    corrected = correct_bidi_phase(frames, phases)
+    for t, s in enumerate(phases):
+        expected = frames[t].copy()
+        if s != 0 and np.isfinite(s):
+            expected[1::2] = ndimage.shift(frames[t, 1::2], (0.0, -s), order=3, mode="nearest")
+        np.testing.assert_allclose(corrected[t], expected, rtol=1e-6, atol=1e-4)

@@ -65,29 +65,47 @@ log = logging.getLogger(__name__)
 
 def bin_spikes(
     spike_times: np.ndarray,
-    spike_rows: np.ndarray,
-    n_neurons: int,
+    spike_clusters: np.ndarray,
+    cluster_to_row: np.ndarray,
     align_times: np.ndarray,
     relative_edges: np.ndarray,
     progress: bool = False,
 ) -> np.ndarray:
-    """Spike counts (n_trials, n_bins, n_neurons) uint16.
+    """Spike counts (n_trials, n_bins, n_neurons) uint16, n_neurons = ``cluster_to_row.max() + 1``.
 
-    ``spike_times`` (s, sorted; a memory map is fine: only each window's slice is read),
-    ``spike_rows`` (n_spikes,) output column of each spike or -1 to drop it,
-    ``align_times`` (n_trials,) s, ``relative_edges`` (n_bins + 1,) s. A spike at time t
-    falls in bin k when edge_k <= t < edge_{k+1}.
+    ``spike_times`` (n_spikes,) s, sorted; ``spike_clusters`` (n_spikes,) cluster id of each
+    spike (memory maps are fine for both: only each window's slice is read);
+    ``cluster_to_row`` (n_clusters,) output column of each cluster id, -1 to drop its
+    spikes; ``align_times`` (n_trials,) s; ``relative_edges`` (n_bins + 1,) s, increasing.
+    A spike at time t falls in bin k when edge_k <= t < edge_{k+1}.
+
+    Because the times are sorted, the spikes of bin k are those at positions
+    ``pos_k <= i < pos_{k+1}`` with ``pos = searchsorted(spike_times, t0 + edges, 'left')``:
+    the bin of each spike follows from the positions of the edges (found inside the
+    window's slice, so the whole array is searched only for the window's bounds). Each
+    spike is added straight into a uint16 (n_bins, n_neurons + 1) table whose last column
+    takes the dropped spikes (row -1 of bin k is the last column of bin k - 1; of bin 0,
+    the table's last cell), so there is no per-spike mask and no int64 histogram; the
+    per-spike rows are looked up per window, never materialised for the session.
     """
+    if cluster_to_row.size and cluster_to_row.min() < -1:
+        raise ValueError(f"cluster_to_row holds {cluster_to_row.min()}: rows are >= 0, or -1 to drop a cluster")
+    n_neurons = int(cluster_to_row.max()) + 1 if cluster_to_row.size else 0
+    spike_times, spike_clusters = np.asarray(spike_times), np.asarray(spike_clusters)  # plain views of memory maps
     n_bins = relative_edges.shape[0] - 1
     counts = np.zeros((align_times.shape[0], n_bins, n_neurons), np.uint16)
-    for trial, t0 in enumerate(tqdm(align_times, desc="binning trials", unit="trial", disable=not progress)):
-        edges = t0 + relative_edges
-        lo, hi = np.searchsorted(spike_times, [edges[0], edges[-1]], side="left")
-        rows = np.asarray(spike_rows[lo:hi])
-        keep = rows >= 0
-        bins = np.searchsorted(edges, np.asarray(spike_times[lo:hi])[keep], side="right") - 1
-        flat = np.bincount(bins * n_neurons + rows[keep], minlength=n_bins * n_neurons)
-        counts[trial] = flat.reshape(n_bins, n_neurons)
+    window_bounds = np.searchsorted(spike_times, align_times[:, None] + relative_edges[None, [0, -1]], side="left")
+    table = np.zeros((n_bins, n_neurons + 1), np.uint16)  # one trial; column n_neurons: dropped spikes
+    bin_offsets = np.arange(n_bins) * (n_neurons + 1)  # flat index of (bin k, neuron 0) in the table
+    one = np.uint16(1)  # same dtype as the table: np.add.at takes its fast path only without casting
+    for trial in tqdm(range(align_times.shape[0]), desc="binning trials", unit="trial", disable=not progress):
+        lo, hi = window_bounds[trial]
+        positions = lo + np.searchsorted(spike_times[lo:hi], align_times[trial] + relative_edges, side="left")
+        flat = np.repeat(bin_offsets, np.diff(positions))
+        flat += np.take(cluster_to_row, spike_clusters[lo:hi])
+        table.fill(0)
+        np.add.at(table.reshape(-1), flat, one)
+        counts[trial] = table[:, :n_neurons]
     return counts
 
 
@@ -159,8 +177,8 @@ def _select_neurons(session: AlfSession, config: BinningConfig, align_kept: np.n
         kept = candidates[keep]
         to_row = np.full(probe.n_clusters, -1, np.int64)
         to_row[kept] = np.arange(kept.size)
-        counts = bin_spikes(probe.spike_times, _LazyRows(probe.spike_clusters, to_row), kept.size,
-                            align_kept, config.relative_edges_s, progress)
+        counts = bin_spikes(probe.spike_times, probe.spike_clusters, to_row, align_kept, config.relative_edges_s,
+                            progress)
         filter_counts[probe.collection] = {"n_clusters_in_collection": probe.n_clusters,
                                            "n_clusters_passing_qc": int(candidates.size),
                                            "n_clusters_kept": int(kept.size)}
@@ -284,13 +302,3 @@ def bin_session(
             for name, positions in splits.items():
                 write_dataset(f, f"splits/{name}", positions, "index", f"{name} trials: positions along the trial axis")
 
-
-class _LazyRows:
-    """``cluster_to_row[spike_clusters[i:j]]`` evaluated per slice, so the per-spike row
-    array of a long session is never materialised."""
-
-    def __init__(self, spike_clusters: np.ndarray, cluster_to_row: np.ndarray):
-        self.spike_clusters, self.cluster_to_row = spike_clusters, cluster_to_row
-
-    def __getitem__(self, window: slice) -> np.ndarray:
-        return self.cluster_to_row[np.asarray(self.spike_clusters[window])]

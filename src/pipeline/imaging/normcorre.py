@@ -215,12 +215,13 @@ class _Correlator:
 
     def cross_power(self, x: torch.Tensor) -> torch.Tensor:
         """(..., N, M) images -> whitened, filtered cross-power (B, N, Mh) complex64."""
-        x = (x - x.mean(dim=(-2, -1), keepdim=True)) * self.win
+        x = x - x.mean(dim=(-2, -1), keepdim=True)
+        x *= self.win
         f = torch.fft.rfft2(x)
         a = f.abs()
         a += 1e-6 * a.amax(dim=(-2, -1), keepdim=True) + 1e-30
         r = f * self.cref
-        r /= a
+        torch.view_as_real(r).div_(a.unsqueeze(-1))  # real / real per component: no complex division
         return r.reshape(-1, self.n, self.mh)
 
     def shifts(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,16 +327,14 @@ class _Registrar:
     def apply(self, x: torch.Tensor, rigid: torch.Tensor, patch: torch.Tensor | None) -> torch.Tensor:
         """Resample x (B, Ly, Lx) so that registered(y, x) = frame(y + dy, x + dx)."""
         b = x.shape[0]
-        if patch is None:
-            dy = rigid[:, 0].to(torch.float32)[:, None, None].expand(b, self.ly, self.lx)
-            dx = rigid[:, 1].to(torch.float32)[:, None, None].expand(b, self.ly, self.lx)
-        else:
-            pf = patch.to(torch.float32)
-            dy = self.wy @ pf[..., 0] @ self.wx.T  # (B, Ly, Lx)
-            dx = self.wy @ pf[..., 1] @ self.wx.T
-        sy = (self.gy[None] + dy) * (2.0 / max(self.ly - 1, 1)) - 1.0
-        sx = (self.gx[None] + dx) * (2.0 / max(self.lx - 1, 1)) - 1.0
-        grid = torch.stack([sx, sy], dim=-1)
+        grid = torch.empty((b, self.ly, self.lx, 2), dtype=torch.float32, device=x.device)  # (x, y) normalised
+        for axis, (g, scale) in enumerate([(self.gx, 2.0 / max(self.lx - 1, 1)), (self.gy, 2.0 / max(self.ly - 1, 1))]):
+            shift_axis = 1 - axis  # shifts are (dy, dx)
+            if patch is None:
+                field = rigid[:, shift_axis].to(torch.float32)[:, None, None]
+            else:
+                field = self.wy @ patch[..., shift_axis].to(torch.float32) @ self.wx.T  # (B, Ly, Lx)
+            torch.mul(g[None] + field, scale, out=grid[..., axis]).sub_(1.0)
         out = F.grid_sample(x[:, None], grid, mode=self.p.interpolation, padding_mode="border", align_corners=True)
         return out[:, 0]
 

@@ -94,15 +94,30 @@ class OneSession:
 
     def _resolve_datasets(self):
         """The session's datasets at the revision ONE resolves: a table with columns
-        ``collection``, ``object``, ``rel_path`` (relative to the session folder)."""
+        ``collection``, ``object``, ``rel_path`` (relative to the session folder).
+
+        Same result as ``filter_datasets(listed, assert_unique=False, wildcards=True)``
+        (what ``load_object`` applies), in two steps of ONE's own functions: its path and QC
+        match (``revision_last_before=False`` stops there), then its
+        ``filter_revision_last_before`` on the datasets listed at more than one revision only.
+        A dataset listed once is returned as is by that rule whatever its default-revision
+        flag, and the rule's per-dataset pandas ``groupby.apply`` was most of the read's
+        time (25 datasets: ~30 of ~100 ms CPU).
+        """
         import pandas as pd
         from one.alf.path import rel_path_parts
-        from one.util import filter_datasets
+        from one.util import filter_datasets, filter_revision_last_before
 
         listed = self.one.list_datasets(self.eid, details=True, keep_eid_index=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            resolved = filter_datasets(listed, assert_unique=False, wildcards=True) if len(listed) else listed
+            matched = filter_datasets(listed, assert_unique=False, wildcards=True, revision_last_before=False)
+            dataset = matched["rel_path"].str.replace("#.*#/", "", regex=True)  # ONE's grouping key
+            revised = dataset.duplicated(keep=False).to_numpy()
+            resolved = matched[~revised]
+            if revised.any():
+                resolved = pd.concat([resolved, filter_revision_last_before(matched[revised].copy(), None,
+                                                                            assert_unique=False)])
         for warning in caught:
             log.debug("ONE-api: %s", warning.message)
         parts = [rel_path_parts(p, as_dict=True, assert_valid=False) for p in resolved["rel_path"]]
