@@ -104,6 +104,7 @@ META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_realistic_duplicates_scored_on_truth(tmp_path):
     """A still realistic fish (no registration needed; dense nuclei, two-plane cells, z-drift)
     through Suite2P and the neural file with ``duplicates: merge``: ROIs matched one-to-one to

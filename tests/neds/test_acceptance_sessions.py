@@ -46,7 +46,7 @@ from pipeline.neds.config import (
 from pipeline.synth.config import IblSynthParams
 from pipeline.synth.ibl import SESSION_PATH, generate_session
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]  # ~30 min on 2 busy cores: opt-in (README "Testing")
 
 SHARED_SEED = 5
 SESSIONS = {f"ses{i}": 100 + i for i in range(6)}  # session id -> session seed

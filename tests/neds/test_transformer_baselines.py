@@ -27,7 +27,7 @@ from pipeline.neds.poyo import evaluate_poyo, finetune_poyo, pretrain_poyo, trai
 from pipeline.synth.config import IblSynthParams
 from pipeline.synth.ibl import SESSION_PATH, generate_session
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]  # ~15 min on 2 busy cores: opt-in (README "Testing")
 log = logging.getLogger(__name__)
 
 NDT2 = Ndt2MultiSessionParams(patch_size=32, embed_dim=32, n_heads=2, n_layers=1, decoder_layers=1, mlp_dim=64,
