@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from cluster import planned_jobs, planned_wildcards, snakemake
+from cluster import REPO, planned_jobs, planned_wildcards, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,10 @@ def test_sigterm_killed_training_resumes_from_its_checkpoint_with_the_same_metri
     # Start the same job, and SIGTERM its training process once a checkpoint exists.
     checkpoint = preempted / "results/nlp4neuro/checkpoints" / RUN / "last.pt"
     metrics = preempted / "results/nlp4neuro" / RUN / "metrics.json"
+    # the same profile as the reference and the resumed run: its threads per job decide the
+    # float reductions, so a different thread count would change the metrics' last bits
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(preempted),
-               "--cores", "2", target]
+               "--profile", str(REPO / "profiles" / "local"), "--cores", "2", target]
     process = subprocess.Popen(command, cwd=preempted, text=True, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"})
     try:
