@@ -36,6 +36,10 @@ WARNING_LEAD_S = 15  # instead of the profile's 300 s
 CALIBRATION_EPOCHS = 10
 MIN_EPOCHS = 20
 TRAINING_S = 100  # training time to aim at when training alone (next to the reference run: ~2x)
+# The local runs (calibration, reference) train with the threads the SLURM job gets (the rule's
+# `threads: 2`; profiles/local gives training jobs 1): the thread count decides both the epoch
+# time the calibration measures and the float reductions the metrics are compared on.
+SAME_THREADS_AS_SLURM = ("--set-threads", "train_decoder=2")
 
 
 def set_lstm(workdir, **settings) -> None:
@@ -54,7 +58,7 @@ def prepared(tmp_path_factory) -> tuple:
     and not within the retry's time limit on another)."""
     workdir = new_workdir(tmp_path_factory.mktemp("time_limit") / "work")
     set_lstm(workdir, runtime_min=TIME_LIMIT_MIN, training={"epochs": CALIBRATION_EPOCHS})
-    calibration = snakemake(workdir, "--cores", "2", TARGET)
+    calibration = snakemake(workdir, "--cores", "2", *SAME_THREADS_AS_SLURM, TARGET)
     assert calibration.returncode == 0, calibration.stdout[-3000:]
     history = json.loads((workdir / TARGET).read_text())["history"]
     epoch_s = sorted(epoch["seconds"] for epoch in history)[len(history) // 2]
@@ -84,7 +88,7 @@ def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes
     # retries: a third attempt in case the second, slowed by a loaded machine, is warned too
     on_slurm = start_snakemake(limited, "--retries", "2", *FAST_POLLING, TARGET, profile=str(profile),
                                timeout=1200)
-    uninterrupted = snakemake(reference, "--cores", "2", TARGET)  # meanwhile, locally
+    uninterrupted = snakemake(reference, "--cores", "2", *SAME_THREADS_AS_SLURM, TARGET)  # meanwhile, locally
     result = finish(on_slurm)
     print(f"\n{epochs} epochs; wall time: slurm with retries {time.monotonic() - start:.0f} s")
     assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:]
