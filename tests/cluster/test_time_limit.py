@@ -39,7 +39,7 @@ TRAINING_S = 100  # training time to aim at when training alone (next to the ref
 # The local runs (calibration, reference) train with the threads the SLURM job gets (the rule's
 # `threads: 2`; profiles/local gives training jobs 1): the thread count decides both the epoch
 # time the calibration measures and the float reductions the metrics are compared on.
-SAME_THREADS_AS_SLURM = ("--set-threads", "train_decoder=2")
+SAME_THREADS_AS_SLURM = ("--set-threads=train_decoder=2",)  # "=": the option takes several values
 
 
 def set_lstm(workdir, **settings) -> None:
