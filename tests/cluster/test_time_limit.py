@@ -85,9 +85,10 @@ def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes
     profile = short_warning_profile(tmp_path / "profile")
 
     start = time.monotonic()
-    # retries: a third attempt in case the second, slowed by a loaded machine, is warned too
-    on_slurm = start_snakemake(limited, "--retries", "2", *FAST_POLLING, TARGET, profile=str(profile),
-                               timeout=1200)
+    # retries: further attempts (each with a longer limit) in case the second, slowed by a
+    # loaded machine, is warned too (seen with another test run sharing the 2 cores)
+    on_slurm = start_snakemake(limited, "--retries", "3", *FAST_POLLING, TARGET, profile=str(profile),
+                               timeout=1800)
     uninterrupted = snakemake(reference, "--cores", "2", *SAME_THREADS_AS_SLURM, TARGET)  # meanwhile, locally
     result = finish(on_slurm)
     print(f"\n{epochs} epochs; wall time: slurm with retries {time.monotonic() - start:.0f} s")
