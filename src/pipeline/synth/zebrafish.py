@@ -974,6 +974,27 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     log.info("zebrafish synth: wrote logs and %s", truth_path)
 
 
+def _plane_neurons(f: h5py.File, truth_path, plane: int):
+    """(Ly, Lx, rows, footprints, f0, z_offset) of one plane's neurons in an open truth file:
+    their rows (a slice), sparse footprints (Ly * Lx, neurons), brightness f0 (photons) and axial
+    offset from the focal plane (um). Neurons are stored ordered by plane, so the plane's
+    rows are one contiguous slice read from disk."""
+    n_planes, Ly, Lx = int(f.attrs["n_planes"]), int(f.attrs["frame_height_px"]), int(f.attrs["frame_width_px"])
+    if not 0 <= plane < n_planes:
+        raise ValueError(f"{truth_path}: plane {plane} out of range (the fish has {n_planes} planes)")
+    ids = np.flatnonzero(f["neurons/plane"][()] == plane)  # contiguous: neurons are ordered by plane
+    indptr = f["neurons/footprint_indptr"][()]
+    first, last = (ids[0], ids[-1] + 1) if ids.size else (0, 0)
+    lo, hi = indptr[first], indptr[last]
+    columns = np.repeat(np.arange(ids.size), np.diff(indptr[first:last + 1]))
+    footprints = sparse.csr_matrix(
+        (f["neurons/footprint_weight"][lo:hi], (f["neurons/footprint_pixel_index"][lo:hi], columns)),
+        shape=(Ly * Lx, ids.size),
+    )
+    rows = slice(first, last)
+    return Ly, Lx, rows, footprints, f["neurons/f0_photons"][rows], f["neurons/z_offset_um"][rows]
+
+
 def render_plane(truth_path, plane: int, stack_path, *, progress: bool = True) -> None:
     """Write the raw two-photon stack of one plane (uint16 multipage TIFF, one page per
     volume) from a simulation written by :func:`simulate_fish`.
@@ -984,21 +1005,8 @@ def render_plane(truth_path, plane: int, stack_path, *, progress: bool = True) -
     with h5py.File(truth_path, "r") as f:
         p = ZebrafishSynthParams.from_mapping(json.loads(f.attrs["params_json"]))
         seed = int(f.attrs["seed"])
-        n_planes, Ly, Lx = int(f.attrs["n_planes"]), int(f.attrs["frame_height_px"]), int(f.attrs["frame_width_px"])
-        if not 0 <= plane < n_planes:
-            raise ValueError(f"{truth_path}: plane {plane} out of range (the fish has {n_planes} planes)")
-        ids = np.flatnonzero(f["neurons/plane"][()] == plane)  # contiguous: neurons are ordered by plane
-        indptr = f["neurons/footprint_indptr"][()]
-        first, last = (ids[0], ids[-1] + 1) if ids.size else (0, 0)
-        lo, hi = indptr[first], indptr[last]
-        columns = np.repeat(np.arange(ids.size), np.diff(indptr[first:last + 1]))
-        footprints = sparse.csr_matrix(
-            (f["neurons/footprint_weight"][lo:hi], (f["neurons/footprint_pixel_index"][lo:hi], columns)),
-            shape=(Ly * Lx, ids.size),
-        )
-        f0 = f["neurons/f0_photons"][()][ids]
-        z_offset = f["neurons/z_offset_um"][first:last]
-        dff = f["calcium/dff"][first:last]
+        Ly, Lx, rows, footprints, f0, z_offset = _plane_neurons(f, truth_path, plane)
+        dff = f["calcium/dff"][rows]
         rigid = f["motion/rigid_shift_px"][plane]
         line_shift = f["motion/line_shift_px"][plane]
         bidi = f["motion/bidi_phase_px"][plane]
@@ -1047,21 +1055,9 @@ def render_zstack(truth_path, plane: int, stack_path) -> None:
     plane's nominal depth; the true drift of the movie is ``/motion/z_drift_um``."""
     with h5py.File(truth_path, "r") as f:
         p = ZebrafishSynthParams.from_mapping(json.loads(f.attrs["params_json"]))
-        n_planes, Ly, Lx = int(f.attrs["n_planes"]), int(f.attrs["frame_height_px"]), int(f.attrs["frame_width_px"])
-        if not 0 <= plane < n_planes:
-            raise ValueError(f"{truth_path}: plane {plane} out of range (the fish has {n_planes} planes)")
         if p.zstack_half_range_um <= 0:
             raise ValueError(f"{truth_path}: simulated without a reference z-stack (zstack_half_range_um 0)")
-        ids = np.flatnonzero(f["neurons/plane"][()] == plane)
-        indptr = f["neurons/footprint_indptr"][()]
-        first, last = (ids[0], ids[-1] + 1) if ids.size else (0, 0)
-        lo, hi = indptr[first], indptr[last]
-        columns = np.repeat(np.arange(ids.size), np.diff(indptr[first:last + 1]))
-        footprints = sparse.csr_matrix(
-            (f["neurons/footprint_weight"][lo:hi], (f["neurons/footprint_pixel_index"][lo:hi], columns)),
-            shape=(Ly * Lx, ids.size))
-        f0 = f["neurons/f0_photons"][()][ids]
-        z_offset = f["neurons/z_offset_um"][first:last]
+        Ly, Lx, _, footprints, f0, z_offset = _plane_neurons(f, truth_path, plane)
         scene = f["images/background"][plane].astype(float) + f["images/neuropil"][plane].astype(float)
     info = np.iinfo(p.stack_dtype)
     pages = [np.clip(np.rint(p.adu_offset + p.adu_per_photon * (scene + (footprints @ (
