@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.imaging.config import ExtractionParams, NeuralFileConfig
+from pipeline.imaging.duplicates import CrossPlaneDuplicates
 from pipeline.imaging.extraction import extract_plane
 from pipeline.imaging.neural import write_neural_file
 from pipeline.io.errors import InputDataError
@@ -90,8 +91,7 @@ def test_duplicates_recorded_or_merged(fish, tmp_path):
     files = {}
     for mode in ("record", "merge", "off"):
         # a loose setting so that this sparse two-plane fish has pairs to record
-        config = NeuralFileConfig(duplicates=mode, duplicate_max_distance_um=10.0, duplicate_min_correlation=-1.0,
-                                  duplicate_null_percentile=0.0)
+        config = NeuralFileConfig(duplicates=mode, duplicate_max_distance_um=10.0, duplicate_min_posterior=0.0)
         write_neural_file(row, folders, tmp_path / f"{mode}.h5", config)
         files[mode] = h5py.File(tmp_path / f"{mode}.h5")
     try:
@@ -108,6 +108,8 @@ def test_duplicates_recorded_or_merged(fish, tmp_path):
         assert not rows & partners and kept <= rows
         assert np.all(rec["duplicates/distance_um"][()] <= 10.0)
         assert np.all(np.abs(rec["duplicates/kept_plane"][()] - rec["duplicates/partner_plane"][()]) == 1)
+        assert rec["duplicates/posterior"].shape == (n_pairs,) and rec["duplicates/model"].shape == (1, 5)
+        assert list(rec["duplicates/model"].attrs["columns"]) == list(CrossPlaneDuplicates.MODEL_COLUMNS)
     finally:
         for f in files.values():
             f.close()

@@ -206,10 +206,13 @@ class NeuralFileConfig(Params):
     # cross-plane duplicates (pipeline.imaging.duplicates); defaults measured on the realistic synthetic preset
     duplicates: str = "record"  # "off", "record" (pairs written to /duplicates, every ROI kept) or "merge" (also drop
     # the worse ROI of each pair from /neurons)
-    duplicate_max_distance_um: float = 1.8  # largest xy distance of two copies after the planes' offset (um)
+    duplicate_max_distance_um: float = 4.0  # candidate copies: xy distance after the planes' offset below this (um;
+    # 2/3 of a 6 um nucleus: wider than the copies' centroid error, which the mixture fits)
     duplicate_max_offset_um: float = 12.0  # largest registration offset between adjacent planes searched (um)
-    duplicate_min_correlation: float = 0.2  # floor of the copies' spks correlation (1)
-    duplicate_null_percentile: float = 90.0  # copies also correlate above this percentile of the null pairs (%)
+    duplicate_highpass_s: float = 10.0  # sd of the Gaussian low-pass subtracted from dF/F before correlating (s): far
+    # above the indicator decay (1.5 s), below z-drift and bleaching (minutes)
+    duplicate_min_posterior: float = 0.5  # a candidate is a duplicate when the mixture's probability that it is one
+    # cell reaches this (1; 0.5 = Bayes decision at equal costs)
     duplicate_null_near_um: float = 12.0  # null pairs (certainly different cells) lie at least this far apart (um)
     duplicate_null_far_um: float = 24.0  # and at most this far (um)
 
@@ -225,9 +228,9 @@ class NeuralFileConfig(Params):
             raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {self.duplicates!r}")
         if not (0 < self.duplicate_max_distance_um <= self.duplicate_max_offset_um
                 and 0 < self.duplicate_null_near_um < self.duplicate_null_far_um
-                and -1 <= self.duplicate_min_correlation <= 1 and 0 <= self.duplicate_null_percentile <= 100):
+                and self.duplicate_highpass_s >= 0 and 0 <= self.duplicate_min_posterior <= 1):
             raise ValueError("need 0 < duplicate_max_distance_um <= duplicate_max_offset_um, "
-                             "0 < duplicate_null_near_um < duplicate_null_far_um, -1 <= duplicate_min_correlation <= 1 "
-                             "and 0 <= duplicate_null_percentile <= 100")
+                             "0 < duplicate_null_near_um < duplicate_null_far_um, duplicate_highpass_s >= 0 "
+                             "and 0 <= duplicate_min_posterior <= 1")
         if self.neucoeff_source not in NEUCOEFF_SOURCES:
             raise ValueError(f"neucoeff_source must be one of {NEUCOEFF_SOURCES}, got {self.neucoeff_source!r}")

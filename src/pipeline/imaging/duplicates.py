@@ -4,27 +4,39 @@ With nuclear labelling and a plane spacing close to a nucleus's axial extent, a 
 between two focal planes is detected in both (NLP4Neuro, Methods: planes ~7 um apart with
 ~6 um H2B-GCaMP nuclei and a several-um axial PSF). Counting it twice gives the decoders two
 copies of one neuron. Evidence that ROI ``i`` of plane ``p`` and ROI ``j`` of plane ``p + 1``
-are one cell:
+are one cell, weighed per pair of planes by a two-class mixture whose *unrelated* class is
+measured on the data rather than assumed:
 
 * **position**: the same xy. Each plane is registered to its own template, so the two
   planes' ROI coordinates differ by a constant offset (the templates' positions); it is
   estimated per pair of planes as the mode of the displacements between ROIs of the two
   planes within ``max_offset_um`` (copies of one cell all share it, unrelated cells spread
-  uniformly), refined as the median of the displacements near the mode. After removing it the centroid distance must be <= ``max_distance_um``.
-* **activity**: the same calcium events. Planes are acquired at different times within a
-  volume, so the lower plane's trace is linearly interpolated to the upper plane's frame
-  times; traces are Suite2P's deconvolved activity (``spks``: free of the slow baseline
-  changes that z-drift and bleaching put into F; a Gaussian low-pass of 1 frame lowered the
-  copies' correlation on the realistic synthetic preset). Similarity is the Pearson r of these traces; it must reach
-  ``min_correlation`` and also the ``null_percentile`` percentile of r over *null pairs*:
-  ROIs of the same two planes ``null_near_um`` to ``null_far_um`` apart (2-4 nuclear diameters), which
-  are certainly different cells but share neuropil, stimulus drive and noise structure.
+  uniformly), refined as the median of the displacements near the mode. After removing it,
+  every pair of ROIs closer than ``max_distance_um`` is a *candidate*. Unrelated cells of the
+  two planes lie independently of each other, so their distance density is that of a uniform
+  point process, ``2 pi d rho``, with the pair density ``rho`` (pairs per um^2) counted on
+  *null pairs* ``null_near_um`` to ``null_far_um`` apart (2-4 nuclear diameters: certainly
+  different cells). This fixes the expected number of unrelated candidates, ``rho pi R^2``;
+  the rest are copies, whose distance (centroid error of two ROIs) is Rayleigh with a scale
+  fitted to the data.
+* **activity**: the same calcium events. Traces are the neuropil-corrected fluorescence
+  ``F - r Fneu``, high-passed by subtracting a Gaussian low-pass of sd ``highpass_s`` (z-drift
+  and bleaching fade one copy while the other brightens: opposite slow trends that are not
+  activity; on the realistic preset this separated copies from null pairs better than Suite2P's
+  ``spks`` or the high-passed dF/F, whose running baseline divides the fading copy's noise up), and the lower
+  plane's trace is linearly interpolated to the upper plane's frame times (planes are
+  acquired at different times within a volume). Similarity is the Pearson r. Its density for
+  unrelated pairs is the histogram of the null pairs' r (they share neuropil, stimulus drive
+  and noise structure with unrelated neighbours); for copies it is a normal fitted to the data.
 
-Pairs are accepted greedily from the highest correlation, each ROI in at most one pair (so a
-nucleus seen in three thin planes keeps one ROI per two planes). Of a pair the ROI with the
-higher SNR of its trace (``1 - var(diff(x)) / (2 var(x))``, as Suite2P's ``snr``:
-near 1 for slow calcium signal, near 0 for white noise) is kept: the plane closer to the
-nucleus's centre sees it brighter and less noisy.
+The copy-class parameters (Rayleigh scale, normal mean and sd) are fitted by EM on the
+candidates with the unrelated class held at its measured share and densities; a candidate is
+a duplicate when its posterior probability of being a copy is >= ``min_posterior`` (0.5: the
+Bayes decision at equal costs). Pairs are accepted greedily from the highest posterior, each
+ROI in at most one pair (so a nucleus seen in three thin planes keeps one ROI per two planes).
+Of a pair the ROI with the higher SNR of its high-passed trace (``1 - var(diff(x)) / (2
+var(x))``, as Suite2P's ``snr``: near 1 for slow calcium signal, near 0 for white noise) is
+kept: the plane closer to the nucleus's centre sees it brighter and less noisy.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.spatial import cKDTree
 
 
@@ -42,9 +55,13 @@ class CrossPlaneDuplicates:
     kept: np.ndarray  # (pairs,) row kept
     dropped: np.ndarray  # (pairs,) row dropped
     distance_um: np.ndarray  # (pairs,) xy centroid distance after the plane offset (um)
-    correlation: np.ndarray  # (pairs,) Pearson r of the two smoothed, time-aligned traces
+    correlation: np.ndarray  # (pairs,) Pearson r of the two high-passed, time-aligned traces
+    posterior: np.ndarray  # (pairs,) probability that the pair is one cell under the fitted mixture
     plane_offset_um: np.ndarray  # (planes - 1, 2) (dy, dx) of plane p+1's coordinates relative to plane p (um)
-    threshold: np.ndarray  # (planes - 1,) correlation a pair of planes p, p+1 needed (1)
+    model: np.ndarray  # (planes - 1, 5) per pair of planes: candidates, expected unrelated candidates,
+    # copies' centroid-distance Rayleigh scale (um), copies' r mean and sd (NaN where not fitted)
+
+    MODEL_COLUMNS = ("candidates", "expected_unrelated", "copy_distance_scale_um", "copy_r_mean", "copy_r_sd")
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -78,54 +95,118 @@ def plane_offset(xy_a: np.ndarray, xy_b: np.ndarray, *, max_offset: float, bandw
     return mode
 
 
-def find_cross_plane_duplicates(plane: np.ndarray, centroid_px: np.ndarray, spks: np.ndarray,
+def highpass(traces: np.ndarray, sd_frames: float) -> np.ndarray:
+    """``traces`` (rois, frames) minus their Gaussian low-pass of sd ``sd_frames`` (reflected edges)."""
+    x = np.asarray(traces, dtype=np.float64)
+    return x - gaussian_filter1d(x, sd_frames, axis=-1, mode="reflect") if sd_frames > 0 else x
+
+
+R_BINS = np.linspace(-1.0, 1.0, 101)  # histogram of the null pairs' r (bin 0.02)
+
+
+def _null_density(r_null: np.ndarray):
+    """Density of r for unrelated pairs: histogram of the null pairs' r smoothed by 2 bins, with
+    a floor of half a pair spread over [-1, 1] (no density of exactly 0 above the largest null r)."""
+    h, _ = np.histogram(np.clip(r_null, -1, 1), bins=R_BINS)
+    h = gaussian_filter1d(h.astype(float), 2.0, mode="constant") + 0.5 / h.size
+    h /= h.sum() * np.diff(R_BINS)
+    centres = 0.5 * (R_BINS[1:] + R_BINS[:-1])
+    return lambda r: np.interp(r, centres, h)
+
+
+def copy_posterior(d: np.ndarray, r: np.ndarray, r_null: np.ndarray, expected_unrelated: float,
+                   radius: float, iterations: int = 200) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Posterior probability that each candidate (distance ``d`` <= ``radius``, correlation ``r``)
+    is a copy: unrelated pairs have distance density ``2 d / radius^2`` and the density of
+    ``r_null``, with ``expected_unrelated`` of them among the candidates; copies a Rayleigh
+    distance (scale s) and a normal r (mean m, sd v), fitted by EM. Copies are cells whose
+    activity is shared, so m is held at least 2 sd above the null's mean, and a candidate whose
+    r is likelier under the null than under the copies gets posterior 0 (its position alone
+    cannot make it a copy). Returns posteriors, (s, m, v)."""
+    n = d.size
+    if n == 0:
+        return np.zeros(0), (np.nan, np.nan, np.nan)
+    share0 = min(max(expected_unrelated / n, 1e-3), 1.0 - 1e-3)
+    g0 = _null_density(r_null)(r)
+    f0 = 2.0 * np.maximum(d, 1e-9) / radius**2 * g0
+    min_mean = float(np.mean(r_null) + 2.0 * np.std(r_null))  # copies share activity: above the null's bulk
+    scale, mean, sd = radius / 4.0, float(np.percentile(r, 90)), max(float(np.std(r)), 0.05)
+    post = np.full(n, 0.5)
+    for _ in range(iterations):
+        rayleigh = d / scale**2 * np.exp(-0.5 * (d / scale) ** 2) / (1.0 - np.exp(-0.5 * (radius / scale) ** 2))
+        normal = np.exp(-0.5 * ((r - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        f1 = (1.0 - share0) * rayleigh * normal
+        new = f1 / (f1 + share0 * f0)
+        w = new.sum()
+        if w < 1e-6:
+            return np.zeros(n), (np.nan, np.nan, np.nan)
+        scale = max(float(np.sqrt(0.5 * np.sum(new * d**2) / w)), 1e-3 * radius)
+        mean = max(float(np.sum(new * r) / w), min_mean)
+        sd = max(float(np.sqrt(np.sum(new * (r - mean) ** 2) / w)), 0.02)
+        if np.max(np.abs(new - post)) < 1e-6:
+            post = new
+            break
+        post = new
+    normal = np.exp(-0.5 * ((r - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    post = np.where(normal > g0, post, 0.0)  # the activity alone must favour a copy: position cannot merge
+    return post, (scale, mean, sd)
+
+
+def find_cross_plane_duplicates(plane: np.ndarray, centroid_px: np.ndarray, traces: np.ndarray,
                                 frame_times_s: np.ndarray, *, pixel_size_um: float, max_distance_um: float,
-                                max_offset_um: float, min_correlation: float, null_percentile: float,
+                                max_offset_um: float, highpass_s: float, min_posterior: float,
                                 null_near_um: float, null_far_um: float) -> CrossPlaneDuplicates:
     """Duplicate pairs among ROIs with ``plane`` (n,), ``centroid_px`` (n, 2) (y, x) px and
-    deconvolved activity ``spks`` (n, frames, finite); ``frame_times_s`` (planes, frames) s.
-    Distances in um; module docstring for the rest."""
+    fluorescence ``traces`` (n, frames, finite; neuropil-corrected F in the neural file); ``frame_times_s`` (planes, frames) s. Distances in um;
+    module docstring for the rest."""
     plane = np.asarray(plane, dtype=np.int64)
     n_planes = int(frame_times_s.shape[0])
     xy_um = np.asarray(centroid_px, dtype=np.float64) * float(pixel_size_um)
-    x = np.asarray(spks, dtype=np.float64)
+    period = float(np.median(np.diff(frame_times_s, axis=1))) if frame_times_s.shape[1] > 1 else 1.0
+    x = highpass(traces, highpass_s / period)
     z = _standardised(x)
     snr = trace_snr(x)
     offsets = np.zeros((max(n_planes - 1, 0), 2))
-    thresholds = np.full(max(n_planes - 1, 0), np.nan)
-    cand_a, cand_b, corr, dist = [], [], [], []
+    model = np.full((max(n_planes - 1, 0), 5), np.nan)
+    cand_a, cand_b, corr, dist, prob = [], [], [], [], []
     for p in range(n_planes - 1):
         a, b = np.flatnonzero(plane == p), np.flatnonzero(plane == p + 1)
         if a.size == 0 or b.size == 0:
             continue
-        offsets[p] = plane_offset(xy_um[a], xy_um[b], max_offset=max_offset_um,
-                                  bandwidth=max_distance_um)
+        offsets[p] = plane_offset(xy_um[a], xy_um[b], max_offset=max_offset_um, bandwidth=max_distance_um / 2)
         xb = xy_um[b] - offsets[p]
         za = _standardised(np.stack([np.interp(frame_times_s[p + 1], frame_times_s[p], x[i]) for i in a]))
-
         lists = cKDTree(xy_um[a]).query_ball_tree(cKDTree(xb), r=max(null_far_um, max_distance_um))
         ia = np.repeat(np.arange(a.size), [len(js) for js in lists])
         ib = np.concatenate([np.asarray(js, np.int64) for js in lists]) if ia.size else ia
         d = np.linalg.norm(xy_um[a][ia] - xb[ib], axis=1)
         r = np.einsum("ij,ij->i", za[ia], z[b][ib])
         null = (d >= null_near_um) & (d <= null_far_um)
-        thresholds[p] = max(min_correlation,
-                            float(np.percentile(r[null], null_percentile)) if null.any() else -1.0)
-        sel = (d <= max_distance_um) & (r >= thresholds[p])
-        cand_a.append(a[ia[sel]]), cand_b.append(b[ib[sel]]), corr.append(r[sel]), dist.append(d[sel])
+        near = d <= max_distance_um
+        if not null.any():
+            continue
+        density = null.sum() / (np.pi * (null_far_um**2 - null_near_um**2))  # unrelated pairs per um^2
+        expected = density * np.pi * max_distance_um**2
+        post, (scale, mean, sd) = copy_posterior(d[near], r[near], r[null], expected, max_distance_um)
+        model[p] = (near.sum(), expected, scale, mean, sd)
+        sel = post >= min_posterior
+        idx = np.flatnonzero(near)[sel]
+        cand_a.append(a[ia[idx]]), cand_b.append(b[ib[idx]]), corr.append(r[idx]), dist.append(d[idx])
+        prob.append(post[sel])
     cand_a = np.concatenate(cand_a) if cand_a else np.zeros(0, np.int64)
     cand_b = np.concatenate(cand_b) if cand_b else np.zeros(0, np.int64)
     corr = np.concatenate(corr) if corr else np.zeros(0)
     dist = np.concatenate(dist) if dist else np.zeros(0)
+    prob = np.concatenate(prob) if prob else np.zeros(0)
     used = np.zeros(len(plane), bool)
-    kept, dropped, ds, rs = [], [], [], []
-    for k in np.argsort(-corr, kind="stable"):
+    kept, dropped, ds, rs, ps = [], [], [], [], []
+    for k in np.argsort(-prob, kind="stable"):
         i, j = cand_a[k], cand_b[k]
         if used[i] or used[j]:
             continue
         used[i] = used[j] = True
         keep, drop = (i, j) if snr[i] >= snr[j] else (j, i)
-        kept.append(keep), dropped.append(drop), rs.append(corr[k]), ds.append(dist[k])
+        kept.append(keep), dropped.append(drop), rs.append(corr[k]), ds.append(dist[k]), ps.append(prob[k])
     return CrossPlaneDuplicates(kept=np.asarray(kept, np.int64), dropped=np.asarray(dropped, np.int64),
                                 distance_um=np.asarray(ds, float), correlation=np.asarray(rs, float),
-                                plane_offset_um=offsets, threshold=thresholds)
+                                posterior=np.asarray(ps, float), plane_offset_um=offsets, model=model)

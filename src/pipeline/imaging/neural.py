@@ -95,7 +95,7 @@ def write_neural_file(
     mask = read_region_mask(fish_row["region_table"]) if fish_row.get("region_table") else None
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in
-                                            ["F", "Fneu", "spks", "dff", "prob", "plane", "roi", "centroid",
+                                            ["F", "Fneu", "Fc", "spks", "dff", "prob", "plane", "roi", "centroid",
                                              "centroid_weighted"]}
     readers = {"nlp4neuro_dataverse": lambda folder, plane: read_dataverse_plane(folder), "nwb": read_nwb_plane}
     segmented_input = fish_row.get("nwb_data", "segmented") == "segmented"  # raw NWB planes went through Suite2P
@@ -115,6 +115,7 @@ def write_neural_file(
         columns["spks"].append(s2p.spks[keep])
         dff, r, dark = plane_dff(s2p, keep, config, float(fish_row["volume_rate_hz"]), folder)
         columns["dff"].append(dff)
+        columns["Fc"].append(s2p.F[keep].astype(np.float64) - r * s2p.Fneu[keep])  # neuropil-corrected (no dark level)
         plane_neucoeff.append(r)
         plane_dark.append(dark)
         plane_method.append(dff_mod.describe(r, dark, config.baseline_percentile, config.baseline_window_s,
@@ -178,23 +179,22 @@ def write_neural_file(
 
 def cross_plane_duplicates(merged: Mapping[str, np.ndarray], frame_times: np.ndarray, pixel_um: float,
                            config: NeuralFileConfig, fish_id) -> CrossPlaneDuplicates | None:
-    """Duplicate pairs among the merged rows (:mod:`pipeline.imaging.duplicates`), or None when
-    ``config.duplicates`` is off, the fish has one plane, or its planes have no deconvolved
-    activity (Dataverse, NWB without a Deconvolved series: logged)."""
+    """Duplicate pairs among the merged rows (:mod:`pipeline.imaging.duplicates`, on their
+    neuropil-corrected fluorescence ``Fc``), or None when ``config.duplicates`` is off, the fish
+    has one plane, or a trace is not finite (logged)."""
     if config.duplicates == "off" or frame_times.shape[0] < 2:
         return None
-    if not np.all(np.isfinite(merged["spks"])):
-        log.warning("fish %s: no deconvolved activity (spks) in every plane; cross-plane duplicates not searched",
-                    fish_id)
+    if not np.all(np.isfinite(merged["Fc"])):
+        log.warning("fish %s: fluorescence not finite in every row; cross-plane duplicates not searched", fish_id)
         return None
     found = find_cross_plane_duplicates(
-        merged["plane"], merged["centroid_weighted"], merged["spks"], frame_times, pixel_size_um=pixel_um,
+        merged["plane"], merged["centroid_weighted"], merged["Fc"], frame_times, pixel_size_um=pixel_um,
         max_distance_um=config.duplicate_max_distance_um, max_offset_um=config.duplicate_max_offset_um,
-        min_correlation=config.duplicate_min_correlation, null_percentile=config.duplicate_null_percentile,
+        highpass_s=config.duplicate_highpass_s, min_posterior=config.duplicate_min_posterior,
         null_near_um=config.duplicate_null_near_um, null_far_um=config.duplicate_null_far_um)
-    log.info("fish %s: %d cross-plane duplicate pairs (%s); plane offsets %s um, correlation thresholds %s",
+    log.info("fish %s: %d cross-plane duplicate pairs (%s); plane offsets %s um; per pair of planes %s: %s",
              fish_id, found.kept.size, config.duplicates, np.round(found.plane_offset_um, 2).tolist(),
-             np.round(found.threshold, 3).tolist())
+             found.MODEL_COLUMNS, np.round(found.model, 3).tolist())
     return found
 
 
@@ -212,8 +212,12 @@ def _write_duplicates(f: h5py.File, found: CrossPlaneDuplicates, pair_rows: Mapp
         write_dataset(g, name, np.asarray(pair_rows[name], np.int64), "index", what)
     write_dataset(g, "distance_um", found.distance_um, "um", "xy distance of the pair's weighted centroids after the "
                                                             "planes' offset")
-    write_dataset(g, "correlation", found.correlation, "1", "Pearson r of the pair's time-aligned spks")
+    write_dataset(g, "correlation", found.correlation, "1", "Pearson r of the pair's time-aligned, high-passed neuropil-corrected F")
+    write_dataset(g, "posterior", found.posterior, "1", "probability that the pair is one cell under the fitted "
+                                                         "mixture of copies and unrelated pairs")
     write_dataset(g, "plane_offset_um", found.plane_offset_um, "um",
                   "(planes - 1, 2) (dy, dx) of plane p+1's ROI coordinates relative to plane p's")
-    write_dataset(g, "correlation_threshold", found.threshold, "1",
-                  "(planes - 1,) correlation a pair of planes p, p+1 needed: max(min, null percentile)")
+    write_dataset(g, "model", found.model, "mixed",
+                  "(planes - 1, 5) per pair of planes p, p+1: candidates (count), expected unrelated candidates "
+                  "(count), copies' centroid-distance Rayleigh scale (um), copies' r mean and sd (1); NaN: not fitted")
+    g["model"].attrs["columns"] = list(found.MODEL_COLUMNS)
