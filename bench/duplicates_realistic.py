@@ -84,6 +84,7 @@ def score(root: Path, config: NeuralFileConfig, finder=cross_plane_duplicates) -
               f["neurons/footprint_weight"][()], f["neurons/f0_photons"][()])
         times = f["timing/frame_times"][()]
         fwhm = json.loads(f.attrs["params_json"])["axial_fwhm_um"]
+        t_dff = f["calcium/dff"][()]
     planes = [read_suite2p_plane(root / f"plane{p}") for p in range(META["n_planes"])]
     rows = {k: [] for k in ("plane", "roi", "centroid_weighted", "spks", "dff", "Fc")}
     for p, s in enumerate(planes):
@@ -141,7 +142,7 @@ def score(root: Path, config: NeuralFileConfig, finder=cross_plane_duplicates) -
 
     # ---- per-item causes ----
     wrongly_used = {x for pair in wrong for x in pair}
-    pair_causes = Counter()
+    pair_causes, root_causes = Counter(), Counter()
     pair_detail = []
     mean_w = lambda row: float(np.mean(axial_weight(z_off[row] - drift[t_plane[row]], fwhm)))  # noqa: E731
     for a, b in sorted(true_pairs - correct):
@@ -151,6 +152,14 @@ def score(root: Path, config: NeuralFileConfig, finder=cross_plane_duplicates) -
         hp = highpass(m["Fc"][[ia, ib]], config.duplicate_highpass_s * META["volume_rate_hz"])
         r = float(np.corrcoef(np.interp(times[1], times[0], hp[0]), hp[1])[0, 1])
         wmin = min(mean_w(a), mean_w(b))
+        own = [float(np.corrcoef(m["Fc"][k], t_dff[t])[0, 1]) if np.ptp(t_dff[t]) > 0 else np.nan
+               for k, t in ((ia, a), (ib, b))]
+        cell = min(a, b)
+        root_cause = ("the cell is silent (no events)" if not np.all(np.isfinite(own)) else
+                      "a copy's ROI is mostly another cell's light" if {cell_of.get(row_of[a]), cell_of.get(row_of[b])}
+                      != {cell} else
+                      "a copy's ROI trace carries little of its cell (r with its true dF/F < 0.3)" if min(own) < 0.3
+                      else "both traces follow their cell (r >= 0.3)")
         if a in wrongly_used or b in wrongly_used:
             cause = "one copy merged with another cell"
         elif dist > config.duplicate_max_distance_um:
@@ -158,9 +167,14 @@ def score(root: Path, config: NeuralFileConfig, finder=cross_plane_duplicates) -
         else:
             cause = "posterior < min (r %s)" % ("< 0.2" if r < 0.2 else ">= 0.2")
         pair_causes[cause] += 1
-        pair_detail.append(dict(a=a, b=b, dist_um=dist, r=r, min_axial_weight=wmin, cause=cause))
+        root_causes[(cause if cause.startswith(("one copy", "centroid")) else "posterior < min") + "; " + root_cause] += 1
+        pair_detail.append(dict(a=a, b=b, dist_um=dist, r=r, min_axial_weight=wmin, cause=cause, r_own=own))
 
     in_focus = np.abs(z_off) <= META["plane_spacing_um"] / 2
+    two_plane = Counter()
+    for a in np.flatnonzero((same >= 0) & (same > np.arange(same.size))):
+        n_roi = int(a in matched) + int(int(same[a]) in matched)
+        two_plane[("no copy is an ROI", "one copy is an ROI", "both copies are ROIs")[n_roi]] += 1
     focus_causes = Counter()
     for row in np.flatnonzero(in_focus):
         if row in matched:
@@ -202,7 +216,7 @@ def score(root: Path, config: NeuralFileConfig, finder=cross_plane_duplicates) -
         in_focus=int(in_focus.sum()), in_focus_matched=focus_causes["matched"] / max(int(in_focus.sum()), 1),
         in_focus_unmatched_with_unclassified_roi=all_near,
         focus_causes=dict(focus_causes), drivers=int(drivers.size), driver_status=dict(driver_status),
-        pair_causes=dict(pair_causes), model=np.round(found.model, 3).tolist(), offset_um=found.plane_offset_um.tolist(),
+        pair_causes=dict(pair_causes), root_causes=dict(root_causes), two_plane_cells=dict(two_plane), model=np.round(found.model, 3).tolist(), offset_um=found.plane_offset_um.tolist(),
         missed_pairs=pair_detail,
         wrong_detail=[dict(truth=[truth_of.get(key(a), -1), truth_of.get(key(b), -1)], r=round(float(r), 3),
                            posterior=round(float(q), 3), dist_um=round(float(dd), 2))

@@ -1,19 +1,26 @@
 """Cross-plane duplicates (pipeline.imaging.duplicates): planted pairs in constructed data,
-the plane offset, and (slow) the neural file's merges scored against the realistic synthetic
-preset's truth (`/neurons/same_cell`).
+the plane offset, the mixture posterior, and (slow, opt-in) the neural file's merges scored
+against the realistic synthetic preset's truth (`/neurons/same_cell`).
 
-Measured on the realistic preset (2 planes 7 um apart, 200 volumes, NoRMCorre + Suite2P with
-``extraction.detection_min_valid_fraction`` 0.9, seeds 4/5/6; defaults of
-``neural_file.duplicate_*``): of the true pairs whose two copies both became ROIs (56/48/45
-of 522/476/466 ROIs), 45/60/47 % were merged with 11/6/4 wrong merges; duplicate rate
-10.7/10.1/9.7 % -> 6.4/4.1/5.4 % (``duplicates: merge``). The issue's target (>= 90 % merged,
-<= 2 % left) is not reached, and the data say why: in those pairs the dimmer copy has a
-median axial weight of ~0.13 over the session (4 um of z-drift in 3 minutes fades one copy of
-every pair), so its ROI trace correlates with its own true dF/F at median ~0.3 and with its
-twin at median 0.3-0.5, while different cells 2-4 diameters apart reach r ~0.5 at the 99th
-percentile (shared stimulus drive); and Suite2P's centroids of dense 5 px nuclei put twins a
-median 1 px (90th percentile 2.6-3 px) apart after the planes' offset, where unrelated ROIs
-of the adjacent plane are as frequent as twins.
+Measured with bench/duplicates_realistic.py (a still realistic fish, 2 planes 7 um apart,
+8 drivers per side, Suite2P defaults, ``duplicates: merge``, seeds 4/5/6; a true pair = both
+rows of a two-plane cell matched one-to-one to ROIs within 4 px):
+
+* 200 volumes (3 min): true pairs merged 65/75/62 % (the previous fixed rule on spks:
+  52/73/65 %), wrong merges by the 4 px match 7/1/3 (before 2/2/3), of which 6/1/0 join
+  different cells by the light in the ROIs; duplicate rate 11.3/10.8/9.4 % -> 4.3/3.0/3.8 %
+  (before -> 5.8/3.2/3.5 %); in-focus nuclei matched 81.8/81.0/80.2 %; drivers present
+  15/14/15 of 16 (before 16/14/15).
+* 600 volumes (9 min): merged 91/70/93 % (before 91/72/93 %), duplicate rate
+  13.4/13.0/12.4 % -> 1.5/4.3/1.0 %; in-focus nuclei matched 92.5/94.0/94.0 %; drivers 16/16.
+
+Why the issue's targets (>= 90 % merged, <= 2 % left, >= 90 % in focus) are not reached at
+200 volumes: of the missed pairs 15/10/14 (seeds 4/5/6) have a copy whose ROI trace
+correlates < 0.3 with its own cell's true dF/F or is mostly another cell's light (the dimmer
+copy's mean axial weight is 0.08-0.3 once 4 um of z-drift fades it), so no activity measure
+can pair them; and 59-66 in-focus nuclei per seed have their nearest ROI 4-8 px away (two
+nuclei in one ROI), which more frames resolve (11-12 at 600 volumes). NLP4Neuro's sessions are
+~4,000 volumes (about an hour at 1.1 Hz), 20 times the 3-minute test.
 """
 
 from __future__ import annotations
@@ -182,13 +189,20 @@ STILL = dict(rigid_drift_sd_px=0.0, rigid_jump_rate_hz=0.0, bout_motion_px=0.0, 
 META = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 
 
+# volumes -> asserted (fraction of true pairs merged, duplicate rate after / before, in-focus nuclei matched):
+# the measured floor of seeds 4/5/6 (module docstring), not the issue's target at 200 volumes
+FLOOR = {200: (0.5, 0.6, 0.75), 600: (0.65, 0.4, 0.9)}
+
+
 @pytest.mark.slow
 @pytest.mark.acceptance
-def test_realistic_duplicates_scored_on_truth(tmp_path):
+@pytest.mark.parametrize("n_volumes", [200, 600])
+def test_realistic_duplicates_scored_on_truth(tmp_path, n_volumes):
     """A still realistic fish (no registration needed; dense nuclei, two-plane cells, z-drift)
     through Suite2P and the neural file with ``duplicates: merge``: ROIs matched one-to-one to
     the truth rows of their plane within 4 px; a true pair = both rows of a two-plane cell
-    matched. Asserted: the measured floor (module docstring for why the issue's target is not)."""
+    matched. Asserted: the measured floor (module docstring for why the issue's target is not
+    reached in 3 minutes of recording)."""
     from scipy.optimize import linear_sum_assignment
 
     from pipeline.imaging.config import ExtractionParams, NeuralFileConfig
@@ -197,7 +211,7 @@ def test_realistic_duplicates_scored_on_truth(tmp_path):
     from pipeline.synth.config import ZebrafishSynthParams
     from pipeline.synth.zebrafish import generate_fish
 
-    params = ZebrafishSynthParams.from_mapping(dict(preset="realistic", n_volumes=200, static_duration_s=3.0,
+    params = ZebrafishSynthParams.from_mapping(dict(preset="realistic", n_volumes=n_volumes, static_duration_s=3.0,
                                                     moving_duration_s=5.0, zstack_half_range_um=0.0, **STILL))
     generate_fish(tmp_path / "raw", tmp_path / "truth.h5", params, seed=4, progress=False, **META)
     folders = []
@@ -209,6 +223,7 @@ def test_realistic_duplicates_scored_on_truth(tmp_path):
     write_neural_file(row, folders, tmp_path / "n.h5", NeuralFileConfig(duplicates="merge"))
     with h5py.File(tmp_path / "truth.h5") as f:
         t_plane, t_cen, same = f["neurons/plane"][()], f["neurons/centroid_px"][()], f["neurons/same_cell"][()]
+        z_off = f["neurons/z_offset_um"][()]
     truth_of = {}  # (plane, roi) -> truth row
     for p, folder in enumerate(folders):
         s = read_suite2p_plane(folder)
@@ -226,9 +241,14 @@ def test_realistic_duplicates_scored_on_truth(tmp_path):
         n_rois = f["neurons/plane"].shape[0] + g["kept_plane"].shape[0]
     correct, wrong = len(merged & true_pairs), len(merged - true_pairs)
     left = len(true_pairs) - correct
-    print(f"ROIs {n_rois}, true pairs {len(true_pairs)}, merged {len(merged)}: correct {correct}, wrong {wrong}; "
-          f"duplicate rate {len(true_pairs) / n_rois:.3f} -> {left / (n_rois - len(merged)):.3f}")
+    in_focus = np.flatnonzero(np.abs(z_off) <= META["plane_spacing_um"] / 2)
+    focus_matched = np.isin(in_focus, list(matched)).mean()
+    print(f"{n_volumes} volumes: ROIs {n_rois}, true pairs {len(true_pairs)}, merged {len(merged)}: correct {correct}, "
+          f"wrong {wrong}; duplicate rate {len(true_pairs) / n_rois:.3f} -> {left / (n_rois - len(merged)):.3f}; "
+          f"in-focus nuclei matched {focus_matched:.3f}")
+    min_merged, max_rate_ratio, min_focus = FLOOR[n_volumes]
     assert len(true_pairs) >= 20  # two-plane cells were there to find
-    assert correct >= 0.4 * len(true_pairs)
+    assert correct >= min_merged * len(true_pairs)
     assert wrong <= 0.03 * n_rois
-    assert left / (n_rois - len(merged)) <= 0.6 * len(true_pairs) / n_rois
+    assert left / (n_rois - len(merged)) <= max_rate_ratio * len(true_pairs) / n_rois
+    assert focus_matched >= min_focus
