@@ -234,9 +234,11 @@ def main(argv=None) -> int:
     ap.add_argument("--neural", type=json.loads, default={}, help="NeuralFileConfig overrides (JSON)")
     ap.add_argument("--detail", action="store_true", help="print every missed pair")
     ap.add_argument("--volumes", type=int, default=FISH["n_volumes"], help="volumes per plane (default 200)")
+    ap.add_argument("--fish", type=json.loads, default={}, help="ZebrafishSynthParams overrides (JSON)")
     args = ap.parse_args(argv)
     extraction = ExtractionParams(**args.extraction)
     FISH["n_volumes"] = args.volumes
+    FISH.update(args.fish)
     config = NeuralFileConfig(duplicates="merge", **args.neural)
     for seed in args.seeds:
         t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_utime

@@ -4,23 +4,33 @@ against the realistic synthetic preset's truth (`/neurons/same_cell`).
 
 Measured with bench/duplicates_realistic.py (a still realistic fish, 2 planes 7 um apart,
 8 drivers per side, Suite2P defaults, ``duplicates: merge``, seeds 4/5/6; a true pair = both
-rows of a two-plane cell matched one-to-one to ROIs within 4 px):
+rows of a two-plane cell matched one-to-one to ROIs within 4 px; "before" = the previous
+fixed rule, r of spks above max(0.2, 90th null percentile) within 1.8 um):
 
-* 200 volumes (3 min): true pairs merged 65/75/62 % (the previous fixed rule on spks:
-  52/73/65 %), wrong merges by the 4 px match 7/1/3 (before 2/2/3), of which 6/1/0 join
-  different cells by the light in the ROIs; duplicate rate 11.3/10.8/9.4 % -> 4.3/3.0/3.8 %
-  (before -> 5.8/3.2/3.5 %); in-focus nuclei matched 81.8/81.0/80.2 %; drivers present
-  15/14/15 of 16 (before 16/14/15).
-* 600 volumes (9 min): merged 91/70/93 % (before 91/72/93 %), duplicate rate
-  13.4/13.0/12.4 % -> 1.5/4.3/1.0 %; in-focus nuclei matched 92.5/94.0/94.0 %; drivers 16/16.
+* 200 volumes (3 min): true pairs merged 67/75/62 % (before 52/73/65 %), wrong merges by the
+  4 px match 6/1/4 (before 2/2/3), of which 6/1/0 join different cells by the light in the
+  ROIs; duplicate rate 11.3/10.8/9.4 % -> 4.1/3.0/3.8 % (before -> 5.8/3.2/3.5 %); in-focus
+  nuclei matched 81.8/81.0/80.2 %; drivers present 15/14/15 of 16 (before 16/14/15).
+  This test's fish (3 drivers per side, seed 4): 35/52 merged (before 27/52), 6 wrong (6),
+  duplicate rate 12.7 -> 4.6 % (-> 6.6 %), in-focus nuclei matched 77.2 %.
+* 600 volumes (9 min): merged 92/72/91 % (before 91/72/93 %), duplicate rate
+  13.4/13.0/12.4 % -> 1.2/4.1/1.2 % (before 1.5/4.1/1.0 %); in-focus matched 92.5/94.0/94.0 %;
+  drivers 16/16/15 (one lost to a wrong merge; before 16/16/16).
+* 1200 volumes, seed 5: merged 92 % (before 97 %), duplicate rate 13.4 -> 1.2 % (0.5 %), 5
+  wrong (5), in-focus matched 96.0 %, drivers 15/16 (not detected: nearest ROI 4-8 px).
+* 200 volumes with the z-drift at the rate the preset means per session (0.2 um in the 3 min
+  instead of 4 um; z_wander 0.1 um), seed 4: merged 95 % (before 90 %), duplicate rate
+  13.8 -> 0.8 % (1.7 %), in-focus matched 86.5 %.
 
 Why the issue's targets (>= 90 % merged, <= 2 % left, >= 90 % in focus) are not reached at
-200 volumes: of the missed pairs 15/10/14 (seeds 4/5/6) have a copy whose ROI trace
-correlates < 0.3 with its own cell's true dF/F or is mostly another cell's light (the dimmer
-copy's mean axial weight is 0.08-0.3 once 4 um of z-drift fades it), so no activity measure
-can pair them; and 59-66 in-focus nuclei per seed have their nearest ROI 4-8 px away (two
-nuclei in one ROI), which more frames resolve (11-12 at 600 volumes). NLP4Neuro's sessions are
-~4,000 volumes (about an hour at 1.1 Hz), 20 times the 3-minute test.
+200 volumes: the preset's z-drift (4 um per session) is applied within the 3 minutes, and it
+fades one copy of every pair (its mean axial weight 0.08-0.3): of the missed pairs 15/10/14
+(seeds 4/5/6) have a copy whose ROI trace correlates < 0.3 with its own cell's true dF/F or
+is mostly another cell's light, so no activity measure can pair them; with the drift at a
+per-session rate the same seed merges 95 %. And 59-66 in-focus nuclei per seed have their
+nearest ROI 4-8 px away (two nuclei in one ROI), which more frames resolve (11-12 at 600
+volumes). NLP4Neuro's sessions are ~4,000 volumes (about an hour at 1.1 Hz), 20 times the
+3-minute test.
 """
 
 from __future__ import annotations
@@ -177,7 +187,7 @@ def test_copy_posterior_recovers_the_copies():
     d0 = 4.0 * np.sqrt(rng.random(80))
     d = np.r_[d1, d0]
     r = np.r_[rng.normal(0.4, 0.1, 40), rng.choice(null, 80)]
-    post, (scale, mean, sd) = copy_posterior(d, r, null, expected_unrelated=80.0, radius=4.0)
+    post, (scale, mean, sd, tail) = copy_posterior(d, r, null, expected_unrelated=80.0, radius=4.0)
     assert np.mean(post[:40] >= 0.5) >= 0.95 and np.sum(post[40:] >= 0.5) <= 1
     assert scale == pytest.approx(0.5, rel=0.25) and mean == pytest.approx(0.4, abs=0.05)
 

@@ -108,7 +108,7 @@ def test_duplicates_recorded_or_merged(fish, tmp_path):
         assert not rows & partners and kept <= rows
         assert np.all(rec["duplicates/distance_um"][()] <= 10.0)
         assert np.all(np.abs(rec["duplicates/kept_plane"][()] - rec["duplicates/partner_plane"][()]) == 1)
-        assert rec["duplicates/posterior"].shape == (n_pairs,) and rec["duplicates/model"].shape == (1, 5)
+        assert rec["duplicates/posterior"].shape == (n_pairs,) and rec["duplicates/model"].shape == (1, 6)
         assert list(rec["duplicates/model"].attrs["columns"]) == list(CrossPlaneDuplicates.MODEL_COLUMNS)
     finally:
         for f in files.values():

@@ -18,7 +18,8 @@ measured on the data rather than assumed:
   *null pairs* ``null_near_um`` to ``null_far_um`` apart (2-4 nuclear diameters: certainly
   different cells). This fixes the expected number of unrelated candidates, ``rho pi R^2``;
   the rest are copies, whose distance (centroid error of two ROIs) is Rayleigh with a scale
-  fitted to the data.
+  fitted to the data, except for a fitted share whose centroids are grossly off (a neighbour
+  in one footprint), spread over the disc like unrelated pairs and told apart by activity.
 * **activity**: the same calcium events. Traces are the neuropil-corrected fluorescence
   ``F - r Fneu``, high-passed by subtracting a Gaussian low-pass of sd ``highpass_s`` (z-drift
   and bleaching fade one copy while the other brightens: opposite slow trends that are not
@@ -29,7 +30,7 @@ measured on the data rather than assumed:
   unrelated pairs is the histogram of the null pairs' r (they share neuropil, stimulus drive
   and noise structure with unrelated neighbours); for copies it is a normal fitted to the data.
 
-The copy-class parameters (Rayleigh scale, normal mean and sd) are fitted by EM on the
+The copy-class parameters (Rayleigh scale, gross-error share, normal mean and sd) are fitted by EM on the
 candidates with the unrelated class held at its measured share and densities; a candidate is
 a duplicate when its posterior probability of being a copy is >= ``min_posterior`` (0.5: the
 Bayes decision at equal costs). Pairs are accepted greedily from the highest posterior, each
@@ -58,10 +59,12 @@ class CrossPlaneDuplicates:
     correlation: np.ndarray  # (pairs,) Pearson r of the two high-passed, time-aligned traces
     posterior: np.ndarray  # (pairs,) probability that the pair is one cell under the fitted mixture
     plane_offset_um: np.ndarray  # (planes - 1, 2) (dy, dx) of plane p+1's coordinates relative to plane p (um)
-    model: np.ndarray  # (planes - 1, 5) per pair of planes: candidates, expected unrelated candidates,
-    # copies' centroid-distance Rayleigh scale (um), copies' r mean and sd (NaN where not fitted)
+    model: np.ndarray  # (planes - 1, 6) per pair of planes: candidates, expected unrelated candidates,
+    # copies' centroid-distance Rayleigh scale (um), copies' r mean and sd, share of copies with a
+    # uniform (gross) centroid error (NaN where not fitted)
 
-    MODEL_COLUMNS = ("candidates", "expected_unrelated", "copy_distance_scale_um", "copy_r_mean", "copy_r_sd")
+    MODEL_COLUMNS = ("candidates", "expected_unrelated", "copy_distance_scale_um", "copy_r_mean", "copy_r_sd",
+                     "copy_gross_error_share")
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -115,32 +118,38 @@ def _null_density(r_null: np.ndarray):
 
 
 def copy_posterior(d: np.ndarray, r: np.ndarray, r_null: np.ndarray, expected_unrelated: float,
-                   radius: float, iterations: int = 200) -> tuple[np.ndarray, tuple[float, float, float]]:
+                   radius: float, iterations: int = 200) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """Posterior probability that each candidate (distance ``d`` <= ``radius``, correlation ``r``)
     is a copy: unrelated pairs have distance density ``2 d / radius^2`` and the density of
-    ``r_null``, with ``expected_unrelated`` of them among the candidates; copies a Rayleigh
-    distance (scale s) and a normal r (mean m, sd v), fitted by EM. Copies are cells whose
-    activity is shared, so m is held at least 2 sd above the null's mean, and a candidate whose
-    r is likelier under the null than under the copies gets posterior 0 (its position alone
-    cannot make it a copy). Returns posteriors, (s, m, v)."""
+    ``r_null``, with ``expected_unrelated`` of them among the candidates; copies a normal r
+    (mean m, sd v) and a distance that is Rayleigh (scale s) for a share 1 - t and, for the
+    share t whose ROI centroids are grossly off (a neighbour in the footprint), uniform in the
+    disc like unrelated pairs (such copies are told apart by their activity alone); m, v, s, t
+    fitted by EM. Copies are cells whose activity is shared, so m is held at least 2 sd above
+    the null's mean, and a candidate whose r is likelier under the null than under the copies
+    gets posterior 0 (its position alone cannot make it a copy). Returns posteriors, (s, m, v, t)."""
     n = d.size
     if n == 0:
-        return np.zeros(0), (np.nan, np.nan, np.nan)
+        return np.zeros(0), (np.nan, np.nan, np.nan, np.nan)
     share0 = min(max(expected_unrelated / n, 1e-3), 1.0 - 1e-3)
     g0 = _null_density(r_null)(r)
-    f0 = 2.0 * np.maximum(d, 1e-9) / radius**2 * g0
+    uniform = 2.0 * np.maximum(d, 1e-9) / radius**2
+    f0 = uniform * g0
     min_mean = float(np.mean(r_null) + 2.0 * np.std(r_null))  # copies share activity: above the null's bulk
-    scale, mean, sd = radius / 4.0, float(np.percentile(r, 90)), max(float(np.std(r)), 0.05)
+    scale, mean, sd, tail = radius / 4.0, float(np.percentile(r, 90)), max(float(np.std(r)), 0.05), 0.1
     post = np.full(n, 0.5)
     for _ in range(iterations):
         rayleigh = d / scale**2 * np.exp(-0.5 * (d / scale) ** 2) / (1.0 - np.exp(-0.5 * (radius / scale) ** 2))
         normal = np.exp(-0.5 * ((r - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
-        f1 = (1.0 - share0) * rayleigh * normal
+        core, spread = (1.0 - tail) * rayleigh, tail * uniform
+        f1 = (1.0 - share0) * (core + spread) * normal
         new = f1 / (f1 + share0 * f0)
         w = new.sum()
         if w < 1e-6:
-            return np.zeros(n), (np.nan, np.nan, np.nan)
-        scale = max(float(np.sqrt(0.5 * np.sum(new * d**2) / w)), 1e-3 * radius)
+            return np.zeros(n), (np.nan, np.nan, np.nan, np.nan)
+        in_core = new * core / np.maximum(core + spread, 1e-300)
+        tail = min(max(1.0 - float(in_core.sum()) / w, 1e-3), 0.5)
+        scale = max(float(np.sqrt(0.5 * np.sum(in_core * d**2) / max(in_core.sum(), 1e-9))), 1e-3 * radius)
         mean = max(float(np.sum(new * r) / w), min_mean)
         sd = max(float(np.sqrt(np.sum(new * (r - mean) ** 2) / w)), 0.02)
         if np.max(np.abs(new - post)) < 1e-6:
@@ -149,7 +158,7 @@ def copy_posterior(d: np.ndarray, r: np.ndarray, r_null: np.ndarray, expected_un
         post = new
     normal = np.exp(-0.5 * ((r - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
     post = np.where(normal > g0, post, 0.0)  # the activity alone must favour a copy: position cannot merge
-    return post, (scale, mean, sd)
+    return post, (scale, mean, sd, tail)
 
 
 def find_cross_plane_duplicates(plane: np.ndarray, centroid_px: np.ndarray, traces: np.ndarray,
@@ -167,7 +176,7 @@ def find_cross_plane_duplicates(plane: np.ndarray, centroid_px: np.ndarray, trac
     z = _standardised(x)
     snr = trace_snr(x)
     offsets = np.zeros((max(n_planes - 1, 0), 2))
-    model = np.full((max(n_planes - 1, 0), 5), np.nan)
+    model = np.full((max(n_planes - 1, 0), 6), np.nan)
     cand_a, cand_b, corr, dist, prob = [], [], [], [], []
     for p in range(n_planes - 1):
         a, b = np.flatnonzero(plane == p), np.flatnonzero(plane == p + 1)
@@ -187,8 +196,8 @@ def find_cross_plane_duplicates(plane: np.ndarray, centroid_px: np.ndarray, trac
             continue
         density = null.sum() / (np.pi * (null_far_um**2 - null_near_um**2))  # unrelated pairs per um^2
         expected = density * np.pi * max_distance_um**2
-        post, (scale, mean, sd) = copy_posterior(d[near], r[near], r[null], expected, max_distance_um)
-        model[p] = (near.sum(), expected, scale, mean, sd)
+        post, fitted = copy_posterior(d[near], r[near], r[null], expected, max_distance_um)
+        model[p] = (near.sum(), expected, *fitted)
         sel = post >= min_posterior
         idx = np.flatnonzero(near)[sel]
         cand_a.append(a[ia[idx]]), cand_b.append(b[ib[idx]]), corr.append(r[idx]), dist.append(d[idx])

@@ -218,6 +218,7 @@ def _write_duplicates(f: h5py.File, found: CrossPlaneDuplicates, pair_rows: Mapp
     write_dataset(g, "plane_offset_um", found.plane_offset_um, "um",
                   "(planes - 1, 2) (dy, dx) of plane p+1's ROI coordinates relative to plane p's")
     write_dataset(g, "model", found.model, "mixed",
-                  "(planes - 1, 5) per pair of planes p, p+1: candidates (count), expected unrelated candidates "
-                  "(count), copies' centroid-distance Rayleigh scale (um), copies' r mean and sd (1); NaN: not fitted")
+                  "(planes - 1, 6) per pair of planes p, p+1: candidates (count), expected unrelated candidates "
+                  "(count), copies' centroid-distance Rayleigh scale (um), copies' r mean and sd (1), share of copies with a "
+                  "gross (uniform) centroid error (1); NaN: not fitted")
     g["model"].attrs["columns"] = list(found.MODEL_COLUMNS)
