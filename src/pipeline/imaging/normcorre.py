@@ -195,6 +195,7 @@ class _Correlator:
             wx[-1] = 1.0
         # whitened reference spectrum x low-pass x half-plane weights, / (N M) for a unit peak
         self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
+        self.cref_np = self.cref.numpy() if self.cref.device.type == "cpu" else None
         self.fy = ky * n  # signed integer frequencies (N,)
         self.fx = kx * m  # (Mh,)
         self.sy = torch.arange(-by, by + 1, device=device, dtype=torch.float64)  # integer search window
@@ -218,6 +219,16 @@ class _Correlator:
         x = x - x.mean(dim=(-2, -1), keepdim=True)
         x *= self.win
         f = torch.fft.rfft2(x)
+        if f.device.type == "cpu":
+            # numpy's complex abs and complex x real products are several times faster than
+            # torch's on CPU (torch's abs is a hypot); same arithmetic, in place where possible
+            fn = f.numpy()
+            a = np.abs(fn)
+            a += 1e-6 * a.max(axis=(-2, -1), keepdims=True) + 1e-30
+            np.reciprocal(a, out=a)
+            fn *= self.cref_np
+            fn *= a
+            return f.reshape(-1, self.n, self.mh)
         a = f.abs()
         a += 1e-6 * a.amax(dim=(-2, -1), keepdim=True) + 1e-30
         r = f * self.cref
@@ -306,11 +317,33 @@ class _Registrar:
         frame: border replication), or unshifted when ``d`` is None."""
         if d is None:
             return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
+        if x.device.type == "cpu":
+            return self._patches_cpu(x, d)
         b = x.shape[0]
         iy = (self.iy[None] + d[:, 0, None, None]).clamp(0, self.ly - 1)  # (B, npy, ps)
         ix = (self.ix[None] + d[:, 1, None, None]).clamp(0, self.lx - 1)  # (B, npx, ps)
         ar = torch.arange(b, device=self.device)[:, None, None, None, None]
         return x[ar, iy[:, :, None, :, None], ix[:, None, :, None, :]]
+
+    def _patches_cpu(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """:meth:`_patches` on CPU by slice copies: the batch is edge-padded once by the largest
+        |integer shift| (border replication, as the clamped index), then every patch of every
+        frame is one contiguous slice copy (no per-pixel index tensors)."""
+        b = x.shape[0]
+        npy, npx = self.n_patches
+        ps_y, ps_x = self.ps
+        dn = d.cpu().numpy().astype(np.int64)
+        m = int(np.abs(dn).max(initial=0))
+        xn = x.numpy()
+        xp = np.pad(xn, ((0, 0), (m, m), (m, m)), mode="edge") if m else xn
+        out = np.empty((b, npy, npx, ps_y, ps_x), dtype=xn.dtype)
+        for k in range(b):
+            oy, ox = m + dn[k, 0], m + dn[k, 1]
+            for i, y0 in enumerate(self.y0):
+                rows = xp[k, oy + y0:oy + y0 + ps_y]
+                for j, x0 in enumerate(self.x0):
+                    out[k, i, j] = rows[:, ox + x0:ox + x0 + ps_x]
+        return torch.from_numpy(out)
 
     def estimate(self, x: torch.Tensor, nonrigid: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, Ly, Lx) float32 -> rigid (B, 2) float64, patch shifts (B, npy, npx, 2) or None."""
@@ -546,12 +579,18 @@ def _write_frame_quality(f: h5py.File, reg: "_Registrar", patch: np.ndarray, rea
     good = np.flatnonzero(reason == 0)
     lo = torch.full((2, reg.ly, reg.lx), math.inf, device=device)
     hi = torch.full((2, reg.ly, reg.lx), -math.inf, device=device)
-    for a, b in _batches(len(good), 256):
+    # the per-pixel extremes of the shift fields over the good frames; in chunks of frames
+    # whose fields stay small (cache-sized on CPU) instead of one (256, Ly, Lx) tensor per chunk
+    chunk = max(1, (4 * 2**20) // (4 * reg.ly * reg.lx))
+    for a, b in _batches(len(good), chunk):
         pf = torch.as_tensor(patch[good[a:b]], dtype=torch.float32, device=device)
-        sy = reg.gy[None] + reg.wy @ pf[..., 0] @ reg.wx.T
-        sx = reg.gx[None] + reg.wy @ pf[..., 1] @ reg.wx.T
-        lo = torch.minimum(lo, torch.stack([sy.amin(0), sx.amin(0)]))
-        hi = torch.maximum(hi, torch.stack([sy.amax(0), sx.amax(0)]))
+        for axis, g in enumerate((reg.gy, reg.gx)):
+            field = reg.wy @ (pf[..., axis] @ reg.wx.T)  # (k, Ly, Lx) shift field (grid added after)
+            mn, mx = torch.aminmax(field, dim=0)
+            torch.minimum(lo[axis], mn, out=lo[axis])
+            torch.maximum(hi[axis], mx, out=hi[axis])
+    lo += torch.stack([reg.gy, reg.gx])
+    hi += torch.stack([reg.gy, reg.gx])
     lo, hi = lo.cpu().numpy(), hi.cpu().numpy()
     reach = float(np.abs(bidi).max(initial=0.0))  # odd rows were resampled at x + phase first
     valid = valid_region(np.stack([lo[0], hi[0]]), np.stack([lo[1] - reach, hi[1] + reach]), reg.ly, reg.lx)
