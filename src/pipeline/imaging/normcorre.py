@@ -359,6 +359,8 @@ class _Registrar:
 
     def apply(self, x: torch.Tensor, rigid: torch.Tensor, patch: torch.Tensor | None) -> torch.Tensor:
         """Resample x (B, Ly, Lx) so that registered(y, x) = frame(y + dy, x + dx)."""
+        if patch is None and x.device.type == "cpu" and self.p.interpolation in _SEPARABLE:
+            return _shift_separable(x, rigid, self.p.interpolation)
         b = x.shape[0]
         grid = torch.empty((b, self.ly, self.lx, 2), dtype=torch.float32, device=x.device)  # (x, y) normalised
         for axis, (g, scale) in enumerate([(self.gx, 2.0 / max(self.lx - 1, 1)), (self.gy, 2.0 / max(self.ly - 1, 1))]):
@@ -370,6 +372,63 @@ class _Registrar:
             torch.mul(g[None] + field, scale, out=grid[..., axis]).sub_(1.0)
         out = F.grid_sample(x[:, None], grid, mode=self.p.interpolation, padding_mode="border", align_corners=True)
         return out[:, 0]
+
+
+def _taps(frac: float, mode: str) -> tuple[int, list[float]]:
+    """First tap offset and weights of ``grid_sample``'s 1-D kernel at fractional position
+    ``frac`` in [0, 1): bilinear (2 taps) or bicubic (4 taps, cubic convolution A = -0.75 as
+    in PyTorch)."""
+    if mode == "bilinear":
+        return 0, [1.0 - frac, frac]
+    a = -0.75
+
+    def near(t):  # |t| <= 1
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+
+    def far(t):  # 1 < |t| < 2
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+    return -1, [far(frac + 1), near(frac), near(1 - frac), far(2 - frac)]
+
+
+_SEPARABLE = ("bilinear", "bicubic")
+
+
+def _shift_separable(x: torch.Tensor, rigid: torch.Tensor, mode: str) -> torch.Tensor:
+    """Rigid resampling on CPU, ``out(y, x) = frame(y + dy, x + dx)`` with border replication:
+    ``grid_sample``'s bilinear/bicubic kernel is separable and, for one shift per frame, has
+    the same weights at every pixel, so it is a few weighted slice sums per axis of the
+    edge-padded frame (taps clamped to the frame, as grid_sample's border mode)."""
+    xn = x.numpy()
+    b, ly, lx = xn.shape
+    d = rigid.cpu().numpy()
+    out = np.empty_like(xn)
+    for k in range(b):
+        fy, fx = math.floor(d[k, 0]), math.floor(d[k, 1])
+        oy, wy = _taps(float(d[k, 0] - fy), mode)
+        ox, wx = _taps(float(d[k, 1] - fx), mode)
+        # output row y reads input rows y + fy + oy + i (i < len(wy)), clamped to [0, ly - 1]
+        py0, py1 = max(0, -(fy + oy)), max(0, fy + oy + len(wy) - 1)
+        px0, px1 = max(0, -(fx + ox)), max(0, fx + ox + len(wx) - 1)
+        src = np.pad(xn[k], ((py0, py1), (px0, px1)), mode="edge")
+        y0 = fy + oy + py0
+        rows = wy[0] * src[y0:y0 + ly]
+        for i in range(1, len(wy)):
+            rows += wy[i] * src[y0 + i:y0 + i + ly]
+        x0 = fx + ox + px0
+        acc = out[k]
+        np.multiply(rows[:, x0:x0 + lx], wx[0], out=acc)
+        for i in range(1, len(wx)):
+            acc += wx[i] * rows[:, x0 + i:x0 + i + lx]
+    return torch.from_numpy(out)
+
+
+def _sum_frames(x: torch.Tensor) -> torch.Tensor:
+    """Sum of frames (B, Ly, Lx) over B in float64. On CPU with numpy: torch's float64 reduction
+    of a float32 tensor along its first axis is ~10x slower."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(x.numpy().sum(0, dtype=np.float64))
+    return x.sum(0, dtype=torch.float64)
 
 
 def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
@@ -544,7 +603,7 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device,
         acc = torch.zeros_like(template, dtype=torch.float64)
         for a, b in _batches(len(idx), _compute_step(reg, p)):
             rigid, patch = reg.estimate(sample[a:b], nonrigid)
-            acc += reg.apply(sample[a:b], rigid, patch).sum(0, dtype=torch.float64)
+            acc += _sum_frames(reg.apply(sample[a:b], rigid, patch))
         template = (acc / len(idx)).to(torch.float32)
     return template.cpu().numpy(), phase, centres, estimates
 
@@ -690,8 +749,8 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                         y[c0:c1] = reg.apply(x[c0:c1], r, pt)
                         rigid[c0:c1] = r
                         patch[c0:c1] = r[:, None, None, :] if pt is None else pt
-                    sum_raw += x.sum(0, dtype=torch.float64)
-                    sum_reg += y.sum(0, dtype=torch.float64)
+                    sum_raw += _sum_frames(x)
+                    sum_reg += _sum_frames(y)
                     d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()
                     d_ca[a:b] = corr_after = _corr(y, tmpl_t, margin).cpu().numpy()
                     if p.template_update == "rolling":
