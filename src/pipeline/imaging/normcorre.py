@@ -22,7 +22,12 @@ Algorithm (per frame, against a template T)
    convolution, C1) to every pixel and the frame is resampled with
    :func:`torch.nn.functional.grid_sample` (bicubic, border replication):
    ``registered(y, x) = frame(y + dy(y, x), x + dx(y, x))``. Without ``nonrigid`` the field is the
-   constant rigid shift.
+   constant rigid shift (on CPU resampled by the same kernel applied separably, rows then
+   columns: one set of weights per frame).
+
+CPU paths (same arithmetic as the torch ones, measured faster on CPU): the whitening uses
+numpy's complex abs (torch's is a hypot), patches are gathered by slice copies from an
+edge-padded batch, rigid resampling is separable (above), and frame sums go through numpy.
 
 0. **Bidirectional phase** (``bidi_correction``, before everything else). The line-phase
    offset of a resonant scanner's odd rows is estimated sub-pixel from the mean of the
