@@ -193,13 +193,19 @@ class _Correlator:
         lowpass = torch.exp(-2 * math.pi**2 * p.smooth_sigma_px**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
         centred = ref - ref.mean(dim=(-2, -1), keepdim=True)
         t = torch.fft.rfft2(centred * self.win if window_ref else centred).to(torch.complex128)
-        t = torch.conj(t) / (t.abs() + 1e-6 * t.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
         wx = torch.full((self.mh,), 2.0, dtype=torch.float64, device=device)
         wx[0] = 1.0
         if m % 2 == 0:
             wx[-1] = 1.0
         # whitened reference spectrum x low-pass x half-plane weights, / (N M) for a unit peak
-        self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
+        if t.device.type == "cpu":  # numpy: no thread fork/join per op (costly on a loaded machine)
+            tn = t.numpy()
+            a = np.abs(tn)
+            tn = np.conj(tn) / (a + 1e-6 * a.max(axis=(-2, -1), keepdims=True) + 1e-30)
+            self.cref = torch.from_numpy((tn * (lowpass.numpy() * wx.numpy() / (n * m))).astype(np.complex64))
+        else:
+            t = torch.conj(t) / (t.abs() + 1e-6 * t.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
+            self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
         self.cref_np = self.cref.numpy() if self.cref.device.type == "cpu" else None
         self.fy = ky * n  # signed integer frequencies (N,)
         self.fx = kx * m  # (Mh,)
