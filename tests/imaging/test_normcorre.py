@@ -101,6 +101,41 @@ def test_subpixel_phase_correlation_on_a_known_shift():
     assert np.abs(back[:, c, c] - ref[c, c]).max() < 0.05 * np.ptp(ref)
 
 
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_cpu_fast_paths_equal_the_torch_paths(monkeypatch, mode):
+    """The CPU paths (separable rigid resampling, slice-copy patch gather, numpy whitening,
+    numpy frame sums) give what the torch paths (grid_sample, 5-D index, torch whitening,
+    torch float64 sum) give, for shifts inside, at and beyond the frame edges."""
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(rng.gamma(2.0, 50.0, (9, 40, 56)).astype(np.float32))
+    p = NormcorreParams(patch_size_px=24, patch_overlap_px=8, interpolation=mode, device="cpu")
+    reg = nc._Registrar(x.mean(0).numpy(), p, torch.device("cpu"))
+    d = torch.as_tensor([[0.0, 0.0], [0.3, -0.7], [-2.5, 3.25], [7.9, -11.2], [-19.6, 30.1], [1.0, -2.0],
+                         [-0.999, 0.001], [12.5, 0.5], [-3.0, 25.75]], dtype=torch.float64)
+    fast = reg.apply(x, d, None)
+    monkeypatch.setattr(nc, "_SEPARABLE", ())
+    slow = reg.apply(x, d, None)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=2e-3)
+
+    di = torch.round(d).to(torch.long)
+    fast_p = reg._patches(x, di)
+    b = x.shape[0]
+    iy = (reg.iy[None] + di[:, 0, None, None]).clamp(0, reg.ly - 1)
+    ix = (reg.ix[None] + di[:, 1, None, None]).clamp(0, reg.lx - 1)
+    ar = torch.arange(b)[:, None, None, None, None]
+    np.testing.assert_array_equal(fast_p.numpy(), x[ar, iy[:, :, None, :, None], ix[:, None, :, None, :]].numpy())
+
+    for cor, inp in ((reg.rigid, x), (reg.patch, fast_p)):
+        got = cor.cross_power(inp.clone())
+        c = inp - inp.mean(dim=(-2, -1), keepdim=True)
+        f = torch.fft.rfft2(c * cor.win)
+        a = f.abs()
+        a += 1e-6 * a.amax(dim=(-2, -1), keepdim=True) + 1e-30
+        want = (f * cor.cref / a).reshape(got.shape)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6 * float(want.abs().max()))
+    np.testing.assert_allclose(nc._sum_frames(x).numpy(), x.double().sum(0).numpy(), rtol=1e-12)
+
+
 # ---------------------------------------------------------------- output file
 
 

@@ -22,7 +22,12 @@ Algorithm (per frame, against a template T)
    convolution, C1) to every pixel and the frame is resampled with
    :func:`torch.nn.functional.grid_sample` (bicubic, border replication):
    ``registered(y, x) = frame(y + dy(y, x), x + dx(y, x))``. Without ``nonrigid`` the field is the
-   constant rigid shift.
+   constant rigid shift (on CPU resampled by the same kernel applied separably, rows then
+   columns: one set of weights per frame).
+
+CPU paths (same arithmetic as the torch ones, measured faster on CPU): the whitening uses
+numpy's complex abs (torch's is a hypot), patches are gathered by slice copies from an
+edge-padded batch, rigid resampling is separable (above), and frame sums go through numpy.
 
 0. **Bidirectional phase** (``bidi_correction``, before everything else). The line-phase
    offset of a resonant scanner's odd rows is estimated sub-pixel from the mean of the
@@ -188,13 +193,20 @@ class _Correlator:
         lowpass = torch.exp(-2 * math.pi**2 * p.smooth_sigma_px**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
         centred = ref - ref.mean(dim=(-2, -1), keepdim=True)
         t = torch.fft.rfft2(centred * self.win if window_ref else centred).to(torch.complex128)
-        t = torch.conj(t) / (t.abs() + 1e-6 * t.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
         wx = torch.full((self.mh,), 2.0, dtype=torch.float64, device=device)
         wx[0] = 1.0
         if m % 2 == 0:
             wx[-1] = 1.0
         # whitened reference spectrum x low-pass x half-plane weights, / (N M) for a unit peak
-        self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
+        if t.device.type == "cpu":  # numpy: no thread fork/join per op (costly on a loaded machine)
+            tn = t.numpy()
+            a = np.abs(tn)
+            tn = np.conj(tn) / (a + 1e-6 * a.max(axis=(-2, -1), keepdims=True) + 1e-30)
+            self.cref = torch.from_numpy((tn * (lowpass.numpy() * wx.numpy() / (n * m))).astype(np.complex64))
+        else:
+            t = torch.conj(t) / (t.abs() + 1e-6 * t.abs().amax(dim=(-2, -1), keepdim=True) + 1e-30)
+            self.cref = (t * lowpass * wx / (n * m)).to(torch.complex64)
+        self.cref_np = self.cref.numpy() if self.cref.device.type == "cpu" else None
         self.fy = ky * n  # signed integer frequencies (N,)
         self.fx = kx * m  # (Mh,)
         self.sy = torch.arange(-by, by + 1, device=device, dtype=torch.float64)  # integer search window
@@ -218,6 +230,16 @@ class _Correlator:
         x = x - x.mean(dim=(-2, -1), keepdim=True)
         x *= self.win
         f = torch.fft.rfft2(x)
+        if f.device.type == "cpu":
+            # numpy's complex abs and complex x real products are several times faster than
+            # torch's on CPU (torch's abs is a hypot); same arithmetic, in place where possible
+            fn = f.numpy()
+            a = np.abs(fn)
+            a += 1e-6 * a.max(axis=(-2, -1), keepdims=True) + 1e-30
+            np.reciprocal(a, out=a)
+            fn *= self.cref_np
+            fn *= a
+            return f.reshape(-1, self.n, self.mh)
         a = f.abs()
         a += 1e-6 * a.amax(dim=(-2, -1), keepdim=True) + 1e-30
         r = f * self.cref
@@ -306,11 +328,33 @@ class _Registrar:
         frame: border replication), or unshifted when ``d`` is None."""
         if d is None:
             return x[:, self.iy[:, None, :, None], self.ix[None, :, None, :]]
+        if x.device.type == "cpu":
+            return self._patches_cpu(x, d)
         b = x.shape[0]
         iy = (self.iy[None] + d[:, 0, None, None]).clamp(0, self.ly - 1)  # (B, npy, ps)
         ix = (self.ix[None] + d[:, 1, None, None]).clamp(0, self.lx - 1)  # (B, npx, ps)
         ar = torch.arange(b, device=self.device)[:, None, None, None, None]
         return x[ar, iy[:, :, None, :, None], ix[:, None, :, None, :]]
+
+    def _patches_cpu(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """:meth:`_patches` on CPU by slice copies: the batch is edge-padded once by the largest
+        |integer shift| (border replication, as the clamped index), then every patch of every
+        frame is one contiguous slice copy (no per-pixel index tensors)."""
+        b = x.shape[0]
+        npy, npx = self.n_patches
+        ps_y, ps_x = self.ps
+        dn = d.cpu().numpy().astype(np.int64)
+        m = int(np.abs(dn).max(initial=0))
+        xn = x.numpy()
+        xp = np.pad(xn, ((0, 0), (m, m), (m, m)), mode="edge") if m else xn
+        out = np.empty((b, npy, npx, ps_y, ps_x), dtype=xn.dtype)
+        for k in range(b):
+            oy, ox = m + dn[k, 0], m + dn[k, 1]
+            for i, y0 in enumerate(self.y0):
+                rows = xp[k, oy + y0:oy + y0 + ps_y]
+                for j, x0 in enumerate(self.x0):
+                    out[k, i, j] = rows[:, ox + x0:ox + x0 + ps_x]
+        return torch.from_numpy(out)
 
     def estimate(self, x: torch.Tensor, nonrigid: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, Ly, Lx) float32 -> rigid (B, 2) float64, patch shifts (B, npy, npx, 2) or None."""
@@ -326,6 +370,8 @@ class _Registrar:
 
     def apply(self, x: torch.Tensor, rigid: torch.Tensor, patch: torch.Tensor | None) -> torch.Tensor:
         """Resample x (B, Ly, Lx) so that registered(y, x) = frame(y + dy, x + dx)."""
+        if patch is None and x.device.type == "cpu" and self.p.interpolation in _SEPARABLE:
+            return _shift_separable(x, rigid, self.p.interpolation)
         b = x.shape[0]
         grid = torch.empty((b, self.ly, self.lx, 2), dtype=torch.float32, device=x.device)  # (x, y) normalised
         for axis, (g, scale) in enumerate([(self.gx, 2.0 / max(self.lx - 1, 1)), (self.gy, 2.0 / max(self.ly - 1, 1))]):
@@ -337,6 +383,63 @@ class _Registrar:
             torch.mul(g[None] + field, scale, out=grid[..., axis]).sub_(1.0)
         out = F.grid_sample(x[:, None], grid, mode=self.p.interpolation, padding_mode="border", align_corners=True)
         return out[:, 0]
+
+
+def _taps(frac: float, mode: str) -> tuple[int, list[float]]:
+    """First tap offset and weights of ``grid_sample``'s 1-D kernel at fractional position
+    ``frac`` in [0, 1): bilinear (2 taps) or bicubic (4 taps, cubic convolution A = -0.75 as
+    in PyTorch)."""
+    if mode == "bilinear":
+        return 0, [1.0 - frac, frac]
+    a = -0.75
+
+    def near(t):  # |t| <= 1
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+
+    def far(t):  # 1 < |t| < 2
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+    return -1, [far(frac + 1), near(frac), near(1 - frac), far(2 - frac)]
+
+
+_SEPARABLE = ("bilinear", "bicubic")
+
+
+def _shift_separable(x: torch.Tensor, rigid: torch.Tensor, mode: str) -> torch.Tensor:
+    """Rigid resampling on CPU, ``out(y, x) = frame(y + dy, x + dx)`` with border replication:
+    ``grid_sample``'s bilinear/bicubic kernel is separable and, for one shift per frame, has
+    the same weights at every pixel, so it is a few weighted slice sums per axis of the
+    edge-padded frame (taps clamped to the frame, as grid_sample's border mode)."""
+    xn = x.numpy()
+    b, ly, lx = xn.shape
+    d = rigid.cpu().numpy()
+    out = np.empty_like(xn)
+    for k in range(b):
+        fy, fx = math.floor(d[k, 0]), math.floor(d[k, 1])
+        oy, wy = _taps(float(d[k, 0] - fy), mode)
+        ox, wx = _taps(float(d[k, 1] - fx), mode)
+        # output row y reads input rows y + fy + oy + i (i < len(wy)), clamped to [0, ly - 1]
+        py0, py1 = max(0, -(fy + oy)), max(0, fy + oy + len(wy) - 1)
+        px0, px1 = max(0, -(fx + ox)), max(0, fx + ox + len(wx) - 1)
+        src = np.pad(xn[k], ((py0, py1), (px0, px1)), mode="edge")
+        y0 = fy + oy + py0
+        rows = wy[0] * src[y0:y0 + ly]
+        for i in range(1, len(wy)):
+            rows += wy[i] * src[y0 + i:y0 + i + ly]
+        x0 = fx + ox + px0
+        acc = out[k]
+        np.multiply(rows[:, x0:x0 + lx], wx[0], out=acc)
+        for i in range(1, len(wx)):
+            acc += wx[i] * rows[:, x0 + i:x0 + i + lx]
+    return torch.from_numpy(out)
+
+
+def _sum_frames(x: torch.Tensor) -> torch.Tensor:
+    """Sum of frames (B, Ly, Lx) over B in float64. On CPU with numpy: torch's float64 reduction
+    of a float32 tensor along its first axis is ~10x slower."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(x.numpy().sum(0, dtype=np.float64))
+    return x.sum(0, dtype=torch.float64)
 
 
 def _corr(x: torch.Tensor, t: torch.Tensor, margin: int) -> torch.Tensor:
@@ -511,7 +614,7 @@ def build_template(stack: _Stack, p: NormcorreParams, device: torch.device,
         acc = torch.zeros_like(template, dtype=torch.float64)
         for a, b in _batches(len(idx), _compute_step(reg, p)):
             rigid, patch = reg.estimate(sample[a:b], nonrigid)
-            acc += reg.apply(sample[a:b], rigid, patch).sum(0, dtype=torch.float64)
+            acc += _sum_frames(reg.apply(sample[a:b], rigid, patch))
         template = (acc / len(idx)).to(torch.float32)
     return template.cpu().numpy(), phase, centres, estimates
 
@@ -546,12 +649,18 @@ def _write_frame_quality(f: h5py.File, reg: "_Registrar", patch: np.ndarray, rea
     good = np.flatnonzero(reason == 0)
     lo = torch.full((2, reg.ly, reg.lx), math.inf, device=device)
     hi = torch.full((2, reg.ly, reg.lx), -math.inf, device=device)
-    for a, b in _batches(len(good), 256):
+    # the per-pixel extremes of the shift fields over the good frames; in chunks of frames
+    # whose fields stay small (cache-sized on CPU) instead of one (256, Ly, Lx) tensor per chunk
+    chunk = max(1, (4 * 2**20) // (4 * reg.ly * reg.lx))
+    for a, b in _batches(len(good), chunk):
         pf = torch.as_tensor(patch[good[a:b]], dtype=torch.float32, device=device)
-        sy = reg.gy[None] + reg.wy @ pf[..., 0] @ reg.wx.T
-        sx = reg.gx[None] + reg.wy @ pf[..., 1] @ reg.wx.T
-        lo = torch.minimum(lo, torch.stack([sy.amin(0), sx.amin(0)]))
-        hi = torch.maximum(hi, torch.stack([sy.amax(0), sx.amax(0)]))
+        for axis, g in enumerate((reg.gy, reg.gx)):
+            field = reg.wy @ (pf[..., axis] @ reg.wx.T)  # (k, Ly, Lx) shift field (grid added after)
+            mn, mx = torch.aminmax(field, dim=0)
+            torch.minimum(lo[axis], mn, out=lo[axis])
+            torch.maximum(hi[axis], mx, out=hi[axis])
+    lo += torch.stack([reg.gy, reg.gx])
+    hi += torch.stack([reg.gy, reg.gx])
     lo, hi = lo.cpu().numpy(), hi.cpu().numpy()
     reach = float(np.abs(bidi).max(initial=0.0))  # odd rows were resampled at x + phase first
     valid = valid_region(np.stack([lo[0], hi[0]]), np.stack([lo[1] - reach, hi[1] + reach]), reg.ly, reg.lx)
@@ -651,8 +760,8 @@ def motion_correct(stack_path, out_path, params: NormcorreParams | None = None, 
                         y[c0:c1] = reg.apply(x[c0:c1], r, pt)
                         rigid[c0:c1] = r
                         patch[c0:c1] = r[:, None, None, :] if pt is None else pt
-                    sum_raw += x.sum(0, dtype=torch.float64)
-                    sum_reg += y.sum(0, dtype=torch.float64)
+                    sum_raw += _sum_frames(x)
+                    sum_reg += _sum_frames(y)
                     d_cb[a:b] = _corr(x, tmpl_t, margin).cpu().numpy()
                     d_ca[a:b] = corr_after = _corr(y, tmpl_t, margin).cpu().numpy()
                     if p.template_update == "rolling":
