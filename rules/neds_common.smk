@@ -2,7 +2,7 @@
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
 from pipeline.neds.config import TRANSFORMER_BASELINES, MaskingParams, NedsConfig
-from pipeline.neds.search import chunk_draws, draw_hyperparameters, n_chunks
+from pipeline.neds.search import chunk_draws, draw_sections, n_chunks
 from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
 NEDS = PARAMS["neds"]
@@ -57,12 +57,15 @@ def neds_search_draw_params(wildcards):
     return _neds_search_draw(wildcards.variant, wildcards.session, int(wildcards.draw))
 
 
+@functools.cache
+def _neds_variant_masking_params(variant):
+    return MaskingParams.from_mapping(neds_variant_masking(variant))
+
+
 @functools.cache  # three params of each of the (thousands of, at paper scale) draw jobs read it
 def _neds_search_draw(variant, session, draw):
-    model, masking, training = draw_hyperparameters(
-        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(variant)),
-        NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
-    return {"model": model.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+    return draw_sections(NEDS_CONFIG.search, NEDS_CONFIG.model, _neds_variant_masking_params(variant),
+                         NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
 
 
 def neds_search_chunk_params(wildcards):

@@ -18,7 +18,7 @@ import yaml
 from helpers import run_snakemake
 from pipeline.neds import stages
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
-from pipeline.neds.search import best_draw, chunk_draws, draw_hyperparameters, n_chunks
+from pipeline.neds.search import best_draw, chunk_draws, draw_hyperparameters, draw_sections, n_chunks
 from pipeline.neds.train import load_model
 
 SELECTED = "results/neds/single/multimodal/sesA/metrics.json"
@@ -34,6 +34,11 @@ def test_draws_depend_on_seed_and_draw_only_and_stay_in_range():
         assert 1e-4 <= training.learning_rate <= 1e-3 and 1e-3 <= training.weight_decay <= 0.1
         assert 0.1 <= masking.mask_ratio <= 0.4 and model.embed_dim in (128, 256, 512) and model.n_layers in (5, 6)
         assert training.epochs == TrainingParams().epochs and model.n_heads == 2  # the rest stays configured
+    for d in range(3):  # the draw jobs' params: the same dicts, key order included (Snakemake's params trigger)
+        sections = draw_sections(search, *base, seed=7, draw=d)
+        assert repr(sections) == repr(dict(zip(("model", "masking", "training"), (s.to_dict() for s in first[d]))))
+    with pytest.raises(ValueError):  # a drawn width that the heads do not divide is refused, as by ModelParams
+        draw_sections(SearchParams(draws=1, embed_dim=(30,)), ModelParams(n_heads=4), *base[1:], seed=7, draw=0)
     records = [{"training": {"best_val_score": s}} for s in (0.1, 0.7, 0.7, 0.2)]
     assert best_draw(records) == 1
 
@@ -69,9 +74,12 @@ def _finish(workdir: Path) -> Counter:
     assert summary.returncode == 0, summary.stdout
     rows = [line.split("\t") for line in summary.stdout.splitlines() if line.startswith("results/")]
     for output, *_ in rows:
-        (workdir / output).parent.mkdir(parents=True, exist_ok=True)
-        (workdir / output).touch()
-    touched = run_snakemake("--touch", "--cores", "1", SELECTED, workdir=workdir)
+        path = workdir / output
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch() if "." in path.name else path.mkdir(exist_ok=True)  # directory() outputs have no suffix
+    # --forceall: every job's metadata (params, inputs) is recorded, not only those of jobs
+    # whose outputs happen to be older than their inputs
+    touched = run_snakemake("--touch", "--forceall", "--cores", "1", SELECTED, workdir=workdir)
     assert touched.returncode == 0, touched.stdout
     return Counter(row[2] for row in rows)
 

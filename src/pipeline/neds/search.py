@@ -20,6 +20,7 @@ single-draw jobs, so the selected model and its metrics do not depend on K.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
@@ -51,6 +52,32 @@ def draw_hyperparameters(search: SearchParams, model: ModelParams, masking: Mask
             dataclasses.replace(masking, mask_ratio=values["mask_ratio"]),
             dataclasses.replace(training, learning_rate=values["learning_rate"],
                                 weight_decay=values["weight_decay"]))
+
+
+@functools.lru_cache(maxsize=None)
+def _section_dict(section) -> dict:
+    return section.to_dict()
+
+
+@functools.lru_cache(maxsize=None)
+def _checked_architecture(model: ModelParams, embed_dim: int, mlp_dim: int, n_layers: int) -> None:
+    dataclasses.replace(model, embed_dim=embed_dim, mlp_dim=mlp_dim, n_layers=n_layers)  # raises if invalid
+
+
+def draw_sections(search: SearchParams, model: ModelParams, masking: MaskingParams, training: TrainingParams,
+                  seed: int, draw: int) -> dict[str, dict]:
+    """:func:`draw_hyperparameters` as the sections' ``to_dict()`` (what a draw job's params
+    hold; same keys, order and values) without building three dataclasses per draw: the
+    sections' dicts updated with the drawn values. Each distinct drawn architecture is still
+    checked by :class:`ModelParams` (once); the drawn rates and ratio lie in ranges
+    :class:`SearchParams` validated."""
+    values = draw_values(search, seed, draw)
+    architecture = {name: values[name] for name in ("embed_dim", "mlp_dim", "n_layers")}
+    _checked_architecture(model, **architecture)
+    return {"model": {**_section_dict(model), **architecture},
+            "masking": {**_section_dict(masking), "mask_ratio": values["mask_ratio"]},
+            "training": {**_section_dict(training), "learning_rate": values["learning_rate"],
+                         "weight_decay": values["weight_decay"]}}
 
 
 def n_chunks(draws: int, draws_per_job: int) -> int:
