@@ -136,6 +136,7 @@ def _select(binned, pairs, out: Path) -> dict:
     return _untimed(json.loads((out / "metrics.json").read_text()))
 
 
+@pytest.mark.slow  # 7 tiny trainings + 2 evaluations: ~50 s CPU
 def test_chunks_select_the_same_draw_model_and_metrics_as_single_draw_jobs(binned_sessions, tmp_path, monkeypatch):
     binned = binned_sessions["sesA"]
     singles = []
