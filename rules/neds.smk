@@ -185,7 +185,7 @@ if not NEDS_SEARCH_DRAWS:
         script:
             "../workflow/scripts/neds_train_single.py"
 
-else:
+elif NEDS_SEARCH_PER_JOB == 1:
 
     rule neds_search_draw:
         """One random hyperparameter draw (neds.search) of a single-session variant: train
@@ -215,9 +215,45 @@ else:
         script:
             "../workflow/scripts/neds_search_draw.py"
 
+else:
+
+    rule neds_search_chunk:
+        """Draws [chunk K, (chunk + 1) K) of the search (K = neds.search.draws_per_job;
+        pipeline.neds.search.chunk_draws), trained one after another exactly like the
+        neds_search_draw jobs (same values and seeds). Outputs: every draw's validation
+        record (a list) and the chunk's best-validation model, the only one the selection
+        can pick from it. Finished draws are kept in the checkpoint directory (not an
+        output) until the chunk ends, so a resumed chunk does not retrain them."""
+        input:
+            binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
+        output:
+            model=f"{RESULTS}/neds/search/{{variant}}/{{session}}/chunk{{chunk}}/model.pt",
+            validation=f"{RESULTS}/neds/search/{{variant}}/{{session}}/chunk{{chunk}}/validation.json",
+        wildcard_constraints:
+            chunk=r"\d+",
+        params:
+            draws=neds_search_chunk_params,
+            seed=lambda wildcards: neds_search_seed(wildcards.variant, wildcards.session),
+            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/search/{wildcards.variant}/{wildcards.session}/chunk{wildcards.chunk}",
+        threads: NEDS["threads"]
+        resources:
+            **neds_search_chunk_resources(),
+        log:
+            f"{LOGS}/neds_search_chunk/{{variant}}/{{session}}/chunk{{chunk}}.log",
+        benchmark:
+            f"{BENCHMARKS}/neds_search_chunk/{{variant}}/{{session}}/chunk{{chunk}}.tsv"
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/neds_search_chunk.py"
+
+
+if NEDS_SEARCH_DRAWS:
+
     rule neds_search_select:
         """The search's model of a (variant, session): the draw with the best validation
-        score, the only one evaluated on the test trials."""
+        score (over the draw jobs, or the chunk jobs' records), the only one evaluated on
+        the test trials."""
         input:
             binned=f"{RESULTS}/ibl/binned/{{session}}.h5",
             models=lambda wildcards: neds_search_draws(wildcards, "model.pt"),

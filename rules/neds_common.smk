@@ -2,7 +2,7 @@
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
 from pipeline.neds.config import TRANSFORMER_BASELINES, MaskingParams, NedsConfig
-from pipeline.neds.search import draw_hyperparameters
+from pipeline.neds.search import chunk_draws, draw_sections, n_chunks
 from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
 NEDS = PARAMS["neds"]
@@ -27,6 +27,8 @@ if NEDS_HELDOUT and not NEDS_PRETRAIN:
 
 
 NEDS_SEARCH_DRAWS = NEDS_CONFIG.search.draws
+# draws per job: 1 = rule neds_search_draw (a job per draw), K > 1 = rule neds_search_chunk
+NEDS_SEARCH_PER_JOB = NEDS_CONFIG.search.draws_per_job
 # transformer baselines (NDT2, POYO+); the multi-session ones only exist with held-out sessions
 NEDS_TRANSFORMER_BASELINES = [name for name in NEDS_CONFIG.transformer_baselines
                               if NEDS_HELDOUT or not name.endswith("_multi_session")]
@@ -55,18 +57,38 @@ def neds_search_draw_params(wildcards):
     return _neds_search_draw(wildcards.variant, wildcards.session, int(wildcards.draw))
 
 
+@functools.cache
+def _neds_variant_masking_params(variant):
+    return MaskingParams.from_mapping(neds_variant_masking(variant))
+
+
 @functools.cache  # three params of each of the (thousands of, at paper scale) draw jobs read it
 def _neds_search_draw(variant, session, draw):
-    model, masking, training = draw_hyperparameters(
-        NEDS_CONFIG.search, NEDS_CONFIG.model, MaskingParams.from_mapping(neds_variant_masking(variant)),
-        NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
-    return {"model": model.to_dict(), "masking": masking.to_dict(), "training": training.to_dict()}
+    return draw_sections(NEDS_CONFIG.search, NEDS_CONFIG.model, _neds_variant_masking_params(variant),
+                         NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
+
+
+def neds_search_chunk_params(wildcards):
+    """The draws of chunk ``wildcards.chunk`` (:func:`pipeline.neds.search.chunk_draws`), each
+    with its model / masking / training sub-sections: the same values as its single-draw job."""
+    return [{"draw": draw, **_neds_search_draw(wildcards.variant, wildcards.session, draw)}
+            for draw in chunk_draws(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk))]
+
+
+def neds_search_chunk_resources():
+    """The training resources with the time limit of one draw times the draws of a chunk."""
+    per_draw = NEDS_TRAINING_RESOURCES["runtime"]
+    return {**NEDS_TRAINING_RESOURCES,
+            "runtime": lambda wildcards, attempt: per_draw(wildcards, attempt) * len(
+                chunk_draws(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk)))}
 
 
 def neds_search_draws(wildcards, name):
-    """``name`` (model.pt / validation.json) of every draw of a (variant, session)."""
-    return [f"{RESULTS}/neds/search/{wildcards.variant}/{wildcards.session}/draw{draw}/{name}"
-            for draw in range(NEDS_SEARCH_DRAWS)]
+    """``name`` (model.pt / validation.json) of every draw job (``draws_per_job`` 1) or chunk
+    job of a (variant, session); a chunk's model.pt is its best draw's model."""
+    job = "draw" if NEDS_SEARCH_PER_JOB == 1 else "chunk"
+    return [f"{RESULTS}/neds/search/{wildcards.variant}/{wildcards.session}/{job}{index}/{name}"
+            for index in range(n_chunks(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB))]
 
 
 def neds_linear_params():

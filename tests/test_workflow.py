@@ -70,6 +70,9 @@ def test_dry_run_of_the_paper_config():
     jobs = planned_jobs(result.stdout)
     assert jobs["synth_zebrafish_plane"] == 5 * 5 and jobs["inventory_fish"] == 5
     assert "results/paper/inventory/fish/fish05.json" in result.stdout
+    # NEDS search: 5 variants x 12 sessions, 50 draws in jobs of 5 (neds.search.draws_per_job)
+    assert jobs["neds_search_chunk"] == 5 * 12 * 50 // 5 and jobs["neds_search_select"] == 5 * 12
+    assert "neds_search_draw" not in jobs
 
 
 def test_a_fish_with_existing_suite2p_output_skips_registration_and_extraction(test_workdir):

@@ -155,7 +155,8 @@ class SearchParams(Params):
     per session; :mod:`pipeline.neds.search`). ``draws`` = 0: no search, the configured
     ``model`` / ``masking`` / ``training`` values are trained once."""
 
-    draws: int = 0  # random draws per (session, variant); each draw is one job
+    draws: int = 0  # random draws per (session, variant)
+    draws_per_job: int = 1  # K: job c trains draws [c K, (c + 1) K); 1 = each draw is one job
     learning_rate: tuple[float, ...] = (0.0001, 0.001)  # [low, high], log-uniform (1/epoch-step units of AdamW)
     weight_decay: tuple[float, ...] = (0.001, 0.1)  # [low, high], log-uniform
     mask_ratio: tuple[float, ...] = (0.1, 0.4)  # [low, high], uniform (fraction of tokens)
@@ -167,6 +168,8 @@ class SearchParams(Params):
         self._coerce_field_types()
         if self.draws < 0:
             raise ValueError("SearchParams.draws must be >= 0")
+        if self.draws_per_job < 1:
+            raise ValueError("SearchParams.draws_per_job must be >= 1")
         for name in ("learning_rate", "weight_decay", "mask_ratio"):
             low_high = getattr(self, name)
             if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:

@@ -9,20 +9,27 @@ only the new draw jobs (and reruns the selection). Every draw trains on the trai
 and is scored on the validation trials only (:func:`pipeline.neds.train.train_model`'s
 selection score of its best epoch); the selection job evaluates only the best draw on the
 test trials. Attention heads stay ``model.n_heads`` (the paper fixes 8).
+
+``draws_per_job`` K > 1 groups the draws into jobs with fixed boundaries: job (chunk) c
+holds draws [c K, (c + 1) K) ∩ [0, draws) (:func:`chunk_draws`), so adding draws reruns
+only the last, partial chunk (its draw list grew) and the new chunks, plus the selection.
+A chunk trains its draws one after another with the same per-draw seeds and values as
+single-draw jobs, so the selected model and its metrics do not depend on K.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
 from pipeline.seeding import rng_for
 
 
-def draw_hyperparameters(search: SearchParams, model: ModelParams, masking: MaskingParams, training: TrainingParams,
-                         seed: int, draw: int) -> tuple[ModelParams, MaskingParams, TrainingParams]:
-    """The configured sub-sections with draw ``draw``'s values (module docstring)."""
+def draw_values(search: SearchParams, seed: int, draw: int) -> dict:
+    """Draw ``draw``'s learning rate, weight decay, mask ratio, embedding width, feed-forward
+    width and depth (module docstring): a function of (``seed``, ``draw``) and the ranges."""
     rng = rng_for(seed, "neds_search", draw)
 
     def log_uniform(low_high):
@@ -32,9 +39,59 @@ def draw_hyperparameters(search: SearchParams, model: ModelParams, masking: Mask
     mask_ratio = float(rng.uniform(*search.mask_ratio))
     embed_dim, mlp_dim, n_layers = (int(rng.choice(search.embed_dim)), int(rng.choice(search.mlp_dim)),
                                     int(rng.choice(search.n_layers)))
-    return (dataclasses.replace(model, embed_dim=embed_dim, mlp_dim=mlp_dim, n_layers=n_layers),
-            dataclasses.replace(masking, mask_ratio=mask_ratio),
-            dataclasses.replace(training, learning_rate=learning_rate, weight_decay=weight_decay))
+    return {"learning_rate": learning_rate, "weight_decay": weight_decay, "mask_ratio": mask_ratio,
+            "embed_dim": embed_dim, "mlp_dim": mlp_dim, "n_layers": n_layers}
+
+
+def draw_hyperparameters(search: SearchParams, model: ModelParams, masking: MaskingParams, training: TrainingParams,
+                         seed: int, draw: int) -> tuple[ModelParams, MaskingParams, TrainingParams]:
+    """The configured sub-sections with draw ``draw``'s values (module docstring)."""
+    values = draw_values(search, seed, draw)
+    return (dataclasses.replace(model, embed_dim=values["embed_dim"], mlp_dim=values["mlp_dim"],
+                                n_layers=values["n_layers"]),
+            dataclasses.replace(masking, mask_ratio=values["mask_ratio"]),
+            dataclasses.replace(training, learning_rate=values["learning_rate"],
+                                weight_decay=values["weight_decay"]))
+
+
+@functools.lru_cache(maxsize=None)
+def _section_dict(section) -> dict:
+    return section.to_dict()
+
+
+@functools.lru_cache(maxsize=None)
+def _checked_architecture(model: ModelParams, embed_dim: int, mlp_dim: int, n_layers: int) -> None:
+    dataclasses.replace(model, embed_dim=embed_dim, mlp_dim=mlp_dim, n_layers=n_layers)  # raises if invalid
+
+
+def draw_sections(search: SearchParams, model: ModelParams, masking: MaskingParams, training: TrainingParams,
+                  seed: int, draw: int) -> dict[str, dict]:
+    """:func:`draw_hyperparameters` as the sections' ``to_dict()`` (what a draw job's params
+    hold; same keys, order and values) without building three dataclasses per draw: the
+    sections' dicts updated with the drawn values. Each distinct drawn architecture is still
+    checked by :class:`ModelParams` (once); the drawn rates and ratio lie in ranges
+    :class:`SearchParams` validated."""
+    values = draw_values(search, seed, draw)
+    architecture = {name: values[name] for name in ("embed_dim", "mlp_dim", "n_layers")}
+    _checked_architecture(model, **architecture)
+    return {"model": {**_section_dict(model), **architecture},
+            "masking": {**_section_dict(masking), "mask_ratio": values["mask_ratio"]},
+            "training": {**_section_dict(training), "learning_rate": values["learning_rate"],
+                         "weight_decay": values["weight_decay"]}}
+
+
+def n_chunks(draws: int, draws_per_job: int) -> int:
+    """Number of jobs (chunks) that hold ``draws`` draws, ``draws_per_job`` each (the last one
+    possibly fewer)."""
+    return -(-draws // draws_per_job)
+
+
+def chunk_draws(draws: int, draws_per_job: int, chunk: int) -> range:
+    """The draws of job ``chunk``: [chunk K, (chunk + 1) K) ∩ [0, draws), K = ``draws_per_job``.
+    The boundaries do not depend on ``draws``, so raising it changes only the last chunk."""
+    if not 0 <= chunk < n_chunks(draws, draws_per_job):
+        raise ValueError(f"chunk {chunk} outside the {n_chunks(draws, draws_per_job)} chunks of {draws} draws")
+    return range(chunk * draws_per_job, min((chunk + 1) * draws_per_job, draws))
 
 
 def best_draw(validation_records: list[dict]) -> int:

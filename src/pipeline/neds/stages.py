@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pipeline.io.atomic import write_json
+from pipeline.io.atomic import atomic_paths, write_json
 from pipeline.neds.baselines import evaluate_linear
 from pipeline.neds.config import (
     BaselineParams,
@@ -123,14 +123,65 @@ def run_search_draw(binned_path: str | Path, variant: str, draw: int, model_para
     return record
 
 
+def _finished_draw(directory: Path, expected: dict) -> dict | None:
+    """The record of a draw a previous attempt of its chunk finished in ``directory``, when
+    it was trained with the ``expected`` provenance (parameters hash, seed, source, code
+    version); else None."""
+    validation, model = directory / "validation.json", directory / "model.pt"
+    if not (validation.exists() and model.exists()):
+        return None
+    record = json.loads(validation.read_text())
+    return record if all(record.get(key) == value for key, value in expected.items()) else None
+
+
+def run_search_chunk(binned_path: str | Path, variant: str,
+                     draws: list[tuple[int, ModelParams, MaskingParams, TrainingParams]], seed: int, *,
+                     device: str, model_path: str | Path, validation_path: str | Path,
+                     checkpoint_dir: str | Path, progress: bool = True) -> list[dict]:
+    """Several draws of the search (``draws``: (draw, model, masking, training)) one after
+    another, each exactly as :func:`run_search_draw`. Writes the list of their validation
+    records and the best-validation draw's model file (byte-identical to that draw's own
+    job's). A draw finished by an earlier, interrupted attempt is read back, not retrained."""
+    checkpoint_dir = Path(checkpoint_dir)
+    records = []
+    for draw, model_params, masking, training in draws:
+        directory = checkpoint_dir / f"draw{draw}"
+        expected = _provenance({"model": model_params, "masking": masking, "training": training}, seed,
+                               source=str(binned_path))
+        record = _finished_draw(directory, {**expected, "draw": draw})
+        if record is None:
+            record = run_search_draw(binned_path, variant, draw, model_params, masking, training, seed,
+                                     device=device, model_path=directory / "model.pt",
+                                     validation_path=directory / "validation.json",
+                                     checkpoint_dir=directory / "training", progress=progress)
+        else:
+            log.info("draw %d: finished by an earlier attempt (%s)", draw, directory)
+        records.append(record)
+    best = records[best_draw(records)]["draw"]
+    with atomic_paths(model_path) as (tmp_model,):
+        shutil.copyfile(checkpoint_dir / f"draw{best}" / "model.pt", tmp_model)
+    write_json(records, validation_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return records
+
+
 def run_search_selection(binned_path: str | Path, draws: list[tuple[str | Path, str | Path]], *,
                          model_path: str | Path, metrics_path: str | Path) -> dict:
     """Pick the draw with the best validation score among ``draws`` ((model file, validation
-    record) pairs) and evaluate only that model on the test trials."""
-    records = [json.loads(Path(validation).read_text()) for _, validation in draws]
+    file) pairs) and evaluate only that model on the test trials. A validation file holds one
+    draw's record (:func:`run_search_draw`) or a list of them (:func:`run_search_chunk`; the
+    model file is then its best draw's)."""
+    groups = []
+    for _, validation in draws:
+        loaded = json.loads(Path(validation).read_text())
+        groups.append(loaded if isinstance(loaded, list) else [loaded])
+    records = [record for group in groups for record in group]
+    owners = [index for index, group in enumerate(groups) for _ in group]
     chosen = best_draw(records)
+    # the overall best is also the best of its own file (first on ties in both), i.e. its model
+    assert groups[owners[chosen]][best_draw(groups[owners[chosen]])] is records[chosen]
     data = load_session(binned_path)
-    model, _ = load_model(draws[chosen][0])
+    model, _ = load_model(draws[owners[chosen]][0])
     record = records[chosen]
     metrics = evaluate_model(model, data.session_id, data, evaluated_tasks(tuple(record["hyperparameters"]["masking"]
                                                                                ["schemes"])))
