@@ -78,8 +78,9 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     acronyms = np.repeat(["PO", "LP", "VISa"], 20)
     embeddings = np.eye(3).repeat(20, axis=0) * 3 + 0.3 * rng.standard_normal((60, 3))
     result = classify_regions(embeddings, acronyms, RegionParams(), seed=0)
-    assert result["accuracy"] == 1.0 and result["chance"] == 1 / 3 and result["classes"] == ["PO", "LP", "VISa"]
-    assert np.trace(result["confusion"]) == 60 and result["per_region_accuracy"] == {"PO": 1.0, "LP": 1.0, "VISa": 1.0}
+    assert result["accuracy"] == 1.0 and result["chance"] == pytest.approx(1 / 3) and result["classes"] == ["PO", "LP", "VISa"]
+    assert result["cv_repeats"] == 10 and result["cv"] == "stratified 5-fold x 10"
+    assert np.trace(result["confusion"]) == 60 * 10 and result["per_region_accuracy"] == {"PO": 1.0, "LP": 1.0, "VISa": 1.0}
     # grouped by session: three sessions of 20 neurons; PO neurons of session s2 look like LP
     sessions = np.tile(np.repeat(["s0", "s1", "s2"], [7, 7, 6]), 3)
     shifted = embeddings.copy()
@@ -92,7 +93,8 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60),
                             grouped=True)["accuracy"] is None
     # two neurons per region and 2 outer folds: one per region in each training fold, no inner search possible
-    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2), seed=0)
+    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2, cv_repeats=1),
+                            seed=0)
     assert tiny["svc_c_chosen"] == [0.001, 0.001] and tiny["n_neurons"] == 4
     few = classify_regions(embeddings[:8], acronyms[:8], RegionParams(), seed=0)
     assert few["accuracy"] is None and "fewer than 2 regions" in few["note"]

@@ -28,7 +28,9 @@ inner search that maximises balanced accuracy (inner folds: grouped by session w
 training fold holds >= 2 sessions and the outer folds are grouped, else stratified,
 ``inner_cv_folds`` folds; embeddings have D or 2D dimensions and a session may have fewer
 neurons than that). Cross-validation across the pooled neurons: stratified k-fold (the paper's
-"5-fold cross-validation across all neurons"; every model), and for multi-session models also
+"5-fold cross-validation across all neurons"; every model), repeated over ``cv_repeats`` fold
+shufflings with the scores averaged (with ~50 neurons per session the split alone moves the
+accuracy of one 5-fold run by several points, enough to reorder the variants), and for multi-session models also
 grouped by session (each fold holds out whole sessions, min(k, sessions) folds: a score that
 cannot come from recognising a session, issue 16). Scores: ``accuracy`` (fraction of neurons),
 ``balanced_accuracy`` (mean over regions of the fraction of the region's neurons classified
@@ -58,6 +60,7 @@ from sklearn.svm import LinearSVC
 
 from pipeline.neds.config import RegionParams
 from pipeline.neds.model import Neds
+from pipeline.seeding import derive_seed
 
 
 def embedding_matrices(tasks: tuple[str, ...]) -> tuple[str, ...]:
@@ -135,10 +138,13 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
     (:func:`standardise_within_sessions`); ``grouped``: folds hold out whole sessions
     (multi-session models), else stratified k-fold across the pooled neurons. Returns
     ``accuracy``, ``balanced_accuracy``, ``chance`` (accuracy of predicting each training fold's
-    most common region, same folds), ``balanced_chance`` (1 / regions), ``classes``,
-    ``per_region_accuracy`` (class -> fraction of its neurons classified correctly),
-    ``confusion`` (classes x classes counts), ``cv`` (the scheme), ``svc_c_chosen`` (C per
-    outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions``; with fewer than two regions
+    most common region, same folds), each the mean over ``cv_repeats`` fold shufflings of the
+    stratified scheme (``params.cv_repeats``; one for grouped folds, which are deterministic),
+    ``accuracy_sd`` and ``balanced_accuracy_sd`` (SD over repeats; None for one),
+    ``balanced_chance`` (1 / regions), ``classes``, ``per_region_accuracy`` (class -> fraction
+    of its neurons classified correctly, over all repeats), ``confusion`` (classes x classes
+    counts summed over repeats: each neuron is counted once per repeat), ``cv`` (the scheme),
+    ``svc_c_chosen`` (C per outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions``; with fewer than two regions
     of ``cv_folds`` neurons (or fewer than 2 sessions when grouped), the scores are None and
     ``note`` says why."""
     labels = region_labels(acronyms, params.regions)
@@ -156,28 +162,38 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
         return {**empty, "note": "grouped by session: needs neurons of >= 2 sessions"}
     # z-score within sessions over every neuron of the session (labelled or not: no label is used)
     x, y, groups = standardise_within_sessions(embeddings, sessions)[keep], labels[keep].astype(str), sessions[keep]
-    if grouped:
+    if grouped:  # GroupKFold is deterministic: one repeat
         n_folds = min(params.cv_folds, n_sessions)
-        folds = GroupKFold(n_folds).split(x, y, groups)
+        repeats = [GroupKFold(n_folds).split(x, y, groups)]
         scheme = f"grouped by session, {n_folds}-fold"
     else:
-        folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32).split(x, y)
-        scheme = f"stratified {params.cv_folds}-fold"
-    predicted, majority, chosen_c = np.empty_like(y), np.empty_like(y), []
-    for train, test in folds:
-        predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed, groups[train] if grouped else None)
-        train_classes, train_counts = np.unique(y[train], return_counts=True)
-        majority[test] = train_classes[np.argmax(train_counts)]
-        chosen_c.append(c)
-    recall = {c: float(np.mean(predicted[y == c] == c)) for c in classes}
+        repeats = [StratifiedKFold(params.cv_folds, shuffle=True,
+                                   random_state=derive_seed(seed, "region_cv", r) % 2**32).split(x, y)
+                   for r in range(params.cv_repeats)]
+        scheme = f"stratified {params.cv_folds}-fold" + (f" x {params.cv_repeats}" if params.cv_repeats > 1 else "")
+    scores, confusion, chosen_c = {"accuracy": [], "balanced_accuracy": [], "chance": []}, 0, []
+    for folds in repeats:
+        predicted, majority = np.empty_like(y), np.empty_like(y)
+        for train, test in folds:
+            predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed,
+                                              groups[train] if grouped else None)
+            train_classes, train_counts = np.unique(y[train], return_counts=True)
+            majority[test] = train_classes[np.argmax(train_counts)]
+            chosen_c.append(c)
+        scores["accuracy"].append(np.mean(predicted == y))
+        scores["balanced_accuracy"].append(np.mean([np.mean(predicted[y == c] == c) for c in classes]))
+        scores["chance"].append(np.mean(majority == y))
+        confusion = confusion + confusion_matrix(y, predicted, labels=classes)
+    n_repeats = len(scores["accuracy"])
     return {
         **empty,
-        "accuracy": float(np.mean(predicted == y)),
-        "balanced_accuracy": float(np.mean(list(recall.values()))),
-        "chance": float(np.mean(majority == y)),
+        **{key: float(np.mean(values)) for key, values in scores.items()},
+        **{f"{key}_sd": float(np.std(scores[key], ddof=1)) if n_repeats > 1 else None
+           for key in ("accuracy", "balanced_accuracy")},
         "balanced_chance": 1.0 / len(classes),
-        "per_region_accuracy": recall,
+        "per_region_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for i, c in enumerate(classes)},
         "cv": scheme,
+        "cv_repeats": n_repeats,
         "svc_c_chosen": chosen_c,
-        "confusion": confusion_matrix(y, predicted, labels=classes).tolist(),
+        "confusion": confusion.tolist(),
     }

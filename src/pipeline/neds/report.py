@@ -200,7 +200,7 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, 
 
 def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> None:
     """One panel per model: confusion matrix normalised per true region (colour; its diagonal
-    is the per-region accuracy), with neuron counts written in the cells; the title gives the
+    is the per-region accuracy), with neuron counts (mean over CV repeats) written in the cells; the title gives the
     CV scheme, balanced accuracy and accuracy with their chance levels."""
     import matplotlib
 
@@ -214,7 +214,8 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
             ax.text(0.5, 0.5, f"{model}\n{result['note']}", ha="center", va="center", wrap=True, fontsize=8)
             ax.set_axis_off()
             continue
-        counts = np.asarray(result["confusion"], float)
+        repeats = result.get("cv_repeats", 1)
+        counts = np.asarray(result["confusion"], float) / repeats  # neurons (mean over repeats)
         fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(fractions, vmin=0, vmax=1, cmap="Blues")
         classes = result["classes"]
@@ -222,7 +223,7 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
         ax.set_yticks(range(len(classes)), classes)
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                ax.text(j, i, f"{counts[i, j]:.0f}" if repeats == 1 else f"{counts[i, j]:.1f}", ha="center", va="center",
                         color="white" if fractions[i, j] > 0.6 else "black", fontsize=8)
         ax.set_xlabel("predicted region")
         if index == 0:
