@@ -294,7 +294,8 @@ rule neds_finetune:
 
 rule neds_region:
     """Classify the brain region of every neuron of the held-out sessions from its NEDS
-    embedding (linear SVC, stratified k-fold), per model kind."""
+    embedding (z-scored within its session; class-weighted linear SVC; repeated stratified
+    k-fold, plus folds grouped by session for the multi-session model), per model kind."""
     input:
         unpack(neds_region_inputs),
     output:
