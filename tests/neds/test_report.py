@@ -102,6 +102,7 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     table = region_table(region)
     assert table.shape[0] == 2 and table.accuracy_VISa.iloc[0] == 1.0 and table.balanced_accuracy.iloc[0] == 1.0
     assert np.isnan(table.balanced_accuracy.iloc[1]) and table.balanced_chance.iloc[0] == 1 / 3
+    assert table.balanced_accuracy_sd.iloc[0] == 0.0  # ten repeats, all perfect
     plot_confusion(region, tmp_path / "c.pdf", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "c.pdf").stat().st_size > 1000
 

@@ -149,7 +149,7 @@ def per_region_table(models: list[dict], baselines: list[dict], sessions: list[s
 
 
 def region_table(region: dict) -> pd.DataFrame:
-    """One row per model: balanced accuracy and its chance (1 / regions), accuracy and its
+    """One row per model: balanced accuracy (its SD over CV repeats) and its chance (1 / regions), accuracy and its
     chance (the training folds' majority region under the same folds), neurons, sessions,
     cross-validation scheme, and the accuracy of each region (fraction of its neurons
     classified correctly; their mean is the balanced accuracy)."""
@@ -159,7 +159,8 @@ def region_table(region: dict) -> pd.DataFrame:
 
     rows = []
     for model, r in region.items():
-        row = {"model": model, **{k: value(r, k) for k in ("balanced_accuracy", "balanced_chance", "accuracy", "chance")},
+        row = {"model": model, **{k: value(r, k) for k in ("balanced_accuracy", "balanced_accuracy_sd", "balanced_chance", "accuracy",
+                                                      "chance")},
                "n_neurons": r["n_neurons"], "n_sessions": r.get("n_sessions", np.nan), "cv": r.get("cv", ""),
                "regions": " ".join(r["classes"])}
         row.update({f"accuracy_{c}": v for c, v in r.get("per_region_accuracy", {}).items()})
