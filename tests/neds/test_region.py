@@ -100,3 +100,32 @@ def test_stratified_scores_are_means_over_repeated_fold_shufflings():
     assert confusion.sum() == 60 * 6 and confusion.trace() / confusion.sum() == pytest.approx(result["accuracy"])
     assert np.mean(list(result["per_region_accuracy"].values())) == pytest.approx(result["balanced_accuracy"])
     assert result["chance"] == pytest.approx(0.5)
+
+
+def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binned_sessions, tmp_path):
+    """run_region_classification: a fine-tuned multi-session model (its record names the
+    pretrained model) gets folds grouped by session under its name and stratified folds under
+    ``<name>_stratified``; a single-session model only the stratified scheme."""
+    import json
+
+    from pipeline.neds import stages
+    from pipeline.neds.config import ModelParams
+    from pipeline.neds.model import Neds
+    from pipeline.neds.train import save_model
+
+    params = ModelParams(embed_dim=8, n_heads=2, n_layers=1, mlp_dim=16)
+    models = {"multi": [], "single": []}
+    for sid, data in sessions.items():
+        model = Neds(params, {sid: data.n_neurons}, data.n_bins)
+        training = {"tasks": ["encoding", "decoding"]}
+        save_model(tmp_path / f"multi_{sid}.pt", model, record={"training": training, "pretrained": "pretrained.pt"})
+        save_model(tmp_path / f"single_{sid}.pt", model, record={"training": training})
+        models["multi"].append((str(tmp_path / f"multi_{sid}.pt"), binned_sessions[sid]))
+        models["single"].append((str(tmp_path / f"single_{sid}.pt"), binned_sessions[sid]))
+    region_params = RegionParams(cv_repeats=2, svc_c=(0.1,))
+    results = stages.run_region_classification(models, region_params, seed=0, out_path=tmp_path / "region.json")
+    assert sorted(results) == ["multi", "multi_stratified", "single"]
+    assert results["multi"]["cv"].startswith("grouped by session, 2-fold") and results["multi"]["n_sessions"] == 2
+    assert results["multi_stratified"]["cv"] == results["single"]["cv"] == "stratified 5-fold x 2"
+    assert results["multi_stratified"]["confusion"] == results["single"]["confusion"]  # same embeddings, same folds
+    assert json.loads((tmp_path / "region.json").read_text())["models"].keys() == results.keys()
