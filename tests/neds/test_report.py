@@ -78,24 +78,31 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     acronyms = np.repeat(["PO", "LP", "VISa"], 20)
     embeddings = np.eye(3).repeat(20, axis=0) * 3 + 0.3 * rng.standard_normal((60, 3))
     result = classify_regions(embeddings, acronyms, RegionParams(), seed=0)
-    assert result["accuracy"] == 1.0 and result["chance"] == 1 / 3 and result["classes"] == ["PO", "LP", "VISa"]
-    assert np.trace(result["confusion"]) == 60 and result["per_region_accuracy"] == {"PO": 1.0, "LP": 1.0, "VISa": 1.0}
+    assert result["accuracy"] == 1.0 and result["chance"] == pytest.approx(1 / 3) and result["classes"] == ["PO", "LP", "VISa"]
+    assert result["cv_repeats"] == 10 and result["cv"] == "stratified 5-fold x 10"
+    assert np.trace(result["confusion"]) == 60 * 10 and result["per_region_accuracy"] == {"PO": 1.0, "LP": 1.0, "VISa": 1.0}
     # grouped by session: three sessions of 20 neurons; PO neurons of session s2 look like LP
     sessions = np.tile(np.repeat(["s0", "s1", "s2"], [7, 7, 6]), 3)
     shifted = embeddings.copy()
     shifted[(acronyms == "PO") & (sessions == "s2")] = np.array([0, 3, 0]) + 0.3 * rng.standard_normal((6, 3))
-    grouped = classify_regions(shifted, acronyms, RegionParams(cv_folds=5), seed=0, sessions=sessions)
-    assert grouped["cv"] == "grouped by session, 3-fold"
-    assert grouped["per_region_accuracy"]["PO"] == 14 / 20 and grouped["per_region_accuracy"]["VISa"] == 1.0
-    assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60))["accuracy"] is None
+    grouped = classify_regions(shifted, acronyms, RegionParams(cv_folds=5), seed=0, sessions=sessions, grouped=True)
+    assert grouped["cv"] == "grouped by session, 3-fold" and grouped["n_sessions"] == 3
+    # most of s2's six LP-like PO neurons are called LP; every LP neuron is
+    assert grouped["confusion"][0][1] >= 4 and grouped["per_region_accuracy"]["LP"] == 1.0
+    assert grouped["balanced_accuracy"] == pytest.approx(np.mean(list(grouped["per_region_accuracy"].values())))
+    assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60),
+                            grouped=True)["accuracy"] is None
     # two neurons per region and 2 outer folds: one per region in each training fold, no inner search possible
-    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2), seed=0)
+    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2, cv_repeats=1),
+                            seed=0)
     assert tiny["svc_c_chosen"] == [0.001, 0.001] and tiny["n_neurons"] == 4
     few = classify_regions(embeddings[:8], acronyms[:8], RegionParams(), seed=0)
     assert few["accuracy"] is None and "fewer than 2 regions" in few["note"]
     region = {"neds_multimodal": result, "neds_tiny": few}
     table = region_table(region)
-    assert table.shape[0] == 2 and table.accuracy_VISa.iloc[0] == 1.0
+    assert table.shape[0] == 2 and table.accuracy_VISa.iloc[0] == 1.0 and table.balanced_accuracy.iloc[0] == 1.0
+    assert np.isnan(table.balanced_accuracy.iloc[1]) and table.balanced_chance.iloc[0] == 1 / 3
+    assert table.balanced_accuracy_sd.iloc[0] == 0.0  # ten repeats, all perfect
     plot_confusion(region, tmp_path / "c.pdf", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "c.pdf").stat().st_size > 1000
 

@@ -7,19 +7,43 @@ A model evaluated on encoding and decoding (multimodal, ablations, multi-session
 concatenated (2D values); an encoding-only model uses W_out alone (every spike token is
 hidden, so W_in never receives a gradient and stays at its random initialisation); a
 decoding-only model uses W_in alone (spikes are never predicted, so W_out stays at init).
-A linear support vector
-classifier (features standardised within each training fold; its regularisation C chosen
-from ``svc_c`` by an inner stratified ``inner_cv_folds``-fold search on each outer training
-fold, since embeddings have D or 2D dimensions and a session may have fewer neurons than
-that) is evaluated by cross-validation across the pooled neurons: stratified k-fold for
-single-session models (as the paper), and grouped by session (each fold holds out whole
-sessions, min(k, sessions) folds) for multi-session models, whose neuron embeddings share
-one space, so that a score cannot come from recognising a session -> accuracy and confusion matrix (rows:
-true region, columns: predicted, counts). Labels are the binned file's ``neurons/region``
-acronyms, already mapped by iblatlas to the configured atlas level (``ibl_binning.region_level``,
-Beryl by default; :mod:`pipeline.ibl.regions`), and must equal a configured region exactly
-(no prefix matching: ``VISam`` is not ``VISa``, ``POL`` is not ``PO``); other neurons are left
-out, and so are regions with fewer neurons than folds (listed in the result).
+
+Comparable features across sessions. Both matrices sit next to the shared transformer (W_in
+writes into its token space, W_out reads its normalised output), so for a multi-session model
+the directions of the neuron embeddings of different sessions are comparable; their scale and
+offset are not: W_in columns of a session shrink with its number of neurons and firing rates
+(the token is a sum over the session's neurons), each session's stitchers start from their own
+random initialisation and are fine-tuned separately, and a session's log-rate offsets sit in
+W_out's bias, not its rows. So every feature is z-scored across the neurons of its own session
+(labels are never used) before sessions are pooled: a per-session scale and offset of any
+feature cancels. The planted test (tests/neds/test_report.py) holds region structure fixed up
+to such a per-session affine map, which defeats a classifier trained on raw features of other
+sessions.
+
+Classifier: a linear support vector classifier with class weights inversely proportional to
+the training fold's region counts (IBL sessions sample the five regions in very different
+proportions, so the class mix of a held-out session differs from the training sessions'),
+features standardised within each training fold, regularisation C chosen from ``svc_c`` by an
+inner search that maximises balanced accuracy (inner folds: grouped by session when the outer
+training fold holds >= 2 sessions and the outer folds are grouped, else stratified,
+``inner_cv_folds`` folds; embeddings have D or 2D dimensions and a session may have fewer
+neurons than that). Cross-validation across the pooled neurons: stratified k-fold (the paper's
+"5-fold cross-validation across all neurons"; every model), repeated over ``cv_repeats`` fold
+shufflings with the scores averaged (with ~50 neurons per session the split alone moves the
+accuracy of one 5-fold run by several points, enough to reorder the variants), and for multi-session models also
+grouped by session (each fold holds out whole sessions, min(k, sessions) folds: a score that
+cannot come from recognising a session, issue 16). Scores: ``accuracy`` (fraction of neurons),
+``balanced_accuracy`` (mean over regions of the fraction of the region's neurons classified
+correctly: a classifier that ignores the embedding scores 1 / regions in expectation, whatever
+the class mix, which is ``balanced_chance``), ``chance`` (the accuracy of the rule that
+predicts the training fold's most common region, under the same folds: with grouped folds this
+is not the pooled majority fraction, since a held-out session's class mix differs), confusion
+matrix (rows: true region, columns: predicted, counts) and per-region accuracy. Labels are the
+binned file's ``neurons/region`` acronyms, already mapped by iblatlas to the configured atlas
+level (``ibl_binning.region_level``, Beryl by default; :mod:`pipeline.ibl.regions`), and must
+equal a configured region exactly (no prefix matching: ``VISam`` is not ``VISa``, ``POL`` is not
+``PO``); other neurons are left out, and so are regions with fewer neurons than folds (listed
+in the result).
 """
 
 from __future__ import annotations
@@ -36,6 +60,7 @@ from sklearn.svm import LinearSVC
 
 from pipeline.neds.config import RegionParams
 from pipeline.neds.model import Neds
+from pipeline.seeding import derive_seed
 
 
 def embedding_matrices(tasks: tuple[str, ...]) -> tuple[str, ...]:
@@ -62,69 +87,113 @@ def region_labels(acronyms: np.ndarray, regions: tuple[str, ...]) -> np.ndarray:
     return np.array([str(a) if str(a) in wanted else "" for a in acronyms], dtype=object)
 
 
+def standardise_within_sessions(embeddings: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """Each feature z-scored across the neurons of each session (mean 0, SD 1 per session; a
+    feature constant within a session becomes 0 there): removes any per-session scale and
+    offset of a feature (module docstring). No labels are used."""
+    x = np.asarray(embeddings, dtype=float)
+    out = np.empty_like(x)
+    for session in np.unique(sessions):
+        rows = sessions == session
+        centred = x[rows] - x[rows].mean(axis=0)
+        sd = x[rows].std(axis=0)
+        out[rows] = np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 0)
+    return out
+
+
 def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, params: RegionParams,
-                 seed: int) -> tuple[np.ndarray, float]:
-    """Predictions for ``x_test`` of a linear SVC trained on one outer training fold, C chosen
-    by inner stratified CV (folds: ``inner_cv_folds``, fewer when the largest region has fewer
-    neurons; the smallest, most regularising C when not even 2 are possible), and that C."""
+                 seed: int, groups: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Predictions for ``x_test`` of a class-weighted linear SVC trained on one outer training
+    fold, C chosen by inner CV on balanced accuracy (grouped by session when ``groups`` holds >= 2
+    sessions, else stratified; folds: ``inner_cv_folds``, fewer when there are fewer sessions or
+    the largest region has fewer neurons; the smallest, most regularising C when not even 2
+    folds are possible), and that C."""
     classes, counts = np.unique(y_train, return_counts=True)
     if classes.size < 2:  # a grouped fold whose training sessions hold a single region
         return np.full(len(x_test), classes[0], dtype=y_train.dtype), math.nan
-    pipeline = make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed % 2**32))
-    n_inner = min(params.inner_cv_folds, int(counts.max()))
+    pipeline = make_pipeline(StandardScaler(),
+                             LinearSVC(class_weight="balanced", max_iter=20000, random_state=seed % 2**32))
+    n_groups = 0 if groups is None else len(np.unique(groups))
+    if n_groups >= 2:
+        n_inner = min(params.inner_cv_folds, n_groups)
+        inner = GroupKFold(n_inner)
+    else:
+        n_inner = min(params.inner_cv_folds, int(counts.max()))
+        inner = StratifiedKFold(n_inner, shuffle=True, random_state=(seed + 1) % 2**32) if n_inner >= 2 else None
     if n_inner < 2 or len(params.svc_c) == 1:
         c = min(params.svc_c)
         return pipeline.set_params(linearsvc__C=c).fit(x_train, y_train).predict(x_test), c
-    inner = StratifiedKFold(n_inner, shuffle=True, random_state=(seed + 1) % 2**32)
-    search = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner)
-    with warnings.catch_warnings():  # a region with fewer members than inner folds is still classified
+    search = GridSearchCV(pipeline, {"linearsvc__C": list(params.svc_c)}, cv=inner, scoring="balanced_accuracy")
+    with warnings.catch_warnings():  # a region absent from, or rarer than the folds of, an inner split
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        search.fit(x_train, y_train)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        search.fit(x_train, y_train, groups=groups if n_groups >= 2 else None)
     return search.predict(x_test), float(search.best_params_["linearsvc__C"])
 
 
 def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int,
-                     sessions: np.ndarray | None = None) -> dict:
-    """Cross-validated linear-SVC region classification (module docstring); ``sessions``
-    (one id per neuron): fold by session (multi-session models). Returns ``accuracy``,
-    ``chance`` (fraction of the most common region), ``classes``, ``per_region_accuracy``
-    (class -> fraction of its neurons classified correctly), ``confusion`` (classes x classes
-    counts), ``cv`` (the scheme), ``svc_c_chosen`` (C per outer fold), ``n_neurons``,
-    ``excluded_regions``; with fewer than two regions of ``cv_folds`` neurons (or fewer than 2
-    sessions when grouped), accuracy and chance are None and ``note`` says why."""
+                     sessions: np.ndarray | None = None, grouped: bool = False) -> dict:
+    """Cross-validated linear-SVC region classification (module docstring). ``sessions`` (one
+    id per neuron; None: all one session): features are z-scored within each session
+    (:func:`standardise_within_sessions`); ``grouped``: folds hold out whole sessions
+    (multi-session models), else stratified k-fold across the pooled neurons. Returns
+    ``accuracy``, ``balanced_accuracy``, ``chance`` (accuracy of predicting each training fold's
+    most common region, same folds), each the mean over ``cv_repeats`` fold shufflings of the
+    stratified scheme (``params.cv_repeats``; one for grouped folds, which are deterministic),
+    ``accuracy_sd`` and ``balanced_accuracy_sd`` (SD over repeats; None for one),
+    ``balanced_chance`` (1 / regions), ``classes``, ``per_region_accuracy`` (class -> fraction
+    of its neurons classified correctly, over all repeats), ``confusion`` (classes x classes
+    counts summed over repeats: each neuron is counted once per repeat), ``cv`` (the scheme),
+    ``svc_c_chosen`` (C per outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions``; with fewer than two regions
+    of ``cv_folds`` neurons (or fewer than 2 sessions when grouped), the scores are None and
+    ``note`` says why."""
     labels = region_labels(acronyms, params.regions)
+    sessions = np.full(len(labels), "") if sessions is None else np.asarray(sessions).astype(str)
     counts = {r: int(np.sum(labels == r)) for r in params.regions}
     classes = [r for r in params.regions if counts[r] >= params.cv_folds]
     excluded = {r: n for r, n in counts.items() if r not in classes}
     keep = np.isin(labels, classes)
+    n_sessions = len(np.unique(sessions[keep]))
+    empty = {"accuracy": None, "balanced_accuracy": None, "chance": None, "balanced_chance": None, "classes": classes,
+             "confusion": [], "n_neurons": int(keep.sum()), "n_sessions": n_sessions, "excluded_regions": excluded}
     if len(classes) < 2:  # too few neurons to classify: say so instead of inventing a number
-        return {"accuracy": None, "chance": None, "classes": classes, "confusion": [], "n_neurons": int(keep.sum()),
-                "excluded_regions": excluded,
-                "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
-    x, y = embeddings[keep], labels[keep].astype(str)
-    if sessions is None:
-        folds, groups = StratifiedKFold(params.cv_folds, shuffle=True, random_state=seed % 2**32), None
-        scheme = f"stratified {params.cv_folds}-fold"
+        return {**empty, "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
+    if grouped and n_sessions < 2:
+        return {**empty, "note": "grouped by session: needs neurons of >= 2 sessions"}
+    # z-score within sessions over every neuron of the session (labelled or not: no label is used)
+    x, y, groups = standardise_within_sessions(embeddings, sessions)[keep], labels[keep].astype(str), sessions[keep]
+    if grouped:  # GroupKFold is deterministic: one repeat
+        n_folds = min(params.cv_folds, n_sessions)
+        repeats = [GroupKFold(n_folds).split(x, y, groups)]
+        scheme = f"grouped by session, {n_folds}-fold"
     else:
-        groups = np.asarray(sessions)[keep]
-        n_groups = len(np.unique(groups))
-        if n_groups < 2:
-            return {"accuracy": None, "chance": None, "classes": classes, "confusion": [], "n_neurons": int(keep.sum()),
-                    "excluded_regions": excluded, "note": "grouped by session: needs neurons of >= 2 sessions"}
-        folds = GroupKFold(min(params.cv_folds, n_groups))
-        scheme = f"grouped by session, {min(params.cv_folds, n_groups)}-fold"
-    predicted, chosen_c = np.empty_like(y), []
-    for train, test in folds.split(x, y, groups):
-        predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed)
-        chosen_c.append(c)
+        repeats = [StratifiedKFold(params.cv_folds, shuffle=True,
+                                   random_state=derive_seed(seed, "region_cv", r) % 2**32).split(x, y)
+                   for r in range(params.cv_repeats)]
+        scheme = f"stratified {params.cv_folds}-fold" + (f" x {params.cv_repeats}" if params.cv_repeats > 1 else "")
+    scores, confusion, chosen_c = {"accuracy": [], "balanced_accuracy": [], "chance": []}, 0, []
+    for folds in repeats:
+        predicted, majority = np.empty_like(y), np.empty_like(y)
+        for train, test in folds:
+            predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed,
+                                              groups[train] if grouped else None)
+            train_classes, train_counts = np.unique(y[train], return_counts=True)
+            majority[test] = train_classes[np.argmax(train_counts)]
+            chosen_c.append(c)
+        scores["accuracy"].append(np.mean(predicted == y))
+        scores["balanced_accuracy"].append(np.mean([np.mean(predicted[y == c] == c) for c in classes]))
+        scores["chance"].append(np.mean(majority == y))
+        confusion = confusion + confusion_matrix(y, predicted, labels=classes)
+    n_repeats = len(scores["accuracy"])
     return {
-        "accuracy": float(np.mean(predicted == y)),
-        "chance": float(max(np.mean(y == c) for c in classes)),
-        "classes": classes,
-        "per_region_accuracy": {c: float(np.mean(predicted[y == c] == c)) for c in classes},
+        **empty,
+        **{key: float(np.mean(values)) for key, values in scores.items()},
+        **{f"{key}_sd": float(np.std(scores[key], ddof=1)) if n_repeats > 1 else None
+           for key in ("accuracy", "balanced_accuracy")},
+        "balanced_chance": 1.0 / len(classes),
+        "per_region_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for i, c in enumerate(classes)},
         "cv": scheme,
+        "cv_repeats": n_repeats,
         "svc_c_chosen": chosen_c,
-        "confusion": confusion_matrix(y, predicted, labels=classes).tolist(),
-        "n_neurons": int(keep.sum()),
-        "excluded_regions": excluded,
+        "confusion": confusion.tolist(),
     }

@@ -23,7 +23,8 @@ method: mean and standard error (SD with ddof 1 / sqrt(n)) over the sessions wit
 - ``encoding_per_variable`` (paper Table 1): bps from all behaviours and from each alone;
 - ``encoding_per_region``: bps of each encoding method per brain region (the binned file's
   ``neurons/region`` label), mean and s.e. over the region's neurons of the evaluated sessions;
-- ``region``: accuracy, chance and neuron count per model;
+- ``region``: balanced accuracy and accuracy with their chance levels, neurons, sessions, CV
+  scheme and per-region accuracy per model;
 - ``training``: epochs, best epoch (and each task's own best epoch and the selected epoch's
   shortfall), training tokens/s, device, seconds, parameters.
 """
@@ -148,13 +149,20 @@ def per_region_table(models: list[dict], baselines: list[dict], sessions: list[s
 
 
 def region_table(region: dict) -> pd.DataFrame:
-    """One row per model: accuracy, chance, neurons, cross-validation scheme, and the
-    accuracy of each region (fraction of its neurons classified correctly)."""
+    """One row per model: balanced accuracy (its SD over CV repeats) and its chance (1 / regions), accuracy and its
+    chance (the training folds' majority region under the same folds), neurons, sessions,
+    cross-validation scheme, and the accuracy of each region (fraction of its neurons
+    classified correctly; their mean is the balanced accuracy)."""
+
+    def value(r, key):
+        return np.nan if r.get(key) is None else r[key]
+
     rows = []
     for model, r in region.items():
-        row = {"model": model, "accuracy": r["accuracy"] if r["accuracy"] is not None else np.nan,
-               "chance": r["chance"] if r["chance"] is not None else np.nan, "n_neurons": r["n_neurons"],
-               "cv": r.get("cv", ""), "regions": " ".join(r["classes"])}
+        row = {"model": model, **{k: value(r, k) for k in ("balanced_accuracy", "balanced_accuracy_sd", "balanced_chance", "accuracy",
+                                                      "chance")},
+               "n_neurons": r["n_neurons"], "n_sessions": r.get("n_sessions", np.nan), "cv": r.get("cv", ""),
+               "regions": " ".join(r["classes"])}
         row.update({f"accuracy_{c}": v for c, v in r.get("per_region_accuracy", {}).items()})
         rows.append({**row, "note": r.get("note", "")})
     return pd.DataFrame(rows)
@@ -192,8 +200,9 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, 
 
 
 def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> None:
-    """One panel per model: confusion matrix normalised per true region (colour), with
-    neuron counts written in the cells."""
+    """One panel per model: confusion matrix normalised per true region (colour; its diagonal
+    is the per-region accuracy), with neuron counts (mean over CV repeats) written in the cells; the title gives the
+    CV scheme, balanced accuracy and accuracy with their chance levels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,7 +215,8 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
             ax.text(0.5, 0.5, f"{model}\n{result['note']}", ha="center", va="center", wrap=True, fontsize=8)
             ax.set_axis_off()
             continue
-        counts = np.asarray(result["confusion"], float)
+        repeats = result.get("cv_repeats", 1)
+        counts = np.asarray(result["confusion"], float) / repeats  # neurons (mean over repeats)
         fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(fractions, vmin=0, vmax=1, cmap="Blues")
         classes = result["classes"]
@@ -214,13 +224,14 @@ def plot_confusion(region: dict, pdf_path: str | Path, png_path: str | Path) -> 
         ax.set_yticks(range(len(classes)), classes)
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                ax.text(j, i, f"{counts[i, j]:.0f}" if repeats == 1 else f"{counts[i, j]:.1f}", ha="center", va="center",
                         color="white" if fractions[i, j] > 0.6 else "black", fontsize=8)
         ax.set_xlabel("predicted region")
         if index == 0:
             ax.set_ylabel("true region")
-        ax.set_title(f"{model}\naccuracy {result['accuracy']:.2f} (chance {result['chance']:.2f}, n={result['n_neurons']})",
-                     fontsize=9)
+        ax.set_title(f"{model} ({result['cv']})\nbalanced accuracy {result['balanced_accuracy']:.2f} "
+                     f"(chance {result['balanced_chance']:.2f})\naccuracy {result['accuracy']:.2f} "
+                     f"(chance {result['chance']:.2f}), n={result['n_neurons']}", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label="fraction of true region")
     with atomic_paths(pdf_path, png_path) as (tmp_pdf, tmp_png):

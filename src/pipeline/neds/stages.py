@@ -327,8 +327,11 @@ def run_baseline_finetuning(baseline: str, pretrained_path: str | Path, binned_p
 def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
     """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
-    each name's sessions are pooled and classified (Sec. 5.3); folds group by session for
-    fine-tuned multi-session models (their records name the pretrained model)."""
+    each name's sessions are z-scored within their session, pooled and classified (Sec. 5.3;
+    :mod:`pipeline.neds.region`) with stratified folds across the pooled neurons (the paper's
+    scheme). Fine-tuned multi-session models (their records name the pretrained model) are
+    also classified with folds grouped by session, under ``name`` (issue 16's scheme), the
+    stratified result then under ``<name>_stratified``."""
     results = {}
     for name, pairs in models.items():
         embeddings, acronyms, sessions, multi_session = [], [], [], []
@@ -341,9 +344,15 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
             multi_session.append("pretrained" in saved["record"])
         if len(set(multi_session)) != 1:
             raise ValueError(f"{name}: mixes single-session and fine-tuned multi-session models")
-        results[name] = classify_regions(np.concatenate(embeddings), np.concatenate(acronyms), params, seed,
-                                         sessions=np.concatenate(sessions) if multi_session[0] else None)
-        log.info("%s: region classification %s", name, {k: v for k, v in results[name].items() if k != "confusion"})
+        pooled = np.concatenate(embeddings), np.concatenate(acronyms)
+        stratified = classify_regions(*pooled, params, seed, sessions=np.concatenate(sessions))
+        if multi_session[0]:
+            results[name] = classify_regions(*pooled, params, seed, sessions=np.concatenate(sessions), grouped=True)
+            results[f"{name}_stratified"] = stratified
+        else:
+            results[name] = stratified
+    for name, result in results.items():
+        log.info("%s: region classification %s", name, {k: v for k, v in result.items() if k != "confusion"})
     write_json({"models": results, **_provenance({"region": params}, seed)}, out_path)
     return results
 

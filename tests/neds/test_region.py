@@ -1,0 +1,131 @@
+"""Region classification across sessions (issue 16): features comparable across sessions,
+chance levels that a classifier without embedding information actually reaches under the
+folds used, and balanced accuracy for sessions whose region mix differs."""
+
+import numpy as np
+import pytest
+
+from pipeline.neds.config import RegionParams
+from pipeline.neds.region import classify_regions, standardise_within_sessions
+
+REGIONS = ("PO", "LP", "DG", "CA1")
+
+
+def planted_sessions(seed: int, mixes: list[list[int]], n_features: int = 8):
+    """Sessions whose neuron embeddings share region structure (one mean per region, unit
+    noise) up to a per-session affine map of each feature (scale 0.05-20, offset +-20), as a
+    separately initialised and fine-tuned stitcher per session gives; ``mixes``: neurons per
+    region per session -> (embeddings, acronyms, session ids)."""
+    rng = np.random.default_rng(seed)
+    means = 2.5 * rng.standard_normal((len(REGIONS), n_features))
+    x, acronyms, sessions = [], [], []
+    for s, mix in enumerate(mixes):
+        region = np.repeat(np.arange(len(REGIONS)), mix)
+        z = means[region] + rng.standard_normal((region.size, n_features))
+        scale = np.exp(rng.uniform(np.log(0.05), np.log(20.0), n_features))
+        offset = rng.uniform(-20, 20, n_features)
+        x.append(scale * z + offset)
+        acronyms.append(np.array(REGIONS)[region])
+        sessions.append(np.full(region.size, f"s{s}"))
+    return np.concatenate(x), np.concatenate(acronyms), np.concatenate(sessions)
+
+
+def test_grouped_cv_transfers_across_sessions_with_a_per_session_affine_map():
+    # four sessions, each with its own region mix (as IBL insertions sample regions unevenly)
+    x, acronyms, sessions = planted_sessions(0, [[20, 10, 6, 14], [8, 18, 14, 10], [12, 12, 20, 6], [15, 6, 9, 20]])
+    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, sessions=sessions, grouped=True)
+    assert result["cv"] == "grouped by session, 4-fold" and result["balanced_chance"] == 0.25
+    assert result["balanced_accuracy"] >= 0.8, result  # raw features of other sessions: ~chance
+    assert result["accuracy"] >= result["chance"] + 0.4
+    stratified = classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, sessions=sessions)
+    assert stratified["cv"] == "stratified 5-fold x 10" and stratified["balanced_accuracy"] >= 0.8
+
+
+def test_standardise_within_sessions_removes_a_per_session_affine_map():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((30, 3))
+    sessions = np.repeat(["a", "b"], 15)
+    x = np.where(sessions[:, None] == "a", z, 7.0 * z - 3.0)
+    x[:, 2] = np.where(sessions == "a", 1.0, 2.0)  # constant within each session
+    out = standardise_within_sessions(x, sessions)
+    reference = standardise_within_sessions(z, sessions)
+    np.testing.assert_allclose(out[:, :2], reference[:, :2], atol=1e-12)
+    assert np.all(out[:, 2] == 0)
+    np.testing.assert_allclose(out[sessions == "b", 0].std(), 1.0)
+
+
+def test_chance_is_the_majority_rule_under_the_same_folds():
+    # session s0: 15 PO / 5 LP, s1: 5 PO / 15 LP; held out in turn, the training session's
+    # majority is the held-out session's minority: the majority rule scores 0.25, not the pooled 0.5
+    rng = np.random.default_rng(2)
+    acronyms = np.array(["PO"] * 15 + ["LP"] * 5 + ["PO"] * 5 + ["LP"] * 15)
+    sessions = np.repeat(["s0", "s1"], 20)
+    x = rng.standard_normal((40, 4))  # no region information
+    result = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), cv_folds=2), seed=0,
+                              sessions=sessions, grouped=True)
+    assert result["chance"] == 0.25 and result["balanced_chance"] == 0.5
+    confusion = np.asarray(result["confusion"])
+    assert confusion.sum() == 40
+    recall = confusion.diagonal() / confusion.sum(axis=1)
+    assert result["balanced_accuracy"] == pytest.approx(recall.mean())
+    assert result["accuracy"] == pytest.approx(confusion.trace() / 40)
+    stratified = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), cv_folds=5), seed=0,
+                                  sessions=sessions)
+    assert stratified["chance"] == 0.5  # stratified folds keep the pooled 20 / 20 mix
+
+
+def test_class_weights_keep_a_minority_region_from_being_ignored():
+    # a rare region (8 of 80 neurons) that is separable along one axis only, weakly
+    rng = np.random.default_rng(3)
+    acronyms = np.array(["PO"] * 72 + ["LP"] * 8)
+    x = rng.standard_normal((80, 2))
+    x[acronyms == "LP", 0] += 2.5
+    result = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), svc_c=(1.0,)), seed=0)
+    assert result["per_region_accuracy"]["LP"] >= 0.5, result
+    assert result["balanced_accuracy"] >= result["balanced_chance"] + 0.2
+
+
+def test_stratified_scores_are_means_over_repeated_fold_shufflings():
+    # weakly informative embeddings: the fold split alone moves one run's score
+    rng = np.random.default_rng(4)
+    acronyms = np.repeat(["PO", "LP", "DG"], [30, 20, 10])
+    x = rng.standard_normal((60, 3))
+    x[:, 0] += 0.8 * (acronyms == "PO")
+    params = RegionParams(regions=("PO", "LP", "DG"), cv_repeats=6, svc_c=(0.1,))
+    result = classify_regions(x, acronyms, params, seed=0)
+    once = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP", "DG"), cv_repeats=1, svc_c=(0.1,)), seed=0)
+    assert result["cv_repeats"] == 6 and once["cv_repeats"] == 1 and once["balanced_accuracy_sd"] is None
+    assert result["balanced_accuracy_sd"] > 0 and result["balanced_accuracy"] != once["balanced_accuracy"]
+    confusion = np.asarray(result["confusion"])
+    assert confusion.sum() == 60 * 6 and confusion.trace() / confusion.sum() == pytest.approx(result["accuracy"])
+    assert np.mean(list(result["per_region_accuracy"].values())) == pytest.approx(result["balanced_accuracy"])
+    assert result["chance"] == pytest.approx(0.5)
+
+
+def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binned_sessions, tmp_path):
+    """run_region_classification: a fine-tuned multi-session model (its record names the
+    pretrained model) gets folds grouped by session under its name and stratified folds under
+    ``<name>_stratified``; a single-session model only the stratified scheme."""
+    import json
+
+    from pipeline.neds import stages
+    from pipeline.neds.config import ModelParams
+    from pipeline.neds.model import Neds
+    from pipeline.neds.train import save_model
+
+    params = ModelParams(embed_dim=8, n_heads=2, n_layers=1, mlp_dim=16)
+    models = {"multi": [], "single": []}
+    for sid, data in sessions.items():
+        model = Neds(params, {sid: data.n_neurons}, data.n_bins)
+        training = {"tasks": ["encoding", "decoding"]}
+        save_model(tmp_path / f"multi_{sid}.pt", model, record={"training": training, "pretrained": "pretrained.pt"})
+        save_model(tmp_path / f"single_{sid}.pt", model, record={"training": training})
+        models["multi"].append((str(tmp_path / f"multi_{sid}.pt"), binned_sessions[sid]))
+        models["single"].append((str(tmp_path / f"single_{sid}.pt"), binned_sessions[sid]))
+    region_params = RegionParams(cv_repeats=2, svc_c=(0.1,))
+    results = stages.run_region_classification(models, region_params, seed=0, out_path=tmp_path / "region.json")
+    assert sorted(results) == ["multi", "multi_stratified", "single"]
+    assert results["multi"]["cv"].startswith("grouped by session, 2-fold") and results["multi"]["n_sessions"] == 2
+    assert results["multi_stratified"]["cv"] == results["single"]["cv"] == "stratified 5-fold x 2"
+    assert results["multi_stratified"]["confusion"] == results["single"]["confusion"]  # same embeddings, same folds
+    assert json.loads((tmp_path / "region.json").read_text())["models"].keys() == results.keys()
