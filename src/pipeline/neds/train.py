@@ -112,6 +112,23 @@ def model_for_finetuning(pretrained_path: str | Path, session: SessionData, seed
     return model
 
 
+def windowed_score(history: list[dict], window: int) -> float:
+    """Selection score of the LAST epoch of ``history`` (per-epoch records with ``val_score``,
+    None when not finite): the mean of the finite scores of the last ``window`` epochs, NaN
+    when the last epoch's own score is not finite (its weights cannot be kept).
+
+    The validation scores of one epoch are noisy: the decoding score averages balanced
+    accuracies of a few dozen validation trials (one trial moves it by ~0.01-0.03), while the
+    encoding score (bps) changes by ~0.001 per epoch, so the epoch with the best single score
+    is mostly the one with the luckiest decoding draw, whatever its encoding. A running mean
+    over the last epochs (the paper's remedy for NDT2's noisy validation curves, App. C: the
+    last 10 validation epochs) keeps an epoch whose neighbourhood is good on both tasks."""
+    if not history or history[-1]["val_score"] is None:
+        return math.nan
+    scores = [h["val_score"] for h in history[-window:] if h["val_score"] is not None]
+    return float(np.mean(scores))
+
+
 def _schedule(total_steps: int, warmup_fraction: float):
     warmup = max(1, int(round(warmup_fraction * total_steps)))
 
@@ -276,8 +293,10 @@ def train_model(
             else:
                 log.warning("epoch %d: non-finite validation score (%s); epoch skipped for selection", epoch, scores)
             state["epoch"], state["position"] = epoch + 1, 0
-            if usable and score > state["best_score"]:
-                state["best_score"], state["best_epoch"] = score, epoch
+            windowed = windowed_score(state["history"], params.selection_window)
+            state["history"][-1]["selection_score"] = windowed if usable else None
+            if usable and windowed > state["best_score"]:
+                state["best_score"], state["best_epoch"] = windowed, epoch
                 save_checkpoint(best_path, model=model.state_dict())
             checkpoint(last_path)
             bar.update(1)
