@@ -196,8 +196,9 @@ def train_model(
     progress: bool = True,
 ) -> dict:
     """Train ``model`` in place on the training trials of ``sessions``; load the best
-    epoch's weights at the end. Returns a summary: epochs, best epoch, its validation score
-    and per-task scores, each task's own best epoch and the selected epoch's shortfall
+    epoch's weights at the end (the best :func:`windowed_score` over ``params.selection_window``
+    epochs). Returns a summary: epochs, best epoch, its windowed validation score (``best_val_score``)
+    and its own per-task scores, each task's own best epoch and the selected epoch's shortfall
     against it, skipped batches, per-epoch history (train loss, validation score, per-task
     scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
     ``fingerprint`` identifies the job's configuration (with the model's architecture and the
