@@ -32,3 +32,31 @@ def test_encoder_features_use_every_bin_and_one_hot_labels():
     assert features.shape == (4, 205)
     assert features[0, 200:].tolist() == [1, 0, 0, 0, 1]
     assert encoder_features(arrays, ("block",)).shape == (4, 3)
+
+
+def test_ridge_search_matches_sklearn_grid_search():
+    """The SVD path gives sklearn's Ridge(fit_intercept=False) coefficients for every alpha,
+    and the cross-validated choice is GridSearchCV's (same folds, R² / accuracy scores)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from pipeline.neds.baselines import _class_accuracy, _ridge_path
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((60, 150))  # more features than trials, as the T x N decoder
+    y = x[:, :5] @ rng.standard_normal((5, 4)) + rng.standard_normal((60, 4))
+    alphas = (1e-3, 1.0, 100.0, 1e4)
+    for alpha, coef in zip(alphas, _ridge_path(x, y, alphas)):
+        assert np.allclose(coef, Ridge(alpha=alpha, fit_intercept=False).fit(x, y).coef_.T, atol=1e-8)
+    params = BaselineParams(ridge_alphas=alphas, cv_folds=4)
+    labels = np.eye(2)[(x[:, 0] + rng.standard_normal(60) > 0).astype(int)]
+    for targets, classes in ((y, False), (labels, True)):
+        fitted = fit_ridge(x, targets, params, seed=3, classes=classes)
+        xs = (x - x.mean(0)) / x.std(0)
+        ys = targets - targets.mean(0) if classes else (targets - targets.mean(0)) / targets.std(0)
+        search = GridSearchCV(Ridge(fit_intercept=False), {"alpha": list(alphas)},
+                              cv=KFold(4, shuffle=True, random_state=3),
+                              scoring=make_scorer(_class_accuracy) if classes else "r2").fit(xs, ys)
+        assert fitted.alpha == search.best_params_["alpha"]
+        assert np.allclose(fitted.coef, search.best_estimator_.coef_.T, atol=1e-8)

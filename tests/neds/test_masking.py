@@ -26,16 +26,23 @@ def test_masks_differ_per_sample_and_every_scheme_occurs():
     assert bool((mask.target <= mask.hidden).all())
 
 
+def _units(target):
+    """Masked units of one sample's (M, T) target: tokens of the time-varying rows (spikes,
+    wheel, whisker) plus one per discrete behaviour (choice, block) that is masked."""
+    return int(target[:3].sum()) + int(target[3:].any(dim=1).sum())
+
+
 def test_mask_ratio_is_applied_exactly():
+    """round(ratio x units): 3 x T time-varying tokens + 2 discrete behaviours per trial."""
     for ratio in (0.1, 0.3):
         cross = draw(("cross_modal",), ratio=ratio)
-        assert (cross.target.sum(dim=(1, 2)) == round(ratio * len(MODALITIES) * N_BINS)).all()
+        assert all(_units(t) == round(ratio * (3 * N_BINS + 2)) for t in cross.target)
         within = draw(("within_modality",), ratio=ratio)
         for hidden, target in zip(within.hidden, within.target):
             if target[0].any():  # spikes kept: behaviours hidden without loss
                 assert target.sum() == round(ratio * N_BINS) and hidden[1:].all() and not target[1:].any()
             else:
-                assert target.sum() == round(ratio * 4 * N_BINS) and hidden[0].all()
+                assert _units(target) == round(ratio * (2 * N_BINS + 2)) and hidden[0].all()
 
 
 def test_neural_and_behaviour_masking():
@@ -86,3 +93,19 @@ def test_encoding_mask_with_one_visible_behaviour():
     mask = encoding_mask(2, N_BINS, visible_behavior="choice")
     visible = [name for row, name in enumerate(MODALITIES) if not mask.hidden[0, row].any()]
     assert visible == ["choice"] and np.array_equal(mask.target[:, 0].numpy(), np.ones((2, N_BINS), bool))
+
+
+def test_random_schemes_hide_a_discrete_behaviour_whole_or_not_at_all():
+    """Choice and block are one value per trial copied over the T bins: hiding some copies
+    while others stay visible would only train copying. The random schemes hide all T tokens
+    of a discrete behaviour or none, and still hide them in about mask_ratio of the samples."""
+    for scheme in ("cross_modal", "within_modality"):
+        mask = draw((scheme,), batch=400, ratio=0.3)
+        for name in ("choice", "block"):
+            row = MODALITIES.index(name)
+            hidden, target = mask.hidden[:, row], mask.target[:, row]
+            assert bool((hidden.all(dim=1) | ~hidden.any(dim=1)).all()), (scheme, name)
+            assert bool((target.all(dim=1) | ~target.any(dim=1)).all()), (scheme, name)
+        if scheme == "cross_modal":
+            fraction = float(mask.target[:, MODALITIES.index("choice")].all(dim=1).float().mean())
+            assert 0.2 < fraction < 0.4

@@ -176,3 +176,40 @@ def test_adapter_only_epochs_freeze_the_shared_weights_then_train_all(sessions, 
 def test_adapter_only_epochs_must_leave_epochs_to_train_everything():
     with pytest.raises(ValueError, match="adapter_only_epochs"):
         TrainingParams(epochs=3, adapter_only_epochs=3)
+
+
+def test_windowed_score_averages_the_last_epochs_and_needs_a_finite_last_epoch():
+    from pipeline.neds.train import windowed_score
+
+    history = [{"val_score": v} for v in (0.1, 0.9, None, 0.3)]
+    assert windowed_score(history, 1) == pytest.approx(0.3)
+    assert windowed_score(history, 3) == pytest.approx(0.6)  # 0.9 and 0.3; the NaN epoch is left out
+    assert np.isnan(windowed_score(history[:3], 2))  # the last epoch's weights are unusable
+
+
+def test_the_kept_epoch_maximises_the_running_mean_not_one_lucky_epoch(sessions, tmp_path, monkeypatch):
+    """A single noisy validation peak (epoch 1) is not kept: with ``selection_window`` 2 the
+    epoch whose two-epoch mean is best (the last) is; with window 1 the peak is."""
+    import pipeline.neds.train as train_module
+
+    decoding = iter([0.1, 0.9, 0.1, 0.6, 0.6] * 2)
+
+    def scripted(model, sessions, tasks):
+        return {}, {"encoding": 0.0, "decoding": next(decoding)}
+
+    monkeypatch.setattr(train_module, "_validation_scores", scripted)
+    data = small(sessions["sesA"], n_train=8, n_val=2)
+    kept = {}
+    for window in (1, 2):
+        model = build_model(MICRO, {data.session_id: data}, seed=9)
+        params = dataclasses.replace(SHORT, epochs=5, selection_window=window)
+        summary = train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(), params, seed=9,
+                              checkpoint_dir=tmp_path / str(window), device=CPU, progress=False)
+        kept[window] = summary["best_epoch"]
+    assert kept == {1: 1, 2: 4}
+    assert summary["best_val_score"] == pytest.approx(0.3)  # mean of (0 + 0.6) / 2 over epochs 3 and 4
+
+
+def test_selection_window_must_be_positive():
+    with pytest.raises(ValueError, match="selection_window"):
+        TrainingParams(selection_window=0)

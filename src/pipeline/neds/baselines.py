@@ -21,9 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import Ridge
-from sklearn.metrics import make_scorer
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import KFold
 
 from pipeline.neds.config import BaselineParams
 from pipeline.neds.data import BEHAVIORS, CONTINUOUS, DISCRETE, SessionData
@@ -54,19 +52,51 @@ def _class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true.argmax(axis=1) == y_pred.argmax(axis=1)))
 
 
+def _ridge_path(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
+    """Ridge coefficients (F, K) without intercept for every alpha from one thin SVD of ``x``
+    (trials, F): coef(alpha) = V diag(s / (s² + alpha)) Uᵀ y, the minimiser of
+    |y - x coef|² + alpha |coef|² (what sklearn's ``Ridge(fit_intercept=False)`` solves, there by
+    one Cholesky solve per alpha)."""
+    u, singular, vt = np.linalg.svd(x, full_matrices=False)
+    projected = u.T @ y  # (rank, K)
+    return [vt.T @ ((singular / (singular ** 2 + alpha))[:, None] * projected) for alpha in alphas]
+
+
+def _r2_uniform(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """sklearn's ``r2`` scorer for (trials, K) outputs: R² per output averaged uniformly; an
+    output without variance scores 1 when predicted exactly, else 0 (``force_finite``)."""
+    residual = ((y_true - y_pred) ** 2).sum(axis=0)
+    total = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1.0 - residual / total, np.where(residual == 0, 1.0, 0.0))
+    return float(r2.mean())
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, params: BaselineParams, seed: int, *, classes: bool = False) -> LinearMap:
     """Ridge regression of ``y`` (trials, K) on ``x`` (trials, F) with the regularisation
     chosen by cross-validation (module docstring); ``classes``: ``y`` is one-hot, kept
-    unscaled and scored by accuracy."""
+    unscaled and scored by accuracy.
+
+    The search is sklearn's ``GridSearchCV(Ridge(fit_intercept=False), ridge_alphas,
+    KFold(cv_folds, shuffle, seed))`` computed directly: per fold one SVD of the training rows
+    gives the coefficients of every alpha (:func:`_ridge_path`) instead of one solve per alpha
+    and fold; the alpha with the best mean fold score wins (the first on ties, as
+    ``GridSearchCV``) and is refitted on all rows. On the T x N = 5,000 features of a 100-bin
+    session of 50 neurons this is several times cheaper than the grid search's solves."""
     x_mean, x_scale = _scale(x)
     y_mean, y_scale = (y.mean(axis=0), np.ones(y.shape[1])) if classes else _scale(y)
     xs, ys = (x - x_mean) / x_scale, (y - y_mean) / y_scale
     folds = KFold(min(params.cv_folds, x.shape[0]), shuffle=True, random_state=seed % 2**32)
-    search = GridSearchCV(Ridge(fit_intercept=False), {"alpha": list(params.ridge_alphas)}, cv=folds,
-                          scoring=make_scorer(_class_accuracy) if classes else "r2")
-    search.fit(xs, ys)
-    coef = np.atleast_2d(search.best_estimator_.coef_).T  # (F, K)
-    return LinearMap(x_mean, x_scale, y_mean, y_scale, coef, float(search.best_params_["alpha"]))
+    alphas = tuple(params.ridge_alphas)
+    scores = np.zeros((folds.get_n_splits(), len(alphas)))
+    for fold, (fit_rows, held_rows) in enumerate(folds.split(xs)):
+        for index, coef in enumerate(_ridge_path(xs[fit_rows], ys[fit_rows], alphas)):
+            predicted = xs[held_rows] @ coef
+            scores[fold, index] = (_class_accuracy(ys[held_rows], predicted) if classes
+                                   else _r2_uniform(ys[held_rows], predicted))
+    best = int(np.argmax(scores.mean(axis=0)))
+    coef = _ridge_path(xs, ys, (alphas[best],))[0]  # (F, K)
+    return LinearMap(x_mean, x_scale, y_mean, y_scale, coef, float(alphas[best]))
 
 
 def encoder_features(arrays: dict[str, np.ndarray], behaviors: tuple[str, ...] = BEHAVIORS) -> np.ndarray:

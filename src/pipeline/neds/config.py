@@ -80,7 +80,8 @@ class MaskingParams(Params):
 @dataclass(frozen=True)
 class TrainingParams(Params):
     """AdamW with linear warm-up and cosine decay; best epoch chosen on validation scores
-    (:func:`pipeline.neds.evaluate.selection_score`). ``adapter_only_epochs`` > 0 (fine-tuning):
+    (:func:`pipeline.neds.evaluate.selection_score`) averaged over the last ``selection_window``
+    epochs (:func:`pipeline.neds.train.windowed_score`). ``adapter_only_epochs`` > 0 (fine-tuning):
     the first epochs update only the session adapters (stitchers, session embedding, neural
     and behaviour decoders) while the pretrained shared transformer stays frozen, so that the
     randomly initialised adapter of a new session does not send large gradients through
@@ -94,11 +95,14 @@ class TrainingParams(Params):
     warmup_fraction: float = 0.1  # fraction of the steps with a linear warm-up
     grad_clip_norm: float = 1.0  # gradient norm clip (0: none)
     adapter_only_epochs: int = 0  # first epochs in which only the session adapters train, shared weights frozen (fine-tuning)
+    selection_window: int = 5  # epochs whose validation scores are averaged for the best-epoch rule (1: the epoch's own score)
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("TrainingParams: epochs and batch_size must be >= 1")
+        if self.selection_window < 1:
+            raise ValueError("TrainingParams.selection_window must be >= 1")
         if not 0 <= self.adapter_only_epochs < self.epochs:
             raise ValueError("TrainingParams.adapter_only_epochs must be in [0, epochs)")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip_norm < 0:

@@ -14,10 +14,21 @@ Schemes (one drawn uniformly per sample from the configured list):
   others are hidden without being predicted), otherwise all behaviours are visible;
 - ``behavior``: every behaviour token hidden and predicted (decoding);
 - ``within_modality``: one group (spikes or behaviours, 50/50) is kept and the other hidden
-  without loss; ``round(mask_ratio x tokens of the group)`` random tokens of the kept group
+  without loss; ``round(mask_ratio x units of the group)`` random units of the kept group
   are hidden and predicted;
-- ``cross_modal``: ``round(mask_ratio x M x T)`` random tokens of all modalities are hidden
+- ``cross_modal``: ``round(mask_ratio x units of all modalities)`` random units are hidden
   and predicted.
+
+Units of the two random schemes: a token of a time-varying modality (spikes, wheel speed,
+whisker motion energy: T units each), or a WHOLE discrete behaviour (choice, block: one unit
+each, its T tokens hidden and predicted together). A discrete behaviour is one value per trial
+replicated over the T bins (Sec. 3.3), so hiding some of its copies while others stay visible
+asks only for a copy of a visible token: the loss of those tokens falls to ~0 without the model
+learning anything about the conditional (choice given spikes and the other behaviours) that
+decoding needs, and the random schemes would train the discrete decoders to copy instead. With
+whole-variable units a hidden choice is predicted from the other modalities only. (A trial has
+3 x T + 2 units; with mask_ratio 0.3 a discrete behaviour is hidden in ~30 % of the
+cross-modal samples.)
 
 The released NEDS code drew one scheme and applied the first sample's mask to the whole
 batch; here every sample has its own scheme and its own random tokens.
@@ -30,12 +41,14 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.neds.config import MASKING_SCHEMES
-from pipeline.neds.data import BEHAVIORS
+from pipeline.neds.data import BEHAVIORS, DISCRETE
 
 #: Token modalities in sequence order: spikes, then the behaviours.
 MODALITIES: tuple[str, ...] = ("spikes",) + BEHAVIORS
 SPIKES = 0
 BEHAVIOR_ROWS = list(range(1, len(MODALITIES)))
+#: Rows of the discrete (one value per trial) behaviours: masked as one unit by the random schemes.
+DISCRETE_ROWS = [MODALITIES.index(name) for name in DISCRETE]
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,21 @@ def _random_tokens(n_tokens: int, ratio: float, generator: torch.Generator) -> t
     selected = torch.zeros(n_tokens, dtype=torch.bool)
     selected[chosen] = True
     return selected
+
+
+def _random_units(rows: list[int], n_bins: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Boolean (len(rows), n_bins): exactly max(1, round(ratio x units)) random units of the
+    modality ``rows`` chosen (module docstring: a time-varying modality's row has ``n_bins``
+    units, a discrete behaviour's row is one unit whose chosen state fills all its bins)."""
+    discrete = [row in DISCRETE_ROWS for row in rows]
+    n_units = sum(1 if d else n_bins for d in discrete)
+    chosen_units = _random_tokens(n_units, ratio, generator)
+    chosen, start = torch.zeros(len(rows), n_bins, dtype=torch.bool), 0
+    for index, is_discrete in enumerate(discrete):
+        width = 1 if is_discrete else n_bins
+        chosen[index] = chosen_units[start:start + width]  # one unit broadcasts over the bins
+        start += width
+    return chosen
 
 
 def sample_masks(
@@ -84,11 +112,11 @@ def sample_masks(
             kept = [SPIKES] if torch.rand((), generator=generator) < 0.5 else BEHAVIOR_ROWS
             dropped = BEHAVIOR_ROWS if kept == [SPIKES] else [SPIKES]
             hidden[sample, dropped] = True
-            chosen = _random_tokens(len(kept) * n_bins, mask_ratio, generator).view(len(kept), n_bins)
+            chosen = _random_units(kept, n_bins, mask_ratio, generator)
             hidden[sample, kept] |= chosen
             target[sample, kept] = chosen
         else:  # cross_modal
-            chosen = _random_tokens(n_modalities * n_bins, mask_ratio, generator).view(n_modalities, n_bins)
+            chosen = _random_units(list(range(n_modalities)), n_bins, mask_ratio, generator)
             hidden[sample] = target[sample] = chosen
     return Mask(hidden, target, drawn)
 

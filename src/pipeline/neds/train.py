@@ -112,6 +112,23 @@ def model_for_finetuning(pretrained_path: str | Path, session: SessionData, seed
     return model
 
 
+def windowed_score(history: list[dict], window: int) -> float:
+    """Selection score of the LAST epoch of ``history`` (per-epoch records with ``val_score``,
+    None when not finite): the mean of the finite scores of the last ``window`` epochs, NaN
+    when the last epoch's own score is not finite (its weights cannot be kept).
+
+    The validation scores of one epoch are noisy: the decoding score averages balanced
+    accuracies of a few dozen validation trials (one trial moves it by ~0.01-0.03), while the
+    encoding score (bps) changes by ~0.001 per epoch, so the epoch with the best single score
+    is mostly the one with the luckiest decoding draw, whatever its encoding. A running mean
+    over the last epochs (the paper's remedy for NDT2's noisy validation curves, App. C: the
+    last 10 validation epochs) keeps an epoch whose neighbourhood is good on both tasks."""
+    if not history or history[-1]["val_score"] is None:
+        return math.nan
+    scores = [h["val_score"] for h in history[-window:] if h["val_score"] is not None]
+    return float(np.mean(scores))
+
+
 def _schedule(total_steps: int, warmup_fraction: float):
     warmup = max(1, int(round(warmup_fraction * total_steps)))
 
@@ -179,8 +196,9 @@ def train_model(
     progress: bool = True,
 ) -> dict:
     """Train ``model`` in place on the training trials of ``sessions``; load the best
-    epoch's weights at the end. Returns a summary: epochs, best epoch, its validation score
-    and per-task scores, each task's own best epoch and the selected epoch's shortfall
+    epoch's weights at the end (the best :func:`windowed_score` over ``params.selection_window``
+    epochs). Returns a summary: epochs, best epoch, its windowed validation score (``best_val_score``)
+    and its own per-task scores, each task's own best epoch and the selected epoch's shortfall
     against it, skipped batches, per-epoch history (train loss, validation score, per-task
     scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
     ``fingerprint`` identifies the job's configuration (with the model's architecture and the
@@ -276,8 +294,10 @@ def train_model(
             else:
                 log.warning("epoch %d: non-finite validation score (%s); epoch skipped for selection", epoch, scores)
             state["epoch"], state["position"] = epoch + 1, 0
-            if usable and score > state["best_score"]:
-                state["best_score"], state["best_epoch"] = score, epoch
+            windowed = windowed_score(state["history"], params.selection_window)
+            state["history"][-1]["selection_score"] = windowed if usable else None
+            if usable and windowed > state["best_score"]:
+                state["best_score"], state["best_epoch"] = windowed, epoch
                 save_checkpoint(best_path, model=model.state_dict())
             checkpoint(last_path)
             bar.update(1)
