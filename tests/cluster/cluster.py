@@ -20,8 +20,11 @@ SLURM_LOCAL = REPO / "bin" / "slurm-local"
 CLUSTER_CONFIG = Path(__file__).resolve().parent / "config"
 #: What a copy of the workflow needs (and what the rerun tests edit in it).
 WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "README.md", "docs"]
-#: Settings for the test cluster: poll job states soon (the plugin waits 40 s by default).
+#: Settings for the test cluster: poll job states soon (the plugin waits 40 s by default) and
+#: every 2 s (with STEADY_POLLING: the plugin's back-off is off).
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
+#: `python -m snakemake` with the SLURM plugin polling at a steady interval (see its docstring).
+STEADY_POLLING = Path(__file__).resolve().parent / "snakemake_steady_polling.py"
 
 
 #: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.
@@ -76,10 +79,10 @@ def new_workdir(path: Path) -> Path:
 
 def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", profile: str = "local",
                     timeout: int = 600) -> subprocess.Popen:
-    """Start snakemake with a profile of this repository under `timeout -k` (so that a hung
-    cluster run cannot hang the tests); stdout and stderr go to one temporary file (a pipe
-    nobody reads while another run goes on could fill up and block it)."""
-    command = ["timeout", "-k", "20", str(timeout), sys.executable, "-m", "snakemake",
+    """Start snakemake (through STEADY_POLLING) with a profile of this repository under
+    `timeout -k` (so that a hung cluster run cannot hang the tests); stdout and stderr go to
+    one temporary file (a pipe nobody reads while another run goes on could fill up and block it)."""
+    command = ["timeout", "-k", "20", str(timeout), sys.executable, str(STEADY_POLLING),
                "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(REPO / "profiles" / profile)]
     if profile == "slurm":
