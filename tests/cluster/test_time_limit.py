@@ -32,7 +32,7 @@ import yaml
 from cluster import FAST_POLLING, finish, slurm_job, snakemake, start_snakemake, submitted_jobs
 from helpers import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
 RUN = "model_comparison/fishA/lstm/untrained-linear/L5/run0"
 TARGET = f"results/nlp4neuro/{RUN}/metrics.json"  # the training job alone
