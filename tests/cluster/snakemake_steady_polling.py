@@ -11,9 +11,14 @@ tests check (submissions, time limits, signals, retries, job states) is the plug
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from snakemake_executor_plugin_slurm import Executor
-from snakemake.cli import main
+# Run as a script, Python puts tests/cluster first on sys.path, where `config/` and
+# `cluster.py` would shadow any importable module of those names: drop it (as `-m snakemake` would).
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from snakemake_executor_plugin_slurm import Executor  # noqa: E402
+from snakemake.cli import main  # noqa: E402
 
 # The plugin sets `self.next_seconds_between_status_checks` after each check (the back-off,
 # and the reset to the initial wait); the remote executor sleeps for what the property reads.
