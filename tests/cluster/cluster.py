@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,12 +94,41 @@ def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefi
     process = subprocess.Popen([*command, *args], cwd=workdir, env=env, text=True, stdout=output,
                                stderr=subprocess.STDOUT)
     process.output_file = output
+    process.recorder = None
+    if profile != "local":  # a SLURM run: keep its jobs' records as they end (slurm_job)
+        process.recorder = threading.Thread(target=record_ended_jobs, args=(process,), daemon=True)
+        process.recorder.start()
     return process
+
+
+#: The last `scontrol show job` record of every job that ended during a SLURM run: SLURM
+#: forgets a job MinJobAge (600 s, bin/slurm-local) after it ended, and a run on a loaded
+#: 2-core machine can last longer than that (its first jobs were gone by the time it ended).
+ENDED_JOBS: dict[str, dict[str, str]] = {}
+ENDED_STATES = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+                "DEADLINE"}
+
+
+def record_ended_jobs(process: subprocess.Popen) -> None:
+    """Every 5 s until `process` ends, and once after: keep the records of the jobs SLURM
+    reports as ended (ENDED_JOBS)."""
+    while True:
+        running = process.poll() is None
+        listing = subprocess.run(["scontrol", "show", "job", "-o"], text=True, capture_output=True).stdout
+        for line in listing.splitlines():
+            job = dict(item.split("=", 1) for item in line.split() if "=" in item)
+            if job.get("JobState") in ENDED_STATES and "JobId" in job:
+                ENDED_JOBS[job["JobId"]] = job
+        if not running:
+            return
+        time.sleep(5)
 
 
 def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     """Wait for a run started by start_snakemake; cancel SLURM jobs it left behind."""
     process.wait()
+    if process.recorder is not None:
+        process.recorder.join()
     with process.output_file as file:
         file.seek(0)
         output = file.read()
@@ -141,10 +172,13 @@ def grouped_rules(output: str) -> dict[str, str]:
 
 
 def slurm_job(job_id: str) -> dict[str, str]:
-    """`scontrol show job` as a dict (JobState, TRES, MinMemoryNode, ...)."""
-    text = subprocess.run(["scontrol", "show", "job", "-o", job_id], text=True, capture_output=True,
-                          check=True).stdout
-    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+    """`scontrol show job` as a dict (JobState, TRES, MinMemoryNode, ...); for a job SLURM no
+    longer reports, its record taken when it ended (ENDED_JOBS)."""
+    result = subprocess.run(["scontrol", "show", "job", "-o", job_id], text=True, capture_output=True)
+    if result.returncode != 0 and job_id in ENDED_JOBS:
+        return ENDED_JOBS[job_id]
+    result.check_returncode()
+    return dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
 
 
 def planned_jobs(output: str) -> dict[str, int]:
