@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,6 +71,43 @@ def test_ci_runs_the_readme_test_command():
     assert ci[-1] == "exec bin/test"
     for script in ["bin/setup", "bin/demo", "bin/test", ".ci/run"]:
         assert os.access(REPO / script, os.X_OK), script
+
+
+RECORD_SELECTION = """
+import json, os
+def pytest_deselected(items):
+    with open(os.environ["SELECTION_FILE"], "a") as file:
+        file.writelines(json.dumps(["deselected", item.nodeid]) + "\\n" for item in items)
+def pytest_collection_finish(session):
+    with open(os.environ["SELECTION_FILE"], "a") as file:
+        file.writelines(json.dumps(["selected", item.nodeid]) + "\\n" for item in session.items)
+"""
+
+
+def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
+    """bin/test under CI passes a -m that leaves out the `slow` tests not marked `ci`: every
+    test of tests/cluster (the SLURM tests, and the runs they share) and the end-to-end run of
+    .test/config still run; a slow test outside the rule (NDT2 on three seeds) does not.
+    (One collection, recording what the -m selects and deselects.)"""
+    expression = re.search(r'markers=\(-m "([^"]+)"\)', (REPO / "bin" / "test").read_text()).group(1)
+    (tmp_path / "record_selection.py").write_text(RECORD_SELECTION)
+    selection = tmp_path / "selection.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "record_selection",
+         "-m", expression, "tests/cluster", "tests/test_workflow.py", "tests/neds/test_ndt2.py"],
+        cwd=REPO, text=True, capture_output=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path)]),
+             "SELECTION_FILE": str(selection)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    in_ci, left_out = set(), set()
+    for line in selection.read_text().splitlines():
+        kind, test = json.loads(line)
+        (in_ci if kind == "selected" else left_out).add(test)
+    cluster = {test for test in in_ci | left_out if test.startswith("tests/cluster/")}
+    assert {test.split("::")[0] for test in cluster} >= {"tests/cluster/test_slurm.py", "tests/cluster/test_time_limit.py"}
+    assert cluster <= in_ci
+    assert "tests/test_workflow.py::test_ci_config_runs_end_to_end" in in_ci
+    assert "tests/neds/test_ndt2.py::test_ndt2_beats_chance_on_a_tiny_session" in left_out
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,7 @@ def test_missing_real_recording_is_reported(test_workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # the one local end-to-end run of every rule: CI runs it (bin/test: the budget rule)
 def test_ci_config_runs_end_to_end(test_workdir):
     result = run_snakemake("--cores", "2", workdir=test_workdir)
     assert result.returncode == 0, result.stdout[-5000:]

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,11 @@ SLURM_LOCAL = REPO / "bin" / "slurm-local"
 CLUSTER_CONFIG = Path(__file__).resolve().parent / "config"
 #: What a copy of the workflow needs (and what the rerun tests edit in it).
 WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "README.md", "docs"]
-#: Settings for the test cluster: poll job states soon (the plugin waits 40 s by default).
+#: Settings for the test cluster: poll job states soon (the plugin waits 40 s by default) and
+#: every 2 s (with STEADY_POLLING: the plugin's back-off is off).
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
+#: `python -m snakemake` with the SLURM plugin polling at a steady interval (see its docstring).
+STEADY_POLLING = Path(__file__).resolve().parent / "snakemake_steady_polling.py"
 
 
 #: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.
@@ -76,10 +81,10 @@ def new_workdir(path: Path) -> Path:
 
 def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", profile: str = "local",
                     timeout: int = 600) -> subprocess.Popen:
-    """Start snakemake with a profile of this repository under `timeout -k` (so that a hung
-    cluster run cannot hang the tests); stdout and stderr go to one temporary file (a pipe
-    nobody reads while another run goes on could fill up and block it)."""
-    command = ["timeout", "-k", "20", str(timeout), sys.executable, "-m", "snakemake",
+    """Start snakemake (through STEADY_POLLING) with a profile of this repository under
+    `timeout -k` (so that a hung cluster run cannot hang the tests); stdout and stderr go to
+    one temporary file (a pipe nobody reads while another run goes on could fill up and block it)."""
+    command = ["timeout", "-k", "20", str(timeout), sys.executable, str(STEADY_POLLING),
                "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(REPO / "profiles" / profile)]
     if profile == "slurm":
@@ -89,12 +94,41 @@ def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefi
     process = subprocess.Popen([*command, *args], cwd=workdir, env=env, text=True, stdout=output,
                                stderr=subprocess.STDOUT)
     process.output_file = output
+    process.recorder = None
+    if profile != "local":  # a SLURM run: keep its jobs' records as they end (slurm_job)
+        process.recorder = threading.Thread(target=record_ended_jobs, args=(process,), daemon=True)
+        process.recorder.start()
     return process
+
+
+#: The last `scontrol show job` record of every job that ended during a SLURM run: SLURM
+#: forgets a job MinJobAge (600 s, bin/slurm-local) after it ended, and a run on a loaded
+#: 2-core machine can last longer than that (its first jobs were gone by the time it ended).
+ENDED_JOBS: dict[str, dict[str, str]] = {}
+ENDED_STATES = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+                "DEADLINE"}
+
+
+def record_ended_jobs(process: subprocess.Popen) -> None:
+    """Every 5 s until `process` ends, and once after: keep the records of the jobs SLURM
+    reports as ended (ENDED_JOBS)."""
+    while True:
+        running = process.poll() is None
+        listing = subprocess.run(["scontrol", "show", "job", "-o"], text=True, capture_output=True).stdout
+        for line in listing.splitlines():
+            job = dict(item.split("=", 1) for item in line.split() if "=" in item)
+            if job.get("JobState") in ENDED_STATES and "JobId" in job:
+                ENDED_JOBS[job["JobId"]] = job
+        if not running:
+            return
+        time.sleep(5)
 
 
 def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     """Wait for a run started by start_snakemake; cancel SLURM jobs it left behind."""
     process.wait()
+    if process.recorder is not None:
+        process.recorder.join()
     with process.output_file as file:
         file.seek(0)
         output = file.read()
@@ -138,10 +172,13 @@ def grouped_rules(output: str) -> dict[str, str]:
 
 
 def slurm_job(job_id: str) -> dict[str, str]:
-    """`scontrol show job` as a dict (JobState, TRES, MinMemoryNode, ...)."""
-    text = subprocess.run(["scontrol", "show", "job", "-o", job_id], text=True, capture_output=True,
-                          check=True).stdout
-    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+    """`scontrol show job` as a dict (JobState, TRES, MinMemoryNode, ...); for a job SLURM no
+    longer reports, its record taken when it ended (ENDED_JOBS)."""
+    result = subprocess.run(["scontrol", "show", "job", "-o", job_id], text=True, capture_output=True)
+    if result.returncode != 0 and job_id in ENDED_JOBS:
+        return ENDED_JOBS[job_id]
+    result.check_returncode()
+    return dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
 
 
 def planned_jobs(output: str) -> dict[str, int]:

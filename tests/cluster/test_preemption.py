@@ -19,7 +19,7 @@ import yaml
 
 from cluster import REPO, planned_jobs, planned_wildcards, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
 RUN = "model_comparison/fishA/lstm/untrained-linear/L5/run0"
 EPOCHS = 80  # long enough (several seconds) to be interrupted between two checkpoints

@@ -13,7 +13,7 @@ import yaml
 
 from cluster import planned_jobs, planned_wildcards, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
 FISH_PREPROCESSING = {
     "synth_zebrafish": 1, "synth_zebrafish_plane": 1, "inventory_fish": 1, "align_behavior": 1,

@@ -16,7 +16,7 @@ import pytest
 from cluster import (copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job, snakemake,
                      start_snakemake, submitted_jobs)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
 BAD_FISH_TABLE = (
     "fish_id\tinput_type\ttiff\tsuite2p_dir\ttail_log\tstimulus_log\tframe_times\tregion_table\t"

@@ -11,8 +11,13 @@ which fewer than lead + 30 s are left, so with a 2 min limit and a 15 s lead the
 arrives 75-105 s after the job started. The training script must be running by then (it
 starts ~20 s after the job on 2 idle cores; 80 s was seen on 2 cores at load 16: a warning
 before that is ignored, and the test fails on its log line) and still training (the
-`prepared` fixture measures how many epochs take TRAINING_S here; the reference run trains
-at the same time, which slows both). A retry that is warned again resumes once more."""
+`prepared` fixture measures how many epochs take TRAINING_S here). A retry that is warned
+again resumes once more.
+
+Cost: the job and the reference run train with one thread each, side by side on 2 cores
+(with 2 threads each they slowed each other down twofold); the upstream jobs come from the
+finished local run of tests/cluster/conftest.py, so only the training job runs here (its
+calibration, the reference, and the SLURM attempts)."""
 
 from __future__ import annotations
 
@@ -24,10 +29,10 @@ import time
 import pytest
 import yaml
 
-from cluster import FAST_POLLING, finish, new_workdir, slurm_job, snakemake, start_snakemake, submitted_jobs
+from cluster import FAST_POLLING, finish, slurm_job, snakemake, start_snakemake, submitted_jobs
 from helpers import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
 RUN = "model_comparison/fishA/lstm/untrained-linear/L5/run0"
 TARGET = f"results/nlp4neuro/{RUN}/metrics.json"  # the training job alone
@@ -35,11 +40,14 @@ TIME_LIMIT_MIN = 2  # SLURM's time limits are whole minutes; attempt n gets n ti
 WARNING_LEAD_S = 15  # instead of the profile's 300 s
 CALIBRATION_EPOCHS = 10
 MIN_EPOCHS = 20
-TRAINING_S = 100  # training time to aim at when training alone (next to the reference run: ~2x)
-# The local runs (calibration, reference) train with the threads the SLURM job gets (the rule's
-# `threads: 2`; profiles/local gives training jobs 1): the thread count decides both the epoch
-# time the calibration measures and the float reductions the metrics are compared on.
-SAME_THREADS_AS_SLURM = ("--set-threads=train_decoder=2",)  # "=": the option takes several values
+# Training time to aim at: the latest warning (105 s after the job started) minus the
+# script's start-up (~20 s on 2 idle cores), with a margin for the calibration's error.
+TRAINING_S = 120
+# Every run trains with one thread (the SLURM job too, instead of the rule's `threads: 2`;
+# profiles/local gives training jobs 1): the thread count decides both the epoch time the
+# calibration measures and the float reductions the metrics are compared on, and one thread
+# each lets the SLURM job and the reference run share 2 cores without slowing each other.
+ONE_THREAD = ("--set-threads=train_decoder=1",)  # "=": the option takes several values
 
 
 def set_lstm(workdir, **settings) -> None:
@@ -50,16 +58,24 @@ def set_lstm(workdir, **settings) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def clone(run, destination):
+    """A copy of the finished local run's working directory (the training job's inputs and
+    Snakemake's records of them)."""
+    return shutil.copytree(run.workdir, destination, symlinks=True,
+                           ignore=shutil.ignore_patterns("locks", "incomplete"))
+
+
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> tuple:
-    """The cluster config with the training job's inputs made (locally), and a number of
-    lstm epochs that takes ~TRAINING_S s here: measured on a CALIBRATION_EPOCHS run (machines,
-    and their load, differ a hundredfold; a fixed count would end before the warning on one
-    and not within the retry's time limit on another)."""
-    workdir = new_workdir(tmp_path_factory.mktemp("time_limit") / "work")
+def prepared(finished_local_run, tmp_path_factory) -> tuple:
+    """A copy of the finished local run, and a number of lstm epochs that takes ~TRAINING_S s
+    here: measured on a CALIBRATION_EPOCHS run (machines, and their load, differ a hundredfold;
+    a fixed count would end before the warning on one and not within the retry's time limit on
+    another)."""
+    workdir = clone(finished_local_run, tmp_path_factory.mktemp("time_limit") / "work")
     set_lstm(workdir, runtime_min=TIME_LIMIT_MIN, training={"epochs": CALIBRATION_EPOCHS})
-    calibration = snakemake(workdir, "--cores", "2", *SAME_THREADS_AS_SLURM, TARGET)
+    calibration = snakemake(workdir, "--cores", "2", *ONE_THREAD, TARGET, snakefile=finished_local_run.snakefile)
     assert calibration.returncode == 0, calibration.stdout[-3000:]
+    assert "train_decoder" in calibration.stdout  # the calibration trained (its params changed)
     history = json.loads((workdir / TARGET).read_text())["history"]
     epoch_s = sorted(epoch["seconds"] for epoch in history)[len(history) // 2]
     return workdir, max(MIN_EPOCHS, round(TRAINING_S / epoch_s))  # never the calibration's count
@@ -76,8 +92,9 @@ def short_warning_profile(destination):
 
 
 def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes_exactly(
-        slurm, prepared, tmp_path):
+        slurm, finished_local_run, prepared, tmp_path):
     prepared_workdir, epochs = prepared
+    snakefile = finished_local_run.snakefile
     reference, limited = (shutil.copytree(prepared_workdir, tmp_path / name, symlinks=True)
                           for name in ("reference", "limited"))
     for workdir in (reference, limited):
@@ -87,9 +104,9 @@ def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes
     start = time.monotonic()
     # retries: further attempts (each with a longer limit) in case the second, slowed by a
     # loaded machine, is warned too (seen with another test run sharing the 2 cores)
-    on_slurm = start_snakemake(limited, "--retries", "3", *FAST_POLLING, TARGET, profile=str(profile),
-                               timeout=1800)
-    uninterrupted = snakemake(reference, "--cores", "2", *SAME_THREADS_AS_SLURM, TARGET)  # meanwhile, locally
+    on_slurm = start_snakemake(limited, "--retries", "3", *ONE_THREAD, *FAST_POLLING, TARGET,
+                               snakefile=snakefile, profile=str(profile), timeout=1800)
+    uninterrupted = snakemake(reference, "--cores", "2", *ONE_THREAD, TARGET, snakefile=snakefile)  # meanwhile, locally
     result = finish(on_slurm)
     print(f"\n{epochs} epochs; wall time: slurm with retries {time.monotonic() - start:.0f} s")
     assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:]

@@ -21,7 +21,7 @@ import pytest
 from fabricated_jobs import write_metrics, write_predictions
 from helpers import run_snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule): the only run of the Exp. 2/3 aggregates and the report
 
 JOB_PATH = re.compile(r"results/nlp4neuro/(?P<experiment>[^/]+)/(?P<fish>[^/]+)/(?P<model>[^/]+)/"
                       r"(?P<weights>[^-/]+)-(?P<embedding>[^/]+)/L(?P<seq_len>\d+)/run(?P<run>\d+)/(?P<name>[^/]+)$")
