@@ -1,5 +1,5 @@
 """What the demo (config/config.yaml, bin/demo) shows, checked on a real run of the whole DAG
-(opt-in: ``pytest -m demo``; ~870 CPU-seconds, measured 2026-12-02, so neither ``bin/test`` nor
+(opt-in: ``pytest -m demo``; 717-874 CPU-seconds, measured 2026-12-02, so neither ``bin/test`` nor
 CI runs it by default; run it after changing the demo's grid, its fish or the decoders).
 
 Issue 17: every stage runs and every table and figure of ``rule all`` is there (a dry run
