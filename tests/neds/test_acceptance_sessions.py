@@ -182,11 +182,12 @@ def test_multi_session_pretraining_beats_single_session_training(measured, key):
     assert score("neds_multi_session") > score("neds_multimodal")
 
 
-#: Measured 2026-12-02 on these six sessions (docs/architecture.md, NEDS acceptance): balanced
+#: Measured 2026-12-02 on these six sessions (merged code) (docs/architecture.md, NEDS acceptance): balanced
 #: accuracy, stratified 5-fold x 10 repeats, mean ± SD over repeats, chance 0.200.
-REGION_NOT_MET = ("multimodal 0.318 ± 0.024 < encoding-only 0.351 ± 0.014; decoding-only 0.272 ± 0.022 < chance "
-                  "+ 0.1: the tiny 20-epoch models' embeddings carry little region information (one 5-fold "
-                  "split had put multimodal first by 0.02; averaged over splits it is not)")
+REGION_NOT_MET = ("multimodal 0.349 < encoding-only 0.351; decoding-only 0.264 < chance + 0.1 (merged code "
+                  "of 2026-12-02, whole-trial discrete masking + running-mean selection): the tiny 20-epoch "
+                  "models' embeddings carry little region information; averaged over 10 splits multimodal "
+                  "is not first")
 
 
 def test_region_features_classify_above_chance_for_every_model(measured):
