@@ -287,7 +287,7 @@ def test_movie_scale_fits_int16_and_keeps_precision(tmp_path):
     }
     for name, (data, expected) in cases.items():
         with ex._Movie(_write_h5(tmp_path / f"{name}.h5", data), "registered") as movie:
-            scale, mean_img = ex._movie_scale(movie, batch=25)
+            scale, mean_img, _ = ex._movie_scale(movie, batch=25)
         assert scale == expected, name
         np.testing.assert_allclose(mean_img, data.mean(0), rtol=1e-5)
         binary = ex._to_int16(data, scale)

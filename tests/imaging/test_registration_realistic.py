@@ -24,9 +24,10 @@ from pipeline.imaging.quality_report import (
 from pipeline.synth.config import ZebrafishSynthParams
 from pipeline.synth.zebrafish import displacement_field, generate_fish
 
-# frequent bouts (as in config/config.yaml) so that 200 volumes hold ~35 sheared frames
+# frequent bouts (as in config/config.yaml) so that 200 volumes hold ~35 sheared frames; a strong z-drift (80 um/h: 4 um
+# in these 3 minutes, 20x the preset's 4 um/h) so that the z-drift diagnostic has a drift to recover
 FISH = dict(preset="realistic", n_volumes=200, static_duration_s=3.0, moving_duration_s=5.0,
-            n_drivers_per_side=8, driver_latent_mean=0.5, bout_rate_gain_hz=3.0)
+            n_drivers_per_side=8, driver_latent_mean=0.5, bout_rate_gain_hz=3.0, z_drift_um_per_hour=80.0)
 META = dict(volume_rate_hz=1.1, n_planes=1, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 # a rolling template (the fixed one is covered by tests/imaging/test_normcorre.py)
 PARAMS = dict(patch_size_px=64, patch_overlap_px=32, template_frames=100, batch_frames=20, device="cpu",

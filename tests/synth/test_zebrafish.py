@@ -446,7 +446,10 @@ def test_region_mask_agrees_with_the_neuron_labels(fish):
 
 # ---------------------------------------------------------------- realistic preset
 
-REALISTIC = dict(n_volumes=60, static_duration_s=3.0, moving_duration_s=5.0, preset="realistic")
+# a strong z-drift (200 um/h: ~3 um in these 55 s; the preset's 4 um/h would be 0.06 um, below its wander) so that the
+# drift is there to see
+REALISTIC = dict(n_volumes=60, static_duration_s=3.0, moving_duration_s=5.0, preset="realistic",
+                 z_drift_um_per_hour=200.0)
 META_REAL = dict(volume_rate_hz=1.1, n_planes=2, pixel_size_um=1.2, plane_spacing_um=7.0, tail_rate_hz=200.0)
 
 
@@ -511,11 +514,19 @@ def test_realistic_truth_records_every_artefact(realistic):
     # bout jumps of several px; slowly varying sub-pixel bidi phase; z drift over the session
     assert np.abs(rigid).max() > 2.0
     assert np.all(np.abs(bidi - p.bidi_phase_px) < 0.5) and bidi.std() > 0
-    assert np.all(zdrift[:, -1] - zdrift[:, 0] > 0.5 * p.z_drift_um)
+    assert np.all(zdrift[:, -1] - zdrift[:, 0] > 0.5 * p.z_drift_um_per_hour * np.ptp(t) / 3600)
     # tracking dropouts: the dropped camera frames are missing from the tail log
     tail = pd.read_csv(out / "tail_log.csv")
     assert len(dropped) > 0 and not np.isin(dropped, tail.frame).any()
     assert len(log_t) == len(tail)
+
+
+def test_z_drift_is_a_rate_per_hour(tmp_path):
+    """The linear z-drift grows with recording time at z_drift_um_per_hour, whatever the session length."""
+    _, truth, p = _make_realistic(tmp_path, n_volumes=12, z_wander_sd_um=0.0, z_drift_um_per_hour=360.0)
+    with h5py.File(truth, "r") as f:
+        t, zdrift = f["timing/frame_times"][()], f["motion/z_drift_um"][()]
+    np.testing.assert_allclose(zdrift, 360.0 * (t - t.min()) / 3600, atol=1e-6)  # 0.1 um per s
 
 
 def test_realistic_detector_offset_of_either_sign(realistic, tmp_path):

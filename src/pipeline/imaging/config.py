@@ -143,6 +143,10 @@ class ExtractionParams(Params):
     # good frame). Default by measurement on the realistic preset (2 planes, seeds 4/5/6): bout jumps and drift of
     # +-8-12 px made the valid_region window leave out 30-35 % of the frame; in-focus nuclei matched within 4 px
     # 63/62/57 % -> 87/81/81 %, planted drivers 11/12/8 -> 12/12/14 of 16 (1)
+    mean_image_nuclei: bool = True  # also take the bright nuclei of the mean image that functional detection missed
+    # (nuclear H2B labelling: quiet nuclei have no events to detect; pipeline.imaging.extraction.mean_image_nuclei)
+    nucleus_min_snr: float = 10.0  # a mean-image nucleus's band-passed peak must exceed this many sds of the mean image's
+    # noise (1)
     device: str = "cpu"  # torch device: "cpu" (default), "cuda", "cuda:N" (falls back to cpu if unavailable)
 
     RUNTIME_FIELDS = ("device",)  # not a rule param (pipeline.params)
@@ -153,7 +157,7 @@ class ExtractionParams(Params):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ExtractionParams.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("neucoeff", "threshold_scaling", "inner_neuropil_radius", "min_cells"):
+        for name in ("neucoeff", "threshold_scaling", "inner_neuropil_radius", "min_cells", "nucleus_min_snr"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ExtractionParams.{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("max_overlap", "iscell_threshold", "detection_min_valid_fraction"):

@@ -189,10 +189,13 @@ class _Movie:
         self.close()
 
 
-def _movie_scale(movie: _Movie, batch: int) -> tuple[float, np.ndarray]:
+def _movie_scale(movie: _Movie, batch: int) -> tuple[float, np.ndarray, np.ndarray]:
     """First pass over the movie: check values are finite; return the factor ``scale``
-    that maps it into Suite2P's int16 binary (binary = round(movie * scale)) and the mean
-    image (movie units).
+    that maps it into Suite2P's int16 binary (binary = round(movie * scale)), the mean
+    image and the half difference of the even and odd frames' mean images (both (Ly, Lx),
+    movie units). The half difference has the mean image's noise (variance sigma^2 / frames
+    per pixel) without its structure: slow change (drift, bleaching) is common to both
+    halves and cancels.
 
     ``scale`` is 1 whenever the movie fits (|values| <= 32766) and rounding to integers
     is harmless: always for integer movies; for float movies when the temporal noise sd
@@ -203,6 +206,7 @@ def _movie_scale(movie: _Movie, batch: int) -> tuple[float, np.ndarray]:
     """
     lo, hi = np.inf, -np.inf
     total = np.zeros(movie.shape[1:], np.float64)
+    total_odd = np.zeros(movie.shape[1:], np.float64)  # sum of the odd-numbered frames
     sq_diff, n_diff = 0.0, 0
     integer = np.issubdtype(movie.dtype, np.integer)
     for a, block in movie.batches(batch):
@@ -211,20 +215,23 @@ def _movie_scale(movie: _Movie, batch: int) -> tuple[float, np.ndarray]:
             raise InputDataError(movie.path, f"frame {bad} contains NaN or infinite values")
         lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
         total += block.sum(0, dtype=np.float64)
+        total_odd += block[(a + np.arange(len(block))) % 2 == 1].sum(0, dtype=np.float64)
         if not integer and len(block) > 1:
             d = np.diff(block.astype(np.float32), axis=0)
             sq_diff += float(np.square(d, dtype=np.float64).sum())
             n_diff += d.size
     mean_img = (total / movie.shape[0]).astype(np.float32)
+    n_odd = movie.shape[0] // 2
+    half_difference = ((total_odd / n_odd - (total - total_odd) / (movie.shape[0] - n_odd)) / 2).astype(np.float32)
     maxabs = max(abs(lo), abs(hi))
     if maxabs == 0.0:
-        return 1.0, mean_img
+        return 1.0, mean_img, half_difference
     fit = 2.0 ** math.floor(math.log2(_INT16_MAX / maxabs))  # largest power of two that fits
     if integer:
-        return (1.0 if maxabs <= _INT16_MAX else fit), mean_img
+        return (1.0 if maxabs <= _INT16_MAX else fit), mean_img, half_difference
     noise_sd = math.sqrt(sq_diff / max(n_diff, 1) / 2.0)
     wanted = 1.0 if noise_sd >= 4.0 or noise_sd == 0.0 else 2.0 ** math.ceil(math.log2(4.0 / noise_sd))
-    return float(min(fit, max(1.0, wanted))), mean_img
+    return float(min(fit, max(1.0, wanted))), mean_img, half_difference
 
 
 # --------------------------------------------------------------------------- extraction
@@ -323,7 +330,7 @@ def extract_plane(movie_path, out_dir, params: ExtractionParams | None = None, *
 
     with _Movie(movie_path, dataset) as movie:
         n_frames, ly, lx = movie.shape
-        scale, mean_img = _movie_scale(movie, params.batch_frames)
+        scale, mean_img, half_difference = _movie_scale(movie, params.batch_frames)
         suite2p = import_suite2p()
         settings = _suite2p_settings(suite2p, params, frame_rate_hz, diameter_px)
         device = _torch_device(params.device)
@@ -343,9 +350,25 @@ def extract_plane(movie_path, out_dir, params: ExtractionParams | None = None, *
                                                                    params.detection_min_valid_fraction)
                 np.save(os.path.join(scratch, "reg_outputs.npy"),  # read by suite2p.pipeline without registration
                         {"yrange": yrange, "xrange": xrange, "badframes": bad_frames.copy()}, allow_pickle=True)
+                added = []  # ROIs of mean_image_nuclei (stat dicts), filled during detection
+
+                def add_mean_image_nuclei(stat):
+                    added.extend(mean_image_nuclei(mean_img, half_difference, [s["med"] for s in stat], diameter_px,
+                                                   params.nucleus_min_snr, yrange, xrange))
+                    if not added:
+                        return stat
+                    det = settings["detection"]
+                    return suite2p.detection.stats.roi_stats(
+                        np.array(list(stat) + added, dtype=object), ly, lx, diameter=settings["diameter"],
+                        max_overlap=det["max_overlap"], do_soma_crop=det["soma_crop"],
+                        npix_norm_min=det["npix_norm_min"], npix_norm_max=det["npix_norm_max"])
+
                 outputs = _run_pipeline(suite2p, movie_path, scratch, reg_file, ly, lx, n_frames,
-                                        copy.deepcopy(settings), device, bad_frames)
+                                        copy.deepcopy(settings), device, bad_frames,
+                                        add_mean_image_nuclei if params.mean_image_nuclei else None)
             reg_outputs, detect_outputs, stat, F, Fneu, spks, iscell, plane_times = outputs
+            n_added = sum(bool(s.get("mean_image_nucleus", False)) for s in stat)
+            log.info("extraction: %d of %d ROIs are mean-image nuclei (%d proposed)", n_added, len(stat), len(added))
             iscell = np.asarray(iscell, dtype=np.float64).reshape(len(stat), 2)
             iscell[:, 0] = 1.0 if params.classifier == "none" else (iscell[:, 1] > params.iscell_threshold)
             n_cells = int(iscell[:, 0].sum())
@@ -367,6 +390,7 @@ def extract_plane(movie_path, out_dir, params: ExtractionParams | None = None, *
                 "movie_path": str(movie_path), "movie_dataset": dataset if movie_path.suffix.lower()
                 in _HDF5_SUFFIXES else None, "movie_scale": scale, "pixel_size_um": float(pixel_size_um),
                 "extraction_params": params.to_dict(), "suite2p_version": str(suite2p.version),
+                "n_mean_image_nuclei": n_added,
             }
             np.save(tmp_out / "F.npy", np.asarray(F, np.float32))
             np.save(tmp_out / "Fneu.npy", np.asarray(Fneu, np.float32))
@@ -423,9 +447,78 @@ def _registration_quality(movie: _Movie, n_frames: int, ly: int, lx: int,
     return bad, [int(rows[0]), int(rows[-1]) + 1], [int(cols[0]), int(cols[-1]) + 1]
 
 
+def mean_image_nuclei(mean_img: np.ndarray, half_difference: np.ndarray, taken_yx, diameter_px: float,
+                      min_snr: float, yrange, xrange) -> list[dict]:
+    """Bright nuclei of the mean image that no functional ROI has, as Suite2P ROI dicts.
+
+    With nuclear labelling (H2B-GCaMP) every nucleus is bright at rest, but functional
+    detection (sparsery) finds only the nuclei with events in the recording: quiet nuclei are
+    missed, the more so the shorter the recording. The mean image (Ly, Lx) is band-passed at
+    the nucleus scale (difference of Gaussians: sd = diameter / (2 sqrt 2), the scale of a disc
+    of that diameter, minus 3x that sd, which removes the local background). A nucleus is a
+    local maximum of it over a window of 0.8 diameter that is at least ``min_snr`` robust sds
+    (1.4826 x MAD) of the band-passed ``half_difference`` (the mean image's own noise, from
+    :func:`_movie_scale`) above zero, inside the detection window ``yrange`` x ``xrange``
+    ([start, stop) px), and farther than 0.75 diameter from every (y, x) centre in ``taken_yx``
+    (px) and from the nuclei accepted before it (brightest first). Its footprint: the pixels
+    within diameter / 2 of the peak where the band-pass is positive, weighted by it. Each dict
+    has ``ypix``, ``xpix`` (int), ``lam`` (float32), ``med`` [y, x] and ``mean_image_nucleus`` True.
+    """
+    from scipy import ndimage
+
+    sd = diameter_px / (2 * math.sqrt(2))
+    band = (ndimage.gaussian_filter(mean_img.astype(np.float64), sd)
+            - ndimage.gaussian_filter(mean_img.astype(np.float64), 3 * sd))
+    noise = (ndimage.gaussian_filter(half_difference.astype(np.float64), sd)
+             - ndimage.gaussian_filter(half_difference.astype(np.float64), 3 * sd))
+    noise_sd = 1.4826 * float(np.median(np.abs(noise - np.median(noise))))
+    window = int(round(0.8 * diameter_px)) | 1
+    peak = (band == ndimage.maximum_filter(band, size=window)) & (band > max(min_snr * noise_sd, 0.0))
+    inside = np.zeros_like(peak)
+    inside[yrange[0]:yrange[1], xrange[0]:xrange[1]] = True
+    ys, xs = np.nonzero(peak & inside)
+    order = np.argsort(-band[ys, xs], kind="stable")
+    centres = [np.asarray(c, float) for c in taken_yx]
+    min_distance = 0.75 * diameter_px
+    radius = diameter_px / 2
+    ly, lx = mean_img.shape
+    out = []
+    for y, x in zip(ys[order], xs[order]):
+        if centres and np.min(np.hypot(*(np.asarray(centres) - (y, x)).T)) <= min_distance:
+            continue
+        centres.append(np.array([y, x], float))
+        r = int(math.ceil(radius))
+        yy, xx = np.mgrid[max(y - r, 0):min(y + r + 1, ly), max(x - r, 0):min(x + r + 1, lx)]
+        keep = (np.hypot(yy - y, xx - x) <= radius) & (band[yy, xx] > 0)
+        out.append({"ypix": yy[keep].astype(int), "xpix": xx[keep].astype(int),
+                    "lam": band[yy, xx][keep].astype(np.float32), "med": [int(y), int(x)],
+                    "mean_image_nucleus": True})
+    return out
+
+
 def _run_pipeline(suite2p, movie_path: Path, save_path: str, reg_file: str, ly: int, lx: int, n_frames: int,
-                  settings: dict, device, bad_frames: np.ndarray):
-    """suite2p.pipeline without registration; returns the pieces we keep."""
+                  settings: dict, device, bad_frames: np.ndarray, add_rois=None):
+    """suite2p.pipeline without registration; returns the pieces we keep. ``add_rois`` (stat
+    array -> stat array), when given, runs between Suite2P's detection and its extraction:
+    Suite2P's pipeline has no such step, so its ``detection.detection_wrapper`` is wrapped for
+    the duration of the call."""
+    detection = suite2p.detection
+    detect = detection.detection_wrapper
+
+    def detect_then_add(*args, **kwargs):
+        detect_outputs, stat, redcell = detect(*args, **kwargs)
+        return detect_outputs, add_rois(stat), redcell
+
+    if add_rois is not None:
+        detection.detection_wrapper = detect_then_add
+    try:
+        return _run_suite2p(suite2p, movie_path, save_path, reg_file, ly, lx, n_frames, settings, device, bad_frames)
+    finally:
+        detection.detection_wrapper = detect
+
+
+def _run_suite2p(suite2p, movie_path: Path, save_path: str, reg_file: str, ly: int, lx: int, n_frames: int,
+                 settings: dict, device, bad_frames: np.ndarray):
     with warnings.catch_warnings():
         # torch's beta-feature notices from suite2p's sparse neuropil masks
         warnings.filterwarnings("ignore", message="Sparse (invariant checks|CSR tensor support)", category=UserWarning)

@@ -42,7 +42,7 @@ def register_with_suite2p(stack_path, out_path, params: Suite2pRegistrationParam
                     maxregshift=params.max_rigid_shift_fraction, maxregshiftNR=params.max_block_shift_px)
     with _Movie(Path(stack_path), "registered") as movie:
         n_frames, ly, lx = movie.shape
-        scale, mean_raw = _movie_scale(movie, params.batch_frames)
+        scale, mean_raw, _ = _movie_scale(movie, params.batch_frames)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out_path.name}.s2p-", dir=out_path.parent) as scratch, \
                 atomic_paths(out_path) as (tmp,):

@@ -129,7 +129,9 @@ class ZebrafishSynthParams(Params):
     bidi_phase_px: float = 0.0  # mean bidirectional line-phase offset: odd rows displaced by +phase in x (px)
     bidi_phase_drift_px: float = 0.0  # sd of the slow (OU) variation of the phase offset (px)
     bidi_phase_tau_s: float = 600.0  # time constant of that variation (s)
-    z_drift_um: float = 0.0  # axial drift of every focal plane, linear over the session (um, + = deeper)
+    z_drift_um_per_hour: float = 0.0  # linear axial drift rate of every focal plane (um per hour of recording, + =
+    # deeper): a session of T s drifts by rate x T / 3600, so a short test fish drifts as little as the same minutes of
+    # a real recording do
     z_wander_sd_um: float = 0.0  # sd of a slow (OU) axial wander added to the drift (um)
     z_wander_tau_s: float = 120.0  # time constant of the wander (s)
     zstack_half_range_um: float = 0.0  # reference z-stack per plane (zstack_plane{p}.tif) from -this to +this around the
@@ -161,7 +163,7 @@ class ZebrafishSynthParams(Params):
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 and f.name not in (
-                "driver_latent_mean", "imaging_start_s", "stimulus_start_s", "adu_offset", "z_drift_um",
+                "driver_latent_mean", "imaging_start_s", "stimulus_start_s", "adu_offset", "z_drift_um_per_hour",
                 "bidi_phase_px",
             ):
                 raise ValueError(f"ZebrafishSynthParams.{f.name} must be >= 0, got {v!r}")
@@ -220,7 +222,8 @@ REALISTIC_PRESET = {
     "bidi_phase_px": 0.6,
     "bidi_phase_drift_px": 0.1,
     "bidi_phase_tau_s": 600.0,
-    "z_drift_um": 4.0,
+    "z_drift_um_per_hour": 4.0,  # agarose-embedded larva: a few um per hour (settling, swelling, temperature); 4 um over
+    # NLP4Neuro's ~1 h sessions (~4,000 volumes at 1.1 Hz), 0.2 um over a 200-volume (3 min) test fish
     "z_wander_sd_um": 0.5,
     "z_wander_tau_s": 120.0,
     "tail_drop_probability": 0.003,

@@ -800,7 +800,7 @@ def simulate_fish(tail_log_path, stimulus_log_path, frame_times_path, region_mas
     rng_a = rng_for(seed, "motion", "scan")
     bidi = p.bidi_phase_px + _ou_irregular(rng_a, flat_t, p.bidi_phase_tau_s, p.bidi_phase_drift_px, ())
     bidi = bidi[inv].reshape(V, P).T.copy()
-    z_drift = p.z_drift_um * (flat_t - img_t0) / max(img_t1 - img_t0, 1e-9) \
+    z_drift = p.z_drift_um_per_hour * (flat_t - img_t0) / 3600.0 \
         + _ou_irregular(rng_a, flat_t, p.z_wander_tau_s, p.z_wander_sd_um, ())
     z_drift = z_drift[inv].reshape(V, P).T.copy()
     max_nr = float(np.abs(nonrigid).max()) if nonrigid.size else 0.0
