@@ -287,11 +287,34 @@ def test_movie_scale_fits_int16_and_keeps_precision(tmp_path):
     }
     for name, (data, expected) in cases.items():
         with ex._Movie(_write_h5(tmp_path / f"{name}.h5", data), "registered") as movie:
-            scale, mean_img, _ = ex._movie_scale(movie, batch=25)
+            scale, mean_img, half_difference = ex._movie_scale(movie, batch=25)
         assert scale == expected, name
         np.testing.assert_allclose(mean_img, data.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(half_difference, (data[1::2].mean(0) - data[0::2].mean(0)) / 2, rtol=1e-4,
+                                   atol=1e-4 * np.abs(data).max())
         binary = ex._to_int16(data, scale)
         assert np.abs(binary.astype(float) - data * scale).max() <= 0.5 + 1e-6, name
+
+
+def test_mean_image_nuclei_finds_the_nuclei_no_roi_has():
+    """Gaussian nuclei (sd 1.5 px, 6 px diameter) on a smooth background with the mean image's
+    noise: the ones away from the given ROI centres are found within 1 px, with disc footprints
+    inside the detection window; noise alone gives none."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    centres = [(y, x) for y in range(10, 60, 10) for x in range(10, 60, 10)]  # 25 nuclei 10 px apart
+    image = 100 + 0.2 * xx + sum(50 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.5**2)) for y, x in centres)
+    noise = rng.standard_normal((64, 64))
+    taken = centres[:5]  # functional ROIs on the first row
+    found = ex.mean_image_nuclei(image + noise, noise, taken, 6.0, 10.0, [0, 64], [0, 55])
+    med = np.array([f["med"] for f in found])
+    expected = np.array([c for c in centres[5:] if c[1] < 55])
+    assert len(found) == len(expected)
+    assert np.abs(np.sort(med, axis=0) - np.sort(expected, axis=0)).max() <= 1
+    for f in found:
+        assert f["mean_image_nucleus"] and np.all(f["lam"] > 0) and f["xpix"].max() < 64
+        assert np.hypot(f["ypix"] - f["med"][0], f["xpix"] - f["med"][1]).max() <= 3.0
+    assert ex.mean_image_nuclei(100 + noise, noise, [], 6.0, 10.0, [0, 64], [0, 64]) == []
 
 
 def test_params_from_mapping_and_validation():
