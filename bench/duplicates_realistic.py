@@ -5,8 +5,8 @@ A still realistic fish (as tests/imaging/test_duplicates.py's acceptance test: 2
 apart, 200 volumes, no rigid motion; z-drift, bleaching, dense nuclei and two-plane cells kept)
 with 8 planted drivers per side, through Suite2P (``extraction`` defaults) and
 :func:`pipeline.imaging.duplicates.find_cross_plane_duplicates` with the neural-file defaults.
-Generation and Suite2P are cached under ``--work`` (per seed), so the matching can be re-scored
-in seconds.
+Generation and Suite2P are cached under ``--work`` (per seed, parameters and the source of the
+generator and extraction modules), so the matching can be re-scored in seconds.
 
     PYTHONPATH=src .venv/bin/python bench/duplicates_realistic.py --seeds 4 5 6 --work /tmp/dup
 
@@ -49,8 +49,13 @@ MATCH_PX = 4.0
 
 
 def prepare(work: Path, seed: int, extraction: ExtractionParams) -> Path:
-    """Generate the fish and run Suite2P on each plane once (cached by seed and params)."""
-    key = json.dumps({"fish": FISH, "extraction": extraction.to_dict()}, sort_keys=True)
+    """Generate the fish and run Suite2P on each plane once (cached by seed, params and the source
+    of the generator and the extraction module)."""
+    import pipeline.imaging.extraction as extraction_module
+    import pipeline.synth.zebrafish as generator_module
+
+    code = hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in (generator_module, extraction_module)))
+    key = json.dumps({"fish": FISH, "extraction": extraction.to_dict(), "code": code.hexdigest()}, sort_keys=True)
     root = work / f"seed{seed}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     if (root / "done").exists():
         return root
