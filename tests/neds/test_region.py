@@ -61,11 +61,11 @@ def rotated_sessions(seed: int, mixes: list[list[int]], n_features: int = 8):
 def test_within_session_classifiers_handle_unrelated_coordinates_per_session():
     # one classifier through four unrelated bases fails; one per session does not
     x, acronyms, sessions = rotated_sessions(5, [[10, 10, 10, 10]] * 4, n_features=4)
-    params = RegionParams(regions=REGIONS, cv_repeats=2)
+    params = RegionParams(regions=REGIONS, cv_repeats=2, svc_c=(0.1,))
     within = classify_regions(x, acronyms, params, seed=0, sessions=sessions, scheme="within_session")
     pooled = classify_regions(x, acronyms, params, seed=0, sessions=sessions)
     assert within["cv"] == "within session, stratified 5-fold x 2" and within["n_sessions"] == 4
-    assert within["balanced_accuracy"] >= 0.85, within  # measured 0.96
+    assert within["balanced_accuracy"] >= 0.85, within  # measured 0.94
     assert pooled["balanced_accuracy"] <= within["balanced_accuracy"] - 0.2, pooled  # measured 0.62
     assert np.asarray(within["confusion"]).sum() == 160 * 2
 
@@ -76,8 +76,8 @@ def test_within_session_chance_and_exclusions_follow_each_sessions_regions():
     acronyms = np.array(["PO"] * 10 + ["LP"] * 10 + ["DG"] + ["PO", "LP", "DG", "CA1"] * 6)
     sessions = np.array(["s0"] * 21 + ["s1"] * 24)
     x = rng.standard_normal((45, 4))  # no region information
-    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS, cv_repeats=3), seed=0, sessions=sessions,
-                              scheme="within_session")
+    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS, cv_repeats=1, svc_c=(0.1,)), seed=0,
+                              sessions=sessions, scheme="within_session")
     assert result["balanced_chance"] == pytest.approx((1 / 2 + 1 / 4) / 2)
     assert result["excluded_regions"] == {"DG": 1} and result["n_neurons"] == 44
     assert result["classes"] == ["PO", "LP", "DG", "CA1"]
