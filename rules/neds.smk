@@ -331,7 +331,8 @@ rule neds_finetune:
 rule neds_region:
     """Classify the brain region of every neuron of the held-out sessions from its NEDS
     embedding (z-scored within its session; class-weighted linear SVC; repeated stratified
-    k-fold, plus folds grouped by session for the multi-session model), per model kind."""
+    k-fold: inside each session for single-session models, across the pooled sessions plus
+    folds grouped by session for the multi-session model), per model kind."""
     input:
         unpack(neds_region_inputs),
     output:

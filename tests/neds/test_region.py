@@ -1,6 +1,7 @@
 """Region classification across sessions (issue 16): features comparable across sessions,
-chance levels that a classifier without embedding information actually reaches under the
-folds used, and balanced accuracy for sessions whose region mix differs."""
+per-session classifiers for single-session models (whose embedding coordinates are unrelated
+across sessions), chance levels that a classifier without embedding information actually
+reaches under the folds used, and balanced accuracy for sessions whose region mix differs."""
 
 import numpy as np
 import pytest
@@ -33,12 +34,59 @@ def planted_sessions(seed: int, mixes: list[list[int]], n_features: int = 8):
 def test_grouped_cv_transfers_across_sessions_with_a_per_session_affine_map():
     # four sessions, each with its own region mix (as IBL insertions sample regions unevenly)
     x, acronyms, sessions = planted_sessions(0, [[20, 10, 6, 14], [8, 18, 14, 10], [12, 12, 20, 6], [15, 6, 9, 20]])
-    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, sessions=sessions, grouped=True)
+    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, sessions=sessions, scheme="grouped")
     assert result["cv"] == "grouped by session, 4-fold" and result["balanced_chance"] == 0.25
     assert result["balanced_accuracy"] >= 0.8, result  # raw features of other sessions: ~chance
     assert result["accuracy"] >= result["chance"] + 0.4
     stratified = classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, sessions=sessions)
     assert stratified["cv"] == "stratified 5-fold x 10" and stratified["balanced_accuracy"] >= 0.8
+
+
+def rotated_sessions(seed: int, mixes: list[list[int]], n_features: int = 8):
+    """Sessions whose neuron embeddings share region structure only up to a random rotation of
+    the feature space per session, as separately trained single-session models give (each has
+    its own arbitrary token basis) -> (embeddings, acronyms, session ids)."""
+    rng = np.random.default_rng(seed)
+    means = 2.5 * rng.standard_normal((len(REGIONS), n_features))
+    x, acronyms, sessions = [], [], []
+    for s, mix in enumerate(mixes):
+        region = np.repeat(np.arange(len(REGIONS)), mix)
+        rotation = np.linalg.qr(rng.standard_normal((n_features, n_features)))[0]
+        x.append((means[region] + rng.standard_normal((region.size, n_features))) @ rotation)
+        acronyms.append(np.array(REGIONS)[region])
+        sessions.append(np.full(region.size, f"s{s}"))
+    return np.concatenate(x), np.concatenate(acronyms), np.concatenate(sessions)
+
+
+def test_within_session_classifiers_handle_unrelated_coordinates_per_session():
+    # one classifier through four unrelated bases fails; one per session does not
+    x, acronyms, sessions = rotated_sessions(5, [[10, 10, 10, 10]] * 4, n_features=4)
+    params = RegionParams(regions=REGIONS, cv_repeats=2, svc_c=(0.1,))
+    within = classify_regions(x, acronyms, params, seed=0, sessions=sessions, scheme="within_session")
+    pooled = classify_regions(x, acronyms, params, seed=0, sessions=sessions)
+    assert within["cv"] == "within session, stratified 5-fold x 2" and within["n_sessions"] == 4
+    assert within["balanced_accuracy"] >= 0.85, within  # measured 0.94
+    assert pooled["balanced_accuracy"] <= within["balanced_accuracy"] - 0.2, pooled  # measured 0.62
+    assert np.asarray(within["confusion"]).sum() == 160 * 2
+
+
+def test_within_session_chance_and_exclusions_follow_each_sessions_regions():
+    # s0 holds PO and LP only (1 DG neuron: left out there), s1 all four regions
+    rng = np.random.default_rng(6)
+    acronyms = np.array(["PO"] * 10 + ["LP"] * 10 + ["DG"] + ["PO", "LP", "DG", "CA1"] * 6)
+    sessions = np.array(["s0"] * 21 + ["s1"] * 24)
+    x = rng.standard_normal((45, 4))  # no region information
+    result = classify_regions(x, acronyms, RegionParams(regions=REGIONS, cv_repeats=1, svc_c=(0.1,)), seed=0,
+                              sessions=sessions, scheme="within_session")
+    assert result["balanced_chance"] == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert result["excluded_regions"] == {"DG": 1} and result["n_neurons"] == 44
+    assert result["classes"] == ["PO", "LP", "DG", "CA1"]
+    # no session with two regions of >= 2 neurons: no score
+    lone = classify_regions(x[:12], np.array(["PO"] * 11 + ["LP"]), RegionParams(regions=REGIONS), seed=0,
+                            sessions=sessions[:12], scheme="within_session")
+    assert lone["balanced_accuracy"] is None and "fewer than 2 regions" in lone["note"]
+    with pytest.raises(ValueError, match="scheme 'pooled'"):
+        classify_regions(x, acronyms, RegionParams(regions=REGIONS), seed=0, scheme="pooled")
 
 
 def test_standardise_within_sessions_removes_a_per_session_affine_map():
@@ -62,7 +110,7 @@ def test_chance_is_the_majority_rule_under_the_same_folds():
     sessions = np.repeat(["s0", "s1"], 20)
     x = rng.standard_normal((40, 4))  # no region information
     result = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), cv_folds=2), seed=0,
-                              sessions=sessions, grouped=True)
+                              sessions=sessions, scheme="grouped")
     assert result["chance"] == 0.25 and result["balanced_chance"] == 0.5
     confusion = np.asarray(result["confusion"])
     assert confusion.sum() == 40
@@ -105,7 +153,7 @@ def test_stratified_scores_are_means_over_repeated_fold_shufflings():
 def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binned_sessions, tmp_path):
     """run_region_classification: a fine-tuned multi-session model (its record names the
     pretrained model) gets folds grouped by session under its name and stratified folds under
-    ``<name>_stratified``; a single-session model only the stratified scheme."""
+    ``<name>_stratified``; single-session models one classifier per session."""
     import json
 
     from pipeline.neds import stages
@@ -126,6 +174,6 @@ def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binn
     results = stages.run_region_classification(models, region_params, seed=0, out_path=tmp_path / "region.json")
     assert sorted(results) == ["multi", "multi_stratified", "single"]
     assert results["multi"]["cv"].startswith("grouped by session, 2-fold") and results["multi"]["n_sessions"] == 2
-    assert results["multi_stratified"]["cv"] == results["single"]["cv"] == "stratified 5-fold x 2"
-    assert results["multi_stratified"]["confusion"] == results["single"]["confusion"]  # same embeddings, same folds
+    assert results["multi_stratified"]["cv"] == "stratified 5-fold x 2"
+    assert results["single"]["cv"] == "within session, stratified 5-fold x 2" and results["single"]["n_sessions"] == 2
     assert json.loads((tmp_path / "region.json").read_text())["models"].keys() == results.keys()

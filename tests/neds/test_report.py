@@ -85,13 +85,13 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     sessions = np.tile(np.repeat(["s0", "s1", "s2"], [7, 7, 6]), 3)
     shifted = embeddings.copy()
     shifted[(acronyms == "PO") & (sessions == "s2")] = np.array([0, 3, 0]) + 0.3 * rng.standard_normal((6, 3))
-    grouped = classify_regions(shifted, acronyms, RegionParams(cv_folds=5), seed=0, sessions=sessions, grouped=True)
+    grouped = classify_regions(shifted, acronyms, RegionParams(cv_folds=5), seed=0, sessions=sessions, scheme="grouped")
     assert grouped["cv"] == "grouped by session, 3-fold" and grouped["n_sessions"] == 3
     # most of s2's six LP-like PO neurons are called LP; every LP neuron is
     assert grouped["confusion"][0][1] >= 4 and grouped["per_region_accuracy"]["LP"] == 1.0
     assert grouped["balanced_accuracy"] == pytest.approx(np.mean(list(grouped["per_region_accuracy"].values())))
     assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60),
-                            grouped=True)["accuracy"] is None
+                            scheme="grouped")["accuracy"] is None
     # two neurons per region and 2 outer folds: one per region in each training fold, no inner search possible
     tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2, cv_repeats=1),
                             seed=0)

@@ -27,12 +27,33 @@ features standardised within each training fold, regularisation C chosen from ``
 inner search that maximises balanced accuracy (inner folds: grouped by session when the outer
 training fold holds >= 2 sessions and the outer folds are grouped, else stratified,
 ``inner_cv_folds`` folds; embeddings have D or 2D dimensions and a session may have fewer
-neurons than that). Cross-validation across the pooled neurons: stratified k-fold (the paper's
-"5-fold cross-validation across all neurons"; every model), repeated over ``cv_repeats`` fold
-shufflings with the scores averaged (with ~50 neurons per session the split alone moves the
-accuracy of one 5-fold run by several points, enough to reorder the variants), and for multi-session models also
-grouped by session (each fold holds out whole sessions, min(k, sessions) folds: a score that
-cannot come from recognising a session, issue 16). Scores: ``accuracy`` (fraction of neurons),
+neurons than that).
+
+Cross-validation schemes. A linear classifier shared by several sessions needs embedding
+coordinates that mean the same in every session. That holds for a multi-session model (one
+shared transformer: every session's W_in writes into, and W_out reads from, the same token
+space), not for single-session models: each session's model is trained from its own random
+initialisation, so its D token dimensions are an arbitrary basis of its own, unrelated to
+another session's (a rotation per session is not removed by the per-session z-scoring).
+Pooling their neurons into one classifier asks it to fit one boundary through several
+unrelated coordinate systems; measured on the six-session acceptance models (held-out sessions,
+~50 neurons each, 10 x 5-fold), pooled stratified CV gave decoding-only W_in balanced accuracy
+0.264 ± 0.023 and per-session classifiers 0.310 ± 0.027 (chance 0.2). So:
+
+- ``within_session`` (single-session models): one classifier per session, stratified k-fold
+  inside the session, predictions pooled; a region enters a session's classifier when the
+  session holds >= 2 of its neurons (so that every training fold holds it; IBL sessions hold
+  hundreds of neurons, the acceptance sessions ~50); balanced accuracy is each session's
+  balanced accuracy over its own regions, averaged over sessions, and its chance the mean of
+  1 / the session's number of regions;
+- ``stratified`` (the paper's "5-fold cross-validation across all neurons"): one classifier,
+  stratified k-fold across the pooled neurons (multi-session models);
+- ``grouped``: one classifier, folds holding out whole sessions (min(k, sessions) folds; a score
+  that cannot come from recognising a session, issue 16; multi-session models).
+
+Stratified folds are repeated over ``cv_repeats`` fold shufflings with the scores averaged
+(with ~50 neurons per session the split alone moves the accuracy of one 5-fold run by several
+points, enough to reorder the variants). Scores: ``accuracy`` (fraction of neurons),
 ``balanced_accuracy`` (mean over regions of the fraction of the region's neurons classified
 correctly: a classifier that ignores the embedding scores 1 / regions in expectation, whatever
 the class mix, which is ``balanced_chance``), ``chance`` (the accuracy of the rule that
@@ -42,8 +63,8 @@ matrix (rows: true region, columns: predicted, counts) and per-region accuracy. 
 binned file's ``neurons/region`` acronyms, already mapped by iblatlas to the configured atlas
 level (``ibl_binning.region_level``, Beryl by default; :mod:`pipeline.ibl.regions`), and must
 equal a configured region exactly (no prefix matching: ``VISam`` is not ``VISa``, ``POL`` is not
-``PO``); other neurons are left out, and so are regions with fewer neurons than folds (listed
-in the result).
+``PO``); other neurons are left out, and so are regions with fewer neurons than folds (within a
+session: fewer than 2 of the session's neurons), listed in the result.
 """
 
 from __future__ import annotations
@@ -131,57 +152,115 @@ def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, p
     return search.predict(x_test), float(search.best_params_["linearsvc__C"])
 
 
+SCHEMES = ("stratified", "grouped", "within_session")
+
+
+def _within_session_subset(labels: np.ndarray, sessions: np.ndarray, classes: list[str], min_neurons: int
+                           ) -> tuple[np.ndarray, dict[str, int]]:
+    """(neurons kept, {region: neurons left out}) for per-session classifiers: in each session
+    only regions with >= ``min_neurons`` of its neurons (so that every training fold of that
+    session holds the region), and only sessions left with >= 2 such regions."""
+    keep = np.zeros(labels.size, dtype=bool)
+    for session in np.unique(sessions):
+        in_session = (sessions == session) & np.isin(labels, classes)
+        present, counts = np.unique(labels[in_session], return_counts=True)
+        usable = present[counts >= min_neurons]
+        if usable.size >= 2:
+            keep |= in_session & np.isin(labels, usable)
+    left_out = {c: int(np.sum((labels == c) & ~keep)) for c in classes}
+    return keep, {c: n for c, n in left_out.items() if n}
+
+
+def _within_session_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold inside each session (positions into the pooled arrays; training and
+    test neurons of a fold always come from one session), min(k, the session's largest
+    region) folds."""
+    folds = []
+    for session in np.unique(groups):
+        rows = np.flatnonzero(groups == session)
+        k = min(n_folds, int(np.unique(y[rows], return_counts=True)[1].max()))
+        with warnings.catch_warnings():  # a region with fewer neurons than folds in this session
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            splits = list(StratifiedKFold(k, shuffle=True, random_state=seed % 2**32).split(rows, y[rows]))
+        folds += [(rows[train], rows[test]) for train, test in splits]
+    return folds
+
+
 def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int,
-                     sessions: np.ndarray | None = None, grouped: bool = False) -> dict:
+                     sessions: np.ndarray | None = None, scheme: str = "stratified") -> dict:
     """Cross-validated linear-SVC region classification (module docstring). ``sessions`` (one
     id per neuron; None: all one session): features are z-scored within each session
-    (:func:`standardise_within_sessions`); ``grouped``: folds hold out whole sessions
-    (multi-session models), else stratified k-fold across the pooled neurons. Returns
-    ``accuracy``, ``balanced_accuracy``, ``chance`` (accuracy of predicting each training fold's
-    most common region, same folds), each the mean over ``cv_repeats`` fold shufflings of the
-    stratified scheme (``params.cv_repeats``; one for grouped folds, which are deterministic),
-    ``accuracy_sd`` and ``balanced_accuracy_sd`` (SD over repeats; None for one),
-    ``balanced_chance`` (1 / regions), ``classes``, ``per_region_accuracy`` (class -> fraction
-    of its neurons classified correctly, over all repeats), ``confusion`` (classes x classes
-    counts summed over repeats: each neuron is counted once per repeat), ``cv`` (the scheme),
-    ``svc_c_chosen`` (C per outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions``; with fewer than two regions
-    of ``cv_folds`` neurons (or fewer than 2 sessions when grouped), the scores are None and
-    ``note`` says why."""
+    (:func:`standardise_within_sessions`). ``scheme``: ``stratified`` (k-fold across the pooled
+    neurons; one classifier for all sessions), ``grouped`` (folds hold out whole sessions;
+    multi-session models) or ``within_session`` (one classifier per session, stratified k-fold
+    inside it, predictions pooled; models whose embedding coordinates are not shared across
+    sessions: single-session models). Returns ``accuracy``, ``balanced_accuracy``, ``chance``
+    (accuracy of predicting each training fold's most common region, same folds), each the mean
+    over ``cv_repeats`` fold shufflings (``params.cv_repeats``; one for grouped folds, which are
+    deterministic), ``accuracy_sd`` and ``balanced_accuracy_sd`` (SD over repeats; None for
+    one), ``balanced_chance`` (the expected balanced accuracy of a classifier that ignores the
+    embedding: 1 / regions; ``within_session``: the mean over sessions of 1 / the session's
+    regions), ``classes``, ``per_region_accuracy`` (class -> fraction of its neurons classified
+    correctly, over all repeats), ``confusion`` (classes x classes counts summed over repeats:
+    each neuron is counted once per repeat), ``cv`` (the scheme), ``svc_c_chosen`` (C per
+    outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions`` (region -> neurons left
+    out); with fewer than two regions of ``cv_folds`` neurons (or fewer than 2 sessions when
+    grouped; no session with 2 regions of >= 2 neurons when within_session), the scores are
+    None and ``note`` says why. ``within_session`` balanced accuracy is the mean over sessions
+    of each session's balanced accuracy over its own regions (a region needs >= 2 neurons in a
+    session to be classified there)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"region classification scheme {scheme!r}: expected one of {SCHEMES}")
     labels = region_labels(acronyms, params.regions)
     sessions = np.full(len(labels), "") if sessions is None else np.asarray(sessions).astype(str)
     counts = {r: int(np.sum(labels == r)) for r in params.regions}
-    classes = [r for r in params.regions if counts[r] >= params.cv_folds]
-    excluded = {r: n for r, n in counts.items() if r not in classes}
-    keep = np.isin(labels, classes)
+    if scheme == "within_session":
+        keep, excluded = _within_session_subset(labels, sessions, list(params.regions), min_neurons=2)
+        classes = [r for r in params.regions if np.any(keep & (labels == r))]
+        excluded = {**{r: n for r, n in counts.items() if n and r not in classes}, **excluded}
+    else:
+        classes = [r for r in params.regions if counts[r] >= params.cv_folds]
+        excluded = {r: n for r, n in counts.items() if r not in classes}
+        keep = np.isin(labels, classes)
     n_sessions = len(np.unique(sessions[keep]))
     empty = {"accuracy": None, "balanced_accuracy": None, "chance": None, "balanced_chance": None, "classes": classes,
              "confusion": [], "n_neurons": int(keep.sum()), "n_sessions": n_sessions, "excluded_regions": excluded}
     if len(classes) < 2:  # too few neurons to classify: say so instead of inventing a number
-        return {**empty, "note": f"fewer than 2 regions with >= {params.cv_folds} neurons ({counts})"}
-    if grouped and n_sessions < 2:
+        minimum = "2 neurons in one session" if scheme == "within_session" else f"{params.cv_folds} neurons"
+        return {**empty, "note": f"fewer than 2 regions with >= {minimum} ({counts})"}
+    if scheme == "grouped" and n_sessions < 2:
         return {**empty, "note": "grouped by session: needs neurons of >= 2 sessions"}
     # z-score within sessions over every neuron of the session (labelled or not: no label is used)
     x, y, groups = standardise_within_sessions(embeddings, sessions)[keep], labels[keep].astype(str), sessions[keep]
-    if grouped:  # GroupKFold is deterministic: one repeat
+    if scheme == "grouped":  # GroupKFold is deterministic: one repeat
         n_folds = min(params.cv_folds, n_sessions)
-        repeats = [GroupKFold(n_folds).split(x, y, groups)]
-        scheme = f"grouped by session, {n_folds}-fold"
-    else:
-        repeats = [StratifiedKFold(params.cv_folds, shuffle=True,
-                                   random_state=derive_seed(seed, "region_cv", r) % 2**32).split(x, y)
+        repeats = [list(GroupKFold(n_folds).split(x, y, groups))]
+        description = f"grouped by session, {n_folds}-fold"
+    elif scheme == "within_session":
+        repeats = [_within_session_folds(y, groups, params.cv_folds, derive_seed(seed, "region_cv", r))
                    for r in range(params.cv_repeats)]
-        scheme = f"stratified {params.cv_folds}-fold" + (f" x {params.cv_repeats}" if params.cv_repeats > 1 else "")
+        description = f"within session, stratified {params.cv_folds}-fold"
+    else:
+        repeats = [list(StratifiedKFold(params.cv_folds, shuffle=True,
+                                        random_state=derive_seed(seed, "region_cv", r) % 2**32).split(x, y))
+                   for r in range(params.cv_repeats)]
+        description = f"stratified {params.cv_folds}-fold"
+    if scheme != "grouped" and params.cv_repeats > 1:
+        description += f" x {params.cv_repeats}"
+    # the units over which balanced accuracy is averaged: every session apart (within_session), else all pooled
+    units = [groups == s for s in np.unique(groups)] if scheme == "within_session" else [np.ones(y.size, dtype=bool)]
     scores, confusion, chosen_c = {"accuracy": [], "balanced_accuracy": [], "chance": []}, 0, []
     for folds in repeats:
         predicted, majority = np.empty_like(y), np.empty_like(y)
         for train, test in folds:
             predicted[test], c = _fit_predict(x[train], y[train], x[test], params, seed,
-                                              groups[train] if grouped else None)
+                                              groups[train] if scheme == "grouped" else None)
             train_classes, train_counts = np.unique(y[train], return_counts=True)
             majority[test] = train_classes[np.argmax(train_counts)]
             chosen_c.append(c)
         scores["accuracy"].append(np.mean(predicted == y))
-        scores["balanced_accuracy"].append(np.mean([np.mean(predicted[y == c] == c) for c in classes]))
+        scores["balanced_accuracy"].append(np.mean([
+            np.mean([np.mean(predicted[unit & (y == c)] == c) for c in np.unique(y[unit])]) for unit in units]))
         scores["chance"].append(np.mean(majority == y))
         confusion = confusion + confusion_matrix(y, predicted, labels=classes)
     n_repeats = len(scores["accuracy"])
@@ -190,9 +269,9 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
         **{key: float(np.mean(values)) for key, values in scores.items()},
         **{f"{key}_sd": float(np.std(scores[key], ddof=1)) if n_repeats > 1 else None
            for key in ("accuracy", "balanced_accuracy")},
-        "balanced_chance": 1.0 / len(classes),
+        "balanced_chance": float(np.mean([1.0 / np.unique(y[unit]).size for unit in units])),
         "per_region_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for i, c in enumerate(classes)},
-        "cv": scheme,
+        "cv": description,
         "cv_repeats": n_repeats,
         "svc_c_chosen": chosen_c,
         "confusion": confusion.tolist(),

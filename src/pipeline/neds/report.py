@@ -149,10 +149,12 @@ def per_region_table(models: list[dict], baselines: list[dict], sessions: list[s
 
 
 def region_table(region: dict) -> pd.DataFrame:
-    """One row per model: balanced accuracy (its SD over CV repeats) and its chance (1 / regions), accuracy and its
+    """One row per model: balanced accuracy (its SD over CV repeats) and its chance (1 / regions;
+    per-session classifiers: mean over sessions of 1 / the session's regions), accuracy and its
     chance (the training folds' majority region under the same folds), neurons, sessions,
     cross-validation scheme, and the accuracy of each region (fraction of its neurons
-    classified correctly; their mean is the balanced accuracy)."""
+    classified correctly, pooled over sessions; their mean is the balanced accuracy of one
+    classifier for all sessions, while per-session classifiers average each session's own)."""
 
     def value(r, key):
         return np.nan if r.get(key) is None else r[key]

@@ -327,11 +327,14 @@ def run_baseline_finetuning(baseline: str, pretrained_path: str | Path, binned_p
 def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
     """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
-    each name's sessions are z-scored within their session, pooled and classified (Sec. 5.3;
-    :mod:`pipeline.neds.region`) with stratified folds across the pooled neurons (the paper's
-    scheme). Fine-tuned multi-session models (their records name the pretrained model) are
-    also classified with folds grouped by session, under ``name`` (issue 16's scheme), the
-    stratified result then under ``<name>_stratified``."""
+    each name's sessions are z-scored within their session and classified (Sec. 5.3;
+    :mod:`pipeline.neds.region`). Single-session models (each session's own model: their
+    embedding coordinates are unrelated across sessions) are classified within each session
+    (one classifier per session, stratified folds inside it, predictions pooled). Fine-tuned
+    multi-session models (their records name the pretrained model; one shared transformer, so
+    the coordinates are comparable) are classified with one classifier for all sessions, folds
+    grouped by session under ``name`` (issue 16's scheme) and stratified across the pooled
+    neurons (the paper's scheme) under ``<name>_stratified``."""
     results = {}
     for name, pairs in models.items():
         embeddings, acronyms, sessions, multi_session = [], [], [], []
@@ -344,13 +347,12 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
             multi_session.append("pretrained" in saved["record"])
         if len(set(multi_session)) != 1:
             raise ValueError(f"{name}: mixes single-session and fine-tuned multi-session models")
-        pooled = np.concatenate(embeddings), np.concatenate(acronyms)
-        stratified = classify_regions(*pooled, params, seed, sessions=np.concatenate(sessions))
+        pooled, session_ids = (np.concatenate(embeddings), np.concatenate(acronyms)), np.concatenate(sessions)
         if multi_session[0]:
-            results[name] = classify_regions(*pooled, params, seed, sessions=np.concatenate(sessions), grouped=True)
-            results[f"{name}_stratified"] = stratified
+            results[name] = classify_regions(*pooled, params, seed, sessions=session_ids, scheme="grouped")
+            results[f"{name}_stratified"] = classify_regions(*pooled, params, seed, sessions=session_ids)
         else:
-            results[name] = stratified
+            results[name] = classify_regions(*pooled, params, seed, sessions=session_ids, scheme="within_session")
     for name, result in results.items():
         log.info("%s: region classification %s", name, {k: v for k, v in result.items() if k != "confusion"})
     write_json({"models": results, **_provenance({"region": params}, seed)}, out_path)
