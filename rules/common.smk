@@ -404,8 +404,8 @@ def decoder_params_hash(wildcards):
 
 
 # ---- several runs per training job (nlp4neuro.runs_per_job = R > 1) --------------------
-# The functions below are called once per run range at parse time; each returns what the
-# rule of that range needs (a function per rule: the rules are defined in a loop).
+# The functions below are called once per run range at parse time and return that range's
+# name, outputs, params and time limit (rules/train.smk defines one rule per range, in a loop).
 
 
 def decoder_chunk_path(runs):
@@ -415,7 +415,7 @@ def decoder_chunk_path(runs):
 
 
 def decoder_chunk_rule(runs):
-    """The name of the rule of the runs ``runs``: ``train_decoder_runs<a>to<b>``."""
+    """``train_decoder_runs<a>to<b>``, the name given to the training rule of the runs ``runs``."""
     return f"train_decoder_runs{runs.start}to{runs.stop - 1}"
 
 

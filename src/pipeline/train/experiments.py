@@ -31,6 +31,10 @@ Jobs: for every fish x model x seq_len x run, every weights option the model sup
 embedding it supports (reservoir/LSTM: ``linear`` only). Per-model ``training`` entries of
 the catalog override the experiment's ``training``; the merged values are the job's params,
 so changing one model's hyperparameter reruns only that model's jobs.
+
+``runs_per_job`` R (section key; default 1) is scheduling only: with R > 1 one DAG job trains
+the runs of a chunk (:meth:`Nlp4NeuroDesign.run_chunks`) one after another, each exactly as
+its own job would (:func:`pipeline.train.job.run_decoding_runs`).
 """
 
 from __future__ import annotations
