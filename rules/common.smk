@@ -405,7 +405,7 @@ def decoder_params_hash(wildcards):
 
 # ---- several runs per training job (nlp4neuro.runs_per_job = R > 1) --------------------
 # The functions below are called once per run range at parse time and return that range's
-# name, outputs, params and time limit (rules/train.smk defines one rule per range, in a loop).
+# name, outputs, params and time limit (rules/train_runs.smk defines one rule per range, in a loop).
 
 
 def decoder_chunk_path(runs):
