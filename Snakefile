@@ -15,7 +15,16 @@ include: "rules/imaging.smk"
 include: "rules/ibl.smk"
 include: "rules/neds_common.smk"
 include: "rules/neds.smk"
-include: "rules/train.smk"
+# one training job per run (the rule's text, hence Snakemake's code trigger, as before
+# runs_per_job existed), or per nlp4neuro.runs_per_job runs
+if DESIGN.runs_per_job == 1:
+
+    include: "rules/train.smk"
+
+else:
+
+    include: "rules/train_runs.smk"
+
 include: "rules/salience.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"

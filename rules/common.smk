@@ -2,8 +2,10 @@
 # input functions. No rule lives here.
 import functools
 import os
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -399,6 +401,56 @@ def decoder_params_hash(wildcards):
     """Hash of everything that defines a training job's result (stored in its metrics)."""
     return config_hash([decoder_job(wildcards), decoder_model_spec(wildcards), decoder_training(wildcards),
                         decoder_embedding_params(wildcards)])
+
+
+# ---- several runs per training job (nlp4neuro.runs_per_job = R > 1) --------------------
+# The functions below are called once per run range at parse time and return that range's
+# name, outputs, params and time limit (rules/train_runs.smk defines one rule per range, in a loop).
+
+
+def decoder_chunk_path(runs):
+    """DECODER_RUN of a job of the runs ``runs`` (a range): ``.../runs<a>-<b>{fold}`` (logs,
+    benchmarks, checkpoint directory)."""
+    return DECODER_RUN.replace("run{run}", f"runs{runs.start}-{runs.stop - 1}")
+
+
+def decoder_chunk_rule(runs):
+    """``train_decoder_runs<a>to<b>``, the name given to the training rule of the runs ``runs``."""
+    return f"train_decoder_runs{runs.start}to{runs.stop - 1}"
+
+
+def decoder_chunk_outputs(runs, name):
+    """Output ``name`` of each run in ``runs``: the paths its train_decoder job writes."""
+    return [f"{RESULTS}/nlp4neuro/{DECODER_RUN.replace('{run}', str(run))}/{name}" for run in runs]
+
+
+def decoder_run_wildcards(wildcards, run):
+    """The wildcards of run ``run``'s train_decoder job: a chunk job's wildcards plus ``run``."""
+    return SimpleNamespace(**dict(wildcards.items()), run=str(run))
+
+
+def decoder_chunk_params(runs):
+    """Params of the job of the runs ``runs``: each run's ``decoder_job`` and params hash
+    (lists, in run order; the same values as its train_decoder job's), the model spec,
+    training and embedding params they share, and the checkpoint directory."""
+
+    def jobs(wildcards):
+        return [decoder_job(decoder_run_wildcards(wildcards, run)) for run in runs]
+
+    def params_hashes(wildcards):
+        return [decoder_params_hash(decoder_run_wildcards(wildcards, run)) for run in runs]
+
+    def checkpoint_dir(wildcards):
+        return f"{RESULTS}/nlp4neuro/checkpoints/{decoder_chunk_path(runs).format(**wildcards)}"
+
+    return dict(jobs=jobs, model_spec=decoder_model_spec, training=decoder_training,
+                embedding=decoder_embedding_params, params_hashes=params_hashes, checkpoint_dir=checkpoint_dir)
+
+
+def decoder_chunk_runtime(runs):
+    """The time limit (min) of the job of the runs ``runs``: the model's runtime_min per run,
+    times the runs, times the attempt."""
+    return lambda wildcards, attempt: DESIGN.models[wildcards.model].runtime_min * len(runs) * attempt
 
 
 def decoder_outputs(name):

@@ -1,5 +1,6 @@
 # NLP4Neuro decoders: one training job per experiment x fish x model x weights x embedding
-# x seq_len x run (pipeline.train). Job list and parameters: DESIGN in rules/common.smk.
+# x seq_len x run (pipeline.train; nlp4neuro.runs_per_job = 1, else rules/train_runs.smk).
+# Job list and parameters: DESIGN in rules/common.smk.
 
 
 rule train_decoder:

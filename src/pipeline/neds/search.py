@@ -23,8 +23,12 @@ import dataclasses
 import functools
 import math
 
+from pipeline.chunks import chunk_items, n_chunks  # noqa: F401 (n_chunks: the rules' import)
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
 from pipeline.seeding import rng_for
+
+#: draws of job (chunk) c: :func:`pipeline.chunks.chunk_items` (fixed boundaries, module docstring)
+chunk_draws = chunk_items
 
 
 def draw_values(search: SearchParams, seed: int, draw: int) -> dict:
@@ -78,20 +82,6 @@ def draw_sections(search: SearchParams, model: ModelParams, masking: MaskingPara
             "masking": {**_section_dict(masking), "mask_ratio": values["mask_ratio"]},
             "training": {**_section_dict(training), "learning_rate": values["learning_rate"],
                          "weight_decay": values["weight_decay"]}}
-
-
-def n_chunks(draws: int, draws_per_job: int) -> int:
-    """Number of jobs (chunks) that hold ``draws`` draws, ``draws_per_job`` each (the last one
-    possibly fewer)."""
-    return -(-draws // draws_per_job)
-
-
-def chunk_draws(draws: int, draws_per_job: int, chunk: int) -> range:
-    """The draws of job ``chunk``: [chunk K, (chunk + 1) K) ∩ [0, draws), K = ``draws_per_job``.
-    The boundaries do not depend on ``draws``, so raising it changes only the last chunk."""
-    if not 0 <= chunk < n_chunks(draws, draws_per_job):
-        raise ValueError(f"chunk {chunk} outside the {n_chunks(draws, draws_per_job)} chunks of {draws} draws")
-    return range(chunk * draws_per_job, min((chunk + 1) * draws_per_job, draws))
 
 
 def best_draw(validation_records: list[dict]) -> int:

@@ -31,6 +31,10 @@ Jobs: for every fish x model x seq_len x run, every weights option the model sup
 embedding it supports (reservoir/LSTM: ``linear`` only). Per-model ``training`` entries of
 the catalog override the experiment's ``training``; the merged values are the job's params,
 so changing one model's hyperparameter reruns only that model's jobs.
+
+``runs_per_job`` R (section key; default 1) is scheduling only: with R > 1 one DAG job trains
+the runs of a chunk (:meth:`Nlp4NeuroDesign.run_chunks`) one after another, each exactly as
+its own job would (:func:`pipeline.train.job.run_decoding_runs`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pipeline.chunks import chunk_items, n_chunks
 from pipeline.models.catalog import ModelSpec
 from pipeline.models.config import EmbeddingParams, STRATEGIES
 from pipeline.params import Params
@@ -94,11 +99,23 @@ class Nlp4NeuroDesign:
     embedding: dict  # EmbeddingParams fields
     models: dict[str, ModelSpec]
     experiments: dict[str, ExperimentParams]
+    runs_per_job: int = 1  # R: one job trains runs [c R, (c + 1) R) (scheduling only; :meth:`run_chunks`)
 
     def training(self, experiment: str, model: str) -> dict:
         """The job's TrainingParams: experiment defaults, then the model's overrides."""
         merged = {**self.experiments[experiment].training, **self.models[model].training}
         return TrainingParams.from_mapping(merged).to_dict()
+
+    def run_chunks(self) -> dict[range, list[str]]:
+        """The run ranges of the training jobs (``runs_per_job`` R > 1): chunk c of an
+        experiment holds runs [c R, (c + 1) R) ∩ [0, n_runs) (:func:`pipeline.chunks.chunk_items`),
+        so raising ``n_runs`` changes only its last chunk and adds new ones. Maps each range
+        to the experiments that have it, in config order."""
+        chunks: dict[range, list[str]] = {}
+        for name, design in self.experiments.items():
+            for chunk in range(n_chunks(design.n_runs, self.runs_per_job)):
+                chunks.setdefault(chunk_items(design.n_runs, self.runs_per_job, chunk), []).append(name)
+        return chunks
 
     def jobs(self, fish_ids: list[str]) -> list[dict[str, Any]]:
         """Every training job as a dict of wildcard values (``seq_len`` and ``run`` as int,
@@ -176,4 +193,7 @@ def resolve_design(section: Mapping[str, Any]) -> Nlp4NeuroDesign:
         embedding = EmbeddingParams.from_mapping(section.get("embedding")).to_dict()
     except (TypeError, ValueError) as err:
         raise ValueError(f"nlp4neuro.embedding: {err}") from None
-    return Nlp4NeuroDesign(signal, device, embedding, models, experiments)
+    runs_per_job = section.get("runs_per_job", 1)
+    if not isinstance(runs_per_job, int) or isinstance(runs_per_job, bool) or runs_per_job < 1:
+        raise ValueError(f"nlp4neuro.runs_per_job must be an integer >= 1, got {runs_per_job!r}")
+    return Nlp4NeuroDesign(signal, device, embedding, models, experiments, runs_per_job)

@@ -1,5 +1,7 @@
 """One NLP4Neuro training job: {experiment} x {fish} x {model} x {weights} x {embedding} x
-{seq_len} x {run} -> checkpoint, test predictions, metrics (the ``train_decoder`` rule).
+{seq_len} x {run} -> checkpoint, test predictions, metrics (the ``train_decoder`` rule), or
+several runs of it one after another (``nlp4neuro.runs_per_job`` > 1, the
+``train_decoder_runs<a>to<b>`` rules; :func:`run_decoding_runs`), each run with the same outputs.
 
 Output contract (documented in docs/architecture.md):
 
@@ -15,6 +17,7 @@ Output contract (documented in docs/architecture.md):
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -186,6 +189,76 @@ def run_decoding_job(
              metrics["rmse"], mean_predictor["rmse"], baselines["ridge"]["rmse"], baselines["stimulus"]["rmse"],
              metrics["tail_sum_pearson_r"], baselines["ridge"]["tail_sum_pearson_r"])
     return summary
+
+
+#: The outputs of one run, in the order of :func:`run_decoding_job`'s paths.
+RUN_OUTPUTS = ("model.pt", "predictions.h5", "metrics.json")
+
+
+def _finished_run(staged: list[Path], config_hash: str) -> dict | None:
+    """The metrics of a run an earlier attempt finished (its three staged outputs exist and
+    were written with ``config_hash``), else None. Staged outputs of other params are deleted
+    with a warning (the config changed since that attempt)."""
+    if not all(path.exists() for path in staged):
+        return None
+    summary = json.loads(staged[-1].read_text())
+    saved = summary["provenance"]["config_hash"]
+    if saved == config_hash:
+        return summary
+    log.warning("discarding %s: written by a job with params hash %r, this job's is %r; the run trains afresh",
+                staged[-1].parent, saved, config_hash)
+    for path in staged:
+        path.unlink()
+    return None
+
+
+def run_decoding_runs(
+    neural_path: str | Path,
+    behavior_path: str | Path,
+    jobs: list[DecodingJob],
+    spec: ModelSpec,
+    training: TrainingParams,
+    embedding_params: dict,
+    config_hashes: list[str],
+    checkpoint_dir: str | Path,
+    outputs: list[tuple[str | Path, str | Path, str | Path]],
+    device: str = "auto",
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+) -> list[dict]:
+    """Several runs (``jobs``: the same experiment, fish, model, weights, embedding, seq_len
+    and fold; their seeds differ) one after another, each exactly as :func:`run_decoding_job`
+    with its own ``config_hashes`` entry, so each run's outputs equal its single-run job's.
+    ``outputs``: (model.pt, predictions.h5, metrics.json) of each run. Returns the metrics.
+
+    Run r trains in ``checkpoint_dir/run<r>/training`` and writes its outputs to
+    ``checkpoint_dir/run<r>/finished`` (not outputs of the job, so they survive a failed
+    attempt: Snakemake deletes a failed job's outputs); once every run is finished they are
+    moved to ``outputs`` and ``checkpoint_dir`` is removed. A rerun after an interruption
+    reads back the runs an earlier attempt finished with the same params hash, resumes the
+    interrupted run from its checkpoint and trains the rest.
+    """
+    if not len(jobs) == len(config_hashes) == len(outputs):
+        raise ValueError(f"{len(jobs)} jobs, {len(config_hashes)} params hashes, {len(outputs)} output triples")
+    checkpoint_dir = Path(checkpoint_dir)
+    summaries, staged_runs = [], []
+    for job, config_hash in zip(jobs, config_hashes):
+        directory = checkpoint_dir / f"run{job.run}"
+        staged = [directory / "finished" / name for name in RUN_OUTPUTS]
+        summary = _finished_run(staged, config_hash)
+        if summary is None:
+            summary = run_decoding_job(neural_path, behavior_path, job, spec, training, embedding_params,
+                                       directory / "training", *staged, config_hash=config_hash, device=device,
+                                       checkpoint_every_s=checkpoint_every_s)
+        else:
+            log.info("run %d: finished by an earlier attempt (%s)", job.run, staged[-1].parent)
+        summaries.append(summary)
+        staged_runs.append(staged)
+    for staged, finals in zip(staged_runs, outputs):
+        for path, final in zip(staged, finals):
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, final)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return summaries
 
 
 def load_trained_decoder(model_path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
