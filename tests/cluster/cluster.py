@@ -27,6 +27,7 @@ WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "pr
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
 #: `python -m snakemake` with the SLURM plugin polling at a steady interval (see its docstring).
 STEADY_POLLING = Path(__file__).resolve().parent / "snakemake_steady_polling.py"
+STEADY_SNAKEMAKE = [sys.executable, str(STEADY_POLLING)]
 
 
 #: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.
@@ -84,7 +85,7 @@ def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefi
     """Start snakemake (through STEADY_POLLING) with a profile of this repository under
     `timeout -k` (so that a hung cluster run cannot hang the tests); stdout and stderr go to
     one temporary file (a pipe nobody reads while another run goes on could fill up and block it)."""
-    command = ["timeout", "-k", "20", str(timeout), sys.executable, str(STEADY_POLLING),
+    command = ["timeout", "-k", "20", str(timeout), *STEADY_SNAKEMAKE,
                "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(REPO / "profiles" / profile)]
     if profile == "slurm":
