@@ -28,6 +28,11 @@ FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-bet
 #: `python -m snakemake` with the SLURM plugin polling at a steady interval (see its docstring).
 STEADY_POLLING = Path(__file__).resolve().parent / "snakemake_steady_polling.py"
 STEADY_SNAKEMAKE = [sys.executable, str(STEADY_POLLING)]
+#: Training jobs with one thread, as profiles/local runs them (`set-threads`), instead of the
+#: rule's `threads: 2`: the thread count decides the float reductions that runs are compared
+#: on, and a 1-CPU job shares the 2-core test node with another job where a 2-CPU job holds it
+#: alone ("=": the option takes several values).
+ONE_TRAINING_THREAD = ("--set-threads=train_decoder=1",)
 
 
 #: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.

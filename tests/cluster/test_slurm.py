@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cluster import (copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job, snakemake,
-                     start_snakemake, submitted_jobs)
+from cluster import (ONE_TRAINING_THREAD, copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job,
+                     snakemake, start_snakemake, submitted_jobs)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
@@ -41,7 +41,8 @@ def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_
     start = time.monotonic()
     failing = start_snakemake(bad_workdir, "--retries", "1", target, snakefile=snakefile, profile="slurm",
                               timeout=900)
-    result = snakemake(workdir, snakefile=snakefile, profile="slurm", timeout=900)
+    # training with one thread, as in the local run (ONE_TRAINING_THREAD)
+    result = snakemake(workdir, *ONE_TRAINING_THREAD, snakefile=snakefile, profile="slurm", timeout=900)
     wall_s = time.monotonic() - start
     failed = finish(failing)
     print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s "
