@@ -27,6 +27,12 @@ WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "pr
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
 #: `python -m snakemake` with the SLURM plugin polling at a steady interval (see its docstring).
 STEADY_POLLING = Path(__file__).resolve().parent / "snakemake_steady_polling.py"
+STEADY_SNAKEMAKE = [sys.executable, str(STEADY_POLLING)]
+#: Training jobs with one thread, as profiles/local runs them (`set-threads`), instead of the
+#: rule's `threads: 2`: the thread count decides the float reductions that runs are compared
+#: on, and a 1-CPU job shares the 2-core test node with another job where a 2-CPU job holds it
+#: alone ("=": the option takes several values).
+ONE_TRAINING_THREAD = ("--set-threads=train_decoder=1",)
 
 
 #: Set (by `bin/test --with-slurm`, or CI) to let the tests install and start SLURM.
@@ -84,7 +90,7 @@ def start_snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefi
     """Start snakemake (through STEADY_POLLING) with a profile of this repository under
     `timeout -k` (so that a hung cluster run cannot hang the tests); stdout and stderr go to
     one temporary file (a pipe nobody reads while another run goes on could fill up and block it)."""
-    command = ["timeout", "-k", "20", str(timeout), sys.executable, str(STEADY_POLLING),
+    command = ["timeout", "-k", "20", str(timeout), *STEADY_SNAKEMAKE,
                "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(REPO / "profiles" / profile)]
     if profile == "slurm":

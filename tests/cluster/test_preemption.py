@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from cluster import REPO, planned_jobs, planned_wildcards, snakemake
+from cluster import REPO, finish, planned_jobs, planned_wildcards, snakemake, start_snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
@@ -53,11 +53,12 @@ def test_sigterm_killed_training_resumes_from_its_checkpoint_with_the_same_metri
     preempted = clone(finished_local_run, tmp_path / "preempted")
 
     target = f"results/nlp4neuro/{RUN}/metrics.json"  # the job alone (not the tables that aggregate it)
+    # The uninterrupted run goes on meanwhile: one training thread each (profiles/local), so
+    # the two share the 2 cores; the metrics do not depend on when the interruption came.
+    uninterrupted = start_snakemake(reference, "--cores", "2", target, snakefile=snakefile)
     plan = snakemake(preempted, "-n", target, snakefile=snakefile)
     assert planned_jobs(plan.stdout) == {"train_decoder": 1}
     assert [job["model"] for job in planned_wildcards(plan.stdout, "train_decoder")] == ["lstm"]
-    result = snakemake(reference, "--cores", "2", target, snakefile=snakefile)
-    assert result.returncode == 0, result.stdout[-3000:]
 
     # Start the same job, and SIGTERM its training process once a checkpoint exists.
     checkpoint = preempted / "results/nlp4neuro/checkpoints" / RUN / "last.pt"
@@ -87,6 +88,8 @@ def test_sigterm_killed_training_resumes_from_its_checkpoint_with_the_same_metri
 
     resumed = snakemake(preempted, "--cores", "2", target, snakefile=snakefile)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
+    result = finish(uninterrupted)
+    assert result.returncode == 0, result.stdout[-3000:]
     got = json.loads(metrics.read_text())
     want = json.loads((reference / "results/nlp4neuro" / RUN / "metrics.json").read_text())
     assert got["resumed_from_epoch"] is not None and 0 < got["resumed_from_epoch"] < EPOCHS

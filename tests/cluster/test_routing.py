@@ -4,7 +4,9 @@
 early-warning signal, and asks for time limits and memory that grow per attempt.
 Checked on the sbatch lines snakemake-executor-plugin-slurm submits, recorded by stand-in
 SLURM commands on PATH (no cluster needed: the stand-in reports every job as failed, so
-the run ends right after submitting)."""
+the run ends right after submitting). Snakemake runs through STEADY_SNAKEMAKE, as in the
+other cluster tests: the plugin's back-off would add 10 s to its wait after each status check
+that sees no job end, and Snakemake waits that out before it exits."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 
 import yaml
 
-from helpers import REPO, run_snakemake
+from cluster import STEADY_SNAKEMAKE
+from helpers import REPO
 
 STAND_IN = """#!/bin/bash
 # Stand-in for a SLURM command: records the call; sbatch answers a new job id, squeue and
@@ -69,11 +73,13 @@ def test_site_block_sends_only_gpu_jobs_to_the_gpu_partition_and_batches_short_c
 
     targets = [f"results/nlp4neuro/{RUN.format(model=m)}/metrics.json" for m in ("reservoir", "lstm", "gpt2_tiny")]
     targets += ["results/ibl/binned/sesA.h5", "results/ibl/binned/sesB.h5"]  # CPU jobs upstream of NEDS
-    result = run_snakemake(
-        "--profile", "profiles/mycluster", "--cores", "8", "--retries", "1", "--keep-going",
-        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-        "--forcerun", "train_decoder", "bin_ibl_session", "--", *targets,
-        workdir=workdir, cwd=workdir, env=env, timeout=300)  # run from where the profile is, as a user does
+    result = subprocess.run(
+        [*STEADY_SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--profile", "profiles/mycluster", "--cores", "8", "--retries", "1", "--keep-going",
+         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+         "--forcerun", "train_decoder", "bin_ibl_session", "--", *targets],
+        cwd=workdir, env={**os.environ, "PYTHONHASHSEED": "0", **env}, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, timeout=300)  # run from where the profile is, as a user does
     submitted = [shlex.split(line)[1:] for line in calls.read_text().splitlines() if line.startswith("sbatch ")]
 
     def option(args, name):

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cluster import (copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job, snakemake,
-                     start_snakemake, submitted_jobs)
+from cluster import (ONE_TRAINING_THREAD, copy_workflow, finish, grouped_rules, new_workdir, planned_jobs, slurm_job,
+                     snakemake, start_snakemake, submitted_jobs)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
 
@@ -26,10 +26,13 @@ BAD_FISH_TABLE = (
 )
 
 
-def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_reported(
-        slurm, finished_local_run, tmp_path):
-    # Two runs at once on the test cluster (each job waits ~10-40 s for its status check, so
-    # they overlap well): the cluster config, and a fish whose raw stack is corrupt.
+def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_reported(slurm, request, tmp_path):
+    # Three runs at once: on the test cluster the cluster config and a fish whose raw stack is
+    # corrupt, and locally the cluster config again (the session fixture finished_local_run,
+    # asked for once the SLURM runs are under way: conftest runs this test before the other
+    # tests that use it). The SLURM run leaves cores idle (sbatch, job starts, status checks
+    # every 2 s, a fish chain of one job at a time) and the local run's jobs fill them. The
+    # runs share no files, and no result depends on their timing.
     snakefile = copy_workflow(tmp_path / "code")  # a snapshot: edits to the checkout during the run do not matter
     workdir = new_workdir(tmp_path / "work")
     bad_workdir = new_workdir(tmp_path / "bad")
@@ -41,10 +44,19 @@ def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_
     start = time.monotonic()
     failing = start_snakemake(bad_workdir, "--retries", "1", target, snakefile=snakefile, profile="slurm",
                               timeout=900)
-    result = snakemake(workdir, snakefile=snakefile, profile="slurm", timeout=900)
+    # training with one thread, as in the local run (ONE_TRAINING_THREAD)
+    on_slurm = start_snakemake(workdir, *ONE_TRAINING_THREAD, snakefile=snakefile, profile="slurm", timeout=900)
+    try:
+        finished_local_run = request.getfixturevalue("finished_local_run")
+    except BaseException:  # no local run to compare with: stop the SLURM runs (finish cancels their jobs)
+        for process in (on_slurm, failing):
+            process.terminate()
+            finish(process)
+        raise
+    result = finish(on_slurm)
     wall_s = time.monotonic() - start
     failed = finish(failing)
-    print(f"\nwall time of the cluster config: local {finished_local_run.wall_s:.0f} s "
+    print(f"\nwall time of the cluster config, side by side: local {finished_local_run.wall_s:.0f} s "
           f"(with a second decoder), slurm {wall_s:.0f} s (next to the failing run)")
 
     check_cluster_run(result, workdir, finished_local_run)

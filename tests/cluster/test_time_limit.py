@@ -30,7 +30,7 @@ from datetime import datetime
 import pytest
 import yaml
 
-from cluster import FAST_POLLING, finish, slurm_job, snakemake, start_snakemake, submitted_jobs
+from cluster import FAST_POLLING, ONE_TRAINING_THREAD, finish, slurm_job, snakemake, start_snakemake, submitted_jobs
 from helpers import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]  # CI runs it (bin/test: the budget rule)
@@ -50,11 +50,10 @@ MIN_EPOCHS = 20
 # Training time to aim at: the latest warning (105 s after the job started) minus the
 # script's start-up (~20 s on 2 idle cores), with a margin for the calibration's error.
 TRAINING_S = 120
-# Every run trains with one thread (the SLURM job too, instead of the rule's `threads: 2`;
-# profiles/local gives training jobs 1): the thread count decides both the epoch time the
-# calibration measures and the float reductions the metrics are compared on, and one thread
-# each lets the SLURM job and the reference run share 2 cores without slowing each other.
-ONE_THREAD = ("--set-threads=train_decoder=1",)  # "=": the option takes several values
+# Every run trains with one thread (ONE_TRAINING_THREAD: the SLURM job too): the thread count
+# decides both the epoch time the calibration measures and the float reductions the metrics
+# are compared on, and one thread each lets the SLURM job and the reference run share 2 cores
+# without slowing each other.
 
 
 #: An epoch's log line of pipeline.train.loop in the rule log: its time stamp (logging's asctime).
@@ -95,7 +94,7 @@ def prepared(finished_local_run, tmp_path_factory) -> tuple:
     workdir = clone(finished_local_run, tmp_path_factory.mktemp("time_limit") / "work")
     set_lstm(workdir, runtime_min=TIME_LIMIT_MIN, architecture=LSTM_ARCHITECTURE,
              training={"epochs": CALIBRATION_EPOCHS, "batch_size": BATCH_SIZE})
-    calibration = snakemake(workdir, "--cores", "2", *ONE_THREAD, TARGET, snakefile=finished_local_run.snakefile)
+    calibration = snakemake(workdir, "--cores", "2", *ONE_TRAINING_THREAD, TARGET, snakefile=finished_local_run.snakefile)
     assert calibration.returncode == 0, calibration.stdout[-3000:]
     assert "train_decoder" in calibration.stdout  # the calibration trained (its params changed)
     epoch_s = epoch_wall_s(workdir / "results" / "logs" / "train_decoder" / f"{RUN}.log")
@@ -125,9 +124,9 @@ def test_training_warned_before_its_time_limit_checkpoints_and_the_retry_resumes
     start = time.monotonic()
     # retries: further attempts (each with a longer limit) in case the second, slowed by a
     # loaded machine, is warned too (seen with another test run sharing the 2 cores)
-    on_slurm = start_snakemake(limited, "--retries", "3", *ONE_THREAD, *FAST_POLLING, TARGET,
+    on_slurm = start_snakemake(limited, "--retries", "3", *ONE_TRAINING_THREAD, *FAST_POLLING, TARGET,
                                snakefile=snakefile, profile=str(profile), timeout=1800)
-    uninterrupted = snakemake(reference, "--cores", "2", *ONE_THREAD, TARGET, snakefile=snakefile)  # meanwhile, locally
+    uninterrupted = snakemake(reference, "--cores", "2", *ONE_TRAINING_THREAD, TARGET, snakefile=snakefile)  # meanwhile, locally
     result = finish(on_slurm)
     print(f"\n{epochs} epochs; wall time: slurm with retries {time.monotonic() - start:.0f} s")
     assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:]
