@@ -55,9 +55,9 @@ HELDOUT = ("ses3", "ses4", "ses5")
 SYNTH = IblSynthParams(n_trials=200, n_clusters=120)
 BINNING = BinningConfig(bin_size_s=0.04)
 MODEL = ModelParams(embed_dim=32, n_heads=2, n_layers=1, mlp_dim=64, dropout=0.1, attention_dropout=0.0)
-TRAINING = TrainingParams(epochs=20, batch_size=16, learning_rate=0.003, weight_decay=0.01)
-PRETRAINING = TrainingParams(epochs=20, batch_size=16, learning_rate=0.003, weight_decay=0.01)
-FINETUNING = TrainingParams(epochs=20, batch_size=16, learning_rate=0.003, weight_decay=0.01, adapter_only_epochs=5)
+TRAINING = TrainingParams(epochs=40, batch_size=16, learning_rate=0.003, weight_decay=0.01)
+PRETRAINING = TrainingParams(epochs=40, batch_size=16, learning_rate=0.003, weight_decay=0.01)
+FINETUNING = TrainingParams(epochs=40, batch_size=16, learning_rate=0.003, weight_decay=0.01, adapter_only_epochs=5)
 NEDS = NedsConfig(variants=("multimodal", "encoding", "decoding"), heldout_sessions=HELDOUT)
 #: Baselines that must beat chance on every decoding target (issue 16): POYO+ and
 #: multi-session NDT2 from branch s2-16baselines go here.
