@@ -63,3 +63,32 @@ def test_every_scheme_set_has_an_embedding():
         assert embedding_matrices(evaluated_tasks((scheme,)))
     with pytest.raises(ValueError, match="no neuron embedding"):
         embedding_matrices(())
+
+
+def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_token():
+    """masked_losses (documented units): a spike token's Poisson NLL is summed over its N
+    neurons, then every modality averages over its own target tokens. The old mean over
+    bins x neurons weighed a spike token N times less than a behaviour token."""
+    n_trials, n_neurons = 3, 4
+    inputs = _inputs(n_neurons, n_trials=n_trials, seed=2)
+    g = torch.Generator().manual_seed(3)
+    outputs = {"spikes": torch.randn(n_trials, N_BINS, n_neurons, generator=g),
+               **{name: torch.randn(n_trials, N_BINS, generator=g) for name in CONTINUOUS},
+               **{name: torch.randn(n_trials, N_BINS, k, generator=g) for name, k in DISCRETE.items()}}
+    mask = sample_masks(n_trials, N_BINS, MASKING_SCHEMES, 0.3, 0.5, torch.Generator().manual_seed(4))
+    losses = masked_losses(outputs, inputs, mask)
+    for row, name in enumerate(("spikes",) + CONTINUOUS + tuple(DISCRETE)):
+        per_token = []
+        for trial, t in mask.target[:, row].nonzero().tolist():
+            if name == "spikes":
+                log_rate, counts = outputs[name][trial, t], inputs[name][trial, t]
+                per_token.append(float(sum(log_rate.exp() - counts * log_rate)))
+            elif name in CONTINUOUS:
+                per_token.append(float((outputs[name][trial, t] - inputs[name][trial, t]) ** 2))
+            else:
+                logits = outputs[name][trial, t]
+                per_token.append(float(torch.logsumexp(logits, 0) - logits[inputs[name][trial]]))
+        if per_token:
+            assert losses[name].item() == pytest.approx(sum(per_token) / len(per_token), rel=1e-5), name
+        else:
+            assert name not in losses

@@ -213,3 +213,21 @@ def test_the_kept_epoch_maximises_the_running_mean_not_one_lucky_epoch(sessions,
 def test_selection_window_must_be_positive():
     with pytest.raises(ValueError, match="selection_window"):
         TrainingParams(selection_window=0)
+
+
+@pytest.mark.parametrize("schemes, expected", [
+    (("neural",), {"spikes": 1.0, "wheel_speed": 0.0, "whisker_motion_energy": 0.0, "choice": 0.0, "block": 0.0}),
+    (("behavior",), {"spikes": 0.0, "wheel_speed": 1.0, "whisker_motion_energy": 1.0, "choice": 1.0, "block": 1.0}),
+])
+def test_history_records_which_heads_each_epoch_trained(sessions, tmp_path, schemes, expected):
+    """``target_fraction``: the share of the epoch's trials in which each head had targets
+    (the multimodal mix trains choice in only about a third of them); a modality without
+    targets has no training loss."""
+    data = small(sessions["sesA"])
+    model = build_model(MICRO, {data.session_id: data}, seed=9)
+    summary = train_model(model, {data.session_id: data}, schemes, MaskingParams(schemes=schemes),
+                          dataclasses.replace(SHORT, epochs=1), seed=9, checkpoint_dir=tmp_path, device=CPU,
+                          progress=False)
+    epoch = summary["history"][0]
+    assert epoch["target_fraction"] == expected
+    assert set(epoch["train_modality_losses"]) == {name for name, share in expected.items() if share > 0}

@@ -199,7 +199,9 @@ def train_model(
     epoch's weights at the end (the best :func:`windowed_score` over ``params.selection_window``
     epochs). Returns a summary: epochs, best epoch, its windowed validation score (``best_val_score``)
     and its own per-task scores, each task's own best epoch and the selected epoch's shortfall
-    against it, skipped batches, per-epoch history (train loss, validation score, per-task
+    against it, skipped batches, per-epoch history (train loss, mean training loss per modality,
+    ``target_fraction``: the fraction of the epoch's trials in which each modality had target
+    tokens, i.e. which heads the scheme mix trained how often; validation score, per-task
     scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
     ``fingerprint`` identifies the job's configuration (with the model's architecture and the
     schemes): a ``last.pt`` of another one is discarded (pipeline.train.checkpoint.resumable_state)."""
@@ -246,7 +248,8 @@ def train_model(
             _freeze_shared(model, frozen=epoch < params.adapter_only_epochs)
             model.train()
             started = time.perf_counter()
-            epoch_losses = []
+            epoch_losses, epoch_modality_losses = [], {}
+            target_trials, epoch_trials = torch.zeros(len(MODALITIES)), 0
             for position in range(state["position"], len(batches)):
                 if stop.requested:
                     state["position"] = position
@@ -258,12 +261,17 @@ def train_model(
                 generator = torch.Generator().manual_seed(derive_seed(seed, "mask", epoch, position))
                 mask = sample_masks(n_trials, n_bins, schemes, masking.mask_ratio,
                                     masking.single_behavior_probability, generator)
+                target_trials += mask.target.any(dim=-1).sum(dim=0)
+                epoch_trials += n_trials
                 loss, start = 0.0, 0
                 for sid, rows in groups:
                     rows_t = torch.as_tensor(rows, device=device)
                     inputs = {name: values[rows_t] for name, values in train_inputs[sid].items()}
                     group_mask = _rows(mask, start, start + len(rows))
-                    group_loss = sum(masked_losses(model(sid, inputs, group_mask), inputs, group_mask).values())
+                    modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask)
+                    for name, value in modality_losses.items():
+                        epoch_modality_losses.setdefault(name, []).append(value.item())
+                    group_loss = sum(modality_losses.values())
                     loss = loss + group_loss * (len(rows) / n_trials)
                     start += len(rows)
                 optimizer.zero_grad(set_to_none=True)
@@ -285,7 +293,12 @@ def train_model(
             score = selection_score(scores)
             usable = math.isfinite(score)
             train_loss = float(np.mean(epoch_losses)) if epoch_losses else None
-            state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_score": score if usable else None,
+            state["history"].append({"epoch": epoch, "train_loss": train_loss,
+                                     "train_modality_losses": {name: float(np.mean(values)) for name, values
+                                                               in epoch_modality_losses.items()},
+                                     "target_fraction": {name: float(target_trials[row]) / max(epoch_trials, 1)
+                                                         for row, name in enumerate(MODALITIES)},
+                                     "val_score": score if usable else None,
                                      "val_task_scores": {t: v if math.isfinite(v) else None for t, v in scores.items()},
                                      "val_metrics": val_metrics})
             if usable:
