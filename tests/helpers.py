@@ -46,8 +46,10 @@ for line in sys.stdin:
             sys.argv = ["snakemake", *request["argv"]]
             main(request["argv"])
             code = 0
-        except SystemExit as exit:
+        except SystemExit as exit:  # as the interpreter: an int is the status, None 0, else printed and 1
             code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            if exit.code is not None and not isinstance(exit.code, int):
+                print(exit.code, file=sys.stderr)
         except BaseException:
             traceback.print_exc()
         finally:
