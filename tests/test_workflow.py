@@ -207,7 +207,7 @@ def test_ci_config_runs_end_to_end(test_workdir):
     added = run_snakemake("-n", workdir=test_workdir)
     assert planned_jobs(added.stdout) == {
         "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
-        "neds_baselines": 1, "neds_train_single": 3, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
+        "neds_baselines": 1, "neds_train_single": 2, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
         "neds_report": 1, "neds_rrr": 1,
         # the multi-session NDT2 and POYO+ pretrain on the training sessions too, and their
         # fine-tuning on the held-out session follows
