@@ -219,7 +219,7 @@ else:
 
     rule neds_search_chunk:
         """Draws [chunk K, (chunk + 1) K) of the search (K = neds.search.draws_per_job;
-        pipeline.neds.search.chunk_draws), trained one after another exactly like the
+        pipeline.chunks.chunk_items), trained one after another exactly like the
         neds_search_draw jobs (same values and seeds). Outputs: every draw's validation
         record (a list) and the chunk's best-validation model, the only one the selection
         can pick from it. Finished draws are kept in the checkpoint directory (not an

@@ -2,7 +2,8 @@
 # held-out and pretraining sessions, region-classification inputs and the final targets.
 
 from pipeline.neds.config import TRANSFORMER_BASELINES, MaskingParams, NedsConfig
-from pipeline.neds.search import chunk_draws, draw_sections, n_chunks
+from pipeline.chunks import chunk_items, n_chunks
+from pipeline.neds.search import draw_sections
 from pipeline.neds.report import REPORT_FIGURES, REPORT_TABLES
 
 NEDS = PARAMS["neds"]
@@ -69,10 +70,10 @@ def _neds_search_draw(variant, session, draw):
 
 
 def neds_search_chunk_params(wildcards):
-    """The draws of chunk ``wildcards.chunk`` (:func:`pipeline.neds.search.chunk_draws`), each
+    """The draws of chunk ``wildcards.chunk`` (:func:`pipeline.chunks.chunk_items`), each
     with its model / masking / training sub-sections: the same values as its single-draw job."""
     return [{"draw": draw, **_neds_search_draw(wildcards.variant, wildcards.session, draw)}
-            for draw in chunk_draws(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk))]
+            for draw in chunk_items(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk))]
 
 
 def neds_search_chunk_resources():
@@ -80,7 +81,7 @@ def neds_search_chunk_resources():
     per_draw = NEDS_TRAINING_RESOURCES["runtime"]
     return {**NEDS_TRAINING_RESOURCES,
             "runtime": lambda wildcards, attempt: per_draw(wildcards, attempt) * len(
-                chunk_draws(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk)))}
+                chunk_items(NEDS_SEARCH_DRAWS, NEDS_SEARCH_PER_JOB, int(wildcards.chunk)))}
 
 
 def neds_search_draws(wildcards, name):

@@ -18,7 +18,8 @@ import yaml
 from helpers import run_snakemake
 from pipeline.neds import stages
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
-from pipeline.neds.search import best_draw, chunk_draws, draw_hyperparameters, draw_sections, n_chunks
+from pipeline.chunks import chunk_items, n_chunks
+from pipeline.neds.search import best_draw, draw_hyperparameters, draw_sections
 from pipeline.neds.train import load_model
 
 SELECTED = "results/neds/single/multimodal/sesA/metrics.json"
@@ -43,13 +44,7 @@ def test_draws_depend_on_seed_and_draw_only_and_stay_in_range():
     assert best_draw(records) == 1
 
 
-def test_chunks_have_fixed_boundaries():
-    assert n_chunks(0, 2) == 0 and n_chunks(3, 2) == 2 and n_chunks(4, 2) == 2 and n_chunks(5, 1) == 5
-    assert [list(chunk_draws(3, 2, c)) for c in range(2)] == [[0, 1], [2]]
-    assert [list(chunk_draws(5, 2, c)) for c in range(3)] == [[0, 1], [2, 3], [4]]
-    assert [list(chunk_draws(50, 10, c)) for c in (0, 4)] == [list(range(10)), list(range(40, 50))]
-    with pytest.raises(ValueError):
-        chunk_draws(3, 2, 2)
+def test_draws_per_job_must_be_positive():
     with pytest.raises(ValueError):
         SearchParams(draws=3, draws_per_job=0)
 
@@ -152,7 +147,7 @@ def test_chunks_select_the_same_draw_model_and_metrics_as_single_draw_jobs(binne
     chunks = []
     for chunk in range(n_chunks(3, 2)):
         out = tmp_path / "chunked" / f"chunk{chunk}"
-        stages.run_search_chunk(binned, "multimodal", _draws(chunk_draws(3, 2, chunk)), SEED, device="cpu",
+        stages.run_search_chunk(binned, "multimodal", _draws(chunk_items(3, 2, chunk)), SEED, device="cpu",
                                 model_path=out / "model.pt", validation_path=out / "validation.json",
                                 checkpoint_dir=tmp_path / "ckpt" / f"chunk{chunk}", progress=False)
         chunks.append((out / "model.pt", out / "validation.json"))

@@ -11,7 +11,7 @@ selection score of its best epoch); the selection job evaluates only the best dr
 test trials. Attention heads stay ``model.n_heads`` (the paper fixes 8).
 
 ``draws_per_job`` K > 1 groups the draws into jobs with fixed boundaries: job (chunk) c
-holds draws [c K, (c + 1) K) ∩ [0, draws) (:func:`chunk_draws`), so adding draws reruns
+holds draws [c K, (c + 1) K) ∩ [0, draws) (:func:`pipeline.chunks.chunk_items`), so adding draws reruns
 only the last, partial chunk (its draw list grew) and the new chunks, plus the selection.
 A chunk trains its draws one after another with the same per-draw seeds and values as
 single-draw jobs, so the selected model and its metrics do not depend on K.
@@ -23,12 +23,8 @@ import dataclasses
 import functools
 import math
 
-from pipeline.chunks import chunk_items, n_chunks  # noqa: F401 (n_chunks: the rules' import)
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
 from pipeline.seeding import rng_for
-
-#: draws of job (chunk) c: :func:`pipeline.chunks.chunk_items` (fixed boundaries, module docstring)
-chunk_draws = chunk_items
 
 
 def draw_values(search: SearchParams, seed: int, draw: int) -> dict:
