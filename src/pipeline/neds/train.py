@@ -270,7 +270,7 @@ def train_model(
                     group_mask = _rows(mask, start, start + len(rows))
                     modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask)
                     for name, value in modality_losses.items():
-                        epoch_modality_losses.setdefault(name, []).append(value.item())
+                        epoch_modality_losses.setdefault(name, []).append(value.detach())  # read at the epoch's end: no device sync per batch
                     group_loss = sum(modality_losses.values())
                     loss = loss + group_loss * (len(rows) / n_trials)
                     start += len(rows)
@@ -294,8 +294,8 @@ def train_model(
             usable = math.isfinite(score)
             train_loss = float(np.mean(epoch_losses)) if epoch_losses else None
             state["history"].append({"epoch": epoch, "train_loss": train_loss,
-                                     "train_modality_losses": {name: float(np.mean(values)) for name, values
-                                                               in epoch_modality_losses.items()},
+                                     "train_modality_losses": {name: torch.stack(values).float().mean().item()
+                                                               for name, values in epoch_modality_losses.items()},
                                      "target_fraction": {name: float(target_trials[row]) / max(epoch_trials, 1)
                                                          for row, name in enumerate(MODALITIES)},
                                      "val_score": score if usable else None,
