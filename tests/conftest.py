@@ -7,31 +7,54 @@ from pathlib import Path
 
 import pytest
 import torch
+from xdist.scheduler import LoadScopeScheduling
 
 from helpers import REPO, run_snakemake
 
-#: The xdist_group of the tests of tests/cluster: they share one local SLURM (and one finished
-#: local run, a session fixture), so `--dist loadgroup` runs them in one worker, in order.
-CLUSTER_GROUP = "slurm"
+#: The tests of tests/cluster share one local SLURM (and one finished local run, a session
+#: fixture): under pytest-xdist they form one group that runs in one worker, in order.
 CLUSTER_TESTS = REPO / "tests" / "cluster"
+CLUSTER_GROUP = "tests/cluster"
 #: Test files that take a minute or more in CI outside tests/cluster and hold no `ci` test
-#: (their module fixtures train a model): scheduled right after the files with a `ci` test (see
-#: pytest_collection_modifyitems). Measured in CI with --durations (README "Testing").
+#: (their module fixtures train a model): scheduled right after the files with a `ci` test.
+#: Measured in CI with --durations (README "Testing").
 LONG_FILES = [REPO / "tests" / "neds" / "test_acceptance.py"]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
-def pytest_collection_modifyitems(items) -> None:
-    """Group and order the tests for pytest-xdist (bin/test under CI: `-n 2 --dist loadgroup
-    --no-loadscope-reorder`, README "Testing"); a run without xdist keeps this order too.
+def group_of(nodeid: str) -> str:
+    """The group of a test id ("tests/x/test_y.py::test_z[p]", relative to the repository):
+    CLUSTER_GROUP for the tests of tests/cluster, else the test's file."""
+    file = nodeid.split("::", 1)[0]
+    return CLUSTER_GROUP if file.startswith(CLUSTER_GROUP + "/") else file
 
-    Groups (`xdist_group`; a group runs in one worker, in collection order): the tests of
-    tests/cluster form one (CLUSTER_GROUP); every other test file is its own, so that its
-    module-scoped fixtures are built once. Order: the groups with the longest tests first,
-    since xdist hands the groups out in collection order and the workers should finish
-    together: the cluster group, then the files holding a `ci` test (the slow tests CI runs:
-    the end-to-end run), then LONG_FILES, then the rest as collected (a stable sort: within a
-    group nothing moves)."""
+
+class GroupedScheduling(LoadScopeScheduling):
+    """pytest-xdist scheduling by groups of tests (xdist's own `--dist loadgroup` reads marks
+    that pytest 9 no longer passes on): the tests of tests/cluster are one group, every other
+    test file is one (so that its module-scoped fixtures are built once). A worker runs a
+    group in collection order; the groups are handed out in collection order (which
+    pytest_collection_modifyitems below makes longest first), as workers become free."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """GroupedScheduling for every pytest-xdist run that distributes tests (not `--dist each`),
+    so that `pytest -n N` never runs two cluster tests at once; groups keep collection order
+    (LoadScopeScheduling would sort them by test count)."""
+    if config.getoption("dist") == "each":
+        return None
+    config.option.loadscopereorder = False
+    return GroupedScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Order the tests longest group first (GroupedScheduling hands groups out in this order,
+    and the workers should finish together): the tests of tests/cluster, then the files
+    holding a `ci` test (the slow tests CI runs: the end-to-end run), then LONG_FILES, then the
+    rest as collected. A stable sort: within a file nothing moves (tests/cluster/conftest.py
+    orders its own tests); a run without pytest-xdist keeps this order too."""
     def rank(item) -> int:
         if item.path.is_relative_to(CLUSTER_TESTS):
             return 0
@@ -40,9 +63,6 @@ def pytest_collection_modifyitems(items) -> None:
         return 2 if item.path in LONG_FILES else 3
 
     ci_files = {item.path for item in items if item.get_closest_marker("ci")}
-    for item in items:
-        group = CLUSTER_GROUP if item.path.is_relative_to(CLUSTER_TESTS) else str(item.path.relative_to(REPO))
-        item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=rank)
 
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 import yaml
 
+from conftest import group_of
 from helpers import REPO
 
 
@@ -88,26 +89,67 @@ def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
     """bin/test under CI passes a -m that leaves out the `slow` tests not marked `ci`: every
     test of tests/cluster (the SLURM tests, and the runs they share) and the end-to-end run of
     .test/config still run; a slow test outside the rule (NDT2 on three seeds) does not.
-    (One collection, recording what the -m selects and deselects.)"""
+    For the parallel workers (tests/conftest.py), the tests of tests/cluster form one
+    group (one worker runs them, in order) and come first, then the file of the end-to-end run (a `ci` test), whatever
+    the order on the command line; every other file is a group of its own.
+    (One collection, recording what the -m selects and deselects, in order, with the groups.)"""
     expression = re.search(r'markers=\(-m "([^"]+)"\)', (REPO / "bin" / "test").read_text()).group(1)
     (tmp_path / "record_selection.py").write_text(RECORD_SELECTION)
     selection = tmp_path / "selection.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "record_selection",
-         "-m", expression, "tests/cluster", "tests/test_workflow.py", "tests/neds/test_ndt2.py"],
+         "-m", expression, "tests/neds/test_ndt2.py", "tests/test_workflow.py", "tests/cluster"],
         cwd=REPO, text=True, capture_output=True, timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path)]),
              "SELECTION_FILE": str(selection)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    in_ci, left_out = set(), set()
+    in_ci, left_out, selected_in_order = set(), set(), []
     for line in selection.read_text().splitlines():
         kind, test = json.loads(line)
         (in_ci if kind == "selected" else left_out).add(test)
+        if kind == "selected":
+            selected_in_order.append((test.split("::")[0], group_of(test)))
     cluster = {test for test in in_ci | left_out if test.startswith("tests/cluster/")}
     assert {test.split("::")[0] for test in cluster} >= {"tests/cluster/test_slurm.py", "tests/cluster/test_time_limit.py"}
     assert cluster <= in_ci
     assert "tests/test_workflow.py::test_ci_config_runs_end_to_end" in in_ci
     assert "tests/neds/test_ndt2.py::test_ndt2_beats_chance_on_a_tiny_session" in left_out
+    files_in_order = [file for i, (file, _) in enumerate(selected_in_order) if i == 0 or selected_in_order[i - 1][0] != file]
+    n_cluster = len([file for file in files_in_order if file.startswith("tests/cluster/")])
+    assert all(file.startswith("tests/cluster/") for file in files_in_order[:n_cluster]), files_in_order
+    assert files_in_order[n_cluster:] == ["tests/test_workflow.py", "tests/neds/test_ndt2.py"], files_in_order
+    assert {group for file, group in selected_in_order if file.startswith("tests/cluster/")} == {"tests/cluster"}
+    assert all(group == file for file, group in selected_in_order if not file.startswith("tests/cluster/"))
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({"CI": "true"}, ["-n", "2"]),
+    ({"CI": "true", "PIPELINE_TEST_WORKERS": "1"}, ["-n", "1"]),
+    ({"PIPELINE_TEST_WORKERS": "3"}, ["-n", "3"]),
+    ({}, []),
+])
+def test_bin_test_runs_ci_on_two_workers(tmp_path, environment, expected):
+    """bin/test gives pytest `-n 2` under CI (tests/conftest.py: tests/cluster in one
+    worker), `-n N` for PIPELINE_TEST_WORKERS=N, and no -n otherwise; extra arguments follow.
+    (bin/setup and the venv's python replaced by stand-ins; the latter prints its arguments.)"""
+    (tmp_path / "bin").mkdir()
+    shutil.copy(REPO / "bin" / "test", tmp_path / "bin" / "test")
+    (tmp_path / "bin" / "setup").write_text("#!/bin/bash\nexit 0\n")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    for script in ["bin/setup", ".venv/bin/python"]:
+        (tmp_path / script).chmod(0o755)
+    environment = {**{k: v for k, v in os.environ.items() if k not in ("CI", "PIPELINE_TEST_WORKERS")}, **environment}
+    result = subprocess.run(["bash", str(tmp_path / "bin" / "test"), "tests/x"], text=True, capture_output=True,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    arguments = result.stdout.splitlines()
+    assert arguments[:2] == ["-m", "pytest"] and arguments[-1] == "tests/x"
+    options = arguments[2:-1]
+    if "CI" in environment:
+        assert options[:2] == ["-m", "not demo and not acceptance and (ci or not slow)"]
+        options = options[2:]
+    assert options == expected
 
 
 @pytest.mark.parametrize(
