@@ -15,9 +15,9 @@ from helpers import REPO, run_snakemake
 #: fixture): under pytest-xdist they form one group that runs in one worker, in order.
 CLUSTER_TESTS = REPO / "tests" / "cluster"
 CLUSTER_GROUP = "tests/cluster"
-#: Test files that take a minute or more in CI outside tests/cluster and hold no `ci` test
-#: (their module fixtures train a model): scheduled right after the files with a `ci` test.
-#: Measured in CI with --durations (README "Testing").
+#: Test files that take a minute or more in CI outside tests/cluster and hold no `ci` test:
+#: scheduled right after the files with a `ci` test. test_acceptance.py's fixture trains NEDS
+#: (80 s of set-up in the CI run of 895b012, `--durations`).
 LONG_FILES = [REPO / "tests" / "neds" / "test_acceptance.py"]
 
 

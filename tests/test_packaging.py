@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -12,7 +13,6 @@ import sys
 import pytest
 import yaml
 
-from conftest import group_of
 from helpers import REPO
 
 
@@ -85,6 +85,15 @@ def pytest_collection_finish(session):
 """
 
 
+def root_conftest():
+    """tests/conftest.py as a module (`import conftest` would give whichever conftest.py was
+    imported first under that name)."""
+    spec = importlib.util.spec_from_file_location("root_conftest", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
     """bin/test under CI passes a -m that leaves out the `slow` tests not marked `ci`: every
     test of tests/cluster (the SLURM tests, and the runs they share) and the end-to-end run of
@@ -103,6 +112,7 @@ def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path)]),
              "SELECTION_FILE": str(selection)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    group_of = root_conftest().group_of
     in_ci, left_out, selected_in_order = set(), set(), []
     for line in selection.read_text().splitlines():
         kind, test = json.loads(line)
