@@ -416,8 +416,9 @@ def decoder_params_hash(wildcards):
 
 
 def decoder_chunk_rules():
-    """(rule name, runs, experiments, models) of every training rule: ``train_decoder_runs<a>to<b>``,
-    with ``_2``, ``_3``, ... for further rules of the same runs (other experiments x models)."""
+    """(name, runs, experiments, models) of every training rule. Names are
+    ``train_decoder_runs<a>to<b>``, with ``_2``, ``_3``, ... for further rules of the same
+    runs (other experiments x models)."""
     rules, names = [], set()
     for runs, experiments, models in DESIGN.run_chunks():
         name = base = decoder_chunk_rule(runs)
@@ -469,15 +470,15 @@ def decoder_chunk_params(runs):
 
 
 def decoder_chunk_gpus(models):
-    """The ``gpu`` resource of a rule of ``models``: the number when they all ask for the
-    same, else a function of the job's model (every function is called for every job)."""
+    """The ``gpu`` resource of the training rule of ``models``. It is the number when they all
+    ask for the same, else a function of the job's model (every function is called per job)."""
     gpus = {DESIGN.models[model].gpus for model in models}
     return gpus.pop() if len(gpus) == 1 else (lambda wildcards: DESIGN.models[wildcards.model].gpus)
 
 
 def decoder_chunk_group(models):
-    """The job group of a rule of ``models`` (:func:`cpu_training_group`): fixed when they all
-    ask for GPUs or none does."""
+    """The job group of the training rule of ``models`` (see cpu_training_group), fixed
+    when they all ask for GPUs or none does."""
     gpus = {bool(DESIGN.models[model].gpus) for model in models}
     return (None if gpus.pop() else "cpu_training") if len(gpus) == 1 else cpu_training_group
 
