@@ -16,8 +16,8 @@ include: "rules/ibl.smk"
 include: "rules/neds_common.smk"
 include: "rules/neds.smk"
 # one training job per run (the rule's text, hence Snakemake's code trigger, as before
-# runs_per_job existed), or per nlp4neuro.runs_per_job runs
-if DESIGN.runs_per_job == 1:
+# runs_per_job existed), or per runs_per_job runs (nlp4neuro.runs_per_job or per catalog model)
+if not DESIGN.chunked:
 
     include: "rules/train.smk"
 

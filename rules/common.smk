@@ -331,7 +331,13 @@ def cpu_training_group(wildcards):
 
 # ---- NLP4Neuro training jobs ----------------------------------------------------------
 
-DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}{fold}"
+#: A training run's path under {RESULTS}/nlp4neuro/. The fold wildcard ("" or "-fold<f>") is
+#: left out when no experiment uses blocked cross-validation (every fold is then "": the same
+#: paths): a chunk rule's outputs then end in the constant "run<r>/<file>", which Snakemake's
+#: output index matches before any pattern, instead of every chunk rule's pattern being tried
+#: on every requested training file (bench/README.md).
+DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{run}" + (
+    "{fold}" if DESIGN.cross_validated else "")
 DECODER_JOBS = DESIGN.jobs(list(FISH.index))
 
 
@@ -403,9 +409,26 @@ def decoder_params_hash(wildcards):
                         decoder_embedding_params(wildcards)])
 
 
-# ---- several runs per training job (nlp4neuro.runs_per_job = R > 1) --------------------
-# The functions below are called once per run range at parse time and return that range's
-# name, outputs, params and time limit (rules/train_runs.smk defines one rule per range, in a loop).
+# ---- several runs per training job (runs_per_job R > 1 for some model) ------------------
+# The functions below are called once per training rule at parse time and return its name,
+# outputs, params and time limit (rules/train_runs.smk defines one rule per
+# DESIGN.run_chunks() entry, in a loop).
+
+
+def decoder_chunk_rules():
+    """(name, runs, experiments, models) of every training rule. Names are
+    ``train_decoder_runs<a>to<b>``, with ``_2``, ``_3``, ... for further rules of the same
+    runs (other experiments x models)."""
+    rules, names = [], set()
+    for runs, experiments, models in DESIGN.run_chunks():
+        name = base = decoder_chunk_rule(runs)
+        copy = 1
+        while name in names:
+            copy += 1
+            name = f"{base}_{copy}"
+        names.add(name)
+        rules.append((name, runs, experiments, models))
+    return rules
 
 
 def decoder_chunk_path(runs):
@@ -440,11 +463,24 @@ def decoder_chunk_params(runs):
     def params_hashes(wildcards):
         return [decoder_params_hash(decoder_run_wildcards(wildcards, run)) for run in runs]
 
-    def checkpoint_dir(wildcards):
-        return f"{RESULTS}/nlp4neuro/checkpoints/{decoder_chunk_path(runs).format(**wildcards)}"
-
+    # checkpoint_dir: a pattern Snakemake fills with the job's wildcards (cheaper than a function)
     return dict(jobs=jobs, model_spec=decoder_model_spec, training=decoder_training,
-                embedding=decoder_embedding_params, params_hashes=params_hashes, checkpoint_dir=checkpoint_dir)
+                embedding=decoder_embedding_params, params_hashes=params_hashes,
+                checkpoint_dir=f"{RESULTS}/nlp4neuro/checkpoints/{decoder_chunk_path(runs)}")
+
+
+def decoder_chunk_gpus(models):
+    """The ``gpu`` resource of the training rule of ``models``. It is the number when they all
+    ask for the same, else a function of the job's model (every function is called per job)."""
+    gpus = {DESIGN.models[model].gpus for model in models}
+    return gpus.pop() if len(gpus) == 1 else (lambda wildcards: DESIGN.models[wildcards.model].gpus)
+
+
+def decoder_chunk_group(models):
+    """The job group of the training rule of ``models`` (see cpu_training_group), fixed
+    when they all ask for GPUs or none does."""
+    gpus = {bool(DESIGN.models[model].gpus) for model in models}
+    return (None if gpus.pop() else "cpu_training") if len(gpus) == 1 else cpu_training_group
 
 
 def decoder_chunk_runtime(runs):
@@ -507,16 +543,25 @@ def salience_files(model):
     return files
 
 
+def unevaluated_decoder_metrics():
+    """metrics.json of the training jobs that no evaluation table reads (rules/evaluate.smk
+    requests the others). Each file a rule lists costs the dry run a lookup of its producer
+    (thousands at paper scale), so the default target does not list them twice."""
+    evaluated = {path for role in EVALUATION.experiments for path in evaluation_metrics(role)}
+    return [path for path in decoder_outputs("metrics.json") if path not in evaluated]
+
+
 def all_targets():
     """Targets of the default target: one neural and one behaviour file per fish, one
-    binned file per IBL session, every NLP4Neuro training job's metrics, the NEDS tables and
-    figure. Synthetic recordings (table paths under
-    {results_dir}/synth/) are generated first; every recording is inventoried first."""
+    binned file per IBL session, every NLP4Neuro training job's metrics (through the
+    evaluation tables that read them, or directly), the NEDS tables and figure. Synthetic
+    recordings (table paths under {results_dir}/synth/) are generated first; every recording
+    is inventoried first."""
     return (
         expand(f"{RESULTS}/neural/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/behavior/{{fish}}.h5", fish=FISH.index)
         + expand(f"{RESULTS}/ibl/binned/{{session}}.h5", session=SESSIONS.index)
-        + decoder_outputs("metrics.json")
+        + unevaluated_decoder_metrics()
         + neds_targets()  # rules/neds.smk: NEDS tables and figure
         + evaluation_targets()  # rules/evaluate.smk: NLP4Neuro tables 1-3, figures 2a-c, 3
         + salience_targets()  # rules/salience.smk: salience table and figures 4-6 per model

@@ -234,7 +234,7 @@ else:
         params:
             draws=neds_search_chunk_params,
             seed=lambda wildcards: neds_search_seed(wildcards.variant, wildcards.session),
-            checkpoint_dir=lambda wildcards: f"{RESULTS}/neds/checkpoints/search/{wildcards.variant}/{wildcards.session}/chunk{wildcards.chunk}",
+            checkpoint_dir=f"{RESULTS}/neds/checkpoints/search/{{variant}}/{{session}}/chunk{{chunk}}",  # filled by Snakemake
         threads: NEDS["threads"]
         resources:
             **neds_search_chunk_resources(),

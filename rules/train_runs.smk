@@ -1,10 +1,12 @@
-# NLP4Neuro decoders with several runs per training job (nlp4neuro.runs_per_job = R > 1;
-# included instead of rules/train.smk): one job per experiment x fish x model x weights x
-# embedding x seq_len x R runs. Job parameters: rules/common.smk.
-# One rule per run range [a, b] (DESIGN.run_chunks(): chunk c of an experiment holds runs
-# [c R, (c + 1) R)), limited to the experiments that have that range, so that every run's
-# output is made by exactly one rule. Snakemake cannot derive run numbers from a wildcard.
-for _runs, _experiments in DESIGN.run_chunks().items():
+# NLP4Neuro decoders with several runs per training job (runs_per_job R > 1 for some model,
+# nlp4neuro.runs_per_job or the catalog entry's; included instead of rules/train.smk): one job
+# per experiment x fish x model x weights x embedding x seq_len x R runs. Job parameters:
+# rules/common.smk.
+# One rule per run range [a, b] and set of experiments x models chunked that way
+# (DESIGN.run_chunks(): chunk c of an (experiment, model) holds runs [c R, (c + 1) R), R the
+# model's), limited to them, so that every run's output is made by exactly one rule.
+# Snakemake cannot derive run numbers from a wildcard.
+for _name, _runs, _experiments, _models in decoder_chunk_rules():
 
     rule:
         """Train runs a..b of one (experiment, fish, model, weights, embedding, seq_len[,
@@ -13,7 +15,7 @@ for _runs, _experiments in DESIGN.run_chunks().items():
         interrupted run's checkpoint are kept in the checkpoint directory (not an output),
         so a retry trains only what is left; time limit R x the model's runtime_min."""
         name:
-            decoder_chunk_rule(_runs)
+            _name
         input:
             neural=f"{RESULTS}/neural/{{fish}}.h5",
             behavior=f"{RESULTS}/behavior/{{fish}}.h5",
@@ -23,12 +25,13 @@ for _runs, _experiments in DESIGN.run_chunks().items():
             metrics=decoder_chunk_outputs(_runs, "metrics.json"),
         wildcard_constraints:
             experiment="|".join(re.escape(experiment) for experiment in _experiments),
+            model="|".join(re.escape(model) for model in _models),
         params:
             **decoder_chunk_params(_runs),
         threads: 2
-        group: cpu_training_group
+        group: decoder_chunk_group(_models)
         resources:
-            gpu=lambda wildcards: DESIGN.models[wildcards.model].gpus,
+            gpu=decoder_chunk_gpus(_models),
             mem_mb=lambda wildcards, attempt: DESIGN.models[wildcards.model].mem_mb * attempt,
             runtime=decoder_chunk_runtime(_runs),
         log:

@@ -11,10 +11,10 @@ from pipeline.train.config import TrainingParams
 def test_result_params_keep_only_changed_result_fields():
     spec = ModelSpec.from_mapping({
         "kind": "reservoir", "architecture": {"reservoir_size": 50, "leak_rate": 0.3}, "gpus": 2, "mem_mb": 9000,
-        "runtime_min": 999,
+        "runtime_min": 999, "runs_per_job": 5,
     })
     params = spec.result_params()
-    # resources leave; leak_rate 0.3 is ReservoirParams' default, so it is not a param either
+    # resources and scheduling leave; leak_rate 0.3 is ReservoirParams' default, so it is not a param either
     assert params == {"kind": "reservoir", "architecture": {"reservoir_size": 50}}
     # the job rebuilds the same model from them
     assert ModelSpec.from_mapping(params).architecture == spec.architecture

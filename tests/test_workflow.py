@@ -73,6 +73,10 @@ def test_dry_run_of_the_paper_config():
     # NEDS search: 5 variants x 12 sessions, 50 draws in jobs of 5 (neds.search.draws_per_job)
     assert jobs["neds_search_chunk"] == 5 * 12 * 50 // 5 and jobs["neds_search_select"] == 5 * 12
     assert "neds_search_draw" not in jobs
+    # 2,110 training runs, in jobs of 10 (reservoir, LSTM: 600 runs), 5 (BERT, GPT-2: 940) and 2
+    # (DeepSeek 8-bit and NF4: 570) runs (catalog runs_per_job, else nlp4neuro.runs_per_job)
+    training = {rule: n for rule, n in jobs.items() if rule.startswith("train_decoder")}
+    assert sum(training.values()) == 600 // 10 + 940 // 5 + 570 // 2 and training["train_decoder_runs0to9"] == 60
 
 
 def test_a_fish_with_existing_suite2p_output_skips_registration_and_extraction(test_workdir):

@@ -33,11 +33,40 @@ def test_run_ranges_have_fixed_boundaries_per_experiment():
     section = {"models": {"lstm": {"kind": "lstm"}}, "runs_per_job": 4,
                "experiments": {name: {"models": ["lstm"], "seq_lens": [5], "n_runs": n_runs}
                                for name, n_runs in (("a", 10), ("b", 8), ("c", 2))}}
-    assert resolve_design(section).run_chunks() == {
-        range(0, 4): ["a", "b"], range(4, 8): ["a", "b"], range(8, 10): ["a"], range(0, 2): ["c"]}
-    assert resolve_design({**section, "runs_per_job": 1}).run_chunks()[range(9, 10)] == ["a"]
+    assert resolve_design(section).run_chunks() == [
+        (range(0, 4), ("a", "b"), ("lstm",)), (range(4, 8), ("a", "b"), ("lstm",)), (range(8, 10), ("a",), ("lstm",)),
+        (range(0, 2), ("c",), ("lstm",))]
+    assert (range(9, 10), ("a",), ("lstm",)) in resolve_design({**section, "runs_per_job": 1}).run_chunks()
     with pytest.raises(ValueError, match="runs_per_job"):
         resolve_design({**section, "runs_per_job": 0})
+
+
+def test_a_model_s_runs_per_job_overrides_the_section_s_and_every_run_has_one_rule():
+    """Per-model R: a range's rule covers exactly the (experiment, model) pairs chunked that
+    way; pairs whose product with others would reach a job of other runs get their own rule."""
+    section = {"runs_per_job": 2,
+               "models": {"res": {"kind": "reservoir", "runs_per_job": 10}, "lstm": {"kind": "lstm", "runs_per_job": 10},
+                          "big": {"kind": "lstm"}, "other": {"kind": "lstm", "runs_per_job": 3}},
+               "experiments": {"a": {"models": ["res", "lstm", "big"], "seq_lens": [5], "n_runs": 10},
+                               "b": {"models": ["res", "big", "other"], "seq_lens": [5], "n_runs": 3},
+                               "c": {"models": ["big"], "seq_lens": [5], "n_runs": 2}}}
+    design = resolve_design(section)
+    assert design.chunked and design.model_runs_per_job("res") == 10 and design.model_runs_per_job("big") == 2
+    rules = design.run_chunks()
+    covered = [(experiment, model, run) for runs, experiments, models in rules for experiment in experiments
+               for model in models if model in design.experiments[experiment].models for run in runs]
+    expected = [(experiment, model, run) for experiment, spec in design.experiments.items() for model in spec.models
+                for run in range(spec.n_runs)]
+    assert sorted(covered) == sorted(expected)  # every run of every job exactly once
+    assert (range(0, 10), ("a",), ("res", "lstm")) in rules
+    # runs [0, 3): "res" in b (n_runs 3 < R 10) and "other" in b (R 3) share the range
+    assert (range(0, 3), ("b",), ("res", "other")) in rules
+    # runs [0, 2): "big" in a, b and c
+    assert (range(0, 2), ("a", "b", "c"), ("big",)) in rules
+    assert not resolve_design({**section, "runs_per_job": 1, "models": {
+        name: {"kind": spec["kind"]} for name, spec in section["models"].items()}}).chunked
+    with pytest.raises(ValueError, match="runs_per_job"):
+        ModelSpec.from_mapping({"kind": "lstm", "runs_per_job": -1})
 
 
 def _configure(workdir: Path, n_runs: int, runs_per_job: int) -> None:

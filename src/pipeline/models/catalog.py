@@ -11,7 +11,8 @@ A catalog entry (config ``nlp4neuro.models.<name>``)::
     training: {learning_rate: 2.0e-5}   # overrides of the experiment's training section
     gpus: 1                        # GPUs the training job requests on a cluster
     mem_mb: 32000                  # job memory (MB)
-    runtime_min: 240               # job time limit (min)
+    runtime_min: 240               # time limit of one run (min)
+    runs_per_job: 2                # runs one training job trains (default: nlp4neuro.runs_per_job)
 
 Reservoir and LSTM decoders have no pretrained weights and no input-embedding choice: their
 jobs always run with ``weights=untrained`` and ``embedding=linear`` (the raw neural vector).
@@ -45,16 +46,18 @@ class ModelSpec(Params):
     training: dict = field(default_factory=dict)  # TrainingParams fields overriding the experiment's
     gpus: int = 0  # GPUs requested by this model's training jobs on a cluster
     mem_mb: int = 4000  # memory of a training job (MB)
-    runtime_min: int = 60  # time limit of a training job (min)
+    runtime_min: int = 60  # time limit of one run (min); a job of R runs asks R x this
+    runs_per_job: int = 0  # runs (seeds) per training job; 0 = the section's nlp4neuro.runs_per_job
 
-    RUNTIME_FIELDS = ("gpus", "mem_mb", "runtime_min")
+    RUNTIME_FIELDS = ("gpus", "mem_mb", "runtime_min", "runs_per_job")  # scheduling: never params
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
         if self.kind not in KINDS:
             raise ValueError(f"model kind must be one of {KINDS}, got {self.kind!r}")
-        if self.gpus < 0 or self.mem_mb < 1 or self.runtime_min < 1:
-            raise ValueError("ModelSpec: gpus >= 0, mem_mb >= 1 and runtime_min >= 1 are required")
+        if self.gpus < 0 or self.mem_mb < 1 or self.runtime_min < 1 or self.runs_per_job < 0:
+            raise ValueError("ModelSpec: gpus >= 0, mem_mb >= 1, runtime_min >= 1 and runs_per_job >= 0 "
+                             "(0: nlp4neuro.runs_per_job) are required")
         object.__setattr__(self, "architecture", architecture_class(self.kind).from_mapping(self.architecture).to_dict())
         TrainingParams.from_mapping(self.training)  # validates the overrides early
         object.__setattr__(self, "training", dict(self.training))

@@ -32,9 +32,10 @@ embedding it supports (reservoir/LSTM: ``linear`` only). Per-model ``training`` 
 the catalog override the experiment's ``training``; the merged values are the job's params,
 so changing one model's hyperparameter reruns only that model's jobs.
 
-``runs_per_job`` R (section key; default 1) is scheduling only: with R > 1 one DAG job trains
-the runs of a chunk (:meth:`Nlp4NeuroDesign.run_chunks`) one after another, each exactly as
-its own job would (:func:`pipeline.train.job.run_decoding_runs`).
+``runs_per_job`` R (section key, default 1; a catalog entry's own ``runs_per_job`` overrides
+it for that model) is scheduling only: with R > 1 one DAG job trains the runs of a chunk
+(:meth:`Nlp4NeuroDesign.run_chunks`) one after another, each exactly as its own job would
+(:func:`pipeline.train.job.run_decoding_runs`).
 """
 
 from __future__ import annotations
@@ -106,16 +107,60 @@ class Nlp4NeuroDesign:
         merged = {**self.experiments[experiment].training, **self.models[model].training}
         return TrainingParams.from_mapping(merged).to_dict()
 
-    def run_chunks(self) -> dict[range, list[str]]:
-        """The run ranges of the training jobs (``runs_per_job`` R > 1): chunk c of an
-        experiment holds runs [c R, (c + 1) R) ∩ [0, n_runs) (:func:`pipeline.chunks.chunk_items`),
-        so raising ``n_runs`` changes only its last chunk and adds new ones. Maps each range
-        to the experiments that have it, in config order."""
-        chunks: dict[range, list[str]] = {}
+    def model_runs_per_job(self, model: str) -> int:
+        """R of ``model``'s training jobs: its catalog entry's ``runs_per_job``, else the section's."""
+        return self.models[model].runs_per_job or self.runs_per_job
+
+    @property
+    def chunked(self) -> bool:
+        """Whether any model trains several runs per job (rules ``train_decoder_runs<a>to<b>``)."""
+        return any(self.model_runs_per_job(model) > 1 for design in self.experiments.values()
+                   for model in design.models)
+
+    @property
+    def cross_validated(self) -> bool:
+        """Whether any experiment uses blocked cross-validation (a ``fold`` wildcard)."""
+        return any(design.cv_folds for design in self.experiments.values())
+
+    def run_chunks(self) -> list[tuple[range, tuple[str, ...], tuple[str, ...]]]:
+        """The training rules when :attr:`chunked`: (runs, experiments, models), one rule each.
+        Chunk c of an (experiment, model) holds runs [c R, (c + 1) R) ∩ [0, n_runs), R = the
+        model's :meth:`model_runs_per_job` (:func:`pipeline.chunks.chunk_items`), so raising
+        ``n_runs`` changes only its last chunk and adds new ones. A rule's experiments x models
+        holds every (experiment, model) pair with that range and no pair of the catalog that has
+        another range for these runs (Snakemake constrains each wildcard on its own), so every
+        run's outputs have exactly one rule. Ranges in order of first appearance (experiments,
+        then models, in config order); one rule per range unless that rule would cover a pair
+        chunked differently."""
+        pairs: dict[range, dict[tuple[str, str], None]] = {}  # an ordered set per range
         for name, design in self.experiments.items():
-            for chunk in range(n_chunks(design.n_runs, self.runs_per_job)):
-                chunks.setdefault(chunk_items(design.n_runs, self.runs_per_job, chunk), []).append(name)
-        return chunks
+            for model in design.models:
+                per_job = self.model_runs_per_job(model)
+                for chunk in range(n_chunks(design.n_runs, per_job)):
+                    pairs.setdefault(chunk_items(design.n_runs, per_job, chunk), {})[(name, model)] = None
+        rules = []
+        for runs, range_pairs in pairs.items():
+            groups: list[tuple[list[str], list[str]]] = []  # (experiments, models) of each rule
+
+            def exact(experiments, models, others):
+                # every pair of the product is a job of these runs no other rule covers, or no job
+                return all(m not in self.experiments[e].models
+                           or ((e, m) in range_pairs and not any(e in oe and m in om for oe, om in others))
+                           for e in experiments for m in models)
+
+            for experiment, model in range_pairs:
+                if any(experiment in experiments and model in models for experiments, models in groups):
+                    continue
+                for index, (experiments, models) in enumerate(groups):
+                    merged = (experiments + [experiment] * (experiment not in experiments),
+                              models + [model] * (model not in models))
+                    if exact(*merged, groups[:index] + groups[index + 1:]):
+                        groups[index] = merged
+                        break
+                else:
+                    groups.append(([experiment], [model]))
+            rules += [(runs, tuple(experiments), tuple(models)) for experiments, models in groups]
+        return rules
 
     def jobs(self, fish_ids: list[str]) -> list[dict[str, Any]]:
         """Every training job as a dict of wildcard values (``seq_len`` and ``run`` as int,
