@@ -88,7 +88,9 @@ def main() -> None:
     for seed in args.seeds:
         binned = make_session(workdir, args.clusters, args.trials, seed)
         n_neurons = load_session(binned).n_neurons
-        linear = stages.run_baselines(binned, BaselineParams(), seed=seed, out_path=workdir / f"linear_{seed}.json")
+        linear_path = workdir / f"linear_{seed}.json"  # deterministic given the session and seed: reused
+        linear = json.loads(linear_path.read_text()) if linear_path.exists() else \
+            stages.run_baselines(binned, BaselineParams(), seed=seed, out_path=linear_path)
         rows.append({"seed": seed, "method": "linear", **{k: linear["linear"][k] for k in KEYS}})
         for weight in args.spike_weights:
             value = float(n_neurons if weight == "n" else weight)
