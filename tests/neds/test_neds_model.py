@@ -7,7 +7,7 @@ import torch
 from pipeline.neds.config import MASKING_SCHEMES, ModelParams, NedsConfig
 from pipeline.neds.data import CONTINUOUS, DISCRETE
 from pipeline.neds.masking import sample_masks
-from pipeline.neds.model import Neds, masked_losses
+from pipeline.neds.model import Neds, masked_losses, training_loss
 from pipeline.neds.region import embedding_matrices
 from pipeline.neds.train import evaluated_tasks
 
@@ -66,9 +66,9 @@ def test_every_scheme_set_has_an_embedding():
 
 
 def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_token():
-    """masked_losses (documented units): a spike token's Poisson NLL is summed over its N
-    neurons, then every modality averages over its own target tokens. The old mean over
-    bins x neurons weighed a spike token N times less than a behaviour token."""
+    """masked_losses (documented units): a spike token's Poisson NLL is averaged over its N
+    neurons (per dimension, as the released code), then every modality averages over its own
+    target tokens."""
     n_trials, n_neurons = 3, 4
     inputs = _inputs(n_neurons, n_trials=n_trials, seed=2)
     g = torch.Generator().manual_seed(3)
@@ -82,7 +82,7 @@ def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_t
         for trial, t in mask.target[:, row].nonzero().tolist():
             if name == "spikes":
                 log_rate, counts = outputs[name][trial, t], inputs[name][trial, t]
-                per_token.append(float(sum(log_rate.exp() - counts * log_rate)))
+                per_token.append(float((log_rate.exp() - counts * log_rate).mean()))
             elif name in CONTINUOUS:
                 per_token.append(float((outputs[name][trial, t] - inputs[name][trial, t]) ** 2))
             else:
@@ -92,3 +92,48 @@ def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_t
             assert losses[name].item() == pytest.approx(sum(per_token) / len(per_token), rel=1e-5), name
         else:
             assert name not in losses
+
+
+def _shared_gradient_norms(model: Neds, inputs, mask, spike_loss_weight: float) -> dict[str, float]:
+    """Norm of the gradient on the shared weights (outside the session adapters) of the
+    weighted spike loss and of the behaviours' losses, each alone."""
+    norms = {}
+    for part in ("spikes", "behaviours"):
+        model.zero_grad()
+        losses = masked_losses(model("s", inputs, mask), inputs, mask)
+        chosen = {k: v for k, v in losses.items() if (k == "spikes") == (part == "spikes")}
+        training_loss(chosen, spike_loss_weight).backward()
+        norms[part] = float(torch.sqrt(sum((p.grad ** 2).sum() for name, p in model.named_parameters()
+                                           if not name.startswith("adapters.") and p.grad is not None)))
+    return norms
+
+
+def test_spike_to_behaviour_gradient_ratio_does_not_depend_on_the_neuron_count():
+    """The same session with every neuron copied 5 times (5N neurons; the neuron matrices
+    copied so that every copy gets the same prediction) must weigh spikes against behaviours
+    exactly as with N: the gradient ratio on the shared transformer is unchanged. (With the
+    NLL summed over a token's neurons it grew 5x: real IBL sessions have ~10x the neurons of
+    the sessions the balance was tuned on.)"""
+    n_neurons, copies = 6, 5
+    torch.manual_seed(0)
+    model = Neds(MICRO, {"s": n_neurons}, N_BINS)
+    copied = Neds(MICRO, {"s": copies * n_neurons}, N_BINS)
+    state = model.state_dict()
+    state["adapters.s.neural_in.weight"] = state["adapters.s.neural_in.weight"].repeat(1, copies) / copies
+    for name in ("adapters.s.neural_out.weight", "adapters.s.neural_out.bias"):
+        state[name] = state[name].repeat(copies, *([1] * (state[name].dim() - 1)))
+    copied.load_state_dict(state)
+    inputs = _inputs(n_neurons)
+    copied_inputs = {**inputs, "spikes": inputs["spikes"].repeat(1, 1, copies)}
+    mask = sample_masks(8, N_BINS, MASKING_SCHEMES, 0.3, 0.5, torch.Generator().manual_seed(5))
+    assert mask.target.any(dim=(0, 2)).all()  # every modality has target tokens
+    original = _shared_gradient_norms(model, inputs, mask, spike_loss_weight=50.0)
+    more_neurons = _shared_gradient_norms(copied, copied_inputs, mask, spike_loss_weight=50.0)
+    assert more_neurons["behaviours"] == pytest.approx(original["behaviours"], rel=1e-4)
+    assert more_neurons["spikes"] / more_neurons["behaviours"] == pytest.approx(
+        original["spikes"] / original["behaviours"], rel=1e-4)
+
+
+def test_spike_loss_weight_scales_only_the_spike_term():
+    losses = {"spikes": torch.tensor(0.3), "wheel_speed": torch.tensor(0.8), "choice": torch.tensor(0.6)}
+    assert training_loss(losses, 50.0).item() == pytest.approx(50 * 0.3 + 0.8 + 0.6)

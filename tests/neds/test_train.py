@@ -231,3 +231,22 @@ def test_history_records_which_heads_each_epoch_trained(sessions, tmp_path, sche
     epoch = summary["history"][0]
     assert epoch["target_fraction"] == expected
     assert set(epoch["train_modality_losses"]) == {name for name, share in expected.items() if share > 0}
+
+
+def test_training_weighs_the_spike_loss_with_the_configured_weight(sessions, tmp_path, monkeypatch):
+    """Every batch's objective is training_loss(per-modality losses, training.spike_loss_weight)."""
+    import pipeline.neds.train as train_module
+
+    real, weights = train_module.training_loss, []
+
+    def recording(losses, spike_loss_weight):
+        weights.append(spike_loss_weight)
+        return real(losses, spike_loss_weight)
+
+    monkeypatch.setattr(train_module, "training_loss", recording)
+    data = small(sessions["sesA"])
+    model = build_model(MICRO, {data.session_id: data}, seed=9)
+    train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(),
+                dataclasses.replace(SHORT, epochs=1, spike_loss_weight=7.5), seed=9, checkpoint_dir=tmp_path,
+                device=CPU, progress=False)
+    assert weights and set(weights) == {7.5}

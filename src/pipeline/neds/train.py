@@ -5,8 +5,9 @@ training trials of ALL sessions (:func:`epoch_batches`), so the configured batch
 real one in multi-session pretraining; the model runs once per session present in the batch
 (sessions differ in their number of neurons) and the batch loss is the trial-weighted mean of
 those groups' losses, followed by one optimizer step. Each sample gets its own masking scheme
-and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is the sum of its
-per-modality losses (:func:`pipeline.neds.model.masked_losses`). AdamW with linear warm-up
+and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is its per-modality
+losses (:func:`pipeline.neds.model.masked_losses`) weighed by
+:func:`pipeline.neds.model.training_loss` (``spike_loss_weight``). AdamW with linear warm-up
 and cosine decay.
 
 Best epoch: after every epoch the validation trials are scored per task (deterministic
@@ -42,7 +43,7 @@ from pipeline.neds.data import SessionData
 from pipeline.neds.evaluate import evaluate_model, selection_score, task_scores
 from pipeline.neds.masking import MODALITIES, Mask, sample_masks
 from pipeline.neds.metrics import NonFinitePrediction
-from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses
+from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses, training_loss
 from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import (
@@ -271,7 +272,7 @@ def train_model(
                     modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask)
                     for name, value in modality_losses.items():
                         epoch_modality_losses.setdefault(name, []).append(value.detach())  # read at the epoch's end: no device sync per batch
-                    group_loss = sum(modality_losses.values())
+                    group_loss = training_loss(modality_losses, params.spike_loss_weight)
                     loss = loss + group_loss * (len(rows) / n_trials)
                     start += len(rows)
                 optimizer.zero_grad(set_to_none=True)
