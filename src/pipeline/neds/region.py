@@ -35,7 +35,8 @@ six-session acceptance models (within session, chance 0.2; docs/architecture.md)
 test's model seeds (10 x 5-fold) LDA vs SVC multimodal 0.360 vs 0.356, encoding-only 0.373
 vs 0.370, decoding-only 0.288 vs 0.287, multi-session 0.355 vs 0.359 (stratified) and 0.287
 vs 0.295 (grouped); at model seeds +1000 (3 x 5-fold) 0.411 / 0.483 / 0.307 vs 0.373 /
-0.449 / 0.294; LDA took ~1/8 of the SVC's CPU time. Not universal: on planted embeddings
+0.449 / 0.294; the region stage on the five acceptance models took 20 CPU-s with LDA, 114
+with the SVC. Not universal: on planted embeddings
 whose noise lies mostly in a few shared high-variance directions the shrinkage towards a
 scaled identity loses them (0.46-0.54 vs the SVC's 0.80), so the paper's SVC stays the
 default.
