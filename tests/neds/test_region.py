@@ -122,15 +122,23 @@ def test_chance_is_the_majority_rule_under_the_same_folds():
     assert stratified["chance"] == 0.5  # stratified folds keep the pooled 20 / 20 mix
 
 
-def test_class_weights_keep_a_minority_region_from_being_ignored():
-    # a rare region (8 of 80 neurons) that is separable along one axis only, weakly
+@pytest.mark.parametrize("classifier", ["lda", "svc"])
+def test_class_weights_keep_a_minority_region_from_being_ignored(classifier):
+    # a rare region (8 of 80 neurons) that is separable along one axis only, weakly: equal
+    # class priors (lda) / balanced class weights (svc) keep it from being ignored
     rng = np.random.default_rng(3)
     acronyms = np.array(["PO"] * 72 + ["LP"] * 8)
     x = rng.standard_normal((80, 2))
     x[acronyms == "LP", 0] += 2.5
-    result = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), svc_c=(1.0,)), seed=0)
+    result = classify_regions(x, acronyms, RegionParams(regions=("PO", "LP"), svc_c=(1.0,), classifier=classifier), seed=0)
+    assert result["classifier"] == classifier and ("svc_c_chosen" in result) == (classifier == "svc")
     assert result["per_region_accuracy"]["LP"] >= 0.5, result
     assert result["balanced_accuracy"] >= result["balanced_chance"] + 0.2
+
+
+def test_unknown_classifier_is_refused():
+    with pytest.raises(ValueError, match="classifier 'lda' or 'svc' \\(got 'knn'\\)"):
+        RegionParams(classifier="knn")
 
 
 def test_stratified_scores_are_means_over_repeated_fold_shufflings():

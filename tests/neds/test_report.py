@@ -93,8 +93,8 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     assert classify_regions(embeddings, acronyms, RegionParams(), 0, sessions=np.repeat("s", 60),
                             scheme="grouped")["accuracy"] is None
     # two neurons per region and 2 outer folds: one per region in each training fold, no inner search possible
-    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]], RegionParams(cv_folds=2, cv_repeats=1),
-                            seed=0)
+    tiny = classify_regions(embeddings[[0, 1, 20, 21]], acronyms[[0, 1, 20, 21]],
+                            RegionParams(cv_folds=2, cv_repeats=1, classifier="svc"), seed=0)
     assert tiny["svc_c_chosen"] == [0.001, 0.001] and tiny["n_neurons"] == 4
     few = classify_regions(embeddings[:8], acronyms[:8], RegionParams(), seed=0)
     assert few["accuracy"] is None and "fewer than 2 regions" in few["note"]
@@ -103,6 +103,7 @@ def test_region_labels_and_classification_of_separable_embeddings(tmp_path):
     assert table.shape[0] == 2 and table.accuracy_VISa.iloc[0] == 1.0 and table.balanced_accuracy.iloc[0] == 1.0
     assert np.isnan(table.balanced_accuracy.iloc[1]) and table.balanced_chance.iloc[0] == 1 / 3
     assert table.balanced_accuracy_sd.iloc[0] == 0.0  # ten repeats, all perfect
+    assert table.classifier.iloc[0] == "svc"
     plot_confusion(region, tmp_path / "c.pdf", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "c.pdf").stat().st_size > 1000
 

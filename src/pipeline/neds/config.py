@@ -145,7 +145,8 @@ class RegionParams(Params):
 
     regions: tuple[str, ...] = ("PO", "LP", "DG", "CA1", "VISa")  # classes: exact acronyms at ibl_binning.region_level (Beryl by default)
     cv_folds: int = 5  # stratified folds across neurons (paper 5)
-    svc_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # LinearSVC C candidates, chosen by inner CV per fold
+    classifier: str = "svc"  # "svc": the paper's linear SVC (C from svc_c); "lda": shrinkage LDA (Ledoit-Wolf, equal priors)
+    svc_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)  # LinearSVC C candidates, chosen by inner CV per fold (classifier svc)
     inner_cv_folds: int = 3  # stratified folds of the inner C search (within each outer training fold)
     cv_repeats: int = 10  # stratified k-fold repeated with this many fold shufflings (scores: mean over repeats)
 
@@ -153,9 +154,9 @@ class RegionParams(Params):
         self._coerce_field_types()
         object.__setattr__(self, "regions", tuple(str(r) for r in self.regions))
         if len(self.regions) < 2 or self.cv_folds < 2 or self.inner_cv_folds < 2 or not self.svc_c \
-                or min(self.svc_c) <= 0 or self.cv_repeats < 1:
+                or min(self.svc_c) <= 0 or self.cv_repeats < 1 or self.classifier not in ("lda", "svc"):
             raise ValueError("RegionParams: need >= 2 regions, cv_folds and inner_cv_folds >= 2, svc_c values > 0, "
-                             "cv_repeats >= 1")
+                             f"cv_repeats >= 1, classifier 'lda' or 'svc' (got {self.classifier!r})")
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,26 @@ feature cancels. The planted test (tests/neds/test_report.py) holds region struc
 to such a per-session affine map, which defeats a classifier trained on raw features of other
 sessions.
 
-Classifier: a linear support vector classifier with class weights inversely proportional to
-the training fold's region counts (IBL sessions sample the five regions in very different
-proportions, so the class mix of a held-out session differs from the training sessions'),
-features standardised within each training fold, regularisation C chosen from ``svc_c`` by an
-inner search that maximises balanced accuracy (inner folds: grouped by session when the outer
-training fold holds >= 2 sessions and the outer folds are grouped, else stratified,
-``inner_cv_folds`` folds; embeddings have D or 2D dimensions and a session may have fewer
-neurons than that).
+Classifier (``classifier``). ``svc`` (default): the paper's linear support vector classifier
+with class weights inversely proportional to the training fold's region counts (IBL sessions
+sample the five regions in very different proportions, so the class mix of a held-out session
+differs from the training sessions'), features standardised within each training fold,
+regularisation C chosen from ``svc_c`` by an inner search that maximises balanced accuracy
+(inner folds: grouped by session when the outer training fold holds >= 2 sessions and the
+outer folds are grouped, else stratified, ``inner_cv_folds`` folds; embeddings have D or 2D
+dimensions and a session may have fewer neurons than that). ``lda``: linear discriminant
+analysis with a Ledoit-Wolf shrunk covariance (sklearn's average of the class covariances,
+weighted by the priors) and equal class priors, features standardised within each training
+fold; nothing is tuned, so no inner search on ~13 neurons per inner fold. Measured on the
+six-session acceptance models (within session, chance 0.2; docs/architecture.md): at the
+test's model seeds (10 x 5-fold) LDA vs SVC multimodal 0.360 vs 0.356, encoding-only 0.373
+vs 0.370, decoding-only 0.288 vs 0.287, multi-session 0.355 vs 0.359 (stratified) and 0.287
+vs 0.295 (grouped); at model seeds +1000 (3 x 5-fold) 0.411 / 0.483 / 0.307 vs 0.373 /
+0.449 / 0.294; the region stage on the five acceptance models took 20 CPU-s with LDA, 114
+with the SVC. Not universal: on planted embeddings
+whose noise lies mostly in a few shared high-variance directions the shrinkage towards a
+scaled identity loses them (0.46-0.54 vs the SVC's 0.80), so the paper's SVC stays the
+default.
 
 Cross-validation schemes. A linear classifier shared by several sessions needs embedding
 coordinates that mean the same in every session. That holds for a multi-session model (one
@@ -69,10 +81,10 @@ session: fewer than 2 of the session's neurons), listed in the result.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -123,15 +135,22 @@ def standardise_within_sessions(embeddings: np.ndarray, sessions: np.ndarray) ->
 
 
 def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, params: RegionParams,
-                 seed: int, groups: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """Predictions for ``x_test`` of a class-weighted linear SVC trained on one outer training
-    fold, C chosen by inner CV on balanced accuracy (grouped by session when ``groups`` holds >= 2
-    sessions, else stratified; folds: ``inner_cv_folds``, fewer when there are fewer sessions or
-    the largest region has fewer neurons; the smallest, most regularising C when not even 2
-    folds are possible), and that C."""
+                 seed: int, groups: np.ndarray | None) -> tuple[np.ndarray, float | None]:
+    """Predictions for ``x_test`` of the ``params.classifier`` trained on one outer training
+    fold (features standardised with the fold's statistics), and the chosen SVC C (None for
+    ``lda``). ``lda``: shrinkage LDA, Ledoit-Wolf covariance, equal class priors; nothing is
+    tuned. ``svc``: class-weighted linear SVC, C chosen by inner CV on balanced accuracy
+    (grouped by session when ``groups`` holds >= 2 sessions, else stratified; folds:
+    ``inner_cv_folds``, fewer when there are fewer sessions or the largest region has fewer
+    neurons; the smallest, most regularising C when not even 2 folds are possible)."""
     classes, counts = np.unique(y_train, return_counts=True)
     if classes.size < 2:  # a grouped fold whose training sessions hold a single region
-        return np.full(len(x_test), classes[0], dtype=y_train.dtype), math.nan
+        return np.full(len(x_test), classes[0], dtype=y_train.dtype), None
+    if params.classifier == "lda":
+        lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto", priors=np.full(classes.size, 1 / classes.size))
+        with warnings.catch_warnings():  # a region with one neuron in the fold: its covariance term is 0
+            warnings.filterwarnings("ignore", message="Only one sample available", category=UserWarning)
+            return make_pipeline(StandardScaler(), lda).fit(x_train, y_train).predict(x_test), None
     pipeline = make_pipeline(StandardScaler(),
                              LinearSVC(class_weight="balanced", max_iter=20000, random_state=seed % 2**32))
     n_groups = 0 if groups is None else len(np.unique(groups))
@@ -188,7 +207,8 @@ def _within_session_folds(y: np.ndarray, groups: np.ndarray, n_folds: int, seed:
 
 def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: RegionParams, seed: int,
                      sessions: np.ndarray | None = None, scheme: str = "stratified") -> dict:
-    """Cross-validated linear-SVC region classification (module docstring). ``sessions`` (one
+    """Cross-validated linear region classification (``params.classifier``: shrinkage LDA or
+    linear SVC; module docstring). ``sessions`` (one
     id per neuron; None: all one session): features are z-scored within each session
     (:func:`standardise_within_sessions`). ``scheme``: ``stratified`` (k-fold across the pooled
     neurons; one classifier for all sessions), ``grouped`` (folds hold out whole sessions;
@@ -202,8 +222,8 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
     embedding: 1 / regions; ``within_session``: the mean over sessions of 1 / the session's
     regions), ``classes``, ``per_region_accuracy`` (class -> fraction of its neurons classified
     correctly, over all repeats), ``confusion`` (classes x classes counts summed over repeats:
-    each neuron is counted once per repeat), ``cv`` (the scheme), ``svc_c_chosen`` (C per
-    outer fold), ``n_neurons``, ``n_sessions``, ``excluded_regions`` (region -> neurons left
+    each neuron is counted once per repeat), ``cv`` (the scheme), ``classifier``,
+    ``svc_c_chosen`` (C per outer fold; classifier ``svc`` only), ``n_neurons``, ``n_sessions``, ``excluded_regions`` (region -> neurons left
     out); with fewer than two regions of ``cv_folds`` neurons (or fewer than 2 sessions when
     grouped; no session with 2 regions of >= 2 neurons when within_session), the scores are
     None and ``note`` says why. ``within_session`` balanced accuracy is the mean over sessions
@@ -224,7 +244,8 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
         keep = np.isin(labels, classes)
     n_sessions = len(np.unique(sessions[keep]))
     empty = {"accuracy": None, "balanced_accuracy": None, "chance": None, "balanced_chance": None, "classes": classes,
-             "confusion": [], "n_neurons": int(keep.sum()), "n_sessions": n_sessions, "excluded_regions": excluded}
+             "confusion": [], "n_neurons": int(keep.sum()), "n_sessions": n_sessions, "excluded_regions": excluded,
+             "classifier": params.classifier}
     if len(classes) < 2:  # too few neurons to classify: say so instead of inventing a number
         minimum = "2 neurons in one session" if scheme == "within_session" else f"{params.cv_folds} neurons"
         return {**empty, "note": f"fewer than 2 regions with >= {minimum} ({counts})"}
@@ -273,6 +294,6 @@ def classify_regions(embeddings: np.ndarray, acronyms: np.ndarray, params: Regio
         "per_region_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for i, c in enumerate(classes)},
         "cv": description,
         "cv_repeats": n_repeats,
-        "svc_c_chosen": chosen_c,
+        **({"svc_c_chosen": chosen_c} if params.classifier == "svc" else {}),
         "confusion": confusion.tolist(),
     }

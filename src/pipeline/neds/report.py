@@ -152,7 +152,7 @@ def region_table(region: dict) -> pd.DataFrame:
     """One row per model: balanced accuracy (its SD over CV repeats) and its chance (1 / regions;
     per-session classifiers: mean over sessions of 1 / the session's regions), accuracy and its
     chance (the training folds' majority region under the same folds), neurons, sessions,
-    cross-validation scheme, and the accuracy of each region (fraction of its neurons
+    cross-validation scheme, classifier (``lda`` or ``svc``), and the accuracy of each region (fraction of its neurons
     classified correctly, pooled over sessions; their mean is the balanced accuracy of one
     classifier for all sessions, while per-session classifiers average each session's own)."""
 
@@ -164,6 +164,7 @@ def region_table(region: dict) -> pd.DataFrame:
         row = {"model": model, **{k: value(r, k) for k in ("balanced_accuracy", "balanced_accuracy_sd", "balanced_chance", "accuracy",
                                                       "chance")},
                "n_neurons": r["n_neurons"], "n_sessions": r.get("n_sessions", np.nan), "cv": r.get("cv", ""),
+               "classifier": r.get("classifier", ""),
                "regions": " ".join(r["classes"])}
         row.update({f"accuracy_{c}": v for c, v in r.get("per_region_accuracy", {}).items()})
         rows.append({**row, "note": r.get("note", "")})
