@@ -41,24 +41,28 @@ def test_dry_run_of_the_demo_config():
     assert jobs["neds_baseline_pretrain"] == jobs["neds_baseline_finetune"] == 2 and "neds_poyo" not in jobs
     # fish02 is handed over as a ScanImage acquisition: interleaved files, then one plane per job
     assert jobs["synth_scanimage"] == 1 and jobs["scanimage_plane"] == 2 and jobs["inventory_fish"] == 2
-    # NLP4Neuro: Exp. 1 3 models x 2 seq_lens x 2 runs x 2 fish, Exp. 2 minilm x 2 weights x 2 runs,
-    # Exp. 3 gpt2 x 5 embeddings; salience of minilm per fish and run
-    assert jobs["train_decoder"] == 24 + 4 + 5 and jobs["salience"] == 4 and jobs["salience_summary"] == 1
+    # NLP4Neuro, both runs of a decoder in one job (nlp4neuro.runs_per_job 2): Exp. 1 3 models x
+    # 2 seq_lens x 2 fish, Exp. 2 minilm x 2 weights; Exp. 3 gpt2 x 5 embeddings (1 run each);
+    # salience of minilm per fish and run
+    assert "train_decoder" not in jobs and jobs["train_decoder_runs0to1"] == 12 + 2
+    assert jobs["train_decoder_runs0to0"] == 5
+    assert jobs["salience"] == 4 and jobs["salience_summary"] == 1
     for aggregate in ("evaluate_model_comparison", "evaluate_pretrained_vs_untrained", "evaluate_embeddings",
                       "plot_test_traces", "neds_region", "neds_rrr"):
         assert jobs[aggregate] == 1, aggregate
     # the five-minute budget (bin/demo on 2 cores): each job's start-up costs seconds, so the
     # number of jobs is what keeps the demo short (the richer grid is config/showcase.yaml)
-    assert sum(jobs.values()) <= 93
+    assert sum(jobs.values()) <= 79
 
 
 def test_dry_run_of_the_showcase_config():
     result = run_snakemake("-n", "--forceall", "--profile", "profiles/local", "--configfile", "config/showcase.yaml")
     assert result.returncode == 0, result.stdout
     jobs = planned_jobs(result.stdout)
-    # every model family in Exp. 1 (5 models x 2 seq_lens x 2 runs x 2 fish), both language-model
-    # families in Exp. 2, two models in Exp. 3, two salience models
-    assert jobs["train_decoder"] == 40 + 8 + 20 and jobs["salience"] == 8 and jobs["salience_summary"] == 2
+    # every model family in Exp. 1 (5 models x 2 seq_lens x 2 fish), both language-model families
+    # in Exp. 2, two models in Exp. 3, each with its 2 runs in one job (runs_per_job 2); two salience models
+    assert "train_decoder" not in jobs and jobs["train_decoder_runs0to1"] == 20 + 4 + 10
+    assert jobs["salience"] == 8 and jobs["salience_summary"] == 2
     assert jobs["synth_zebrafish_plane"] == 2 * 3 and jobs["neds_train_single"] == 3
     outputs = [line.split("output:", 1)[1] for line in result.stdout.splitlines() if line.strip().startswith("output:")]
     assert outputs and all(path.strip().startswith("results/showcase/") for line in outputs for path in line.split(","))

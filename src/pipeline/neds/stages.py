@@ -5,6 +5,11 @@ its outputs atomically, and records the seed, the hash of the parameters it was 
 own slice of the ``neds`` section: what changes its result) and the code version. Training stages keep resumable checkpoints in a per-job directory while
 they run and delete it once their outputs are written; a checkpoint from a different
 configuration (fingerprint mismatch) is ignored.
+
+The baselines' and region classification's modules (scikit-learn) and the report's (pandas,
+scipy) are imported by the stage that uses them: each rule's job imports this module, and
+those imports cost the jobs that do not use them ~3 CPU-seconds of start-up each
+(``python -X importtime``; bench/README.md, "Demo run").
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from typing import Mapping
 import numpy as np
 
 from pipeline.io.atomic import atomic_paths, write_json
-from pipeline.neds.baselines import evaluate_linear
 from pipeline.neds.config import (
     BaselineParams,
     MaskingParams,
@@ -33,20 +37,8 @@ from pipeline.neds.config import (
 from pipeline.neds.data import SessionData, load_session, read_neuron_regions
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
 from pipeline.neds import ndt2, poyo
-from pipeline.neds.region import classify_regions, neuron_embeddings
 from pipeline.neds.rrr import evaluate_multi_session_rrr
 from pipeline.neds.search import best_draw
-from pipeline.neds.report import (
-    comparison_table,
-    paired_tests_table,
-    per_region_table,
-    per_variable_table,
-    plot_confusion,
-    plot_validation_curves,
-    region_table,
-    training_table,
-    write_table,
-)
 from pipeline.neds.train import (
     build_model,
     evaluated_tasks,
@@ -231,6 +223,8 @@ def run_finetuning(pretrained_path: str | Path, binned_path: str | Path, masking
 
 def run_baselines(binned_path: str | Path, params: BaselineParams, seed: int, out_path: str | Path) -> dict:
     """Linear baseline plus the chance predictor on the test trials of one session."""
+    from pipeline.neds.baselines import evaluate_linear  # scikit-learn: see the module docstring
+
     data = load_session(binned_path)
     record = {"session": data.session_id, "linear": evaluate_linear(data, params, seed),
               "chance": chance_metrics(data), **_provenance({"baselines": params}, seed, source=str(binned_path))}
@@ -335,6 +329,8 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
     the coordinates are comparable) are classified with one classifier for all sessions, folds
     grouped by session under ``name`` (issue 16's scheme) and stratified across the pooled
     neurons (the paper's scheme) under ``<name>_stratified``."""
+    from pipeline.neds.region import classify_regions, neuron_embeddings  # scikit-learn: see the module docstring
+
     results = {}
     for name, pairs in models.items():
         embeddings, acronyms, sessions, multi_session = [], [], [], []
@@ -368,6 +364,11 @@ def run_report(model_metrics: list[str | Path], baseline_metrics: list[str | Pat
     the JSON records of the NEDS jobs. ``binned_paths``: evaluated session -> binned file
     (its region labels); only these sessions enter the comparison tables.
     ``training_records``: model records plus the pretraining summary."""
+    from pipeline.neds.report import (  # pandas, scipy: see the module docstring
+        comparison_table, paired_tests_table, per_region_table, per_variable_table, plot_confusion,
+        plot_validation_curves, region_table, training_table, write_table,
+    )
+
 
     def read(path):
         return json.loads(Path(path).read_text())
