@@ -46,8 +46,9 @@ TRAINING = TrainingParams(epochs=40, batch_size=16, learning_rate=0.003, weight_
 KEYS = ("bps", "wheel_speed_r2", "whisker_motion_energy_r2", "choice_balanced_accuracy", "block_balanced_accuracy")
 
 
-def make_session(workdir: Path, n_clusters: int, n_trials: int, seed: int) -> Path:
-    """Generate and bin one session (cached in ``workdir``); print its firing and wheel statistics."""
+def make_session(workdir: Path, n_clusters: int, n_trials: int, seed: int) -> tuple[Path, int]:
+    """Generate and bin one session (cached in ``workdir``); print its firing and wheel statistics.
+    Returns the binned file and its number of neurons."""
     binned = workdir / f"ses{seed}_{n_clusters}x{n_trials}.h5"
     alf = workdir / f"ses{seed}_{n_clusters}x{n_trials}"
     if not binned.exists():
@@ -68,7 +69,7 @@ def make_session(workdir: Path, n_clusters: int, n_trials: int, seed: int) -> Pa
                       "fraction_below_2hz": round(float(np.mean(rates < 2)), 2), "neurons_kept": data.n_neurons,
                       "wheel_still_fraction": round(float(np.mean(np.abs(wheel - wheel.min()) < 1e-3)), 2),
                       "real_fixture": REAL_FIXTURE}))
-    return binned
+    return binned, data.n_neurons
 
 
 def main() -> None:
@@ -86,8 +87,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
-        binned = make_session(workdir, args.clusters, args.trials, seed)
-        n_neurons = load_session(binned).n_neurons
+        binned, n_neurons = make_session(workdir, args.clusters, args.trials, seed)
         linear_path = workdir / f"linear_{seed}.json"  # deterministic given the session and seed: reused
         linear = json.loads(linear_path.read_text()) if linear_path.exists() else \
             stages.run_baselines(binned, BaselineParams(), seed=seed, out_path=linear_path)
