@@ -37,8 +37,14 @@ def draw_values(search: SearchParams, seed: int, draw: int) -> dict:
 
     learning_rate, weight_decay = log_uniform(search.learning_rate), log_uniform(search.weight_decay)
     mask_ratio = float(rng.uniform(*search.mask_ratio))
-    embed_dim, mlp_dim, n_layers = (int(rng.choice(search.embed_dim)), int(rng.choice(search.mlp_dim)),
-                                    int(rng.choice(search.n_layers)))
+
+    def choice(options):
+        # the element at rng.integers(0, len(options)): the number Generator.choice(options)
+        # draws for one element, without converting the options to an array (4x faster; the
+        # dry run draws 3,000 of these at paper scale)
+        return int(options[rng.integers(0, len(options))])
+
+    embed_dim, mlp_dim, n_layers = choice(search.embed_dim), choice(search.mlp_dim), choice(search.n_layers)
     return {"learning_rate": learning_rate, "weight_decay": weight_decay, "mask_ratio": mask_ratio,
             "embed_dim": embed_dim, "mlp_dim": mlp_dim, "n_layers": n_layers}
 
