@@ -8,6 +8,7 @@ K = 1 selection (same draws, same model, same metrics), and a resumed chunk read
 draws an earlier attempt finished instead of retraining them."""
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from helpers import run_snakemake
 from pipeline.neds import stages
 from pipeline.neds.config import MaskingParams, ModelParams, SearchParams, TrainingParams
 from pipeline.chunks import chunk_items, n_chunks
-from pipeline.neds.search import best_draw, draw_hyperparameters, draw_sections
+from pipeline.neds.search import best_draw, draw_hyperparameters, draw_sections, draw_values
 from pipeline.neds.train import load_model
+from pipeline.seeding import rng_for
 
 SELECTED = "results/neds/single/multimodal/sesA/metrics.json"
 
@@ -42,6 +44,19 @@ def test_draws_depend_on_seed_and_draw_only_and_stay_in_range():
         draw_sections(SearchParams(draws=1, embed_dim=(30,)), ModelParams(n_heads=4), *base[1:], seed=7, draw=0)
     records = [{"training": {"best_val_score": s}} for s in (0.1, 0.7, 0.7, 0.2)]
     assert best_draw(records) == 1
+
+
+def test_draws_keep_the_values_generator_choice_drew():
+    """Finished search jobs' params hold these values: each draw equals the one drawn with
+    ``Generator.choice`` (before ``draw_values`` indexed the options itself)."""
+    search = SearchParams(draws=300, embed_dim=(128, 256, 512, 1024))
+    for draw in range(300):
+        rng = rng_for(11, "neds_search", draw)
+        rates = [float(math.exp(rng.uniform(math.log(low), math.log(high))))
+                 for low, high in (search.learning_rate, search.weight_decay)]
+        expected = {"learning_rate": rates[0], "weight_decay": rates[1], "mask_ratio": float(rng.uniform(*search.mask_ratio)),
+                    **{name: int(rng.choice(getattr(search, name))) for name in ("embed_dim", "mlp_dim", "n_layers")}}
+        assert draw_values(search, 11, draw) == expected
 
 
 def test_draws_per_job_must_be_positive():
