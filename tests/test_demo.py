@@ -1,14 +1,15 @@
 """What the demo (config/config.yaml, bin/demo) shows, checked on a real run of the whole DAG
-(opt-in: ``pytest -m demo``; 717-874 CPU-seconds, measured 2026-12-02, so neither ``bin/test`` nor
-CI runs it by default; run it after changing the demo's grid, its fish or the decoders).
+(opt-in: ``pytest -m demo``; 729 CPU-seconds for the 70 jobs on a loaded 2-core VM, measured
+2026-12-02, so neither ``bin/test`` nor CI runs it by default; run it after changing the demo's
+grid, its fish or the decoders).
 
 Issue 17: every stage runs and every table and figure of ``rule all`` is there (a dry run
 afterwards has nothing left to do). Issue 15: Table 1 shows the baseline rows, and on every
 demo fish at least one decoder beats the training-mean predictor with a 95 % CI over runs
 that excludes zero (:func:`pipeline.stats.comparisons.beyond_training_mean`, reported in
-Table 1's footer). With the demo's 2 runs (t = 12.7) the margin is narrow on fish02: measured
-2026-12-02, fish01 4 of 6 (model, L) cells, fish02 1 (the LSTM at L = 5, CI upper end
--0.0005 rad).
+Table 1's footer). With the demo's 2 runs (t = 12.7) the margin is narrow: measured 2026-12-02
+(70-job grid, L = 5 only), fish01 1 of 3 (model, L) cells (the reservoir, CI upper end
+-0.0011 rad), fish02 1 of 3 (MiniLM, CI upper end -0.0028 rad).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from torch import nn
 
 from pipeline.data.windows import WindowSet
 from pipeline.models.catalog import ModelSpec
-from pipeline.salience.gradients import input_gradient_salience, precision_at_k, top_k
+from pipeline.salience.gradients import input_gradient_salience
+from pipeline.salience.ranking import precision_at_k, top_k
 from pipeline.salience.job import run_salience_job
 from pipeline.train.config import TrainingParams
 from pipeline.train.job import DecodingJob, load_trained_decoder, run_decoding_job

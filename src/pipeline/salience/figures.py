@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from pipeline.report.figures import COLUMN_WIDTH_IN, paper_style, plt, save_figure
-from pipeline.salience.gradients import top_k
+from pipeline.salience.ranking import top_k
 from pipeline.salience.summary import FishSalience
 
 REGION_COLORS = {"Pt": "#d62728", "nMLF": "#2ca02c", "Hb": "#1f77b4", "other": "#9467bd", "unassigned": "#7f7f7f"}

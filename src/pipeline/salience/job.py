@@ -34,7 +34,8 @@ from pipeline.data.windows import (
 )
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.h5 import write_dataset
-from pipeline.salience.gradients import combine_blocks, input_gradient_salience, precision_at_k, top_k
+from pipeline.salience.gradients import combine_blocks, input_gradient_salience
+from pipeline.salience.ranking import precision_at_k, top_k
 from pipeline.salience.validation import planted_driver_sides
 from pipeline.seeding import derive_seed
 from pipeline.train.job import load_trained_decoder

@@ -47,7 +47,7 @@ from pipeline.report.tables import (
     format_value,
     write_table,
 )
-from pipeline.salience.gradients import top_k
+from pipeline.salience.ranking import top_k
 from pipeline.stats.hypothesis import HypothesisTestResult
 
 STUDENT = "Student's t-test (two-sided)"
