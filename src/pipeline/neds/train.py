@@ -6,7 +6,9 @@ real one in multi-session pretraining; the model runs once per session present i
 (sessions differ in their number of neurons) and the batch loss is the trial-weighted mean of
 those groups' losses, followed by one optimizer step. Each sample gets its own masking scheme
 and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is its per-modality
-losses (:func:`pipeline.neds.model.masked_losses`) weighed by
+losses (:func:`pipeline.neds.model.masked_losses`, the discrete behaviours' cross-entropy
+class-balanced on the session's training trials:
+:func:`pipeline.neds.model.balanced_class_weights`) weighed by
 :func:`pipeline.neds.model.training_loss` (``spike_loss_weight``). AdamW with linear warm-up
 and cosine decay.
 
