@@ -186,27 +186,31 @@ def test_region_features_classify_above_chance_for_every_model(measured):
     assert all(region[v]["cv"].startswith("within session") for v in ("multimodal", "encoding", "decoding"))
 
 
-#: Measured 2026-12-02 on these six sessions (merged code: per-token spike loss, 40 epochs, one region
-#: classifier per session for single-session models; docs/architecture.md, NEDS acceptance): balanced
-#: accuracy, within-session stratified 5-fold x 10 repeats, chance 0.200.
-REGION_NOT_MET = ("multimodal 0.356 < encoding-only 0.370; decoding-only 0.287 < chance + 0.1 (merged code of "
-                  "2026-12-02; model seeds +1000: multimodal 0.373 < encoding-only 0.449, decoding-only 0.294): "
-                  "lost in training, not in the features or the classifier: the decoding-only W_in columns and "
-                  "the multimodal rows carry less region information than the encoding-only W_out rows")
+def test_every_single_session_variant_classifies_regions_at_least_chance_plus_0_1(measured):
+    """Features: W_out rows and the forward patterns of W_in (pipeline.neds.region). Measured
+    2026-12-02 (branch s6-region; the three held-out sessions, paper's SVC, within session,
+    3 x 5-fold; chance 0.200) at these model seeds / seeds +1000: multimodal 0.386 / 0.399,
+    encoding-only 0.362 / 0.449, decoding-only 0.332 / 0.362 (raw W_in columns: decoding-only
+    0.291 / 0.294, below chance + 0.1). This module, 10 x 5-fold: 0.382, 0.370, 0.320."""
+    region = measured["region"]
+    for variant in ("multimodal", "encoding", "decoding"):
+        assert region[variant]["balanced_accuracy"] >= region[variant]["balanced_chance"] + 0.1, variant
 
 
-@pytest.mark.xfail(strict=True, reason=REGION_NOT_MET)
-def test_region_accuracy_multimodal_at_least_unimodal_above_chance(measured):
-    """Measured 2026-12-02 (balanced accuracy, within session, paper's SVC, 10 x 5-fold;
-    chance 0.200): multimodal 0.356, encoding-only 0.370, decoding-only 0.287. The same
-    variants retrained with model seeds +1000 (3 x 5-fold): 0.373, 0.449, 0.294; with the
-    shrinkage-LDA classifier (``region.classifier: lda``) 0.360 / 0.373 / 0.288 and 0.411 /
-    0.483 / 0.307. No feature normalisation closed the gap (docs/architecture.md): per-row L2,
-    W_out rows weighted by the latent covariance, the log-rate bias appended, each matrix
-    L2-normalised apart. Decoding-only W_in stays at 0.27-0.31 under every feature and
-    classifier tried, and the multimodal rows classify below the encoding-only W_out rows at
-    both model seeds with either classifier, so meeting the ordering needs a training change."""
+#: Measured 2026-12-02 (branch s6-region, as above): met at these model seeds (multimodal 0.386
+#: >= encoding-only 0.362, decoding-only 0.332; this module 0.382 / 0.370 / 0.320), not at seeds +1000 (0.399 < 0.449): a seed-dependent
+#: margin, hence not strict. Cause, measured on the trained rows: the multimodal W_out rows hold
+#: twice the encoding-only rows' variance explained by the generator's two latent variables (R²
+#: 0.15-0.17 vs 0.09), whose loadings are region-independent by construction (mean 0 in every
+#: region); an encoding-only model hides every spike token, so it cannot infer those latents.
+REGION_NOT_MET = ("multimodal >= encoding-only holds at the test's model seeds (0.382 vs 0.370) but not at seeds "
+                  "+1000 (0.399 vs 0.449): the multimodal W_out rows also learn the generator's "
+                  "region-independent latent loadings, which an encoding-only model cannot infer")
+
+
+@pytest.mark.xfail(strict=False, reason=REGION_NOT_MET)
+def test_region_accuracy_multimodal_at_least_each_unimodal_variant(measured):
+    """Issue 16: multimodal >= each unimodal variant (balanced accuracy, within session)."""
     region = measured["region"]
     for variant in ("encoding", "decoding"):
-        assert region[variant]["balanced_accuracy"] >= region[variant]["balanced_chance"] + 0.1, variant
         assert region["multimodal"]["balanced_accuracy"] >= region[variant]["balanced_accuracy"], variant

@@ -5,9 +5,17 @@ reaches under the folds used, and balanced accuracy for sessions whose region mi
 
 import numpy as np
 import pytest
+import torch
 
-from pipeline.neds.config import RegionParams
-from pipeline.neds.region import classify_regions, standardise_within_sessions
+from pipeline.neds.config import ModelParams, RegionParams
+from pipeline.neds.model import Neds
+from pipeline.neds.region import (
+    classify_regions,
+    input_patterns,
+    neuron_embeddings,
+    region_features,
+    standardise_within_sessions,
+)
 
 REGIONS = ("PO", "LP", "DG", "CA1")
 
@@ -185,3 +193,40 @@ def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binn
     assert results["multi_stratified"]["cv"] == "stratified 5-fold x 2"
     assert results["single"]["cv"] == "within session, stratified 5-fold x 2" and results["single"]["n_sessions"] == 2
     assert json.loads((tmp_path / "region.json").read_text())["models"].keys() == results.keys()
+
+
+def test_input_patterns_are_the_count_covariance_times_the_input_weights():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(1.0, size=(7, 5, 4)).astype(float)  # (trials, bins, neurons)
+    weight = rng.standard_normal((3, 4))  # (D, N) as neural_in.weight
+    expected = np.cov(counts.reshape(-1, 4), rowvar=False) @ weight.T
+    assert np.allclose(input_patterns(weight, counts), expected)
+    with pytest.raises(ValueError, match="expected \\(trials, bins, neurons\\)"):
+        input_patterns(weight, counts[..., :3])
+
+
+def test_decoding_features_are_forward_patterns_not_decoder_weights():
+    """Planted decoder (Haufe et al. 2014): CA1 neuron i carries a signal plus a noise source
+    it shares with PO neuron i, which carries that noise alone, with a random sign. The
+    least-squares decoder of the signal gives the PO neuron a weight as large as its CA1
+    partner's (to cancel the shared noise), of either sign: half the PO weights share the CA1
+    neurons' sign, so no threshold on the weights gets far beyond 0.75; the forward pattern (a neuron's covariance with the decoded token)
+    is the signal each neuron carries: > 0 in CA1, ~0 in PO."""
+    rng = np.random.default_rng(1)
+    n_trials, n_bins, per_region = 40, 25, 16
+    signal = rng.standard_normal(n_trials * n_bins)
+    noise = rng.standard_normal((n_trials * n_bins, per_region))  # one source per CA1 / PO pair
+    ca1 = np.outer(signal, rng.uniform(0.5, 1.0, per_region)) + noise
+    po = rng.permutation(np.resize([-1.0, 1.0], per_region)) * noise  # half the PO neurons of each sign
+    counts = np.hstack([ca1, po]) + 0.1 * rng.standard_normal((n_trials * n_bins, 2 * per_region))
+    decoder = np.linalg.lstsq(counts - counts.mean(0), signal, rcond=None)[0]  # (N,)
+    model = Neds(ModelParams(embed_dim=4, n_heads=1, n_layers=1, mlp_dim=4), {"s": 2 * per_region}, n_bins)
+    with torch.no_grad():
+        model.adapters["s"].neural_in.weight.zero_()
+        model.adapters["s"].neural_in.weight[0] = torch.as_tensor(decoder, dtype=torch.float32)
+    acronyms = np.repeat(["CA1", "PO"], per_region)
+    params = RegionParams(regions=("CA1", "PO"), classifier="lda", cv_repeats=2)
+    features = region_features(model, "s", ("decoding",), counts.reshape(n_trials, n_bins, -1))
+    patterns = classify_regions(features, acronyms, params, seed=0)["balanced_accuracy"]
+    weights = classify_regions(neuron_embeddings(model, "s", ("decoding",)), acronyms, params, seed=0)
+    assert patterns >= 0.95 and weights["balanced_accuracy"] <= 0.8, (patterns, weights["balanced_accuracy"])

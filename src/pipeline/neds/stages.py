@@ -320,8 +320,9 @@ def run_baseline_finetuning(baseline: str, pretrained_path: str | Path, binned_p
 
 def run_region_classification(models: Mapping[str, list[tuple[str, str]]], params: RegionParams, seed: int,
                               out_path: str | Path) -> dict:
-    """``models``: name -> [(model file, binned session file), ...]; the neuron embeddings of
-    each name's sessions are z-scored within their session and classified (Sec. 5.3;
+    """``models``: name -> [(model file, binned session file), ...]; the neuron features of
+    each name's sessions (:func:`pipeline.neds.region.region_features`: W_out rows and the
+    W_in forward patterns over the session's training trials) are z-scored within their session and classified (Sec. 5.3;
     :mod:`pipeline.neds.region`). Single-session models (each session's own model: their
     embedding coordinates are unrelated across sessions) are classified within each session
     (one classifier per session, stratified folds inside it, predictions pooled). Fine-tuned
@@ -329,7 +330,7 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
     the coordinates are comparable) are classified with one classifier for all sessions, folds
     grouped by session under ``name`` (issue 16's scheme) and stratified across the pooled
     neurons (the paper's scheme) under ``<name>_stratified``."""
-    from pipeline.neds.region import classify_regions, neuron_embeddings  # scikit-learn: see the module docstring
+    from pipeline.neds.region import classify_regions, region_features  # scikit-learn: see the module docstring
 
     results = {}
     for name, pairs in models.items():
@@ -337,7 +338,8 @@ def run_region_classification(models: Mapping[str, list[tuple[str, str]]], param
         for model_path, binned_path in pairs:
             data = load_session(binned_path)
             model, saved = load_model(model_path)
-            embeddings.append(neuron_embeddings(model, data.session_id, tuple(saved["record"]["training"]["tasks"])))
+            embeddings.append(region_features(model, data.session_id, tuple(saved["record"]["training"]["tasks"]),
+                                              data.spikes[data.splits["train"]]))
             acronyms.append(data.regions)
             sessions.append(np.full(data.n_neurons, data.session_id))
             multi_session.append("pretrained" in saved["record"])
