@@ -12,7 +12,8 @@ held-out sessions only, mean over sessions.
 - brain-region classification from neuron embeddings (balanced accuracy, chance 1 / regions):
   every variant (one classifier per session: single-session models have unrelated embedding
   coordinates) and the multi-session model (folds grouped by session, and stratified) above
-  chance; multimodal >= each unimodal variant >= chance + 0.1 (not met yet: strict xfail).
+  chance; every variant >= chance + 0.1; multimodal >= each unimodal variant is not met at every model
+  seed and is not asserted (see the comment after the region tests).
 
 Sessions: :mod:`pipeline.synth.ibl` defaults (sparse, drifting firing; wheel mostly still; a
 weak, mainly pre-stimulus block prior; regions with distinct tuning), shared region profiles
@@ -197,20 +198,11 @@ def test_every_single_session_variant_classifies_regions_at_least_chance_plus_0_
         assert region[variant]["balanced_accuracy"] >= region[variant]["balanced_chance"] + 0.1, variant
 
 
-#: Measured 2026-12-02 (branch s6-region, as above): met at these model seeds (multimodal 0.386
-#: >= encoding-only 0.362, decoding-only 0.332; this module 0.382 / 0.370 / 0.320), not at seeds +1000 (0.399 < 0.449): a seed-dependent
-#: margin, hence not strict. Cause, measured on the trained rows: the multimodal W_out rows hold
-#: twice the encoding-only rows' variance explained by the generator's two latent variables (R²
-#: 0.15-0.17 vs 0.09), whose loadings are region-independent by construction (mean 0 in every
-#: region); an encoding-only model hides every spike token, so it cannot infer those latents.
-REGION_NOT_MET = ("multimodal >= encoding-only holds at the test's model seeds (0.382 vs 0.370) but not at seeds "
-                  "+1000 (0.399 vs 0.449): the multimodal W_out rows also learn the generator's "
-                  "region-independent latent loadings, which an encoding-only model cannot infer")
-
-
-@pytest.mark.xfail(strict=False, reason=REGION_NOT_MET)
-def test_region_accuracy_multimodal_at_least_each_unimodal_variant(measured):
-    """Issue 16: multimodal >= each unimodal variant (balanced accuracy, within session)."""
-    region = measured["region"]
-    for variant in ("encoding", "decoding"):
-        assert region["multimodal"]["balanced_accuracy"] >= region[variant]["balanced_accuracy"], variant
+# Not tested: issue 16's ordering multimodal >= each unimodal variant. Measured 2026-12-02
+# (branch s6-region, as above) it holds at these model seeds (multimodal 0.386 >= encoding-only
+# 0.362, decoding-only 0.332; this module 0.382 / 0.370 / 0.320) and fails at seeds +1000 (0.399
+# < 0.449), so an assertion at one seed would pass by the choice of seed and an xfail could not
+# fail either way. Cause, measured on the trained rows: the multimodal W_out rows hold twice the
+# encoding-only rows' variance explained by the generator's two latent variables (R² 0.15-0.17
+# vs 0.09), whose loadings are region-independent by construction (mean 0 in every region); an
+# encoding-only model hides every spike token, so it cannot infer those latents.
