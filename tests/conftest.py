@@ -11,8 +11,9 @@ from xdist.scheduler import LoadScopeScheduling
 
 from helpers import REPO, run_snakemake
 
-#: The tests of tests/cluster share one local SLURM (and one finished local run, a session
-#: fixture): under pytest-xdist they form one group that runs in one worker, in order.
+#: The tests of tests/cluster share one local SLURM (and one finished local run of .test/config,
+#: a session fixture, which the end-to-end test checks): under pytest-xdist they form one group
+#: that runs in one worker, in order.
 CLUSTER_TESTS = REPO / "tests" / "cluster"
 CLUSTER_GROUP = "tests/cluster"
 #: Test files that take a minute or more in CI outside tests/cluster and hold no `ci` test:
@@ -52,8 +53,8 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(items) -> None:
     """Order the tests longest group first (GroupedScheduling hands groups out in this order,
     and the workers should finish together): the tests of tests/cluster, then the files
-    holding a `ci` test (the slow tests CI runs: the end-to-end run), then LONG_FILES, then the
-    rest as collected. A stable sort: within a file nothing moves (tests/cluster/conftest.py
+    holding a `ci` test (the slow tests CI runs outside tests/cluster: the aggregation rules on
+    fabricated jobs), then LONG_FILES, then the rest as collected. A stable sort: within a file nothing moves (tests/cluster/conftest.py
     orders its own tests); a run without pytest-xdist keeps this order too."""
     def rank(item) -> int:
         if item.path.is_relative_to(CLUSTER_TESTS):

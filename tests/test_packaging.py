@@ -96,18 +96,19 @@ def root_conftest():
 
 def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
     """bin/test under CI passes a -m that leaves out the `slow` tests not marked `ci`: every
-    test of tests/cluster (the SLURM tests, and the runs they share) and the end-to-end run of
-    .test/config still run; a slow test outside the rule (NDT2 on three seeds) does not.
+    test of tests/cluster (the SLURM tests, the end-to-end run of .test/config, and the tests
+    sharing that run) still runs; a slow test outside the rule (NDT2 on three seeds) does not.
     For the parallel workers (tests/conftest.py), the tests of tests/cluster form one
-    group (one worker runs them, in order) and come first, then the file of the end-to-end run (a `ci` test), whatever
-    the order on the command line; every other file is a group of its own.
+    group (one worker runs them, in order) and come first, then a file holding a `ci` test (the
+    aggregation rules on fabricated jobs), whatever the order on the command line; every other
+    file is a group of its own.
     (One collection, recording what the -m selects and deselects, in order, with the groups.)"""
     expression = re.search(r'markers=\(-m "([^"]+)"\)', (REPO / "bin" / "test").read_text()).group(1)
     (tmp_path / "record_selection.py").write_text(RECORD_SELECTION)
     selection = tmp_path / "selection.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "record_selection",
-         "-m", expression, "tests/neds/test_ndt2.py", "tests/test_workflow.py", "tests/cluster"],
+         "-m", expression, "tests/neds/test_ndt2.py", "tests/report/test_workflow_evaluation.py", "tests/cluster"],
         cwd=REPO, text=True, capture_output=True, timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path)]),
              "SELECTION_FILE": str(selection)})
@@ -122,12 +123,13 @@ def test_ci_budget_rule_keeps_the_slurm_tests_and_the_end_to_end_run(tmp_path):
     cluster = {test for test in in_ci | left_out if test.startswith("tests/cluster/")}
     assert {test.split("::")[0] for test in cluster} >= {"tests/cluster/test_slurm.py", "tests/cluster/test_time_limit.py"}
     assert cluster <= in_ci
-    assert "tests/test_workflow.py::test_ci_config_runs_end_to_end" in in_ci
+    assert "tests/cluster/test_local_run.py::test_ci_config_runs_end_to_end" in in_ci
     assert "tests/neds/test_ndt2.py::test_ndt2_beats_chance_on_a_tiny_session" in left_out
     files_in_order = [file for i, (file, _) in enumerate(selected_in_order) if i == 0 or selected_in_order[i - 1][0] != file]
     n_cluster = len([file for file in files_in_order if file.startswith("tests/cluster/")])
     assert all(file.startswith("tests/cluster/") for file in files_in_order[:n_cluster]), files_in_order
-    assert files_in_order[n_cluster:] == ["tests/test_workflow.py", "tests/neds/test_ndt2.py"], files_in_order
+    assert files_in_order[n_cluster:] == ["tests/report/test_workflow_evaluation.py", "tests/neds/test_ndt2.py"], \
+        files_in_order
     assert {group for file, group in selected_in_order if file.startswith("tests/cluster/")} == {"tests/cluster"}
     assert all(group == file for file, group in selected_in_order if not file.startswith("tests/cluster/"))
 

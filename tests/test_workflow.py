@@ -1,13 +1,13 @@
-"""The Snakemake DAG: it builds, lints clean, rejects bad configs before running any job,
-and (slow) runs end to end on the small CI configuration in .test/."""
+"""The Snakemake DAG: it builds, lints clean, rejects bad configs before running any job, and
+plans exactly the jobs a change needs. (The end-to-end run of the small CI configuration in
+.test/ is tests/cluster/test_local_run.py: the session's one local run, which the cluster
+tests share.)"""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
-import h5py
 import pytest
 import yaml
 
@@ -151,76 +151,6 @@ def test_missing_real_recording_is_reported(test_workdir):
     result = run_snakemake("-n", workdir=test_workdir)
     assert result.returncode != 0
     assert "Missing input files" in result.stdout and "/data/fishReal/" in result.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.ci  # the one local end-to-end run of every rule: CI runs it (bin/test: the budget rule)
-def test_ci_config_runs_end_to_end(test_workdir):
-    result = run_snakemake("--cores", "2", workdir=test_workdir)
-    assert result.returncode == 0, result.stdout[-5000:]
-    results = test_workdir / "results"
-
-    # Inputs and ground truth are separate folders.
-    fish_dir = results / "synth" / "zebrafish" / "fishA"
-    assert sorted(p.name for p in fish_dir.iterdir()) == [
-        "frame_times.csv", "plane0.tif", "plane1.tif", "region_mask.tif", "stimulus_log.csv", "tail_log.csv",
-    ]
-    with h5py.File(results / "synth/ground_truth/zebrafish/fishA.h5") as truth:
-        assert truth["calcium/dff"].shape[1] == 60
-    with h5py.File(results / "synth/ground_truth/ibl/sesA.h5") as truth:
-        assert truth["clusters/region"].shape == (20,)
-    inventory = json.loads((results / "inventory/fish/fishA.json").read_text())
-    assert [p["n_frames"] for p in inventory["planes"]] == [60, 60]
-    assert inventory["tail_log"]["covers_imaging"]
-    session = json.loads((results / "inventory/sessions/sesB.json").read_text())
-    assert session["n_trials"] == 40
-    assert all(probe["n_spikes"] > 0 for probe in session["probe_collections"].values())
-    with h5py.File(results / "ibl/binned/sesB.h5") as binned:
-        n_trials, n_bins, n_neurons = binned["spikes/counts"].shape
-        assert n_bins == 100 and 0 < n_trials <= 40 and n_neurons > 0
-        assert all(len(digest) == 64 for digest in json.loads(binned.attrs["source_files_json"]).values())
-    with h5py.File(results / "neural/fishA.h5") as neural:
-        n_neurons, n_volumes = neural["neurons/dff"].shape
-        assert n_volumes == 60 and n_neurons > 0
-        assert set(neural["neurons/plane"][()]) <= {0, 1}
-        assert set(neural["neurons/region"].asstr()[()]) <= {"Pt", "nMLF", "Hb", "other"}
-    with h5py.File(results / "imaging/fishA/plane1/registered.h5") as registered:
-        assert registered["registered"].shape == (60, 48, 48)
-    with h5py.File(results / "behavior/fishA.h5") as behavior:
-        assert behavior["tail/theta"].shape == (60, 6)
-        assert set(json.loads(behavior.attrs["source_files_json"])) == {
-            f"results/synth/zebrafish/fishA/{name}" for name in ["tail_log.csv", "stimulus_log.csv", "frame_times.csv"]
-        }
-    comparison = (results / "tables/neds_comparison.csv").read_text()  # NEDS: every method on the held-out sesB
-    assert all(f"sesB,{m}," in comparison for m in ("linear", "rrr", "ndt2", "ndt2_multi_session", "poyo",
-                                                    "poyo_multi_session", "neds_multimodal", "neds_multi_session"))
-    assert "sesA," not in comparison and (results / "figures/neds_region_confusion.png").exists()
-    assert (results / "figures/neds_validation_curves.png").exists()
-    for rule in ["synth_zebrafish", "synth_zebrafish_plane", "synth_ibl_session", "inventory_fish",
-                 "inventory_session", "bin_ibl_session", "align_behavior", "motion_correct", "extract_plane",
-                 "neural_file", "neds_baselines", "neds_train_single", "neds_pretrain", "neds_finetune",
-                 "neds_region", "neds_report", "neds_ndt2", "neds_poyo", "neds_baseline_pretrain",
-                 "neds_baseline_finetune", "train_decoder", "salience", "salience_summary"]:
-        assert any((results / "logs" / rule).rglob("*.log")), rule
-        assert any((results / "benchmarks" / rule).rglob("*.tsv")), rule
-
-    # Adding a session plans exactly that session's jobs, and (NEDS) its models, a new
-    # pretraining (it joins the pretraining sessions) and what depends on the pretrained model.
-    # (That a finished run has nothing to do and that adding a fish plans exactly its jobs
-    # tests/cluster/test_reruns.py checks on its own finished local run; its config has no
-    # multi-session NEDS, so this check stays here.)
-    sessions = test_workdir / "config" / "sessions.tsv"
-    session_rows = sessions.read_text().splitlines()
-    sessions.write_text("\n".join(session_rows + [session_rows[1].replace("sesA", "sesC")]) + "\n")
-    added = run_snakemake("-n", workdir=test_workdir)
-    assert planned_jobs(added.stdout) == {
-        "synth_ibl_session": 1, "inventory_session": 1, "bin_ibl_session": 1, "all": 1,
-        "neds_baselines": 1, "neds_train_single": 2, "neds_pretrain": 1, "neds_finetune": 1, "neds_region": 1,
-        "neds_report": 1, "neds_rrr": 1,
-        # the multi-session NDT2 and POYO+ pretrain on the training sessions too, and their
-        # fine-tuning on the held-out session follows
-        "neds_baseline_pretrain": 2, "neds_baseline_finetune": 2,
-    }
 
 
 def _planned_after(touched_workdir, tmp_path, **changes) -> dict[str, int]:

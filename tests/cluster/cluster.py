@@ -18,7 +18,8 @@ import pytest
 from helpers import REPO
 
 SLURM_LOCAL = REPO / "bin" / "slurm-local"
-#: The smallest pipeline config (one 1-plane fish, one session); copied into a workdir.
+#: The SLURM tests' config: the part of .test/config with one fish (2 planes), one session and
+#: the lstm (its config.yaml says why); copied into a workdir.
 CLUSTER_CONFIG = Path(__file__).resolve().parent / "config"
 #: What a copy of the workflow needs (and what the rerun tests edit in it).
 WORKFLOW_PARTS = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "README.md", "docs"]

@@ -1,5 +1,7 @@
-"""Fixtures of the cluster tests: the local SLURM, and one finished local run of the
-cluster config (with its own copy of the workflow) that the rerun tests plan against."""
+"""Fixtures of the cluster tests: the local SLURM, and the session's one finished local run of
+the small CI configuration `.test/config` (with its own copy of the workflow): the end-to-end
+checks read it, the SLURM test compares its cluster config (a part of `.test/config`) with it,
+the rerun tests plan against it, the preemption and time-limit tests start from copies."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import shutil
+
 import pytest
 
-import yaml
-
-from cluster import copy_workflow, new_workdir, snakemake, start_slurm
+from cluster import copy_workflow, snakemake, start_slurm
+from helpers import REPO
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -43,20 +46,20 @@ class FinishedRun:
 
 @pytest.fixture(scope="session")
 def finished_local_run(tmp_path_factory) -> FinishedRun:
-    """The cluster config, plus a second decoder (reservoir, so that the rerun tests can
-    see which model's jobs a change plans), run to completion with the local profile. In a
-    session with the SLURM test, that test asks for it first, while its SLURM runs go on
-    (pytest_collection_modifyitems above): `wall_s` is then a wall time next to them."""
+    """`.test/config` (every rule; three decoders, so that the rerun tests can see which
+    model's jobs a change plans) run to completion with the local profile: the one local run
+    of the whole DAG in a test session. In a session with the SLURM test, that test asks for it
+    first, while its SLURM runs go on (pytest_collection_modifyitems above): `wall_s` is then
+    a wall time next to them."""
     root = tmp_path_factory.mktemp("local_run")
     snakefile = copy_workflow(root / "code")
-    workdir = new_workdir(root / "work")
-    config_path = workdir / "config" / "config.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["nlp4neuro"]["models"]["reservoir"] = {"kind": "reservoir", "architecture": {"reservoir_size": 50}}
-    config["nlp4neuro"]["experiments"]["model_comparison"]["models"].append("reservoir")
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    workdir = root / "work"
+    shutil.copytree(REPO / ".test" / "config", workdir / "config")
     start = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", snakefile=snakefile, timeout=900)  # next to the SLURM runs
+    # next to the SLURM runs; the timeout only catches a hang: 265 s alone on 2 idle cores
+    # (CI of 5134073), over 20 min at load 12-15 (s6-ci's run of 20067ec), 64 min at load
+    # 11-25 (bench/README.md)
+    result = snakemake(workdir, "--cores", "2", snakefile=snakefile, timeout=5400)
     wall_s = time.monotonic() - start
     assert result.returncode == 0, result.stdout[-5000:]
     return FinishedRun(snakefile, workdir, wall_s)

@@ -28,11 +28,11 @@ BAD_FISH_TABLE = (
 
 def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_reported(slurm, request, tmp_path):
     # Three runs at once: on the test cluster the cluster config and a fish whose raw stack is
-    # corrupt, and locally the cluster config again (the session fixture finished_local_run,
-    # asked for once the SLURM runs are under way: conftest runs this test before the other
-    # tests that use it). The SLURM run leaves cores idle (sbatch, job starts, status checks
-    # every 2 s, a fish chain of one job at a time) and the local run's jobs fill them. The
-    # runs share no files, and no result depends on their timing.
+    # corrupt, and locally .test/config, of which the cluster config is a part (the session
+    # fixture finished_local_run, asked for once the SLURM runs are under way: conftest runs
+    # this test before the other tests that use it). The SLURM run leaves cores idle (sbatch,
+    # job starts, status checks every 2 s, a fish chain of one job at a time) and the local
+    # run's jobs fill them. The runs share no files, and no result depends on their timing.
     snakefile = copy_workflow(tmp_path / "code")  # a snapshot: edits to the checkout during the run do not matter
     workdir = new_workdir(tmp_path / "work")
     bad_workdir = new_workdir(tmp_path / "bad")
@@ -56,8 +56,8 @@ def test_small_config_runs_through_slurm_like_a_local_run_and_a_failing_rule_is_
     result = finish(on_slurm)
     wall_s = time.monotonic() - start
     failed = finish(failing)
-    print(f"\nwall time of the cluster config, side by side: local {finished_local_run.wall_s:.0f} s "
-          f"(with a second decoder), slurm {wall_s:.0f} s (next to the failing run)")
+    print(f"\nwall time side by side: .test/config locally {finished_local_run.wall_s:.0f} s, "
+          f"its part the cluster config on slurm {wall_s:.0f} s (next to the failing run)")
 
     check_cluster_run(result, workdir, finished_local_run)
     again = snakemake(workdir, "-n", snakefile=snakefile, profile="slurm")
@@ -85,7 +85,8 @@ def check_cluster_run(result, workdir, finished_local_run):
         for job_id in ids:
             assert slurm_job(job_id)["JobState"] == "COMPLETED", job_id
 
-    # The same DAG with the same seeds: the same numbers as the local run.
+    # The same jobs with the same seeds (the cluster config is the part of .test/config with
+    # fishA, sesA and the lstm): the same numbers as the local run.
     local = finished_local_run.workdir / "results"
     cluster = workdir / "results"
     for path, dataset in [("neural/fishA.h5", "neurons/dff"), ("behavior/fishA.h5", "tail/theta"),
