@@ -9,7 +9,7 @@ import pytest
 from pipeline.neds.baselines import evaluate_linear
 from pipeline.neds.config import BaselineParams, RegionParams
 from pipeline.neds.evaluate import chance_metrics, evaluate_model
-from pipeline.neds.region import classify_regions, neuron_embeddings
+from pipeline.neds.region import classify_regions, region_features
 
 #: "On par" for single-trial R²: NEDS may fall short of the linear decoder by at most this.
 R2_TOLERANCE = 0.05
@@ -46,7 +46,10 @@ def test_training_reports_throughput(measured):
 def test_region_classification_from_embeddings_beats_chance(sessions, trained_multimodal):
     model, _ = trained_multimodal
     data = sessions["sesA"]
-    result = classify_regions(neuron_embeddings(model, "sesA", ("encoding", "decoding")), data.regions, RegionParams(), seed=0)
+    # what the neds_region stage classifies: W_out rows and the W_in forward patterns over the
+    # training trials (pipeline.neds.region.region_features)
+    features = region_features(model, "sesA", ("encoding", "decoding"), data.spikes[data.splits["train"]])
+    result = classify_regions(features, data.regions, RegionParams(), seed=0)
     print(result)
     assert result["accuracy"] >= result["chance"] + 0.1  # the bar (41 neurons, 5 regions: noisy)
     assert result["balanced_accuracy"] >= result["balanced_chance"] + 0.1
