@@ -7,7 +7,7 @@ import torch
 from pipeline.neds.config import MASKING_SCHEMES, ModelParams, NedsConfig
 from pipeline.neds.data import CONTINUOUS, DISCRETE
 from pipeline.neds.masking import sample_masks
-from pipeline.neds.model import Neds, masked_losses, training_loss
+from pipeline.neds.model import Neds, balanced_class_weights, masked_losses, training_loss
 from pipeline.neds.region import embedding_matrices
 from pipeline.neds.train import evaluated_tasks
 
@@ -137,3 +137,31 @@ def test_spike_to_behaviour_gradient_ratio_does_not_depend_on_the_neuron_count()
 def test_spike_loss_weight_scales_only_the_spike_term():
     losses = {"spikes": torch.tensor(0.3), "wheel_speed": torch.tensor(0.8), "choice": torch.tensor(0.6)}
     assert training_loss(losses, 50.0).item() == pytest.approx(50 * 0.3 + 0.8 + 0.6)
+
+
+def test_balanced_class_weights_make_every_present_class_weigh_the_same():
+    labels = {"choice": torch.tensor([0, 0, 0, 1]), "block": torch.tensor([0, 1, 1, 1, 1, 1])}
+    weights = balanced_class_weights(labels)
+    assert weights["choice"].tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
+    assert weights["block"].tolist() == pytest.approx([6 / (2 * 1), 6 / (2 * 5), 0.0])  # class 2 absent
+
+
+def test_balanced_cross_entropy_of_an_uninformed_decoder_is_minimal_at_the_uniform_prediction():
+    """Labels 3:1 and one logit vector shared by every trial (a decoder without evidence): the
+    plain cross-entropy is minimal at the class prior (then balanced accuracy = chance for
+    every trial whose evidence is weak); with :func:`balanced_class_weights` at the uniform
+    prediction, and the loss of that prediction is log(classes), a cross-entropy in size."""
+    n_trials = 8
+    inputs = _inputs(3, n_trials=n_trials)
+    inputs["choice"] = torch.tensor([0] * 6 + [1] * 2)
+    mask = sample_masks(n_trials, N_BINS, ("behavior",), 0.3, 0.5, torch.Generator().manual_seed(0))
+    logits = torch.zeros(2, requires_grad=True)
+    outputs = {"spikes": torch.zeros(n_trials, N_BINS, 3), **{n: torch.zeros(n_trials, N_BINS) for n in CONTINUOUS},
+               "choice": logits.expand(n_trials, N_BINS, 2), "block": torch.zeros(n_trials, N_BINS, 3)}
+    weights = balanced_class_weights({"choice": inputs["choice"], "block": inputs["block"]})
+    balanced = masked_losses(outputs, inputs, mask, weights)["choice"]
+    (gradient,) = torch.autograd.grad(balanced, logits)
+    assert gradient.abs().max() < 1e-6
+    assert balanced.item() == pytest.approx(float(torch.log(torch.tensor(2.0))))
+    (plain_gradient,) = torch.autograd.grad(masked_losses(outputs, inputs, mask)["choice"], logits)
+    assert plain_gradient.abs().max() > 0.1  # pulled towards the 3:1 prior

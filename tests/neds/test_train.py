@@ -250,3 +250,24 @@ def test_training_weighs_the_spike_loss_with_the_configured_weight(sessions, tmp
                 dataclasses.replace(SHORT, epochs=1, spike_loss_weight=7.5), seed=9, checkpoint_dir=tmp_path,
                 device=CPU, progress=False)
     assert weights and set(weights) == {7.5}
+
+
+def test_training_balances_the_classes_of_each_session(sessions, tmp_path, monkeypatch):
+    """Every batch's discrete losses use the balanced class weights of the batch's session's
+    TRAINING trials (not of the batch)."""
+    import pipeline.neds.train as train_module
+    from pipeline.neds.model import balanced_class_weights
+
+    real, seen = train_module.masked_losses, []
+
+    def recording(outputs, inputs, mask, class_weights=None):
+        seen.append(class_weights)
+        return real(outputs, inputs, mask, class_weights)
+
+    monkeypatch.setattr(train_module, "masked_losses", recording)
+    data = small(sessions["sesA"])
+    model = build_model(MICRO, {data.session_id: data}, seed=9)
+    train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(),
+                dataclasses.replace(SHORT, epochs=1), seed=9, checkpoint_dir=tmp_path, device=CPU, progress=False)
+    expected = balanced_class_weights(data.tensors("train"))
+    assert seen and all(w is not None and all(torch.equal(w[n], expected[n]) for n in expected) for w in seen)

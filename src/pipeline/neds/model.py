@@ -177,7 +177,8 @@ class Neds(nn.Module):
         return outputs
 
 
-def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], mask: Mask,
+                  class_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-modality losses (Sec. 3.4, App. C), each the mean over the modality's target
     tokens of one token's negative log-likelihood PER DIMENSION: a spike token's Poisson NLL
     (without the log y! term) averaged over its N neurons, a continuous behaviour token's
@@ -185,7 +186,11 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
     is the released code's reduction (``PoissonNLLLoss`` / ``MSELoss`` summed over the target
     entries and divided by their number, ``multi_modal/mm.py: forward_loss``), so no loss
     changes with the number of neurons or behaviour dimensions; :func:`training_loss` weighs
-    them. A modality without target tokens in the batch is left out."""
+    them. A modality without target tokens in the batch is left out.
+
+    ``class_weights`` (discrete behaviour -> (classes,) weights, :func:`balanced_class_weights`):
+    each token's cross-entropy weighed by its class, the mean then taken with those weights
+    (``F.cross_entropy(weight=...)``), so the loss stays a cross-entropy per token in size."""
     losses = {}
     target = mask.target.to(outputs["spikes"].device)
     for row, name in enumerate(MODALITIES):
@@ -199,7 +204,8 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
             losses[name] = F.mse_loss(outputs[name][selected], inputs[name][selected])
         else:
             labels = inputs[name].unsqueeze(1).expand(-1, selected.shape[1])
-            losses[name] = F.cross_entropy(outputs[name][selected], labels[selected])
+            weight = None if class_weights is None else class_weights[name].to(outputs[name].device)
+            losses[name] = F.cross_entropy(outputs[name][selected], labels[selected], weight=weight)
     return losses
 
 
@@ -218,6 +224,22 @@ def training_loss(losses: dict[str, torch.Tensor], spike_loss_weight: float) -> 
     keeps the balance of the N ~ 50 sessions for every N (bench/neds_realistic.py: wheel R²
     0.64 -> 0.83, block 0.63 -> 0.83, choice 0.66 -> 0.73 for 0.055 -> 0.049 bps)."""
     return sum(value * spike_loss_weight if name == "spikes" else value for name, value in losses.items())
+
+
+def balanced_class_weights(labels: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per discrete behaviour (``labels``: name -> (trials,) int classes of the training
+    trials) the weights (classes,) = 1 / (classes present x frequency of the class), 0 for a
+    class without training trials: with them every class present weighs the same in the
+    cross-entropy, whose minimiser is then the classifier of the balanced error, the metric
+    the decoders are scored and selected on (balanced accuracy)."""
+    weights = {}
+    for name, n_classes in DISCRETE.items():
+        counts = torch.bincount(labels[name].cpu(), minlength=n_classes).double()
+        present = counts > 0
+        weight = torch.zeros(n_classes, dtype=torch.float64)
+        weight[present] = counts.sum() / (present.sum() * counts[present])
+        weights[name] = weight.float()
+    return weights
 
 
 def count_parameters(model: nn.Module) -> int:

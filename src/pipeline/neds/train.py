@@ -6,7 +6,9 @@ real one in multi-session pretraining; the model runs once per session present i
 (sessions differ in their number of neurons) and the batch loss is the trial-weighted mean of
 those groups' losses, followed by one optimizer step. Each sample gets its own masking scheme
 and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is its per-modality
-losses (:func:`pipeline.neds.model.masked_losses`) weighed by
+losses (:func:`pipeline.neds.model.masked_losses`, the discrete behaviours' cross-entropy
+class-balanced on the session's training trials:
+:func:`pipeline.neds.model.balanced_class_weights`) weighed by
 :func:`pipeline.neds.model.training_loss` (``spike_loss_weight``). AdamW with linear warm-up
 and cosine decay.
 
@@ -43,7 +45,14 @@ from pipeline.neds.data import SessionData
 from pipeline.neds.evaluate import evaluate_model, selection_score, task_scores
 from pipeline.neds.masking import MODALITIES, Mask, sample_masks
 from pipeline.neds.metrics import NonFinitePrediction
-from pipeline.neds.model import Neds, count_parameters, init_log_rate_bias, masked_losses, training_loss
+from pipeline.neds.model import (
+    Neds,
+    balanced_class_weights,
+    count_parameters,
+    init_log_rate_bias,
+    masked_losses,
+    training_loss,
+)
 from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
 from pipeline.train.checkpoint import (
@@ -212,6 +221,7 @@ def train_model(
     model.to(device)
     tasks = evaluated_tasks(schemes)
     train_inputs = {sid: data.tensors("train", device) for sid, data in sessions.items()}
+    class_weights = {sid: balanced_class_weights(inputs) for sid, inputs in train_inputs.items()}
     n_bins = model.n_bins
     steps_per_epoch = len(epoch_batches(sessions, params.batch_size, seed, 0))
     n_train = sum(data.splits["train"].size for data in sessions.values())
@@ -269,7 +279,8 @@ def train_model(
                     rows_t = torch.as_tensor(rows, device=device)
                     inputs = {name: values[rows_t] for name, values in train_inputs[sid].items()}
                     group_mask = _rows(mask, start, start + len(rows))
-                    modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask)
+                    modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask,
+                                                    class_weights[sid])
                     for name, value in modality_losses.items():
                         epoch_modality_losses.setdefault(name, []).append(value.detach())  # read at the epoch's end: no device sync per batch
                     group_loss = training_loss(modality_losses, params.spike_loss_weight)
