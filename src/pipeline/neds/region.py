@@ -143,15 +143,24 @@ def input_patterns(input_weight: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     W_out is a forward map already (a neuron's log-rate read from the token), so its rows are
     used as they are."""
     weight = np.asarray(input_weight, dtype=float)
-    counts = np.asarray(spikes, dtype=float)
+    counts = np.asarray(spikes)
     if counts.ndim != 3 or counts.shape[2] != weight.shape[1]:
         raise ValueError(f"spike counts of shape {counts.shape} for a neural input matrix of {weight.shape[1]} "
                          "neurons: expected (trials, bins, neurons)")
-    flat = counts.reshape(-1, counts.shape[2])
-    if flat.shape[0] < 2:
-        raise ValueError(f"input patterns need >= 2 bins of spike counts, got {flat.shape[0]}")
-    centred = flat - flat.mean(axis=0)
-    return centred.T @ (centred @ weight.T) / (flat.shape[0] - 1)
+    n_bins = counts.shape[0] * counts.shape[1]
+    if n_bins < 2:
+        raise ValueError(f"input patterns need >= 2 bins of spike counts, got {n_bins}")
+    # one trial at a time (a real session's counts in float64 are ~10^8 bytes):
+    # cov(x, W_in x) = (sum x (W_in x)^T - sum x sum (W_in x)^T / n) / (n - 1)
+    cross = np.zeros((weight.shape[1], weight.shape[0]))
+    count_sum, embedding_sum = np.zeros(weight.shape[1]), np.zeros(weight.shape[0])
+    for trial in counts:
+        trial = trial.astype(float)
+        embedded = trial @ weight.T
+        cross += trial.T @ embedded
+        count_sum += trial.sum(axis=0)
+        embedding_sum += embedded.sum(axis=0)
+    return (cross - np.outer(count_sum, embedding_sum) / n_bins) / (n_bins - 1)
 
 
 def region_features(model: Neds, session_id: str, tasks: tuple[str, ...], spikes: np.ndarray) -> np.ndarray:
