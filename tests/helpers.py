@@ -143,3 +143,13 @@ def require_real_ibl_fixtures() -> Path:
     if not fixtures.is_dir():
         pytest.skip(f"real IBL fixtures not found at {fixtures}")
     return fixtures
+
+
+def modules_loaded_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` are in ``sys.modules`` after running ``code`` in a new interpreter
+    (a job's start-up imports, issue 17)."""
+    probe = f"import json, sys\n{code}\nprint('LOADED=' + json.dumps([m for m in {modules!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=600)
+    assert result.returncode == 0, result.stdout
+    return json.loads(result.stdout.rsplit("LOADED=", 1)[1])

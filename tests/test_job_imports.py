@@ -4,22 +4,14 @@ Each probe runs in a fresh interpreter and lists the heavy modules loaded afterw
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from helpers import REPO
+from helpers import modules_loaded_by
 
 HEAVY = ("torch", "transformers", "torchvision", "suite2p", "cellpose", "peft")
 
 
 def loaded_heavy_modules(code: str) -> list[str]:
-    """The HEAVY modules in ``sys.modules`` after running ``code`` in a new interpreter."""
-    probe = f"import json, sys\n{code}\nprint('LOADED=' + json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, timeout=600)
-    assert result.returncode == 0, result.stdout
-    return json.loads(result.stdout.rsplit("LOADED=", 1)[1])
+    """The HEAVY modules loaded after running ``code`` in a new interpreter."""
+    return modules_loaded_by(code, HEAVY)
 
 
 def test_the_salience_summary_does_not_import_torch():

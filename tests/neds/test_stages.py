@@ -5,9 +5,8 @@ report) import their modules themselves (issue 17: job start-up CPU)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+from helpers import modules_loaded_by
 from pipeline.neds.config import BaselineParams
 
 #: Libraries that importing pipeline.neds.stages must not load (torch is what every NEDS job needs).
@@ -15,12 +14,7 @@ NOT_AT_IMPORT = ("sklearn", "scipy", "pandas", "matplotlib")
 
 
 def test_importing_the_stages_loads_neither_sklearn_nor_pandas():
-    probe = ("import json, sys\nimport pipeline.neds.stages\n"
-             f"print('LOADED=' + json.dumps([m for m in {NOT_AT_IMPORT!r} if m in sys.modules]))")
-    result = subprocess.run([sys.executable, "-c", probe], text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, timeout=600)
-    assert result.returncode == 0, result.stdout
-    assert json.loads(result.stdout.rsplit("LOADED=", 1)[1]) == [], result.stdout
+    assert modules_loaded_by("import pipeline.neds.stages", NOT_AT_IMPORT) == []
 
 
 def test_baselines_stage_imports_what_it_needs_and_writes_its_record(binned_sessions, tmp_path):
