@@ -35,6 +35,7 @@ from pipeline.salience.config import salience_jobs
 from pipeline.seeding import derive_seed
 from pipeline.train.config import TrainingParams
 from pipeline.train.experiments import FOLD_WILDCARD, parse_fold_wildcard, resolve_design
+from pipeline.workflow_functions import per_job  # params functions of the thousand-job rules
 
 
 validate(config, schema="../config/schema/config.schema.yaml")
@@ -341,6 +342,7 @@ DECODER_RUN = "{experiment}/{fish}/{model}/{weights}-{embedding}/L{seq_len}/run{
 DECODER_JOBS = DESIGN.jobs(list(FISH.index))
 
 
+@per_job
 def decoder_job(wildcards):
     """The job description of one training job (pipeline.train.job.DecodingJob fields).
     Its seed depends on fish, model, seq_len and run only, so the pretrained and untrained
@@ -384,12 +386,14 @@ def _training_params(experiment, model):
     return TrainingParams.from_mapping(DESIGN.training(experiment, model)).result_params()
 
 
+@per_job
 def decoder_embedding_params(wildcards):
     """Embedding parameters that differ from their defaults, only for the strategies that
     have any (so changing them does not rerun linear/sinusoidal jobs or the reservoir and LSTM)."""
     return _embedding_params(wildcards.embedding)
 
 
+@per_job
 def decoder_model_spec(wildcards):
     """The catalog entry's kind and architecture (fields that differ from the kind's
     defaults); not its gpus, mem_mb and runtime_min (resources) nor its training overrides
@@ -397,15 +401,23 @@ def decoder_model_spec(wildcards):
     return _model_spec_params(wildcards.model)
 
 
+@per_job
 def decoder_training(wildcards):
     """The job's TrainingParams fields that differ from their defaults (experiment's, then
     the model's overrides)."""
     return _training_params(wildcards.experiment, wildcards.model)
 
 
+@per_job
 def decoder_params_hash(wildcards):
     """Hash of everything that defines a training job's result (stored in its metrics)."""
-    return config_hash([decoder_job(wildcards), decoder_model_spec(wildcards), decoder_training(wildcards),
+    return decoder_job_hash(decoder_job(wildcards), wildcards)
+
+
+def decoder_job_hash(job, wildcards):
+    """decoder_params_hash of the job whose decoder_job is ``job`` (``wildcards``: its
+    experiment, model and embedding)."""
+    return config_hash([job, decoder_model_spec(wildcards), decoder_training(wildcards),
                         decoder_embedding_params(wildcards)])
 
 
@@ -448,8 +460,18 @@ def decoder_chunk_outputs(runs, name):
 
 
 def decoder_run_wildcards(wildcards, run):
-    """The wildcards of run ``run``'s train_decoder job: a chunk job's wildcards plus ``run``."""
-    return SimpleNamespace(**dict(wildcards.items()), run=str(run))
+    """The wildcards of run ``run``'s train_decoder job: a chunk job's wildcards (a mapping)
+    plus ``run``."""
+    return SimpleNamespace(**wildcards, run=str(run))
+
+
+@functools.cache
+def _decoder_chunk_runs(runs, chunk_wildcards):
+    """(each run's decoder_job, each run's params hash) of the job of the runs ``runs`` whose
+    wildcards are ``chunk_wildcards`` ((name, value) pairs): computed once for its two params."""
+    wildcards = dict(chunk_wildcards)
+    jobs = [decoder_job(decoder_run_wildcards(wildcards, run)) for run in runs]
+    return jobs, [decoder_job_hash(job, SimpleNamespace(**wildcards)) for job in jobs]
 
 
 def decoder_chunk_params(runs):
@@ -457,11 +479,13 @@ def decoder_chunk_params(runs):
     (lists, in run order; the same values as its train_decoder job's), the model spec,
     training and embedding params they share, and the checkpoint directory."""
 
+    @per_job
     def jobs(wildcards):
-        return [decoder_job(decoder_run_wildcards(wildcards, run)) for run in runs]
+        return list(_decoder_chunk_runs(runs, tuple(wildcards.items()))[0])
 
+    @per_job
     def params_hashes(wildcards):
-        return [decoder_params_hash(decoder_run_wildcards(wildcards, run)) for run in runs]
+        return list(_decoder_chunk_runs(runs, tuple(wildcards.items()))[1])
 
     # checkpoint_dir: a pattern Snakemake fills with the job's wildcards (cheaper than a function)
     return dict(jobs=jobs, model_spec=decoder_model_spec, training=decoder_training,

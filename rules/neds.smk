@@ -233,7 +233,7 @@ else:
             chunk=r"\d+",
         params:
             draws=neds_search_chunk_params,
-            seed=lambda wildcards: neds_search_seed(wildcards.variant, wildcards.session),
+            seed=per_job(lambda wildcards: neds_search_seed(wildcards.variant, wildcards.session)),
             checkpoint_dir=f"{RESULTS}/neds/checkpoints/search/{{variant}}/{{session}}/chunk{{chunk}}",  # filled by Snakemake
         threads: NEDS["threads"]
         resources:

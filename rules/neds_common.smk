@@ -49,6 +49,7 @@ def neds_transformer_baseline_metrics():
             for session in NEDS_EVALUATED]
 
 
+@functools.cache  # called by each chunk job's seed param and each of its draws' params
 def neds_search_seed(variant, session):
     return unit_seed("neds_search", variant, session)
 
@@ -69,6 +70,7 @@ def _neds_search_draw(variant, session, draw):
                          NEDS_CONFIG.training, neds_search_seed(variant, session), draw)
 
 
+@per_job
 def neds_search_chunk_params(wildcards):
     """The draws of chunk ``wildcards.chunk`` (:func:`pipeline.chunks.chunk_items`), each
     with its model / masking / training sub-sections: the same values as its single-draw job."""
