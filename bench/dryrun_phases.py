@@ -1,6 +1,7 @@
 """Split a dry run's CPU time into phases: import, reading the Snakefile, building the DAG
 (requested files -> producing jobs, post-processing), the `script:` source lookups, params,
-resources, job printing, and the workflow's own helpers.
+resources, job printing, ``inspect.signature`` (across phases), and the workflow's own
+helpers.
 
     PYTHONPATH=src .venv/bin/python bench/dryrun_phases.py [snakemake arguments]
     PYTHONPATH=src .venv/bin/python bench/dryrun_phases.py -n --configfile config/paper.yaml --forceall -q
@@ -39,6 +40,9 @@ PHASES = [
     (script, "get_source", "script: source lookups (one per job)"),
     (rules.Rule, "expand_resources", "resources (evaluated when a job is printed)"),
     (jobs.Job, "log_info", "job printing (without -q)"),
+    # across the phases above: Snakemake reads a params / resources / input function's
+    # parameters on every call (pipeline.workflow_functions.per_job declares them once)
+    (inspect, "signature", "inspect.signature (across phases: parameters of rule functions)"),
 ]
 
 
