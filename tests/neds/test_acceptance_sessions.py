@@ -193,7 +193,8 @@ def test_every_single_session_variant_classifies_regions_at_least_chance_plus_0_
     sessions, paper's SVC, within session, 10 x 5-fold; chance 0.200) on models retrained with
     this module's stage calls at its model seeds / +1000 / +2000: multimodal 0.393 / 0.398 /
     0.406, encoding-only 0.370 / 0.450 / 0.414, decoding-only 0.337 / 0.356 / 0.347 (raw W_in
-    columns, branch s6-region: decoding-only 0.291 / 0.294, below chance + 0.1)."""
+    columns, branch s6-region: decoding-only 0.291 / 0.294, below chance + 0.1). This module's
+    own run (2026-12-02) gave the first figures exactly."""
     region = measured["region"]
     for variant in ("multimodal", "encoding", "decoding"):
         assert region[variant]["balanced_accuracy"] >= region[variant]["balanced_chance"] + 0.1, variant
