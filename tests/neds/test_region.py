@@ -195,14 +195,41 @@ def test_stage_scores_multi_session_models_grouped_and_stratified(sessions, binn
     assert json.loads((tmp_path / "region.json").read_text())["models"].keys() == results.keys()
 
 
-def test_input_patterns_are_the_count_covariance_times_the_input_weights():
+def test_input_patterns_are_correlations_of_counts_with_the_input_embedding():
     rng = np.random.default_rng(0)
     counts = rng.poisson(1.0, size=(7, 5, 4)).astype(float)  # (trials, bins, neurons)
+    counts[..., 2] = 0  # a silent neuron: no correlation, pattern 0
     weight = rng.standard_normal((3, 4))  # (D, N) as neural_in.weight
-    expected = np.cov(counts.reshape(-1, 4), rowvar=False) @ weight.T
+    x = counts.reshape(-1, 4)
+    with np.errstate(invalid="ignore"):  # the silent neuron's row: NaN, set to 0 below
+        expected = np.corrcoef(x.T, (x @ weight.T).T)[:4, 4:]  # neuron x embedding dimension
+    expected[2] = 0
     assert np.allclose(input_patterns(weight, counts), expected)
     with pytest.raises(ValueError, match="expected \\(trials, bins, neurons\\)"):
         input_patterns(weight, counts[..., :3])
+
+
+def test_input_patterns_do_not_mix_firing_rate_into_region_features():
+    """Planted: each neuron's counts carry the decoded signal with a correlation set by its
+    region (CA1 0.6, PO 0.3), and count SDs log-normal across neurons (log-SD 1.5, as firing
+    rates spanning two orders of magnitude), independent of region. The correlation patterns
+    separate the regions; covariances (the correlation times the neuron's count SD) mix the
+    count SD into the feature and do not."""
+    rng = np.random.default_rng(2)
+    n_trials, n_bins, per_region = 30, 20, 20
+    signal = rng.standard_normal(n_trials * n_bins)
+    correlation = np.repeat([0.6, 0.3], per_region)
+    sd = np.exp(1.5 * rng.standard_normal(2 * per_region))
+    noise = rng.standard_normal((n_trials * n_bins, 2 * per_region))
+    counts = sd * (correlation * signal[:, None] + np.sqrt(1 - correlation ** 2) * noise)
+    weight = np.vstack([np.full(2 * per_region, 1.0 / (2 * per_region)), rng.standard_normal(2 * per_region)])
+    patterns = input_patterns(weight, counts.reshape(n_trials, n_bins, -1))  # (N, 2)
+    covariances = patterns * counts.std(axis=0, ddof=1)[:, None]
+    acronyms = np.repeat(["CA1", "PO"], per_region)
+    params = RegionParams(regions=("CA1", "PO"), classifier="lda", cv_repeats=2)
+    by_correlation = classify_regions(patterns, acronyms, params, seed=0)["balanced_accuracy"]
+    by_covariance = classify_regions(covariances, acronyms, params, seed=0)["balanced_accuracy"]
+    assert by_correlation >= 0.85 and by_covariance <= 0.7, (by_correlation, by_covariance)  # measured 0.94, 0.45
 
 
 def test_decoding_features_are_forward_patterns_not_decoder_weights():

@@ -10,16 +10,22 @@ decoding-only model uses W_in alone (spikes are never predicted, so W_out stays 
 :func:`neuron_embeddings` returns these raw parameter rows (the paper's definition).
 
 What is classified (:func:`region_features`): the W_out rows as they are, and for W_in its
-forward patterns (:func:`input_patterns`, Haufe et al. 2014): the covariance over the
-session's training bins of each neuron's counts with the spike token's input embedding W_in x.
-W_out is a forward map (a neuron's rate read from the token): its row describes the neuron.
-W_in is a backward map (the token read from all neurons at once): the weight it gives a
-neuron depends on the other neurons as much as on the neuron (a neuron carrying only noise
-shared with informative neurons gets a large weight, to cancel that noise), so its column
-is a filter, not a description; the pattern is. Measured on the three held-out acceptance
-sessions (SVC, within session, 3 x 5-fold, chance 0.2; model seeds of the acceptance test /
-+1000): decoding-only 0.291 / 0.294 with raw W_in columns, 0.332 / 0.362 with patterns;
-multimodal 0.347 / 0.366 -> 0.386 / 0.399; encoding-only (W_out, unchanged) 0.362 / 0.449.
+forward patterns (:func:`input_patterns`, Haufe et al. 2014) as correlations: over the
+session's training bins, the correlation of each neuron's counts with each dimension of the
+spike token's input embedding W_in x. W_out is a forward map (a neuron's rate read from the
+token): its row describes the neuron. W_in is a backward map (the token read from all neurons
+at once): the weight it gives a neuron depends on the other neurons as much as on the neuron
+(a neuron carrying only noise shared with informative neurons gets a large weight, to cancel
+that noise), so its column is a filter, not a description; the pattern is. Measured on the
+three held-out acceptance sessions (SVC, within session, chance 0.2; model seeds of the
+acceptance test / +1000, 3 x 5-fold, branch s6-region): decoding-only 0.291 / 0.294 with raw
+W_in columns, 0.332 / 0.362 with covariance patterns; multimodal 0.347 / 0.366 -> 0.386 /
+0.399. Correlations instead of covariances (branch s7-region, models retrained with today's
+training, 10 x 5-fold, seeds of the test / +1000 / +2000; docs/architecture.md): within
+session about equal (multimodal 0.393 / 0.398 / 0.406 vs 0.404 / 0.385 / 0.406, decoding-only
+0.337 / 0.356 / 0.347 vs 0.340 / 0.350 / 0.344), multi-session model grouped by session
+0.253 / 0.311 vs 0.208 / 0.285; on two synthetic sessions of real size (398-438 neurons,
+bench/region_features.py) decoding-only 0.552 vs 0.519, multimodal 0.541 vs 0.525.
 Region information in the rows appears in the first 5-10 epochs and then stays level (W_out)
 or falls (decoding-only W_in columns, 0.33 at epoch 10 -> 0.28 at the best epoch 31-39; LDA).
 
@@ -31,9 +37,11 @@ offset are not: W_in columns of a session shrink with its number of neurons and 
 random initialisation and are fine-tuned separately, and a session's log-rate offsets sit in
 W_out's bias, not its rows. So every feature is z-scored across the neurons of its own session
 (labels are never used) before sessions are pooled: a per-session scale and offset of any
-feature cancels. The planted test (tests/neds/test_report.py) holds region structure fixed up
-to such a per-session affine map, which defeats a classifier trained on raw features of other
-sessions.
+feature cancels. A per-neuron scale does not: a neuron's covariance with the token grows with
+its count SD, i.e. with its firing rate, whose distribution differs between sessions; the
+patterns are therefore correlations (:func:`input_patterns`). The planted test
+(tests/neds/test_region.py) holds region structure fixed up to such a per-session affine
+map, which defeats a classifier trained on raw features of other sessions.
 
 Classifier (``classifier``). ``svc`` (default): the paper's linear support vector classifier
 with class weights inversely proportional to the training fold's region counts (IBL sessions
@@ -131,17 +139,24 @@ def neuron_embeddings(model: Neds, session_id: str, tasks: tuple[str, ...]) -> n
 
 def input_patterns(input_weight: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     """(N, D) forward patterns of the neural input matrix (Haufe et al. 2014, NeuroImage 87:
-    96-110): row n is the covariance, over the given bins, of neuron n's count with each
-    dimension of the spike token's input embedding W_in x, i.e. Σ W_inᵀ with Σ the (N, N)
-    covariance of the counts. ``input_weight``: (D, N) ``neural_in.weight``; ``spikes``:
-    (trials, bins, N) spike counts per bin (the training trials).
+    96-110) as correlations: row n, column d is the Pearson correlation, over the given bins,
+    of neuron n's count with dimension d of the spike token's input embedding W_in x (the
+    covariance Σ W_inᵀ, Σ the (N, N) count covariance, divided by the neuron's count SD and the
+    dimension's SD; 0 for a neuron or dimension constant over the bins). ``input_weight``:
+    (D, N) ``neural_in.weight``; ``spikes``: (trials, bins, N) spike counts per bin (the
+    training trials). Unitless, in [-1, 1].
 
     Why not W_in's columns themselves: W_in is a backward (decoding) map, and the weight a
     decoder gives a neuron reflects the other neurons as much as the neuron (a neuron that
     carries only noise shared with informative neurons gets a large weight, to cancel that
     noise); its pattern is what the token's content says about that neuron's own activity.
-    W_out is a forward map already (a neuron's log-rate read from the token), so its rows are
-    used as they are."""
+    Why correlations, not covariances: a neuron's covariance with the token scales with its
+    count SD (about the square root of its rate per bin for Poisson-like firing), a per-neuron
+    scale that the per-session z-scoring of each feature cannot remove and that mixes firing
+    rate into every feature; rates span two orders of magnitude across IBL neurons and their
+    distribution differs between sessions, which hurts most when a classifier trained on some
+    sessions is applied to another (module docstring, measured figures). W_out is a forward
+    map already (a neuron's log-rate read from the token), so its rows are used as they are."""
     weight = np.asarray(input_weight, dtype=float)
     counts = np.asarray(spikes)
     if counts.ndim != 3 or counts.shape[2] != weight.shape[1]:
@@ -150,17 +165,25 @@ def input_patterns(input_weight: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     n_bins = counts.shape[0] * counts.shape[1]
     if n_bins < 2:
         raise ValueError(f"input patterns need >= 2 bins of spike counts, got {n_bins}")
-    # one trial at a time (a real session's counts in float64 are ~10^8 bytes):
-    # cov(x, W_in x) = (sum x (W_in x)^T - sum x sum (W_in x)^T / n) / (n - 1)
+    # one trial at a time (a real session's counts in float64 are ~10^8 bytes): centred sums
+    # of products from raw sums, e.g. sum (x - x̄)(e - ē)^T = sum x e^T - sum x sum e^T / n
     cross = np.zeros((weight.shape[1], weight.shape[0]))
     count_sum, embedding_sum = np.zeros(weight.shape[1]), np.zeros(weight.shape[0])
+    count_squares, embedding_squares = np.zeros(weight.shape[1]), np.zeros(weight.shape[0])
     for trial in counts:
         trial = trial.astype(float)
         embedded = trial @ weight.T
         cross += trial.T @ embedded
         count_sum += trial.sum(axis=0)
         embedding_sum += embedded.sum(axis=0)
-    return (cross - np.outer(count_sum, embedding_sum) / n_bins) / (n_bins - 1)
+        count_squares += np.square(trial).sum(axis=0)
+        embedding_squares += np.square(embedded).sum(axis=0)
+    covariance = cross - np.outer(count_sum, embedding_sum) / n_bins
+    count_sd = np.sqrt(np.maximum(count_squares - count_sum ** 2 / n_bins, 0.0))
+    embedding_sd = np.sqrt(np.maximum(embedding_squares - embedding_sum ** 2 / n_bins, 0.0))
+    scale = np.outer(count_sd, embedding_sd)
+    # a neuron silent (or a dimension constant) over the bins: no correlation, pattern 0
+    return np.divide(covariance, scale, out=np.zeros_like(covariance), where=scale > 1e-12 * scale.max())
 
 
 def region_features(model: Neds, session_id: str, tasks: tuple[str, ...], spikes: np.ndarray) -> np.ndarray:
