@@ -11,7 +11,8 @@ class-balanced on the session's training trials:
 :func:`pipeline.neds.model.balanced_class_weights`) combined by
 :func:`pipeline.neds.model.balanced_objective`: the spike loss's gradient on the shared
 transformer is scaled per batch so that its norm on the last shared layer is
-``spike_gradient_ratio`` x the mean behaviour's, whatever the number of neurons. AdamW with linear warm-up and cosine decay.
+``spike_gradient_ratio`` x the mean behaviour's, whatever the number of neurons. AdamW with
+linear warm-up and cosine decay.
 
 Best epoch: after every epoch the validation trials are scored per task (deterministic
 evaluation masks; encoding and/or decoding, see :func:`evaluated_tasks`;
@@ -49,10 +50,10 @@ from pipeline.neds.metrics import NonFinitePrediction
 from pipeline.neds.model import (
     Neds,
     balanced_class_weights,
+    balanced_objective,
     count_parameters,
     init_log_rate_bias,
     masked_losses,
-    balanced_objective,
 )
 from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
