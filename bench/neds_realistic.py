@@ -3,8 +3,8 @@
 Real IBL probes keep 300-700 neurons after the 2 Hz filter (our acceptance sessions ~50), so
 this bench checks that NEDS still beats the per-session linear encoder (bits per spike) and
 decoder (wheel / whisker single-trial R², choice / block balanced accuracy) at that size,
-for one or more spike-loss weights (``--spike-weights``; ``n`` = the number of neurons
-of the session, i.e. the former objective, the spike NLL summed over a bin's neurons).
+for one or more spike gradient ratios (``--spike-gradient-ratios``, the training key
+``spike_gradient_ratio`` of :func:`pipeline.neds.model.balanced_objective`).
 
 Session: :mod:`pipeline.synth.ibl` with 400 trials and ``--clusters`` clusters; the
 cluster firing rates are log-normal with the median and log-SD measured on the real spike
@@ -14,7 +14,7 @@ them (median rate, log-SD, fraction below 2 Hz, neurons kept, fraction of bins w
 wheel still). Binned at 40 ms (50 bins per 2 s trial) as the acceptance test, trained with
 the acceptance test's model and optimiser (1 layer, width 32; 40 epochs) on CPU.
 
-    PYTHONPATH=src .venv/bin/python bench/neds_realistic.py [--clusters 1000] [--spike-weights n 50] \
+    PYTHONPATH=src .venv/bin/python bench/neds_realistic.py [--clusters 1000] [--spike-gradient-ratios 1] \
         [--seeds 0] [--threads 2] [--workdir /tmp/neds_realistic]
 """
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--spike-weights", nargs="+", default=["n", "50"])
+    parser.add_argument("--spike-gradient-ratios", type=float, nargs="+", default=[1.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=TRAINING.epochs)
@@ -92,17 +92,18 @@ def main() -> None:
         linear = json.loads(linear_path.read_text()) if linear_path.exists() else \
             stages.run_baselines(binned, BaselineParams(), seed=seed, out_path=linear_path)
         rows.append({"seed": seed, "method": "linear", **{k: linear["linear"][k] for k in KEYS}})
-        for weight in args.spike_weights:
-            value = float(n_neurons if weight == "n" else weight)
-            training = dataclasses.replace(TRAINING, epochs=args.epochs, spike_loss_weight=value)
+        for ratio in args.spike_gradient_ratios:
+            training = dataclasses.replace(TRAINING, epochs=args.epochs, spike_gradient_ratio=ratio)
             cpu, wall = time.process_time(), time.perf_counter()
             record = stages.run_single_session(
                 binned, "multimodal", MODEL, MaskingParams(), training, seed=seed, device="cpu",
-                model_path=workdir / f"neds_{seed}_{weight}.pt", metrics_path=workdir / f"neds_{seed}_{weight}.json",
-                checkpoint_dir=workdir / f"ckpt_{seed}_{weight}", progress=False)
-            rows.append({"seed": seed, "method": f"neds spike_loss_weight={weight} ({value:g})",
+                model_path=workdir / f"neds_{seed}_r{ratio:g}.pt", metrics_path=workdir / f"neds_{seed}_r{ratio:g}.json",
+                checkpoint_dir=workdir / f"ckpt_{seed}_r{ratio:g}", progress=False)
+            weights = [h["spike_gradient_weight"] for h in record["training"]["history"]]
+            rows.append({"seed": seed, "method": f"neds spike_gradient_ratio={ratio:g}",
                          **{k: record["metrics"][k] for k in KEYS},
                          "best_epoch": record["training"]["best_epoch"],
+                         "spike_weight_first_last_epoch": [round(weights[0], 1), round(weights[-1], 1)],
                          "wall_s": round(time.perf_counter() - wall), "cpu_s": round(time.process_time() - cpu)})
             print(json.dumps(rows[-1]), flush=True)
     print(f"\n| seed | method | {' | '.join(KEYS)} |\n|---|---|{'---|' * len(KEYS)}")

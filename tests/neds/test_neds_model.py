@@ -7,7 +7,7 @@ import torch
 from pipeline.neds.config import MASKING_SCHEMES, ModelParams, NedsConfig
 from pipeline.neds.data import CONTINUOUS, DISCRETE
 from pipeline.neds.masking import sample_masks
-from pipeline.neds.model import Neds, balanced_class_weights, masked_losses, training_loss
+from pipeline.neds.model import Neds, balanced_class_weights, balanced_objective, masked_losses
 from pipeline.neds.region import embedding_matrices
 from pipeline.neds.train import evaluated_tasks
 
@@ -94,49 +94,60 @@ def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_t
             assert name not in losses
 
 
-def _shared_gradient_norms(model: Neds, inputs, mask, spike_loss_weight: float) -> dict[str, float]:
-    """Norm of the gradient on the shared weights (outside the session adapters) of the
-    weighted spike loss and of the behaviours' losses, each alone."""
-    norms = {}
-    for part in ("spikes", "behaviours"):
-        model.zero_grad()
-        losses = masked_losses(model("s", inputs, mask), inputs, mask)
-        chosen = {k: v for k, v in losses.items() if (k == "spikes") == (part == "spikes")}
-        training_loss(chosen, spike_loss_weight).backward()
-        norms[part] = float(torch.sqrt(sum((p.grad ** 2).sum() for name, p in model.named_parameters()
-                                           if not name.startswith("adapters.") and p.grad is not None)))
-    return norms
+def _task_gradients(model: Neds, inputs, mask, spike_gradient_ratio: float):
+    """Gradients of the training objective on the last shared layer and on the spike decoder,
+    the same two of each modality's own loss, and the spike weight w."""
+    hidden = model.hidden_states("s", inputs, mask)
+    losses = masked_losses(model.readout("s", hidden), inputs, mask)
+    shared, head = model.last_shared_weight(), model.adapters["s"].neural_out.weight
+    per_task = {name: torch.autograd.grad(loss, [shared, head], retain_graph=True, allow_unused=True)
+                for name, loss in losses.items()}
+    objective, weight = balanced_objective(losses, hidden, shared, spike_gradient_ratio)
+    return torch.autograd.grad(objective, [shared, head]), per_task, float(weight)
 
 
-def test_spike_to_behaviour_gradient_ratio_does_not_depend_on_the_neuron_count():
-    """The same session with every neuron copied 5 times (5N neurons; the neuron matrices
-    copied so that every copy gets the same prediction) must weigh spikes against behaviours
-    exactly as with N: the gradient ratio on the shared transformer is unchanged. (With the
-    NLL summed over a token's neurons it grew 5x: real IBL sessions have ~10x the neurons of
-    the sessions the balance was tuned on.)"""
-    n_neurons, copies = 6, 5
+@pytest.mark.parametrize("n_neurons, behaviour_scale", [(6, 1.0), (60, 1.0), (6, 4.0)])
+def test_spike_share_of_the_shared_gradient_is_the_configured_ratio_for_any_size(n_neurons, behaviour_scale):
+    """The objective's gradient on the shared model is the behaviours' gradients plus w x the
+    spike loss's, with |w dL_spikes/dW| = ratio x mean_b |dL_b/dW| on the last shared layer for
+    6 or 60 independent neurons and behaviours 4x larger (a fixed spike weight gives each its
+    own share); the spike decoder gets its own loss's gradient, unweighted."""
     torch.manual_seed(0)
     model = Neds(MICRO, {"s": n_neurons}, N_BINS)
-    copied = Neds(MICRO, {"s": copies * n_neurons}, N_BINS)
-    state = model.state_dict()
-    state["adapters.s.neural_in.weight"] = state["adapters.s.neural_in.weight"].repeat(1, copies) / copies
-    for name in ("adapters.s.neural_out.weight", "adapters.s.neural_out.bias"):
-        state[name] = state[name].repeat(copies, *([1] * (state[name].dim() - 1)))
-    copied.load_state_dict(state)
     inputs = _inputs(n_neurons)
-    copied_inputs = {**inputs, "spikes": inputs["spikes"].repeat(1, 1, copies)}
+    for name in CONTINUOUS:
+        inputs[name] = inputs[name] * behaviour_scale
     mask = sample_masks(8, N_BINS, MASKING_SCHEMES, 0.3, 0.5, torch.Generator().manual_seed(5))
     assert mask.target.any(dim=(0, 2)).all()  # every modality has target tokens
-    original = _shared_gradient_norms(model, inputs, mask, spike_loss_weight=50.0)
-    more_neurons = _shared_gradient_norms(copied, copied_inputs, mask, spike_loss_weight=50.0)
-    assert more_neurons["behaviours"] == pytest.approx(original["behaviours"], rel=1e-4)
-    assert more_neurons["spikes"] / more_neurons["behaviours"] == pytest.approx(
-        original["spikes"] / original["behaviours"], rel=1e-4)
+    (shared, head), per_task, weight = _task_gradients(model, inputs, mask, spike_gradient_ratio=1.5)
+    behaviours = [name for name in per_task if name != "spikes"]
+    behaviour_sum = sum(per_task[name][0] for name in behaviours)
+    spike_part = shared - behaviour_sum
+    torch.testing.assert_close(spike_part, weight * per_task["spikes"][0], rtol=1e-4, atol=1e-7)
+    mean_behaviour_norm = sum(float(per_task[name][0].norm()) for name in behaviours) / len(behaviours)
+    assert float(spike_part.norm()) == pytest.approx(1.5 * mean_behaviour_norm, rel=1e-4)
+    torch.testing.assert_close(head, per_task["spikes"][1])  # behaviours do not reach the spike decoder
+    assert weight != pytest.approx(1.0, rel=0.1)  # the balance did act
 
 
-def test_spike_loss_weight_scales_only_the_spike_term():
-    losses = {"spikes": torch.tensor(0.3), "wheel_speed": torch.tensor(0.8), "choice": torch.tensor(0.6)}
-    assert training_loss(losses, 50.0).item() == pytest.approx(50 * 0.3 + 0.8 + 0.6)
+def test_spike_weight_is_one_without_behaviour_targets_and_a_nan_loss_stays_visible():
+    """Neural-only batches have nothing to balance against (w = 1); a NaN loss gives a NaN
+    objective (the training loop skips that batch) and a finite w, never a NaN weight."""
+    torch.manual_seed(0)
+    model = Neds(MICRO, {"s": 6}, N_BINS)
+    inputs = _inputs(6)
+    mask = sample_masks(8, N_BINS, ("neural",), 0.3, 0.5, torch.Generator().manual_seed(1))
+    hidden = model.hidden_states("s", inputs, mask)
+    losses = masked_losses(model.readout("s", hidden), inputs, mask)
+    assert set(losses) == {"spikes"}
+    objective, weight = balanced_objective(losses, hidden, model.last_shared_weight(), 1.0)
+    assert float(weight) == 1.0 and torch.equal(objective, losses["spikes"])
+    mask = sample_masks(8, N_BINS, MASKING_SCHEMES, 0.3, 0.5, torch.Generator().manual_seed(5))
+    inputs["wheel_speed"][0, 0] = float("nan")
+    hidden = model.hidden_states("s", inputs, mask)
+    losses = masked_losses(model.readout("s", hidden), inputs, mask)
+    objective, weight = balanced_objective(losses, hidden, model.last_shared_weight(), 1.0)
+    assert not torch.isfinite(objective) and float(weight) == 1.0
 
 
 def test_balanced_class_weights_make_every_present_class_weigh_the_same():

@@ -233,23 +233,32 @@ def test_history_records_which_heads_each_epoch_trained(sessions, tmp_path, sche
     assert set(epoch["train_modality_losses"]) == {name for name, share in expected.items() if share > 0}
 
 
-def test_training_weighs_the_spike_loss_with_the_configured_weight(sessions, tmp_path, monkeypatch):
-    """Every batch's objective is training_loss(per-modality losses, training.spike_loss_weight)."""
+def test_training_balances_the_spike_gradient_with_the_configured_ratio(sessions, tmp_path, monkeypatch):
+    """Every batch's objective is balanced_objective(per-modality losses, the transformer's
+    output, its last shared layer, training.spike_gradient_ratio), also in adapter-only
+    epochs (the shared layer's gradient is computed, then dropped); the history reports each
+    epoch's mean spike weight."""
     import pipeline.neds.train as train_module
 
-    real, weights = train_module.training_loss, []
+    real, calls = train_module.balanced_objective, []
 
-    def recording(losses, spike_loss_weight):
-        weights.append(spike_loss_weight)
-        return real(losses, spike_loss_weight)
+    def recording(losses, hidden, shared_weight, spike_gradient_ratio):
+        objective, weight = real(losses, hidden, shared_weight, spike_gradient_ratio)
+        calls.append((shared_weight is model.last_shared_weight(), spike_gradient_ratio, float(weight)))
+        return objective, weight
 
-    monkeypatch.setattr(train_module, "training_loss", recording)
+    monkeypatch.setattr(train_module, "balanced_objective", recording)
     data = small(sessions["sesA"])
     model = build_model(MICRO, {data.session_id: data}, seed=9)
-    train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(),
-                dataclasses.replace(SHORT, epochs=1, spike_loss_weight=7.5), seed=9, checkpoint_dir=tmp_path,
-                device=CPU, progress=False)
-    assert weights and set(weights) == {7.5}
+    summary = train_model(model, {data.session_id: data}, MaskingParams().schemes, MaskingParams(),
+                          dataclasses.replace(SHORT, epochs=2, adapter_only_epochs=1, spike_gradient_ratio=0.5),
+                          seed=9, checkpoint_dir=tmp_path, device=CPU, progress=False)
+    assert calls and {(is_last, ratio) for is_last, ratio, _ in calls} == {(True, 0.5)}
+    steps = len(calls) // 2
+    for epoch, record in enumerate(summary["history"]):
+        weights = [w for _, _, w in calls[epoch * steps:(epoch + 1) * steps]]
+        assert record["spike_gradient_weight"] == pytest.approx(sum(weights) / len(weights), rel=1e-5)
+        assert any(w != 1.0 for w in weights)  # balanced in the adapter-only epoch too
 
 
 def test_training_balances_the_classes_of_each_session(sessions, tmp_path, monkeypatch):

@@ -96,7 +96,7 @@ class TrainingParams(Params):
     grad_clip_norm: float = 1.0  # gradient norm clip (0: none)
     adapter_only_epochs: int = 0  # first epochs in which only the session adapters train, shared weights frozen (fine-tuning)
     selection_window: int = 5  # epochs whose validation scores are averaged for the best-epoch rule (1: the epoch's own score)
-    spike_loss_weight: float = 50.0  # weight of the spike loss (Poisson NLL per neuron and token) against each behaviour's loss (weight 1); dimensionless, independent of the neuron count
+    spike_gradient_ratio: float = 1.0  # norm of the spike loss's gradient on the shared transformer's output / mean norm of the behaviours' (pipeline.neds.model.balanced_objective); dimensionless, 1: the spikes push the shared model as much as an average behaviour
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
@@ -104,8 +104,8 @@ class TrainingParams(Params):
             raise ValueError("TrainingParams: epochs and batch_size must be >= 1")
         if self.selection_window < 1:
             raise ValueError("TrainingParams.selection_window must be >= 1")
-        if self.spike_loss_weight <= 0:
-            raise ValueError("TrainingParams.spike_loss_weight must be > 0")
+        if self.spike_gradient_ratio <= 0:
+            raise ValueError("TrainingParams.spike_gradient_ratio must be > 0")
         if not 0 <= self.adapter_only_epochs < self.epochs:
             raise ValueError("TrainingParams.adapter_only_epochs must be in [0, epochs)")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip_norm < 0:

@@ -154,12 +154,9 @@ class Neds(nn.Module):
         return cls(ModelParams.from_mapping(architecture["params"]), dict(architecture["sessions"]),
                    int(architecture["n_bins"]))
 
-    def forward(self, session_id: str, inputs: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
-        """Predictions of every token of ``session_id``'s trials under ``mask``.
-
-        Returns ``spikes`` (B, T, N) log-rates (log spikes/bin), each continuous behaviour
-        (B, T) in scaled units and each discrete behaviour's logits (B, T, classes).
-        """
+    def hidden_states(self, session_id: str, inputs: dict[str, torch.Tensor], mask: Mask) -> torch.Tensor:
+        """The shared transformer's output (B, M, T, D) for ``session_id``'s trials under
+        ``mask``: the representation every modality's decoder reads (its own row of M)."""
         adapter = self.adapters[session_id]
         tokens = adapter.tokens(inputs)  # (B, M, T, D)
         batch, n_modalities, n_bins, width = tokens.shape
@@ -169,12 +166,28 @@ class Neds(nn.Module):
         x = self.embedding_dropout(x.reshape(batch, n_modalities * n_bins, width))
         for block in self.blocks:
             x = block(x, self.rotary_cos, self.rotary_sin)
-        h = self.final_norm(x).view(batch, n_modalities, n_bins, width)
+        return self.final_norm(x).view(batch, n_modalities, n_bins, width)
+
+    def readout(self, session_id: str, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each modality's predictions from its row of ``h`` (B, M, T, D), by the session's
+        decoders: ``spikes`` (B, T, N) log-rates (log spikes/bin), each continuous behaviour
+        (B, T) in scaled units and each discrete behaviour's logits (B, T, classes)."""
+        adapter = self.adapters[session_id]
         outputs = {"spikes": adapter.neural_out(h[:, 0])}
         for row, name in enumerate(MODALITIES[1:], start=1):
             head = adapter.continuous_out[name] if name in CONTINUOUS else adapter.discrete_out[name]
             outputs[name] = head(h[:, row]).squeeze(-1) if name in CONTINUOUS else head(h[:, row])
         return outputs
+
+    def last_shared_weight(self) -> nn.Parameter:
+        """The weight (D, mlp_dim) of the last linear layer of the shared transformer, on which
+        :func:`balanced_objective` compares the tasks' gradients."""
+        return self.blocks[-1].mlp[2].weight
+
+    def forward(self, session_id: str, inputs: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+        """Predictions of every token of ``session_id``'s trials under ``mask`` (:meth:`readout`
+        of :meth:`hidden_states`)."""
+        return self.readout(session_id, self.hidden_states(session_id, inputs, mask))
 
 
 def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], mask: Mask,
@@ -185,8 +198,8 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
     squared error (Gaussian, fixed variance), a discrete behaviour token's cross-entropy. This
     is the released code's reduction (``PoissonNLLLoss`` / ``MSELoss`` summed over the target
     entries and divided by their number, ``multi_modal/mm.py: forward_loss``), so no loss
-    changes with the number of neurons or behaviour dimensions; :func:`training_loss` weighs
-    them. A modality without target tokens in the batch is left out.
+    changes with the number of neurons or behaviour dimensions; :func:`balanced_objective`
+    weighs them. A modality without target tokens in the batch is left out.
 
     ``class_weights`` (discrete behaviour -> (classes,) weights, :func:`balanced_class_weights`):
     each token's cross-entropy weighed by its class, the mean then taken with those weights
@@ -209,21 +222,49 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
     return losses
 
 
-def training_loss(losses: dict[str, torch.Tensor], spike_loss_weight: float) -> torch.Tensor:
-    """The training objective of one batch: ``spike_loss_weight`` x the spike loss plus each
-    behaviour's loss with weight 1 (``losses`` from :func:`masked_losses`).
+def balanced_objective(losses: dict[str, torch.Tensor], hidden: torch.Tensor, shared_weight: nn.Parameter,
+                       spike_gradient_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training objective of one batch and the spike weight w (a 0-d tensor) it gave
+    the shared model.
 
-    The released code sums the per-dimension losses with weight 1. Then a spike token weighs
-    1/N of a behaviour token: on the acceptance sessions (N ~ 50) the spike loss's gradient on
-    the shared transformer was 0.009 against 3-6 per behaviour at initialisation and the
-    multimodal model learned almost only decoding. Summing the NLL over a bin's neurons instead
-    (the joint likelihood of the token) fixes that at N ~ 50 but makes the balance a function
-    of N: real IBL probes keep 300-700 neurons, where the spike term outweighs the behaviours
-    6-14x more than in the sessions it was tuned on (on a 438-neuron session the multimodal
-    model then decoded below the linear decoder on wheel, choice and block). A fixed weight
-    keeps the balance of the N ~ 50 sessions for every N (bench/neds_realistic.py: wheel R²
-    0.64 -> 0.83, block 0.63 -> 0.83, choice 0.66 -> 0.73 for 0.055 -> 0.049 bps)."""
-    return sum(value * spike_loss_weight if name == "spikes" else value for name, value in losses.items())
+    ``losses`` from :func:`masked_losses` of ``model.readout(hidden)``; ``hidden`` (B, M, T, D)
+    from :meth:`Neds.hidden_states`; ``shared_weight``: the last shared layer's weight matrix
+    (:meth:`Neds.last_shared_weight`). Every decoder gets the gradient of its own loss,
+    unweighted. The shared transformer and the input stitchers get the behaviours' gradients
+    unweighted and the spike loss's gradient times a weight w chosen per batch so that, on
+    ``shared_weight``, its norm is ``spike_gradient_ratio`` x the mean norm of the behaviours'
+    gradients: w = ratio x mean_b |dL_b/dW| / |dL_spikes/dW|. This is gradient-norm balancing
+    as GradNorm (Chen et al. 2018: norms on the last shared layer's weights; without its
+    training-rate term), applied to the spike loss against the behaviours: the spike share of
+    the shared gradient is the same for every number of neurons and every scale of the
+    behaviours, where a fixed loss weight's share grows with N (trained models, bench/README
+    neds_realistic: the per-neuron Poisson NLL's gradient on that layer against the
+    behaviours' was 0.07-0.09 at 438 neurons and 0.03-0.035 at 40, because the spike tokens'
+    Poisson residuals, summed over more neurons, cancel less across tokens). The weight enters
+    the gradient only, through the first-order surrogate (w - 1) <dL_spikes/dh, h>, whose
+    value is not a loss (log ``losses``); the spike decoder keeps the scale of its own loss,
+    so the Adam statistics of the task-specific weights do not follow w, which falls 4- to
+    40-fold over training (mean 120-500 in the first epoch, 11-30 in the 40th on the bench
+    sessions: the spike decoder starts near zero). Without a spike or behaviour loss, without
+    a gradient on ``shared_weight``, or when a gradient norm is zero or not finite, w = 1."""
+    total = sum(losses.values())
+    behaviours = [name for name in losses if name != "spikes"]
+    if "spikes" not in losses or not behaviours or not total.requires_grad or not shared_weight.requires_grad:
+        return total, torch.ones((), device=total.device)
+    gradient = torch.autograd.grad(total, hidden, retain_graph=True)[0]  # (B, M, T, D): row i holds dL_i/dh
+
+    def shared_norm(name: str) -> torch.Tensor:
+        row = MODALITIES.index(name)
+        only_row = torch.zeros_like(gradient)
+        only_row[:, row] = gradient[:, row]
+        return torch.autograd.grad(hidden, shared_weight, grad_outputs=only_row, retain_graph=True)[0].norm()
+
+    behaviour_norm = torch.stack([shared_norm(name) for name in behaviours]).mean()
+    weight = spike_gradient_ratio * behaviour_norm / shared_norm("spikes")
+    weight = torch.where(torch.isfinite(weight) & (weight > 0), weight, torch.ones_like(weight))  # no device sync
+    spike_row = MODALITIES.index("spikes")
+    surrogate = (weight - 1.0) * (gradient[:, spike_row] * hidden[:, spike_row]).sum()
+    return total + surrogate, weight
 
 
 def balanced_class_weights(labels: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,9 +8,11 @@ those groups' losses, followed by one optimizer step. Each sample gets its own m
 and mask (:func:`pipeline.neds.masking.sample_masks`); a group's loss is its per-modality
 losses (:func:`pipeline.neds.model.masked_losses`, the discrete behaviours' cross-entropy
 class-balanced on the session's training trials:
-:func:`pipeline.neds.model.balanced_class_weights`) weighed by
-:func:`pipeline.neds.model.training_loss` (``spike_loss_weight``). AdamW with linear warm-up
-and cosine decay.
+:func:`pipeline.neds.model.balanced_class_weights`) combined by
+:func:`pipeline.neds.model.balanced_objective`: the spike loss's gradient on the shared
+transformer is scaled per batch so that its norm on the last shared layer is
+``spike_gradient_ratio`` x the mean behaviour's, whatever the number of neurons. AdamW with
+linear warm-up and cosine decay.
 
 Best epoch: after every epoch the validation trials are scored per task (deterministic
 evaluation masks; encoding and/or decoding, see :func:`evaluated_tasks`;
@@ -48,10 +50,10 @@ from pipeline.neds.metrics import NonFinitePrediction
 from pipeline.neds.model import (
     Neds,
     balanced_class_weights,
+    balanced_objective,
     count_parameters,
     init_log_rate_bias,
     masked_losses,
-    training_loss,
 )
 from pipeline.provenance import config_hash
 from pipeline.seeding import derive_seed
@@ -167,12 +169,14 @@ def epoch_batches(sessions: dict[str, SessionData], batch_size: int, seed: int,
     return batches
 
 
-def _freeze_shared(model: Neds, frozen: bool) -> None:
-    """Stop (``frozen``) or allow gradients of every weight outside the session adapters;
-    frozen weights get no gradient, so AdamW neither moves nor decays them."""
+def _drop_shared_gradients(model: Neds) -> None:
+    """Discard the gradient of every weight outside the session adapters (adapter-only
+    epochs): AdamW skips a weight without gradient, so it neither moves nor decays it. The
+    gradients are computed and dropped rather than switched off, so that
+    :func:`~pipeline.neds.model.balanced_objective` can compare the tasks on the shared layer."""
     for name, parameter in model.named_parameters():
         if not name.startswith("adapters."):
-            parameter.requires_grad_(not frozen)
+            parameter.grad = None
 
 
 def _rows(mask: Mask, start: int, stop: int) -> Mask:
@@ -209,7 +213,9 @@ def train_model(
     epoch's weights at the end (the best :func:`windowed_score` over ``params.selection_window``
     epochs). Returns a summary: epochs, best epoch, its windowed validation score (``best_val_score``)
     and its own per-task scores, each task's own best epoch and the selected epoch's shortfall
-    against it, skipped batches, per-epoch history (train loss, mean training loss per modality,
+    against it, skipped batches, per-epoch history (train loss: the unweighted sum of the
+    modality losses; mean training loss per modality, ``spike_gradient_weight``: the mean spike
+    weight of :func:`~pipeline.neds.model.balanced_objective`,
     ``target_fraction``: the fraction of the epoch's trials in which each modality had target
     tokens, i.e. which heads the scheme mix trained how often; validation score, per-task
     scores, per-session metrics), training tokens/s (M x T tokens per trial), device, parameters.
@@ -256,10 +262,9 @@ def train_model(
         while state["epoch"] < params.epochs:
             epoch = state["epoch"]
             batches = epoch_batches(sessions, params.batch_size, seed, epoch)
-            _freeze_shared(model, frozen=epoch < params.adapter_only_epochs)
             model.train()
             started = time.perf_counter()
-            epoch_losses, epoch_modality_losses = [], {}
+            epoch_losses, epoch_modality_losses, epoch_spike_weights = [], {}, []
             target_trials, epoch_trials = torch.zeros(len(MODALITIES)), 0
             for position in range(state["position"], len(batches)):
                 if stop.requested:
@@ -274,25 +279,32 @@ def train_model(
                                     masking.single_behavior_probability, generator)
                 target_trials += mask.target.any(dim=-1).sum(dim=0)
                 epoch_trials += n_trials
-                loss, start = 0.0, 0
+                loss, plain_loss, start = 0.0, 0.0, 0
                 for sid, rows in groups:
                     rows_t = torch.as_tensor(rows, device=device)
                     inputs = {name: values[rows_t] for name, values in train_inputs[sid].items()}
                     group_mask = _rows(mask, start, start + len(rows))
-                    modality_losses = masked_losses(model(sid, inputs, group_mask), inputs, group_mask,
+                    hidden = model.hidden_states(sid, inputs, group_mask)
+                    modality_losses = masked_losses(model.readout(sid, hidden), inputs, group_mask,
                                                     class_weights[sid])
                     for name, value in modality_losses.items():
                         epoch_modality_losses.setdefault(name, []).append(value.detach())  # read at the epoch's end: no device sync per batch
-                    group_loss = training_loss(modality_losses, params.spike_loss_weight)
-                    loss = loss + group_loss * (len(rows) / n_trials)
+                    objective, spike_weight = balanced_objective(modality_losses, hidden, model.last_shared_weight(),
+                                                                   params.spike_gradient_ratio)
+                    epoch_spike_weights.append(spike_weight.detach())
+                    share = len(rows) / n_trials
+                    loss = loss + objective * share
+                    plain_loss = plain_loss + sum(modality_losses.values()).detach() * share
                     start += len(rows)
                 optimizer.zero_grad(set_to_none=True)
                 if torch.isfinite(loss):
                     loss.backward()
+                    if epoch < params.adapter_only_epochs:
+                        _drop_shared_gradients(model)
                     if params.grad_clip_norm > 0:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip_norm)
                     optimizer.step()
-                    epoch_losses.append(loss.item())
+                    epoch_losses.append(float(plain_loss))
                 else:
                     state["skipped_batches"] += 1
                     log.warning("epoch %d, batch %d: non-finite loss %s; batch skipped", epoch, position, loss.item())
@@ -308,6 +320,8 @@ def train_model(
             state["history"].append({"epoch": epoch, "train_loss": train_loss,
                                      "train_modality_losses": {name: torch.stack(values).float().mean().item()
                                                                for name, values in epoch_modality_losses.items()},
+                                     "spike_gradient_weight": (torch.stack(epoch_spike_weights).float().mean().item()
+                                                               if epoch_spike_weights else None),
                                      "target_fraction": {name: float(target_trials[row]) / max(epoch_trials, 1)
                                                          for row, name in enumerate(MODALITIES)},
                                      "val_score": score if usable else None,
@@ -328,7 +342,6 @@ def train_model(
             bar.update(1)
             bar.set_postfix(loss=train_loss, val_score=score)
         bar.close()
-    _freeze_shared(model, frozen=False)
     if state["best_epoch"] < 0:
         raise RuntimeError(f"no epoch of {params.epochs} had finite validation scores "
                            f"(checkpoints in {checkpoint_dir}); lower the learning rate or check the inputs")
