@@ -96,7 +96,7 @@ class TrainingParams(Params):
     grad_clip_norm: float = 1.0  # gradient norm clip (0: none)
     adapter_only_epochs: int = 0  # first epochs in which only the session adapters train, shared weights frozen (fine-tuning)
     selection_window: int = 5  # epochs whose validation scores are averaged for the best-epoch rule (1: the epoch's own score)
-    spike_gradient_ratio: float = 1.0  # norm of the spike loss's gradient on the shared transformer's output / mean norm of the behaviours' (pipeline.neds.model.balanced_objective); dimensionless, 1: the spikes push the shared model as much as an average behaviour
+    spike_gradient_ratio: float = 1.0  # norm of the spike loss's gradient on the shared transformer's last linear layer / mean norm of the behaviours' (pipeline.neds.model.balanced_objective); dimensionless, 1: the spikes push the shared model as much as an average behaviour
 
     def __post_init__(self) -> None:
         self._coerce_field_types()
