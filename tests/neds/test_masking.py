@@ -79,7 +79,7 @@ def test_forward_pass_leaves_inputs_untouched_and_hidden_inputs_are_unused():
     outputs = model("s", inputs, mask)
     sum(masked_losses(outputs, inputs, mask).values()).backward()
     assert all(torch.equal(inputs[k], original[k]) for k in inputs)
-    assert outputs["spikes"].shape == (6, N_BINS, 7) and outputs["block"].shape == (6, 3)
+    assert outputs["spikes"].shape == (6, N_BINS, 7) and outputs["block"].shape == (6, N_BINS, 3)
     # encoding: every spike token is hidden, so the spike inputs cannot change the prediction
     model.eval()
     encoding = encoding_mask(6, N_BINS)

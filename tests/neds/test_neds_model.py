@@ -65,61 +65,29 @@ def test_every_scheme_set_has_an_embedding():
         embedding_matrices(())
 
 
-@pytest.mark.parametrize("name", list(DISCRETE))
-def test_a_discrete_decoder_reads_one_pooled_prediction_per_trial_and_can_ignore_bins(name):
-    """Discrete behaviours (released code: ``mod_static_weight_dict``): one logit vector per
-    trial from the row's T tokens summed with learned per-bin weights, which start at the mean
-    and receive gradient; with the weight of every bin but one at zero, the other bins' hidden
-    states do not move the prediction (a per-token readout asks every bin to predict the class)."""
-    torch.manual_seed(0)
-    model = Neds(MICRO, {"s": 6}, N_BINS)
-    row = 1 + (CONTINUOUS + tuple(DISCRETE)).index(name)
-    pool = model.adapters["s"].discrete_pool[name]
-    torch.testing.assert_close(pool.detach(), torch.ones(N_BINS))  # stored as T x the weight: the mean
-    hidden = torch.randn(4, 5, N_BINS, MICRO.embed_dim)
-    logits = model.readout("s", hidden)[name]
-    assert logits.shape == (4, DISCRETE[name])
-    torch.testing.assert_close(logits, model.adapters["s"].discrete_out[name](hidden[:, row].mean(dim=1)))
-    inputs = _inputs(6, n_trials=4)
-    mask = sample_masks(4, N_BINS, ("behavior",), 0.3, 0.5, torch.Generator().manual_seed(0))
-    masked_losses(model.readout("s", hidden), inputs, mask)[name].backward()
-    assert pool.grad is not None and bool(pool.grad.abs().sum() > 0)
-    with torch.no_grad():
-        pool.zero_()
-        pool[7] = 1.0
-    changed = hidden.clone()
-    changed[:, row, :7] += 3.0
-    changed[:, row, 8:] -= 3.0
-    torch.testing.assert_close(model.readout("s", changed)[name], model.readout("s", hidden)[name])
-    changed[:, row, 7] += 3.0
-    assert not torch.allclose(model.readout("s", changed)[name], model.readout("s", hidden)[name])
-
-
 def test_every_modality_loss_is_the_mean_negative_log_likelihood_of_one_target_token():
     """masked_losses (documented units): a spike token's Poisson NLL is averaged over its N
-    neurons (per dimension, as the released code), then every time-varying modality averages
-    over its own target tokens; a discrete behaviour over the trials in which it is a target
-    (one prediction per trial)."""
+    neurons (per dimension, as the released code), then every modality averages over its own
+    target tokens."""
     n_trials, n_neurons = 3, 4
     inputs = _inputs(n_neurons, n_trials=n_trials, seed=2)
     g = torch.Generator().manual_seed(3)
     outputs = {"spikes": torch.randn(n_trials, N_BINS, n_neurons, generator=g),
                **{name: torch.randn(n_trials, N_BINS, generator=g) for name in CONTINUOUS},
-               **{name: torch.randn(n_trials, k, generator=g) for name, k in DISCRETE.items()}}
+               **{name: torch.randn(n_trials, N_BINS, k, generator=g) for name, k in DISCRETE.items()}}
     mask = sample_masks(n_trials, N_BINS, MASKING_SCHEMES, 0.3, 0.5, torch.Generator().manual_seed(4))
     losses = masked_losses(outputs, inputs, mask)
     for row, name in enumerate(("spikes",) + CONTINUOUS + tuple(DISCRETE)):
         per_token = []
-        if name in DISCRETE:
-            for trial in mask.target[:, row].any(dim=1).nonzero()[:, 0].tolist():
-                logits = outputs[name][trial]
-                per_token.append(float(torch.logsumexp(logits, 0) - logits[inputs[name][trial]]))
-        for trial, t in mask.target[:, row].nonzero().tolist() if name not in DISCRETE else ():
+        for trial, t in mask.target[:, row].nonzero().tolist():
             if name == "spikes":
                 log_rate, counts = outputs[name][trial, t], inputs[name][trial, t]
                 per_token.append(float((log_rate.exp() - counts * log_rate).mean()))
-            else:
+            elif name in CONTINUOUS:
                 per_token.append(float((outputs[name][trial, t] - inputs[name][trial, t]) ** 2))
+            else:
+                logits = outputs[name][trial, t]
+                per_token.append(float(torch.logsumexp(logits, 0) - logits[inputs[name][trial]]))
         if per_token:
             assert losses[name].item() == pytest.approx(sum(per_token) / len(per_token), rel=1e-5), name
         else:
@@ -200,7 +168,7 @@ def test_balanced_cross_entropy_of_an_uninformed_decoder_is_minimal_at_the_unifo
     mask = sample_masks(n_trials, N_BINS, ("behavior",), 0.3, 0.5, torch.Generator().manual_seed(0))
     logits = torch.zeros(2, requires_grad=True)
     outputs = {"spikes": torch.zeros(n_trials, N_BINS, 3), **{n: torch.zeros(n_trials, N_BINS) for n in CONTINUOUS},
-               "choice": logits.expand(n_trials, 2), "block": torch.zeros(n_trials, 3)}
+               "choice": logits.expand(n_trials, N_BINS, 2), "block": torch.zeros(n_trials, N_BINS, 3)}
     weights = balanced_class_weights({"choice": inputs["choice"], "block": inputs["block"]})
     balanced = masked_losses(outputs, inputs, mask, weights)["choice"]
     (gradient,) = torch.autograd.grad(balanced, logits)

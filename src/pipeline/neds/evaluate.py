@@ -4,8 +4,8 @@ Encoding: every spike token masked, behaviours visible (all of them: ``bps``; on
 ``bps_<behaviour>``, paper Table 1) -> predicted rates exp(log-rate) (spikes/bin) -> co-bps.
 Decoding: every behaviour token masked, spikes visible -> single-trial R² of wheel speed and
 whisker motion energy (standardised with training statistics; R² is unchanged by the
-affine map back to rad/s and a.u.), accuracy of choice and block (class of the trial's logits,
-read from its T tokens pooled: :meth:`pipeline.neds.model.Neds.readout`).
+affine map back to rad/s and a.u.), accuracy of choice and block (class of the logits averaged
+over the trial's T tokens).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def predict(model: Neds, session_id: str, inputs: dict[str, torch.Tensor], task:
     if task == "encoding":
         return {"spikes": outputs["spikes"].exp().cpu().numpy()}
     predicted = {name: outputs[name].cpu().numpy() for name in CONTINUOUS}
-    predicted.update({name: outputs[name].argmax(dim=-1).cpu().numpy() for name in DISCRETE})
+    predicted.update({name: outputs[name].mean(dim=1).argmax(dim=-1).cpu().numpy() for name in DISCRETE})
     return predicted
 
 

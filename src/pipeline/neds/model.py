@@ -23,18 +23,9 @@ modality embedding, a learned embedding of the time bin (PE_t of Sec. 3.4) and t
 embedding are added, and rotary embeddings of the time bin (Sec. 3.3) enter every attention
 layer. (With rotary embeddings alone a fully masked modality's tokens differ only in relative
 phase, so the trial-averaged time course is hard to learn from a few hundred trials.) Outputs (Eq. 1): neural log-rates (B, T, N) from the
-session's neural output matrix (D -> N); each continuous behaviour (B, T) from the session's
-own linear behaviour decoders (Sec. 3.3: "session- and modality-specific decoders for each
-animal"); each discrete behaviour's logits (B, classes), ONE per trial, as the released code
-reads them out (``multi_modal/encoder_embeddings.py: out_proj``, ``mod_static_weight_dict``):
-the T output tokens of the behaviour's row are summed with a learned per-session weight per
-time bin, then the session's linear decoder (D -> classes). The weights are stored as T x the
-weight and start at 1 (the mean of the tokens): an Adam step moves a parameter by about the
-learning rate whatever its size, so a weight stored as 1 / T (0.02 for 50 bins) would change
-by 10-15 % per step at our learning rates and the pooled vector would jump from step to step.
-A discrete behaviour is one value per trial whose evidence lies in a few bins (choice: around
-the first movement; block: before the stimulus); a weight per bin lets the decoder read those
-bins instead of asking every token, the uninformative ones included, to predict the class.
+session's neural output matrix (D -> N); each continuous behaviour (B, T) and each discrete
+behaviour's logits (B, T, classes) from the session's own linear behaviour decoders
+(Sec. 3.3: "session- and modality-specific decoders for each animal").
 """
 
 from __future__ import annotations
@@ -104,11 +95,10 @@ class SessionAdapter(nn.Module):
     """Everything specific to one session (Sec. 3.3, 3.4): input matrices ("stitchers") for
     the spikes (N -> D) and for each behaviour, the session embedding (D,), the neural output
     matrix (D -> N) and one linear decoder per behaviour (D -> 1 for continuous, D -> classes
-    for discrete ones; a discrete one reads its row's T tokens pooled with the weights
-    ``discrete_pool[name] / T`` (T,), module docstring). Rows of ``neural_in.weight.T`` and
-    ``neural_out.weight`` are the neuron embeddings of Sec. 5.3."""
+    for discrete ones). Rows of ``neural_in.weight.T`` and ``neural_out.weight`` are the
+    neuron embeddings of Sec. 5.3."""
 
-    def __init__(self, n_neurons: int, embed_dim: int, n_bins: int):
+    def __init__(self, n_neurons: int, embed_dim: int):
         super().__init__()
         self.neural_in = nn.Linear(n_neurons, embed_dim)
         self.continuous_in = nn.ModuleDict({name: nn.Linear(1, embed_dim) for name in CONTINUOUS})
@@ -117,8 +107,6 @@ class SessionAdapter(nn.Module):
         self.neural_out = nn.Linear(embed_dim, n_neurons)
         self.continuous_out = nn.ModuleDict({name: nn.Linear(embed_dim, 1) for name in CONTINUOUS})
         self.discrete_out = nn.ModuleDict({name: nn.Linear(embed_dim, k) for name, k in DISCRETE.items()})
-        self.discrete_pool = nn.ParameterDict({name: nn.Parameter(torch.ones(n_bins))
-                                               for name in DISCRETE})
         # Small initial neuron weights: after training, a neuron's rows (its embedding,
         # Sec. 5.3) are dominated by what was learned rather than by the random start.
         for weight in (self.neural_in.weight, self.neural_out.weight):
@@ -144,7 +132,7 @@ class Neds(nn.Module):
         super().__init__()
         self.params, self.n_bins = params, n_bins
         width = params.embed_dim
-        self.adapters = nn.ModuleDict({sid: SessionAdapter(n, width, n_bins) for sid, n in sessions.items()})
+        self.adapters = nn.ModuleDict({sid: SessionAdapter(n, width) for sid, n in sessions.items()})
         self.mask_token = nn.Parameter(0.02 * torch.randn(width))
         self.modality_embedding = nn.Parameter(0.02 * torch.randn(len(MODALITIES), width))
         self.time_embedding = nn.Parameter(0.02 * torch.randn(n_bins, width))
@@ -183,17 +171,12 @@ class Neds(nn.Module):
     def readout(self, session_id: str, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each modality's predictions from its row of ``h`` (B, M, T, D), by the session's
         decoders: ``spikes`` (B, T, N) log-rates (log spikes/bin), each continuous behaviour
-        (B, T) in scaled units and each discrete behaviour's logits (B, classes) of its row's
-        tokens pooled over the T bins (module docstring)."""
+        (B, T) in scaled units and each discrete behaviour's logits (B, T, classes)."""
         adapter = self.adapters[session_id]
         outputs = {"spikes": adapter.neural_out(h[:, 0])}
         for row, name in enumerate(MODALITIES[1:], start=1):
-            if name in CONTINUOUS:
-                outputs[name] = adapter.continuous_out[name](h[:, row]).squeeze(-1)
-            else:
-                pool = adapter.discrete_pool[name]
-                pooled = torch.einsum("btd,t->bd", h[:, row], pool) / pool.numel()
-                outputs[name] = adapter.discrete_out[name](pooled)
+            head = adapter.continuous_out[name] if name in CONTINUOUS else adapter.discrete_out[name]
+            outputs[name] = head(h[:, row]).squeeze(-1) if name in CONTINUOUS else head(h[:, row])
         return outputs
 
     def last_shared_weight(self) -> nn.Parameter:
@@ -212,9 +195,7 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
     """Per-modality losses (Sec. 3.4, App. C), each the mean over the modality's target
     tokens of one token's negative log-likelihood PER DIMENSION: a spike token's Poisson NLL
     (without the log y! term) averaged over its N neurons, a continuous behaviour token's
-    squared error (Gaussian, fixed variance); a discrete behaviour's cross-entropy is the mean
-    over the trials in which it is a target (any of its tokens targeted: the masking schemes
-    target its T tokens together) of the trial's one prediction (:meth:`Neds.readout`). This
+    squared error (Gaussian, fixed variance), a discrete behaviour token's cross-entropy. This
     is the released code's reduction (``PoissonNLLLoss`` / ``MSELoss`` summed over the target
     entries and divided by their number, ``multi_modal/mm.py: forward_loss``), so no loss
     changes with the number of neurons or behaviour dimensions; :func:`balanced_objective`
@@ -235,9 +216,9 @@ def masked_losses(outputs: dict[str, torch.Tensor], inputs: dict[str, torch.Tens
         elif name in CONTINUOUS:
             losses[name] = F.mse_loss(outputs[name][selected], inputs[name][selected])
         else:
-            trials = selected.any(dim=1)
+            labels = inputs[name].unsqueeze(1).expand(-1, selected.shape[1])
             weight = None if class_weights is None else class_weights[name].to(outputs[name].device)
-            losses[name] = F.cross_entropy(outputs[name][trials], inputs[name][trials], weight=weight)
+            losses[name] = F.cross_entropy(outputs[name][selected], labels[selected], weight=weight)
     return losses
 
 
