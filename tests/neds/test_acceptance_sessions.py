@@ -53,7 +53,7 @@ from pipeline.neds.config import (
 from pipeline.synth.config import IblSynthParams
 from pipeline.synth.ibl import SESSION_PATH, generate_session
 
-pytestmark = [pytest.mark.slow, pytest.mark.acceptance]  # 35 min wall, 443 CPU-s on 2 busy cores: opt-in (README "Testing")
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]  # 6:43 wall, 399 CPU-s at load 0-5 on 2 cores: opt-in (README "Testing")
 
 SHARED_SEED = 5
 SESSIONS = {f"ses{i}": 100 + i for i in range(6)}  # session id -> session seed
