@@ -85,7 +85,7 @@ Spike model
     slower (> 1 s) ones are similar (Delaney & O'Donnell 2023, Network Neuroscience 7:731, on
     the Steinmetz et al. 2019 Neuropixels recordings); correlations fall with distance
     between neurons (Smith & Kohn 2008, J Neurosci 28:12591). The default loading 0.3 gives
-    within-region noise correlations of 0.064-0.095 in 100 ms bins (0.035-0.055 in 40 ms),
+    within-region noise correlations of 0.064-0.095 in 100 ms bins (0.035-0.054 in 40 ms),
     inside the 0.05-0.1 usually reported for nearby neurons, and 0.008-0.015 across regions
     (:func:`residual_count_correlations`, 300 clusters, 200 trials, session seeds 100-102;
     without the region latents 0.030-0.061 within, the excess of regional tuning). ``private_i`` is
