@@ -2,7 +2,7 @@
 correlations (what the region stage classifies) vs as covariances (peer: the definition
 before, Σ W_inᵀ), with the W_out rows unchanged, on trained NEDS models.
 
-Two sources of models:
+Three sources of models:
 
 - default: synthetic IBL sessions of real size (:mod:`pipeline.synth.ibl` with the real spike
   fixture's rate distribution, 400 trials, 1,000 clusters -> ~440 neurons >= 2 Hz; session
@@ -14,6 +14,11 @@ Two sources of models:
   tests/neds/test_acceptance_sessions.py with the model seeds offset). Names whose records
   name a pretrained model (fine-tuned multi-session) are also scored grouped by session and
   stratified across the pooled neurons.
+- ``--acceptance-offsets 0 1000 2000``: the six sessions of
+  tests/neds/test_acceptance_sessions.py, generated and binned by its ``make_sessions``, and
+  its models retrained by its ``train_models`` with the model seeds offset by each value (0:
+  the module's own seeds); ``--multi-session`` also pretrains and fine-tunes. Every offset is
+  scored as above (name ``<model> +<offset>``).
 
 Prints, per model name and feature definition, the balanced accuracy (SVC, the stage's
 defaults but ``--repeats`` fold shufflings) with its chance, the CPU seconds and the load
@@ -21,12 +26,15 @@ average. Reproduce (repository root):
 
     PYTHONPATH=$PWD/src .venv/bin/python bench/region_features.py [--seeds 0 1] [--epochs 40]
     PYTHONPATH=$PWD/src .venv/bin/python bench/region_features.py --models models.json --repeats 3
+    PYTHONPATH=$PWD/src .venv/bin/python bench/region_features.py --acceptance-offsets 0 1000 2000 \
+        --multi-session --repeats 10 --workdir /tmp/region_acceptance
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import resource
@@ -107,6 +115,28 @@ def train_realistic(workdir: Path, seeds: list[int], clusters: int, trials: int,
     return models
 
 
+def train_acceptance(workdir: Path, offsets: list[int], multi_session: bool) -> dict:
+    """{"<model name> +<offset>": [(model file, binned file) per held-out session]}: the
+    acceptance module's sessions and stage calls (imported from it, so they stay the test's)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "neds" / "test_acceptance_sessions.py"
+    spec = importlib.util.spec_from_file_location("test_acceptance_sessions", path)
+    acceptance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(acceptance)
+    (workdir / "sessions").mkdir(parents=True, exist_ok=True)
+    cpu = time.process_time()
+    binned = acceptance.make_sessions(workdir / "sessions")
+    print(f"sessions: {time.process_time() - cpu:.0f} CPU-s", flush=True)
+    models = {}
+    for offset in offsets:
+        out = workdir / f"offset{offset}"
+        out.mkdir(parents=True, exist_ok=True)
+        cpu = time.process_time()
+        _, trained = acceptance.train_models(binned, out, model_seed_offset=offset, multi_session=multi_session)
+        print(f"offset {offset}: trained in {time.process_time() - cpu:.0f} CPU-s, load {os.getloadavg()}", flush=True)
+        models.update({f"{name} +{offset}": pairs for name, pairs in trained.items()})
+    return models
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="JSON {name: [[model, binned], ...]} of trained models")
@@ -115,6 +145,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=TRAINING.epochs)
     parser.add_argument("--repeats", type=int, default=3, help="stratified fold shufflings")
+    parser.add_argument("--acceptance-offsets", type=int, nargs="+",
+                        help="retrain the acceptance module's models at these model-seed offsets")
+    parser.add_argument("--multi-session", action="store_true",
+                        help="with --acceptance-offsets: also pretrain and fine-tune the multi-session model")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/neds_realistic")
     args = parser.parse_args()
@@ -122,6 +156,8 @@ def main() -> None:
     print("load average before", os.getloadavg(), flush=True)
     if args.models:
         models = {k: v for k, v in json.loads(Path(args.models).read_text()).items() if k != "binned"}
+    elif args.acceptance_offsets is not None:
+        models = train_acceptance(Path(args.workdir), args.acceptance_offsets, args.multi_session)
     else:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         models = train_realistic(Path(args.workdir), args.seeds, args.clusters, args.trials, args.epochs)

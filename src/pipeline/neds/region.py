@@ -28,6 +28,11 @@ session about equal (multimodal 0.393 / 0.398 / 0.406 vs 0.404 / 0.385 / 0.406, 
 bench/region_features.py) decoding-only 0.552 vs 0.519, multimodal 0.541 vs 0.525.
 Region information in the rows appears in the first 5-10 epochs and then stays level (W_out)
 or falls (decoding-only W_in columns, 0.33 at epoch 10 -> 0.28 at the best epoch 31-39; LDA).
+The figures above are on synthetic sessions of generator 2.1.0 (population latents
+region-independent only). Generator 2.2.0 adds region-specific shared fluctuations
+(:mod:`pipeline.synth.ibl`); on its acceptance sessions (10 x 5-fold, within session, model
+seeds of the test / +1000 / +2000) multimodal 0.466 / 0.450 / 0.439, encoding-only 0.347 /
+0.415 / 0.390, decoding-only 0.370 / 0.349 / 0.392 (docs/architecture.md, region section).
 
 Comparable features across sessions. Both matrices sit next to the shared transformer (W_in
 writes into its token space, W_out reads its normalised output), so for a multi-session model

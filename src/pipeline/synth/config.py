@@ -313,6 +313,9 @@ class IblSynthParams(Params):
     private_noise_tau_s: float = 2.0  # s; time constant of the private fluctuation
     gain_drift_sd: float = 0.25  # SD (ln-rate) of each neuron's slow gain drift over the session (non-stationarity)
     gain_drift_tau_s: float = 300.0  # s; time constant of the gain drift (OU)
+    region_latent_loading: float = 0.3  # ln-rate per unit latent; mean loading of a region's neurons on its own OU latent
+    region_latent_loading_sd: float = 0.15  # ln-rate; neuron-level SD of that loading around the mean
+    region_latent_tau_s: float = 0.5  # s; time constant of the region latents (sub-second: region-specific)
     prior_post_stimulus_gain: float = 0.3  # fraction of the block-prior signal left after stimulus onset
     spike_depth_jitter_um: float = 10.0  # um; SD of per-spike depth around the cluster depth
     amp_median_uv: float = 80.0  # uV; median cluster amplitude (spikes.amps are in V)
@@ -363,6 +366,8 @@ class IblSynthParams(Params):
             bad("need 0 < rate_min_hz <= rate_max_hz")
         if self.gain_drift_sd < 0 or self.gain_drift_tau_s <= 0:
             bad("gain_drift_sd must be >= 0 and gain_drift_tau_s > 0")
+        if self.region_latent_loading < 0 or self.region_latent_loading_sd < 0 or self.region_latent_tau_s <= 0:
+            bad("region_latent_loading and region_latent_loading_sd must be >= 0 and region_latent_tau_s > 0")
         if not 0 <= self.prior_post_stimulus_gain <= 1:
             bad("prior_post_stimulus_gain must be in [0, 1]")
         if self.refractory_s < 0 or self.refractory_s >= self.rate_dt_s:
