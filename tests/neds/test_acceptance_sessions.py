@@ -227,8 +227,10 @@ def test_every_single_session_variant_classifies_regions_at_least_chance_plus_0_
     (main af49513, models trained by the new objective) this module gave 0.382 / 0.367 / 0.337
     at its model seeds, and (retrained, 10 x 5-fold) 0.383 / 0.459 / 0.356 at +1000, 0.401 / 0.417 /
     0.347 at +2000. Generator 2.2.0 (region-specific fluctuations; bench/region_features.py
-    --acceptance-offsets 0 1000 2000 --repeats 10, 2026-12-03): 0.466 / 0.347 / 0.370 at its
-    model seeds, 0.450 / 0.415 / 0.349 at +1000, 0.439 / 0.390 / 0.392 at +2000."""
+    --acceptance-offsets 0 1000 2000 --repeats 10, 2026-12-03), sessions of 200 trials: 0.466 /
+    0.347 / 0.370 at its model seeds, 0.450 / 0.415 / 0.349 at +1000, 0.439 / 0.390 / 0.392 at
+    +2000; of 600 trials (this module now): 0.574 / 0.481 / 0.424, 0.534 / 0.448 / 0.419, 0.562 /
+    0.517 / 0.343."""
     region = measured["region"]
     for variant in ("multimodal", "encoding", "decoding"):
         assert region[variant]["balanced_accuracy"] >= region[variant]["balanced_chance"] + 0.1, variant
@@ -240,7 +242,8 @@ def test_multimodal_region_features_classify_at_least_as_well_as_each_unimodal_v
     that sees spikes can read a neuron's region from which co-fluctuation it shares, an
     encoding-only model (every spike token hidden) cannot. Measured 2026-12-03
     (bench/region_features.py --acceptance-offsets 0 1000 2000 --multi-session --repeats 10,
-    branch s8-region; within session, chance 0.2) at this module's model seeds / +1000 / +2000:
+    branch s8-region; sessions of 200 trials, within session, chance 0.2) at this module's
+    model seeds / +1000 / +2000:
     multimodal 0.466 / 0.450 / 0.439, encoding-only 0.347 / 0.415 / 0.390, decoding-only
     0.370 / 0.349 / 0.392. On generator 2.1.0 (latents region-independent only) the ordering
     held at this module's seeds only (multimodal 0.382 / 0.383 / 0.401, encoding-only

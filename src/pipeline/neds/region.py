@@ -31,8 +31,10 @@ or falls (decoding-only W_in columns, 0.33 at epoch 10 -> 0.28 at the best epoch
 The figures above are on synthetic sessions of generator 2.1.0 (population latents
 region-independent only). Generator 2.2.0 adds region-specific shared fluctuations
 (:mod:`pipeline.synth.ibl`); on its acceptance sessions (10 x 5-fold, within session, model
-seeds of the test / +1000 / +2000) multimodal 0.466 / 0.450 / 0.439, encoding-only 0.347 /
-0.415 / 0.390, decoding-only 0.370 / 0.349 / 0.392 (docs/architecture.md, region section).
+seeds of the test / +1000 / +2000) of 200 trials multimodal 0.466 / 0.450 / 0.439,
+encoding-only 0.347 / 0.415 / 0.390, decoding-only 0.370 / 0.349 / 0.392; of 600 trials (the
+acceptance module's now) 0.574 / 0.534 / 0.562, 0.481 / 0.448 / 0.517, 0.424 / 0.419 / 0.343
+(docs/architecture.md, region section).
 
 Comparable features across sessions. Both matrices sit next to the shared transformer (W_in
 writes into its token space, W_out reads its normalised output), so for a multi-session model
